@@ -1,0 +1,35 @@
+//! Reading Kubernetes audit logs.
+//!
+//! The flow inside this crate: [`source`] finds and opens inputs and cuts them into line
+//! batches; [`decode`] turns one JSON text into [`Record`]s whatever the wrapper (plain
+//! `audit.k8s.io` events, `EventList`, EKS, AKS, GKE, Falco alerts); [`merge`] joins the stages
+//! of one request into one [`AuditEvent`]; [`field`] reads any field of an event by its Sigma
+//! name.
+//!
+//! Architecture invariant: this crate knows no other kir crate, and does no I/O beyond the
+//! inputs it is asked to read.
+
+pub mod decode;
+pub mod event;
+pub mod field;
+pub mod merge;
+pub mod skip;
+pub mod source;
+
+pub use decode::{decode, parse_time};
+pub use event::{AuditEvent, FalcoAlert, LazyJson, ObjectRef, Origin, Record, ResponseStatus, Stage, UserInfo};
+pub use field::{Field, FieldKind, JsonPath, Scalar};
+pub use merge::StageMerger;
+pub use skip::{SkipKind, SkipReport, Skipped};
+pub use source::{Input, LineBatch, ReadOptions, discover, read_input};
+
+/// Decodes every line of a batch: records in line order, problems beside them.
+pub fn decode_batch(batch: &LineBatch, out: &mut Vec<Record>, skipped: &mut Vec<Skipped>) {
+    for span in &batch.lines {
+        let origin = batch.origin(span);
+        match std::str::from_utf8(batch.text(span)) {
+            Ok(text) => decode(text, &origin, out, skipped),
+            Err(e) => skipped.push(Skipped::new(SkipKind::InvalidUtf8, origin, e.to_string())),
+        }
+    }
+}

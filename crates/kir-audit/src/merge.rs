@@ -1,0 +1,118 @@
+//! One request logged at several stages becomes one event.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::event::AuditEvent;
+
+/// Joins the stages of each request by `auditID`, with bounded memory: a request whose final
+/// stage never comes (a watch still open when the log was cut) is released unmerged once
+/// `capacity` newer requests are waiting, or at the end.
+#[derive(Debug)]
+pub struct StageMerger {
+    pending: HashMap<String, AuditEvent>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl Default for StageMerger {
+    fn default() -> Self {
+        StageMerger::with_capacity(100_000)
+    }
+}
+
+impl StageMerger {
+    pub fn with_capacity(capacity: usize) -> Self {
+        StageMerger { pending: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+    }
+
+    /// Feeds one logged stage; complete requests are pushed to `out`.
+    pub fn push(&mut self, event: AuditEvent, out: &mut Vec<AuditEvent>) {
+        let Some(stage) = event.stage else {
+            // No stage (some exports, Panther, GKE): each record is a whole request.
+            out.push(event);
+            return;
+        };
+        match self.pending.remove(&event.audit_id) {
+            Some(mut first) => {
+                first.absorb(event);
+                if stage.is_final() {
+                    out.push(first);
+                } else {
+                    self.pending.insert(first.audit_id.clone(), first);
+                }
+            }
+            None if stage.is_final() => out.push(event),
+            None => {
+                self.order.push_back(event.audit_id.clone());
+                self.pending.insert(event.audit_id.clone(), event);
+                self.evict(out);
+            }
+        }
+    }
+
+    fn evict(&mut self, out: &mut Vec<AuditEvent>) {
+        while self.pending.len() > self.capacity {
+            let Some(id) = self.order.pop_front() else { break };
+            if let Some(event) = self.pending.remove(&id) {
+                out.push(event);
+            }
+        }
+        // `order` keeps ids of requests that completed since; drop them once they dominate.
+        if self.order.len() > self.capacity * 2 {
+            let pending = &self.pending;
+            self.order.retain(|id| pending.contains_key(id));
+        }
+    }
+
+    /// Releases every request still waiting for a later stage, oldest first.
+    pub fn finish(&mut self, out: &mut Vec<AuditEvent>) {
+        for id in self.order.drain(..) {
+            if let Some(event) = self.pending.remove(&id) {
+                out.push(event);
+            }
+        }
+        out.extend(self.pending.drain().map(|(_, e)| e));
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ResponseStatus, Stage};
+
+    fn stage(id: &str, stage: Stage) -> AuditEvent {
+        AuditEvent { audit_id: id.into(), stage: Some(stage), verb: "get".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn stages_merge_into_one_event() {
+        let mut m = StageMerger::default();
+        let mut out = Vec::new();
+        m.push(stage("a", Stage::RequestReceived), &mut out);
+        m.push(stage("b", Stage::RequestReceived), &mut out);
+        let mut done = stage("a", Stage::ResponseComplete);
+        done.response_status = Some(ResponseStatus { code: Some(200), ..Default::default() });
+        m.push(done, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].stage, Some(Stage::ResponseComplete));
+        assert_eq!(out[0].response_code(), Some(200));
+        m.finish(&mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].audit_id, "b");
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let mut m = StageMerger::with_capacity(10);
+        let mut out = Vec::new();
+        for i in 0..1000 {
+            m.push(stage(&i.to_string(), Stage::RequestReceived), &mut out);
+        }
+        assert!(m.pending() <= 10);
+        assert_eq!(out.len(), 990);
+    }
+}

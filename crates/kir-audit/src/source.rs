@@ -1,0 +1,426 @@
+//! Finding the inputs (files, folders, stdin), opening them (plain, gzip, zstd) and cutting them
+//! into batches of lines with bounded memory.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::event::Origin;
+use crate::skip::{SkipKind, Skipped};
+
+/// Lines longer than this are skipped (counted, never held whole in memory).
+pub const DEFAULT_MAX_LINE: usize = 16 << 20;
+/// A file that is one JSON document (pretty-printed, or an array) is read whole up to this size.
+pub const MAX_DOCUMENT: u64 = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+/// One file to read, or stdin.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// `None` for stdin.
+    pub path: Option<PathBuf>,
+    /// How the input is named in messages and findings (`-` for stdin).
+    pub display: Arc<str>,
+    /// Named on the command line (as opposed to found inside a folder).
+    pub explicit: bool,
+    /// Size on disk, when known (for progress).
+    pub size: Option<u64>,
+}
+
+/// Expands the command line's paths: folders recursively (rotated files included, oldest
+/// rotation first), `-` as stdin. A path that does not exist is an error.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<Input>, SourceError> {
+    let mut inputs = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            inputs.push(Input { path: None, display: Arc::from("-"), explicit: true, size: None });
+            continue;
+        }
+        let meta = std::fs::metadata(path).map_err(|source| SourceError::Io { path: path.display().to_string(), source })?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found).map_err(|source| SourceError::Io { path: path.display().to_string(), source })?;
+            found.sort_by_key(|p| rotation_order(p));
+            for (file, size) in found.into_iter().map(|p| {
+                let size = std::fs::metadata(&p).map(|m| m.len()).ok();
+                (p, size)
+            }) {
+                inputs.push(Input { display: Arc::from(file.display().to_string()), path: Some(file), explicit: false, size });
+            }
+        } else {
+            inputs.push(Input {
+                display: Arc::from(path.display().to_string()),
+                path: Some(path.clone()),
+                explicit: true,
+                size: Some(meta.len()),
+            });
+        }
+    }
+    Ok(inputs)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_type = entry.file_type()?;
+        let path = entry.path();
+        if file_type.is_dir() {
+            walk(&path, out)?;
+        } else if file_type.is_file() || (file_type.is_symlink() && path.is_file()) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// `audit.log.3.gz` < `audit.log.2` < `audit.log.1` < `audit.log`: logrotate's numbers count
+/// backwards in time, so the highest number is read first.
+fn rotation_order(path: &Path) -> (PathBuf, std::cmp::Reverse<i64>, String) {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let trimmed = name.trim_end_matches(".gz").trim_end_matches(".zst");
+    let (stem, number) = match trimmed.rsplit_once('.') {
+        Some((stem, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => (stem.to_string(), n.parse().unwrap_or(0)),
+        _ => (trimmed.to_string(), -1),
+    };
+    (path.with_file_name(stem), std::cmp::Reverse(number), name)
+}
+
+/// A run of lines from one input. Spans index into `data`.
+#[derive(Debug, Default)]
+pub struct LineBatch {
+    pub path: Arc<str>,
+    pub data: Vec<u8>,
+    pub lines: Vec<LineSpan>,
+    /// Problems found while reading (oversized lines, truncation), in order.
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LineSpan {
+    pub line: u64,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl LineBatch {
+    fn new(path: Arc<str>) -> Self {
+        LineBatch { path, ..Default::default() }
+    }
+
+    pub fn text(&self, span: &LineSpan) -> &[u8] {
+        &self.data[span.start..span.end]
+    }
+
+    pub fn origin(&self, span: &LineSpan) -> Origin {
+        Origin { path: self.path.clone(), line: span.line }
+    }
+
+    fn push_line(&mut self, line: u64, bytes: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(bytes);
+        self.lines.push(LineSpan { line, start, end: self.data.len() });
+    }
+}
+
+/// Counts the bytes read from the underlying file, for progress bars.
+struct Counted<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// How reading one input went.
+#[derive(Debug, Default, Clone)]
+pub struct ReadSummary {
+    pub lines: u64,
+    pub bytes: u64,
+}
+
+/// Options for [`read_input`].
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub batch_bytes: usize,
+    pub max_line: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { batch_bytes: 4 << 20, max_line: DEFAULT_MAX_LINE }
+    }
+}
+
+/// Reads one input to the end, handing batches of lines to `sink`. Errors that stop the file
+/// midway (a truncated archive) arrive as a `TruncatedInput` skip in the last batch; only a file
+/// that cannot be opened at all is an `Err`.
+pub fn read_input(
+    input: &Input,
+    options: &ReadOptions,
+    progress: Arc<AtomicU64>,
+    sink: &mut dyn FnMut(LineBatch),
+) -> Result<ReadSummary, SourceError> {
+    let err = |source| SourceError::Io { path: input.display.to_string(), source };
+    let raw: Box<dyn Read> = match &input.path {
+        Some(path) => Box::new(File::open(path).map_err(err)?),
+        None => Box::new(io::stdin()),
+    };
+    let mut buffered = BufReader::with_capacity(256 << 10, Counted { inner: raw, counter: progress });
+    let magic = buffered.fill_buf().map_err(err)?.get(..4).map(|m| m.to_vec()).unwrap_or_default();
+    let mut reader: Box<dyn BufRead> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(BufReader::with_capacity(256 << 10, flate2::read::MultiGzDecoder::new(buffered)))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(BufReader::with_capacity(256 << 10, zstd::stream::read::Decoder::with_buffer(buffered).map_err(err)?))
+    } else {
+        Box::new(buffered)
+    };
+    read_lines(&mut *reader, input.display.clone(), options, sink)
+}
+
+fn read_lines(
+    reader: &mut dyn BufRead,
+    path: Arc<str>,
+    options: &ReadOptions,
+    sink: &mut dyn FnMut(LineBatch),
+) -> Result<ReadSummary, SourceError> {
+    let mut summary = ReadSummary::default();
+    let mut batch = LineBatch::new(path.clone());
+    let mut line = Vec::new();
+    let mut line_no = 0u64;
+    let mut first_content = true;
+    loop {
+        line.clear();
+        let read = read_line_bounded(reader, &mut line, options.max_line);
+        match read {
+            Ok(LineRead::Eof) => break,
+            Ok(LineRead::Line(n)) => {
+                line_no += 1;
+                summary.lines += 1;
+                summary.bytes += n as u64;
+                let text = trim_line(&line);
+                if text.is_empty() {
+                    continue;
+                }
+                if first_content {
+                    first_content = false;
+                    if is_cut_json(text) {
+                        // One JSON document over many lines: read it whole.
+                        let mut doc = line.clone();
+                        let limit = MAX_DOCUMENT.saturating_sub(doc.len() as u64);
+                        let outcome = reader.take(limit + 1).read_to_end(&mut doc);
+                        if let Err(e) = outcome {
+                            batch.skipped.push(Skipped::new(
+                                SkipKind::TruncatedInput,
+                                Origin { path: path.clone(), line: line_no },
+                                format!("reading stopped: {e}"),
+                            ));
+                        }
+                        summary.bytes = doc.len() as u64;
+                        split_document(doc, line_no, &mut batch);
+                        sink(batch);
+                        return Ok(summary);
+                    }
+                }
+                batch.push_line(line_no, text);
+                if batch.data.len() >= options.batch_bytes {
+                    sink(std::mem::replace(&mut batch, LineBatch::new(path.clone())));
+                }
+            }
+            Ok(LineRead::Oversized(n)) => {
+                line_no += 1;
+                summary.lines += 1;
+                summary.bytes += n as u64;
+                first_content = false;
+                batch.skipped.push(Skipped::new(
+                    SkipKind::OversizedLine,
+                    Origin { path: path.clone(), line: line_no },
+                    format!("line of {n} bytes is over the limit of {} bytes", options.max_line),
+                ));
+            }
+            Err(e) => {
+                batch.skipped.push(Skipped::new(
+                    SkipKind::TruncatedInput,
+                    Origin { path: path.clone(), line: line_no + 1 },
+                    format!("reading stopped: {e}; the lines before were kept"),
+                ));
+                break;
+            }
+        }
+    }
+    sink(batch);
+    Ok(summary)
+}
+
+fn trim_line(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\r' | b'\n' | b' ' | b'\t') {
+        end -= 1;
+    }
+    let mut start = 0;
+    while start < end && matches!(line[start], b' ' | b'\t') {
+        start += 1;
+    }
+    // A UTF-8 byte-order mark at the start of a file.
+    if line[start..end].starts_with(&[0xef, 0xbb, 0xbf]) {
+        start += 3;
+    }
+    &line[start..end]
+}
+
+/// The first line opens a JSON value that it does not close: the file is one document.
+fn is_cut_json(text: &[u8]) -> bool {
+    if !matches!(text.first(), Some(b'{' | b'[')) {
+        return false;
+    }
+    match serde_json::from_slice::<serde::de::IgnoredAny>(text) {
+        Ok(_) => false,
+        Err(e) => e.is_eof(),
+    }
+}
+
+/// Cuts a whole-file JSON document into its top-level values (array elements count as values).
+fn split_document(doc: Vec<u8>, first_line: u64, batch: &mut LineBatch) {
+    let line_of = |offset: usize, doc: &[u8]| first_line + doc[..offset].iter().filter(|&&b| b == b'\n').count() as u64;
+    let mut spans = Vec::new();
+    let mut problem = None;
+    {
+        let stream = serde_json::Deserializer::from_slice(&doc).into_iter::<&serde_json::value::RawValue>();
+        for item in stream {
+            match item {
+                Ok(raw) => {
+                    let start = raw.get().as_ptr() as usize - doc.as_ptr() as usize;
+                    let end = start + raw.get().len();
+                    if raw.get().starts_with('[') {
+                        match serde_json::from_str::<Vec<&serde_json::value::RawValue>>(raw.get()) {
+                            Ok(items) => {
+                                for item in items {
+                                    let s = item.get().as_ptr() as usize - doc.as_ptr() as usize;
+                                    spans.push((s, s + item.get().len()));
+                                }
+                            }
+                            Err(_) => spans.push((start, end)),
+                        }
+                    } else {
+                        spans.push((start, end));
+                    }
+                }
+                Err(e) => {
+                    problem = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    let base = batch.data.len();
+    for (start, end) in &spans {
+        let line = line_of(*start, &doc);
+        batch.lines.push(LineSpan { line, start: base + start, end: base + end });
+    }
+    if let Some(e) = problem {
+        let kind = if e.is_eof() { SkipKind::TruncatedInput } else { SkipKind::MalformedJson };
+        let line = first_line + e.line().saturating_sub(1) as u64;
+        batch.skipped.push(Skipped::new(kind, Origin { path: batch.path.clone(), line }, e.to_string()));
+    }
+    batch.data.extend_from_slice(&doc);
+}
+
+enum LineRead {
+    Line(usize),
+    Oversized(usize),
+    Eof,
+}
+
+/// Reads up to and including the next `\n`, keeping at most `limit` bytes of it.
+fn read_line_bounded(reader: &mut dyn BufRead, out: &mut Vec<u8>, limit: usize) -> io::Result<LineRead> {
+    let mut total = 0usize;
+    let mut oversized = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(if total == 0 {
+                LineRead::Eof
+            } else if oversized {
+                LineRead::Oversized(total)
+            } else {
+                LineRead::Line(total)
+            });
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let n = chunk.len();
+        if !oversized {
+            if out.len() + n > limit {
+                oversized = true;
+                out.clear();
+            } else {
+                out.extend_from_slice(chunk);
+            }
+        }
+        total += n;
+        reader.consume(n);
+        if done {
+            return Ok(if oversized { LineRead::Oversized(total) } else { LineRead::Line(total) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batches(data: &[u8], options: &ReadOptions) -> Vec<LineBatch> {
+        let mut out = Vec::new();
+        let mut reader = io::Cursor::new(data.to_vec());
+        read_lines(&mut reader, Arc::from("t"), options, &mut |b| out.push(b)).unwrap();
+        out
+    }
+
+    #[test]
+    fn lines_keep_their_numbers() {
+        let b = batches(b"{\"a\":1}\n\n{\"b\":2}\r\n{\"c\":3}", &ReadOptions::default());
+        let lines: Vec<_> = b[0].lines.iter().map(|s| (s.line, String::from_utf8_lossy(b[0].text(s)).into_owned())).collect();
+        assert_eq!(lines, [(1, "{\"a\":1}".into()), (3, "{\"b\":2}".into()), (4, "{\"c\":3}".into())]);
+    }
+
+    #[test]
+    fn oversized_lines_are_skipped_and_counted() {
+        let mut data = vec![b'x'; 100];
+        data.extend_from_slice(b"\n{\"a\":1}\n");
+        let b = batches(&data, &ReadOptions { max_line: 50, ..Default::default() });
+        assert_eq!(b[0].skipped[0].kind, SkipKind::OversizedLine);
+        assert_eq!(b[0].lines.len(), 1);
+        assert_eq!(b[0].lines[0].line, 2);
+    }
+
+    #[test]
+    fn pretty_printed_document_is_split_into_values() {
+        let b = batches(b"[\n {\"a\": 1},\n {\"b\": 2}\n]\n", &ReadOptions::default());
+        assert_eq!(b[0].lines.len(), 2);
+        assert_eq!(b[0].lines[1].line, 3);
+    }
+
+    #[test]
+    fn rotated_files_oldest_first() {
+        let mut paths = vec![PathBuf::from("d/audit.log"), PathBuf::from("d/audit.log.1"), PathBuf::from("d/audit.log.2.gz")];
+        paths.sort_by_key(|p| rotation_order(p));
+        assert_eq!(paths, [PathBuf::from("d/audit.log.2.gz"), PathBuf::from("d/audit.log.1"), PathBuf::from("d/audit.log")]);
+    }
+}
