@@ -1,0 +1,190 @@
+//! Correlation rules (`event_count`, `value_count`, `temporal`) over the stream of detection
+//! hits, in event time.
+
+use std::collections::{HashMap, VecDeque};
+
+use jiff::{SignedDuration, Timestamp};
+use kir_audit::{AuditEvent, Field};
+
+use crate::finding::Finding;
+use crate::rule::RuleMeta;
+
+#[derive(Debug, Clone)]
+pub enum CorrelationKind {
+    EventCount,
+    ValueCount(Field),
+    Temporal { ordered: bool },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Threshold {
+    pub gt: Option<f64>,
+    pub gte: Option<f64>,
+    pub lt: Option<f64>,
+    pub lte: Option<f64>,
+    pub eq: Option<f64>,
+}
+
+impl Threshold {
+    pub fn met(&self, n: f64) -> bool {
+        self.gt.is_none_or(|t| n > t)
+            && self.gte.is_none_or(|t| n >= t)
+            && self.lt.is_none_or(|t| n < t)
+            && self.lte.is_none_or(|t| n <= t)
+            && self.eq.is_none_or(|t| n == t)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CorrelationRule {
+    pub meta: RuleMeta,
+    pub kind: CorrelationKind,
+    /// The rules as the file names them.
+    pub rule_refs: Vec<String>,
+    /// Indices of those rules among the detection rules, once resolved.
+    pub rules: Vec<usize>,
+    pub group_by: Vec<String>,
+    pub timespan: SignedDuration,
+    pub threshold: Threshold,
+    /// Whether the correlated rules also report on their own.
+    pub generate: bool,
+}
+
+struct Entry {
+    time: Timestamp,
+    rule: usize,
+    value: Option<String>,
+    finding: Finding,
+}
+
+/// The state of every correlation rule's groups.
+pub struct Correlator {
+    rules: Vec<CorrelationRule>,
+    group_fields: Vec<Vec<Field>>,
+    /// For each detection rule, the correlations that use it.
+    users: HashMap<usize, Vec<usize>>,
+    windows: Vec<HashMap<Vec<String>, VecDeque<Entry>>>,
+    latest: Option<Timestamp>,
+}
+
+impl Correlator {
+    pub fn new(rules: Vec<CorrelationRule>) -> Self {
+        let mut users: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (ci, c) in rules.iter().enumerate() {
+            for &r in &c.rules {
+                users.entry(r).or_default().push(ci);
+            }
+        }
+        let group_fields = rules.iter().map(|c| c.group_by.iter().map(|g| Field::parse(g)).collect()).collect();
+        let windows = rules.iter().map(|_| HashMap::new()).collect();
+        Correlator { rules, group_fields, users, windows, latest: None }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Whether detection rule `rule` feeds any correlation.
+    pub fn uses(&self, rule: usize) -> bool {
+        self.users.contains_key(&rule)
+    }
+
+    /// Records that detection rule `rule` matched `event`; returns the correlations it completes.
+    /// `finding` is the detection finding for the event (kept to describe the correlation).
+    pub fn observe(&mut self, rule: usize, event: &AuditEvent, finding: &Finding) -> Vec<Finding> {
+        let Some(correlations) = self.users.get(&rule) else { return Vec::new() };
+        // Events without a time are placed at the latest time seen, so they still count.
+        let time = event.time().or(self.latest).unwrap_or(Timestamp::UNIX_EPOCH);
+        self.latest = Some(self.latest.map_or(time, |l| l.max(time)));
+        let mut out = Vec::new();
+        for &ci in correlations {
+            let corr = &self.rules[ci];
+            let key: Vec<String> = self.group_fields[ci]
+                .iter()
+                .map(|f| {
+                    let mut first = String::new();
+                    f.any(event, &mut |v| {
+                        first = v.text().into_owned();
+                        true
+                    });
+                    first
+                })
+                .collect();
+            let value = match &corr.kind {
+                CorrelationKind::ValueCount(field) => {
+                    let mut first = None;
+                    field.any(event, &mut |v| {
+                        first = Some(v.text().into_owned());
+                        true
+                    });
+                    match first {
+                        Some(v) => Some(v),
+                        // An event without the counted field adds no value.
+                        None => continue,
+                    }
+                }
+                _ => None,
+            };
+            let window = self.windows[ci].entry(key).or_default();
+            let horizon = time - corr.timespan;
+            window.retain(|e| e.time >= horizon && e.time <= time + corr.timespan);
+            window.push_back(Entry { time, rule, value, finding: finding.clone() });
+            let count = match &corr.kind {
+                CorrelationKind::EventCount => window.len(),
+                CorrelationKind::ValueCount(_) => {
+                    let mut values: Vec<&str> = window.iter().filter_map(|e| e.value.as_deref()).collect();
+                    values.sort_unstable();
+                    values.dedup();
+                    values.len()
+                }
+                CorrelationKind::Temporal { ordered } => {
+                    let mut seen: Vec<usize> = Vec::new();
+                    let mut sorted: Vec<&Entry> = window.iter().collect();
+                    sorted.sort_by_key(|e| e.time);
+                    for e in sorted {
+                        let position = corr.rules.iter().position(|&r| r == e.rule);
+                        if *ordered {
+                            if position == Some(seen.len()) {
+                                seen.push(e.rule);
+                            }
+                        } else if !seen.contains(&e.rule) {
+                            seen.push(e.rule);
+                        }
+                    }
+                    seen.len()
+                }
+            };
+            if corr.threshold.met(count as f64) {
+                let entries: Vec<Entry> = window.drain(..).collect();
+                out.push(correlation_finding(corr, entries));
+            }
+        }
+        out
+    }
+}
+
+fn correlation_finding(corr: &CorrelationRule, mut entries: Vec<Entry>) -> Finding {
+    entries.sort_by_key(|e| e.time);
+    let mut audit_ids: Vec<String> = Vec::new();
+    for e in &entries {
+        for id in &e.finding.audit_ids {
+            if !audit_ids.contains(id) {
+                audit_ids.push(id.clone());
+            }
+        }
+    }
+    let event_count = entries.len();
+    let first = entries.swap_remove(0).finding;
+    Finding {
+        rule_id: corr.meta.id.clone(),
+        title: corr.meta.title.clone(),
+        severity: corr.meta.severity(),
+        audit_ids,
+        techniques: corr.meta.techniques.clone(),
+        threat_matrix: corr.meta.threat_matrix.clone(),
+        kind: "correlation",
+        rule_name: corr.meta.name.clone(),
+        event_count,
+        ..first
+    }
+}

@@ -1,0 +1,137 @@
+//! Findings: what a rule says about one or more events. Their JSON form is a contract
+//! (`PRODUCT.md`, "Findings"): keys keep their names and meaning; new keys may be added.
+
+use jiff::Timestamp;
+use kir_audit::{AuditEvent, FalcoAlert};
+use serde::Serialize;
+
+use crate::level::Level;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub rule_id: String,
+    pub title: String,
+    pub severity: Level,
+    #[serde(serialize_with = "time_rfc3339")]
+    pub time: Option<Timestamp>,
+    pub audit_ids: Vec<String>,
+    pub techniques: Vec<String>,
+    pub threat_matrix: Vec<String>,
+    pub actor: Actor,
+    pub object: ObjectInfo,
+    pub verb: String,
+    pub response_code: Option<i64>,
+    pub source: SourceRef,
+    /// `detection`, `correlation` or `falco`.
+    pub kind: &'static str,
+    /// The rule's `name`, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_name: Option<String>,
+    /// How many events are behind the finding.
+    pub event_count: usize,
+    /// `requestURI` of the (first) event.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub request_uri: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Actor {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub source_ips: Vec<String>,
+    pub user_agent: Option<String>,
+    pub impersonated_user: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ObjectInfo {
+    pub api_group: Option<String>,
+    pub resource: Option<String>,
+    pub subresource: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SourceRef {
+    pub path: String,
+    pub line: u64,
+}
+
+fn time_rfc3339<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Who made a request, from the event.
+pub fn actor_of(event: &AuditEvent) -> Actor {
+    Actor {
+        user: event.user.username.clone(),
+        groups: event.user.groups.clone(),
+        source_ips: event.source_ips.clone(),
+        user_agent: event.user_agent.clone(),
+        impersonated_user: event.impersonated_user.as_ref().map(|u| u.username.clone()),
+    }
+}
+
+pub fn object_of(event: &AuditEvent) -> ObjectInfo {
+    match &event.object_ref {
+        Some(o) => ObjectInfo {
+            api_group: o.api_group.clone(),
+            resource: o.resource.clone(),
+            subresource: o.subresource.clone(),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+        },
+        None => ObjectInfo::default(),
+    }
+}
+
+/// Falco priorities to Sigma levels.
+pub fn level_of_falco_priority(priority: &str) -> Level {
+    match priority.to_ascii_lowercase().as_str() {
+        "emergency" | "alert" | "critical" => Level::Critical,
+        "error" => Level::High,
+        "warning" => Level::Medium,
+        "notice" => Level::Low,
+        _ => Level::Informational,
+    }
+}
+
+/// A Falco alert carries its own verdict: it becomes a finding as it is.
+pub fn finding_from_falco(alert: &FalcoAlert) -> Finding {
+    let field = |k: &str| alert.output_fields.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let techniques = alert
+        .tags
+        .iter()
+        .filter(|t| t.len() > 1 && (t.starts_with('T') || t.starts_with('t')) && t[1..].chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .map(|t| t.to_ascii_uppercase())
+        .collect();
+    let pod = field("k8s.pod.name");
+    Finding {
+        rule_id: format!("falco:{}", alert.rule),
+        title: alert.rule.clone(),
+        severity: level_of_falco_priority(&alert.priority),
+        time: alert.time,
+        audit_ids: Vec::new(),
+        techniques,
+        threat_matrix: Vec::new(),
+        actor: Actor { user: field("user.name").unwrap_or_default(), ..Default::default() },
+        object: ObjectInfo {
+            api_group: None,
+            resource: pod.as_ref().map(|_| "pods".to_string()),
+            subresource: None,
+            namespace: field("k8s.ns.name"),
+            name: pod,
+        },
+        verb: String::new(),
+        response_code: None,
+        source: SourceRef { path: alert.origin.path.to_string(), line: alert.origin.line },
+        kind: "falco",
+        rule_name: None,
+        event_count: 1,
+        request_uri: String::new(),
+    }
+}

@@ -1,0 +1,266 @@
+//! A set of loaded rules: the built-in pack and the user's, with their placeholders, lints,
+//! and the evaluation of one event.
+
+use std::path::{Path, PathBuf};
+
+use kir_audit::AuditEvent;
+
+use crate::correlation::{CorrelationRule, Correlator};
+use crate::detection::{Item, ItemOp, Placeholders, Search};
+use crate::finding::{Finding, SourceRef, actor_of, object_of};
+use crate::rule::{DetectionRule, ProblemSeverity, RuleProblem, parse_file};
+
+/// The built-in rules, embedded at build time: (path under `rules/`, text).
+pub const BUILTIN_RULES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Config { path: String, message: String },
+}
+
+/// Rules ready to run.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    pub detections: Vec<DetectionRule>,
+    pub correlations: Vec<CorrelationRule>,
+    /// Problems found while loading: errors (the rule was left out) and lints.
+    pub problems: Vec<RuleProblem>,
+    pub placeholders: Placeholders,
+    /// Problems of parsing: they stay; the rest of `problems` is recomputed by `finish`.
+    load_problems: Vec<RuleProblem>,
+    /// Detection rules that report findings of their own (the others only feed correlations).
+    reports: Vec<bool>,
+    /// Detection rules that run on audit events (their logsource is Kubernetes audit).
+    active: Vec<bool>,
+}
+
+/// Where rule text comes from.
+pub struct RuleText {
+    pub path: String,
+    pub text: String,
+}
+
+impl RuleSet {
+    /// The built-in pack with its default placeholders, overridden by `overrides`.
+    pub fn builtin(overrides: &Placeholders) -> RuleSet {
+        let mut placeholders = builtin_placeholders();
+        placeholders.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let texts = BUILTIN_RULES
+            .iter()
+            .filter(|(path, _)| !path.starts_with("placeholders/"))
+            .map(|(path, text)| RuleText { path: format!("rules/{path}"), text: text.to_string() })
+            .collect::<Vec<_>>();
+        RuleSet::from_texts(&texts, placeholders)
+    }
+
+    /// Rules from text (files already read).
+    pub fn from_texts(texts: &[RuleText], placeholders: Placeholders) -> RuleSet {
+        let mut set = RuleSet { placeholders, ..Default::default() };
+        for t in texts {
+            set.add_text(t);
+        }
+        set.finish();
+        set
+    }
+
+    fn add_text(&mut self, t: &RuleText) {
+        let parsed = parse_file(&t.path, &t.text, &self.placeholders);
+        self.detections.extend(parsed.detections);
+        self.correlations.extend(parsed.correlations);
+        self.load_problems.extend(parsed.problems);
+    }
+
+    /// Adds rule files (or folders of `.yml`/`.yaml` files, recursively).
+    pub fn add_paths(&mut self, paths: &[PathBuf]) -> Result<(), LoadError> {
+        let mut files = Vec::new();
+        for p in paths {
+            collect_rule_files(p, &mut files).map_err(|source| LoadError::Io { path: p.display().to_string(), source })?;
+        }
+        for f in files {
+            let text = std::fs::read(&f).map_err(|source| LoadError::Io { path: f.display().to_string(), source })?;
+            let text = String::from_utf8_lossy(&text).into_owned();
+            self.add_text(&RuleText { path: f.display().to_string(), text });
+        }
+        self.finish();
+        Ok(())
+    }
+
+    /// Resolves correlation references, decides which rules report, and lints.
+    fn finish(&mut self) {
+        let mut problems = self.load_problems.clone();
+        for c in &mut self.correlations {
+            c.rules.clear();
+            for r in &c.rule_refs {
+                match self.detections.iter().position(|d| d.meta.name.as_deref() == Some(r.as_str()) || d.meta.id == *r) {
+                    Some(i) => c.rules.push(i),
+                    None => problems.push(RuleProblem {
+                        severity: ProblemSeverity::Error,
+                        path: c.meta.origin.path.clone(),
+                        line: Some(c.meta.origin.line),
+                        rule: Some(c.meta.title.clone()),
+                        message: format!("correlation names rule {r:?}, which is not loaded"),
+                    }),
+                }
+            }
+        }
+        self.correlations.retain(|c| c.rules.len() == c.rule_refs.len());
+        let mut reports = vec![true; self.detections.len()];
+        for (i, report) in reports.iter_mut().enumerate() {
+            let users: Vec<&CorrelationRule> = self.correlations.iter().filter(|c| c.rules.contains(&i)).collect();
+            if !users.is_empty() && users.iter().all(|c| !c.generate) {
+                *report = false;
+            }
+        }
+        self.reports = reports;
+        self.active = self.detections.iter().map(|d| d.meta.is_kubernetes_audit()).collect();
+        problems.extend(crate::lint::lint(self));
+        self.problems = problems;
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &RuleProblem> {
+        self.problems.iter().filter(|p| p.severity == ProblemSeverity::Error)
+    }
+
+    /// Indices of the detection rules that match `event`.
+    pub fn matching(&self, event: &AuditEvent, out: &mut Vec<usize>) {
+        for (i, rule) in self.detections.iter().enumerate() {
+            if self.active[i] && rule.detection.matches(event) {
+                out.push(i);
+            }
+        }
+    }
+
+    pub fn reports(&self, rule: usize) -> bool {
+        self.reports.get(rule).copied().unwrap_or(true)
+    }
+
+    pub fn correlator(&self) -> Correlator {
+        Correlator::new(self.correlations.clone())
+    }
+
+    /// The finding of detection rule `rule` on `event`.
+    pub fn finding(&self, rule: usize, event: &AuditEvent) -> Finding {
+        let meta = &self.detections[rule].meta;
+        Finding {
+            rule_id: meta.id.clone(),
+            title: meta.title.clone(),
+            severity: meta.severity(),
+            time: event.time(),
+            audit_ids: vec![event.audit_id.clone()],
+            techniques: meta.techniques.clone(),
+            threat_matrix: meta.threat_matrix.clone(),
+            actor: actor_of(event),
+            object: object_of(event),
+            verb: event.verb.clone(),
+            response_code: event.response_code(),
+            source: SourceRef { path: event.origin.path.to_string(), line: event.origin.line },
+            kind: "detection",
+            rule_name: meta.name.clone(),
+            event_count: 1,
+            request_uri: event.request_uri.clone(),
+        }
+    }
+
+    /// Keeps only the rules whose id, name or title is in `selectors` (and what they need).
+    pub fn retain_rules(&mut self, selectors: &[String]) {
+        let wanted = |m: &crate::rule::RuleMeta| {
+            selectors.iter().any(|s| s == &m.id || m.name.as_deref() == Some(s.as_str()) || m.title.eq_ignore_ascii_case(s))
+        };
+        let keep_corr: Vec<bool> = self.correlations.iter().map(|c| wanted(&c.meta)).collect();
+        let mut keep_det: Vec<bool> = self.detections.iter().map(|d| wanted(&d.meta)).collect();
+        for (c, keep) in self.correlations.iter().zip(&keep_corr) {
+            if *keep {
+                for &r in &c.rules {
+                    keep_det[r] = true;
+                }
+            }
+        }
+        let mut i = 0;
+        self.detections.retain(|_| {
+            i += 1;
+            keep_det[i - 1]
+        });
+        let mut i = 0;
+        self.correlations.retain(|_| {
+            i += 1;
+            keep_corr[i - 1]
+        });
+        self.finish();
+    }
+
+    /// Every item of every detection rule, with the rule index.
+    pub fn items(&self) -> impl Iterator<Item = (usize, &Item)> {
+        self.detections.iter().enumerate().flat_map(|(i, d)| {
+            d.detection.searches.iter().flat_map(move |s| match s {
+                Search::Maps(maps) => maps.iter().flatten().map(move |item| (i, item)).collect::<Vec<_>>(),
+                Search::Keywords(_) => Vec::new(),
+            })
+        })
+    }
+
+    pub fn unconfigured_items(&self, rule: usize) -> bool {
+        self.detections[rule].detection.searches.iter().any(|s| match s {
+            Search::Maps(maps) => maps.iter().flatten().any(|i| matches!(i.op, ItemOp::Unconfigured)),
+            Search::Keywords(_) => false,
+        })
+    }
+}
+
+fn collect_rule_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for e in entries {
+            if e.is_dir() {
+                collect_rule_files(&e, out)?;
+            } else if e.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+                out.push(e);
+            }
+        }
+    } else {
+        std::fs::metadata(path)?;
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+/// The default lists of the built-in pack (`rules/placeholders/*.yml`).
+pub fn builtin_placeholders() -> Placeholders {
+    let mut out = Placeholders::new();
+    for (path, text) in BUILTIN_RULES.iter().filter(|(p, _)| p.starts_with("placeholders/")) {
+        match parse_placeholders(text) {
+            Ok(p) => out.extend(p),
+            // The pack is tested in CI; a broken list here is a build defect, not user input.
+            Err(e) => debug_assert!(false, "rules/{path}: {e}"),
+        }
+    }
+    out
+}
+
+/// A `placeholders:` map of name → list of strings (a config file's or the pack's).
+pub fn parse_placeholders(text: &str) -> Result<Placeholders, String> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        placeholders: std::collections::BTreeMap<String, Option<Vec<serde_json::Value>>>,
+    }
+    let file: File = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    Ok(file
+        .placeholders
+        .into_iter()
+        .map(|(k, v)| {
+            let list = v
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                })
+                .collect();
+            (k, list)
+        })
+        .collect())
+}
