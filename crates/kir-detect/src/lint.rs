@@ -35,6 +35,7 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
             line: Some(meta.origin.line),
             rule: Some(meta.title.clone()),
             message,
+            rule_loaded: true,
         };
         if !meta.is_kubernetes_audit() {
             let ls = meta.logsource.as_ref().map(|l| l.to_string()).unwrap_or_default();
@@ -60,6 +61,7 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
             line: Some(meta.origin.line),
             rule: Some(meta.title.clone()),
             message,
+            rule_loaded: true,
         };
         if let Field::Unknown(name) = &item.field {
             if seen.insert((i, name.clone())) {
@@ -87,6 +89,7 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
                     line: Some(c.meta.origin.line),
                     rule: Some(c.meta.title.clone()),
                     message: format!("group-by field `{name}` is not a field of a Kubernetes audit event"),
+                    rule_loaded: true,
                 });
             }
         }

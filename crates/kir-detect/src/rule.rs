@@ -26,6 +26,8 @@ pub struct RuleProblem {
     /// The rule's title or id, when known.
     pub rule: Option<String>,
     pub message: String,
+    /// The rule was loaded despite the problem (a lint); `false`: it was left out.
+    pub rule_loaded: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -144,6 +146,7 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
             line,
             rule,
             message,
+            rule_loaded: false,
         };
         let value: Value = match serde_saphyr::from_str(&doc) {
             Ok(v) => v,

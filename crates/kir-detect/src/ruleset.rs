@@ -102,6 +102,7 @@ impl RuleSet {
                         line: Some(c.meta.origin.line),
                         rule: Some(c.meta.title.clone()),
                         message: format!("correlation names rule {r:?}, which is not loaded"),
+                        rule_loaded: false,
                     }),
                 }
             }

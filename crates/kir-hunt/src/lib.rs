@@ -1,0 +1,411 @@
+//! The offline hunt: inputs → line batches (a reader thread) → records (parallel decode) → one
+//! event per request (stage merge, in order) → rule hits (parallel match) → findings and
+//! correlations (in order).
+//!
+//! Memory stays bounded whatever the input size: at most a few batches are in flight, the stage
+//! merger holds a bounded number of open requests, and only findings (and, for `--timeline`,
+//! the selected events' summaries) are kept.
+//!
+//! Architecture invariant: no printing here; progress is a counter the caller may watch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc;
+
+use jiff::Timestamp;
+use kir_audit::{AuditEvent, Input, LineBatch, ReadOptions, Record, SkipKind, SkipReport, Skipped, StageMerger};
+use kir_detect::{Finding, Level, RuleSet, finding_from_falco};
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// What to keep of the findings and events.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub min_severity: Option<Level>,
+    /// Rule ids, names or titles.
+    pub rules: Vec<String>,
+    /// Exact user names, or prefixes ending in `*`.
+    pub actors: Vec<String>,
+    pub namespaces: Vec<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+impl Filter {
+    fn actor_ok(&self, user: &str) -> bool {
+        self.actors.is_empty()
+            || self.actors.iter().any(|a| match a.strip_suffix('*') {
+                Some(prefix) => user.starts_with(prefix),
+                None => a == user,
+            })
+    }
+
+    fn namespace_ok(&self, namespace: Option<&str>) -> bool {
+        self.namespaces.is_empty() || namespace.is_some_and(|ns| self.namespaces.iter().any(|n| n == ns))
+    }
+
+    fn time_ok(&self, time: Option<Timestamp>) -> bool {
+        match time {
+            Some(t) => self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u),
+            None => self.since.is_none() && self.until.is_none(),
+        }
+    }
+
+    pub fn keeps(&self, f: &Finding) -> bool {
+        self.min_severity.is_none_or(|m| f.severity >= m)
+            && (self.rules.is_empty()
+                || self.rules.iter().any(|r| *r == f.rule_id || f.rule_name.as_deref() == Some(r) || f.title.eq_ignore_ascii_case(r)))
+            && self.actor_ok(&f.actor.user)
+            && self.namespace_ok(f.object.namespace.as_deref())
+            && self.time_ok(f.time)
+    }
+
+    /// For the timeline: whether the event is one the user asked about.
+    fn selects_event(&self, e: &AuditEvent) -> bool {
+        self.actor_ok(&e.user.username) && self.namespace_ok(e.namespace()) && self.time_ok(e.time())
+    }
+
+    fn selects_events_by_itself(&self) -> bool {
+        !self.actors.is_empty() || !self.namespaces.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HuntOptions {
+    /// Worker threads for decoding and matching (the reader has its own).
+    pub threads: usize,
+    pub read: ReadOptions,
+    /// Open requests the stage merger may hold.
+    pub pending_requests: usize,
+    pub filter: Filter,
+    /// Keep event summaries for `--timeline`.
+    pub timeline: bool,
+    /// Bytes read so far, across inputs (compressed bytes for compressed files).
+    pub progress: Arc<AtomicU64>,
+}
+
+impl Default for HuntOptions {
+    fn default() -> Self {
+        HuntOptions {
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            read: ReadOptions::default(),
+            pending_requests: 100_000,
+            filter: Filter::default(),
+            timeline: false,
+            progress: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// One request on the timeline, with the rules that fired on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    #[serde(serialize_with = "time_text")]
+    pub time: Option<Timestamp>,
+    pub audit_id: String,
+    pub user: String,
+    pub user_agent: Option<String>,
+    pub verb: String,
+    pub resource: Option<String>,
+    pub subresource: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub request_uri: String,
+    pub response_code: Option<i64>,
+    /// (title, severity) of each finding on this event.
+    pub findings: Vec<(String, Level)>,
+    pub source: kir_detect::SourceRef,
+}
+
+fn time_text<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+/// A file that could not be used at all.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileProblem {
+    pub path: String,
+    /// Named on the command line (a problem with it is the user's to fix: exit 2).
+    pub explicit: bool,
+    pub message: String,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Stats {
+    pub files: u64,
+    pub lines: u64,
+    pub bytes: u64,
+    /// Logged records (every stage of every request).
+    pub records: u64,
+    /// Requests, after the stages of each were merged.
+    pub events: u64,
+    pub falco_alerts: u64,
+    #[serde(serialize_with = "skip_counts")]
+    pub skipped: SkipReport,
+}
+
+fn skip_counts<S: serde::Serializer>(r: &SkipReport, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(r.counts.len()))?;
+    for (k, v) in &r.counts {
+        map.serialize_entry(k.as_str(), v)?;
+    }
+    map.end()
+}
+
+#[derive(Debug, Default)]
+pub struct HuntReport {
+    /// Findings that pass the filter, in the order found.
+    pub findings: Vec<Finding>,
+    pub stats: Stats,
+    pub file_problems: Vec<FileProblem>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+enum Message {
+    Batch(LineBatch),
+    /// An input could not be opened or read at all.
+    Failed(FileProblem),
+    /// An input was read to its end.
+    Done { path: Arc<str>, explicit: bool, lines: u64, bytes: u64 },
+}
+
+/// Per-input counts, to tell "not an audit log at all" from "a few bad lines".
+#[derive(Default)]
+struct FileTally {
+    records: u64,
+    skipped: u64,
+    first_problem: Option<Skipped>,
+}
+
+/// Runs the hunt over `inputs` with `rules`.
+pub fn hunt(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(options.threads.max(1)).build();
+    match pool {
+        Ok(pool) => pool.install(|| hunt_in_pool(inputs, rules, options)),
+        Err(_) => hunt_in_pool(inputs, rules, options),
+    }
+}
+
+fn hunt_in_pool(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
+    let (tx, rx) = mpsc::sync_channel::<Message>(2);
+    let reader_inputs = inputs.to_vec();
+    let read_options = options.read.clone();
+    let progress = options.progress.clone();
+    let reader = std::thread::Builder::new().name("kir-reader".into()).spawn(move || {
+        for input in &reader_inputs {
+            let mut sink = |batch: LineBatch| {
+                let _ = tx.send(Message::Batch(batch));
+            };
+            match kir_audit::read_input(input, &read_options, progress.clone(), &mut sink) {
+                Ok(summary) => {
+                    let _ = tx.send(Message::Done {
+                        path: input.display.clone(),
+                        explicit: input.explicit,
+                        lines: summary.lines,
+                        bytes: summary.bytes,
+                    });
+                }
+                Err(e) => {
+                    let _ = tx.send(Message::Failed(FileProblem {
+                        path: input.display.to_string(),
+                        explicit: input.explicit,
+                        message: e.to_string(),
+                    }));
+                }
+            }
+        }
+    });
+
+    let mut state = Pipeline::new(rules, options);
+    for message in rx {
+        match message {
+            Message::Batch(batch) => state.batch(batch),
+            Message::Failed(problem) => state.report.file_problems.push(problem),
+            Message::Done { path, explicit, lines, bytes } => state.file_done(path, explicit, lines, bytes),
+        }
+    }
+    if let Ok(handle) = reader {
+        let _ = handle.join();
+    }
+    state.finish()
+}
+
+struct Pipeline<'a> {
+    rules: &'a RuleSet,
+    options: &'a HuntOptions,
+    merger: StageMerger,
+    correlator: kir_detect::correlation::Correlator,
+    tallies: HashMap<Arc<str>, FileTally>,
+    report: HuntReport,
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(rules: &'a RuleSet, options: &'a HuntOptions) -> Self {
+        Pipeline {
+            rules,
+            options,
+            merger: StageMerger::with_capacity(options.pending_requests),
+            correlator: rules.correlator(),
+            tallies: HashMap::new(),
+            report: HuntReport::default(),
+        }
+    }
+
+    fn batch(&mut self, batch: LineBatch) {
+        const CHUNK: usize = 256;
+        let decoded: Vec<(Vec<Record>, Vec<Skipped>)> = batch
+            .lines
+            .par_chunks(CHUNK)
+            .map(|spans| {
+                let mut records = Vec::with_capacity(spans.len());
+                let mut skipped = Vec::new();
+                for span in spans {
+                    let origin = batch.origin(span);
+                    match std::str::from_utf8(batch.text(span)) {
+                        Ok(text) => kir_audit::decode(text, &origin, &mut records, &mut skipped),
+                        Err(e) => skipped.push(Skipped::new(SkipKind::InvalidUtf8, origin, format!("{e}"))),
+                    }
+                }
+                (records, skipped)
+            })
+            .collect();
+        let tally = self.tallies.entry(batch.path.clone()).or_default();
+        let mut complete = Vec::new();
+        for s in batch.skipped {
+            tally.skipped += 1;
+            tally.first_problem.get_or_insert_with(|| s.clone());
+            self.report.stats.skipped.add(s);
+        }
+        for (records, skipped) in decoded {
+            for s in skipped {
+                tally.skipped += 1;
+                tally.first_problem.get_or_insert_with(|| s.clone());
+                self.report.stats.skipped.add(s);
+            }
+            for r in records {
+                tally.records += 1;
+                self.report.stats.records += 1;
+                match r {
+                    Record::Audit(e) => self.merger.push(e, &mut complete),
+                    Record::Falco(alert) => {
+                        self.report.stats.falco_alerts += 1;
+                        let f = finding_from_falco(&alert);
+                        if self.options.filter.keeps(&f) {
+                            self.report.findings.push(f);
+                        }
+                    }
+                }
+            }
+        }
+        self.detect(complete);
+    }
+
+    fn detect(&mut self, events: Vec<AuditEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        self.report.stats.events += events.len() as u64;
+        let rules = self.rules;
+        let hits: Vec<Vec<usize>> = events
+            .par_iter()
+            .with_min_len(64)
+            .map(|e| {
+                let mut hits = Vec::new();
+                rules.matching(e, &mut hits);
+                hits
+            })
+            .collect();
+        let filter = &self.options.filter;
+        for (event, hits) in events.iter().zip(hits) {
+            let mut on_event: Vec<(String, Level)> = Vec::new();
+            for rule in hits {
+                let finding = rules.finding(rule, event);
+                for corr in self.correlator.observe(rule, event, &finding) {
+                    if filter.keeps(&corr) {
+                        on_event.push((corr.title.clone(), corr.severity));
+                        self.report.findings.push(corr);
+                    }
+                }
+                if rules.reports(rule) && filter.keeps(&finding) {
+                    on_event.push((finding.title.clone(), finding.severity));
+                    self.report.findings.push(finding);
+                }
+            }
+            if self.options.timeline && self.keep_on_timeline(event, &on_event) {
+                self.report.timeline.push(timeline_entry(event, on_event));
+            }
+        }
+    }
+
+    fn keep_on_timeline(&self, event: &AuditEvent, findings: &[(String, Level)]) -> bool {
+        let filter = &self.options.filter;
+        if filter.selects_events_by_itself() {
+            filter.selects_event(event)
+        } else {
+            !findings.is_empty()
+        }
+    }
+
+    fn file_done(&mut self, path: Arc<str>, explicit: bool, lines: u64, bytes: u64) {
+        self.report.stats.files += 1;
+        self.report.stats.lines += lines;
+        self.report.stats.bytes += bytes;
+        let tally = self.tallies.remove(&path).unwrap_or_default();
+        if tally.records == 0 && tally.skipped > 0 {
+            let why = tally.first_problem.map(|p| format!("line {}: {}", p.origin.line, p.detail)).unwrap_or_default();
+            self.report.file_problems.push(FileProblem {
+                path: path.to_string(),
+                explicit,
+                message: format!("not a Kubernetes audit log ({why})"),
+            });
+        }
+    }
+
+    fn finish(mut self) -> HuntReport {
+        let mut rest = Vec::new();
+        self.merger.finish(&mut rest);
+        self.detect(rest);
+        self.report
+    }
+}
+
+fn timeline_entry(e: &AuditEvent, findings: Vec<(String, Level)>) -> TimelineEntry {
+    TimelineEntry {
+        time: e.time(),
+        audit_id: e.audit_id.clone(),
+        user: e.user.username.clone(),
+        user_agent: e.user_agent.clone(),
+        verb: e.verb.clone(),
+        resource: e.resource().map(str::to_string),
+        subresource: e.subresource().map(str::to_string),
+        namespace: e.namespace().map(str::to_string),
+        name: e.name().map(str::to_string),
+        request_uri: e.request_uri.clone(),
+        response_code: e.response_code(),
+        findings,
+        source: kir_detect::SourceRef { path: e.origin.path.to_string(), line: e.origin.line },
+    }
+}
+
+/// Findings worst first, then by time.
+pub fn sort_worst_first(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.time.cmp(&b.time)).then(a.rule_id.cmp(&b.rule_id)));
+}
+
+/// Per-rule counts for the summary: (rule id, title, severity, findings, events).
+pub fn summary_by_rule(findings: &[Finding]) -> Vec<(String, String, Level, usize, usize)> {
+    let mut by_rule: HashMap<&str, (String, Level, usize, usize)> = HashMap::new();
+    for f in findings {
+        let entry = by_rule.entry(&f.rule_id).or_insert_with(|| (f.title.clone(), f.severity, 0, 0));
+        entry.2 += 1;
+        entry.3 += f.event_count;
+    }
+    let mut out: Vec<_> = by_rule.into_iter().map(|(id, (t, l, n, e))| (id.to_string(), t, l, n, e)).collect();
+    out.sort_by(|a, b| b.2.cmp(&a.2).then(b.3.cmp(&a.3)).then(a.1.cmp(&b.1)));
+    out
+}

@@ -1,0 +1,387 @@
+//! `kir hunt`.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kir_detect::{Finding, Level, Placeholders, ProblemSeverity, RuleSet};
+use kir_hunt::{Filter, HuntOptions, HuntReport, TimelineEntry};
+use serde_json::json;
+
+use crate::cli::{Format, Global, HuntArgs, RuleSource};
+use crate::output::{csv_line, ellipsize, severity_cell, table, use_color};
+use crate::{UserError, exit};
+
+/// Progress bars appear for inputs larger than this, on a terminal.
+const PROGRESS_THRESHOLD: u64 = 32 << 20;
+
+pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
+    let rules = load_rules(&args.source, global)?;
+    let filter = Filter {
+        min_severity: args.min_severity,
+        rules: args.rule.clone(),
+        actors: args.actor.clone(),
+        namespaces: args.namespace.clone(),
+        since: args.since.as_deref().map(parse_time_arg).transpose()?,
+        until: args.until.as_deref().map(parse_time_arg).transpose()?,
+    };
+    let inputs = kir_audit::discover(&args.paths)?;
+    if inputs.is_empty() {
+        return Err(UserError("no files to read in the given folders".into()));
+    }
+    let progress = Arc::new(AtomicU64::new(0));
+    let options = HuntOptions {
+        threads: args.threads.unwrap_or_else(|| HuntOptions::default().threads),
+        read: kir_audit::ReadOptions { max_line: args.max_line, ..Default::default() },
+        filter,
+        timeline: args.timeline,
+        progress: progress.clone(),
+        ..Default::default()
+    };
+    let total: u64 = inputs.iter().filter_map(|i| i.size).sum();
+    let show_progress = !global.quiet && std::io::stderr().is_terminal() && total >= PROGRESS_THRESHOLD;
+    let done = Arc::new(AtomicBool::new(false));
+    let ticker = show_progress.then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} reading {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        let done = done.clone();
+        let progress = progress.clone();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                bar.set_position(progress.load(Ordering::Relaxed));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        })
+    });
+    let mut report = kir_hunt::hunt(&inputs, &rules, &options);
+    done.store(true, Ordering::Relaxed);
+    if let Some(t) = ticker {
+        let _ = t.join();
+    }
+    kir_hunt::sort_worst_first(&mut report.findings);
+    report.timeline.sort_by(|a, b| a.time.cmp(&b.time).then(a.source.line.cmp(&b.source.line)));
+
+    print_input_problems(global, &report);
+    let color = use_color(global);
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let written = if args.timeline {
+        print_timeline(&mut out, global, &report, color)
+    } else {
+        print_findings(&mut out, global, &report, color)
+    };
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(UserError(format!("writing the output: {e}")));
+        }
+    }
+    if report.file_problems.iter().any(|p| p.explicit) {
+        return Ok(exit::USAGE);
+    }
+    if let Some(level) = args.fail_on {
+        if report.findings.iter().any(|f| f.severity >= level) {
+            return Ok(exit::FAIL_ON);
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// The built-in pack and the user's rules, with placeholders from `--config`.
+pub fn load_rules(source: &RuleSource, global: &Global) -> Result<RuleSet, UserError> {
+    let placeholders = read_config(source.config.as_deref())?;
+    let mut rules = if source.no_builtin {
+        let mut defaults = kir_detect::ruleset::builtin_placeholders();
+        defaults.extend(placeholders);
+        RuleSet::from_texts(&[], defaults)
+    } else {
+        RuleSet::builtin(&placeholders)
+    };
+    if !source.rules.is_empty() {
+        rules.add_paths(&source.rules)?;
+    }
+    let fatal: Vec<_> = rules.problems.iter().filter(|p| !p.rule_loaded).collect();
+    if !fatal.is_empty() {
+        let list = fatal.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n");
+        return Err(UserError(format!("some rules cannot be loaded:\n{list}\n(run `kir rules check` on them for details)")));
+    }
+    if !global.quiet {
+        for p in rules.problems.iter().filter(|p| p.severity == ProblemSeverity::Error || global.verbose > 0) {
+            eprintln!("kir: rule {p}");
+        }
+    }
+    if rules.detections.is_empty() {
+        return Err(UserError("no rules to run (--no-builtin without --rules?)".into()));
+    }
+    Ok(rules)
+}
+
+pub fn read_config(path: Option<&std::path::Path>) -> Result<Placeholders, UserError> {
+    let Some(path) = path else { return Ok(Placeholders::new()) };
+    let text = std::fs::read_to_string(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    kir_detect::parse_placeholders(&text).map_err(|e| UserError(format!("{}: {e}", path.display())))
+}
+
+/// RFC 3339, a date, or an age such as `90m`, `2h`, `7d` (before now).
+fn parse_time_arg(text: &str) -> Result<Timestamp, UserError> {
+    if let Some(t) = kir_audit::parse_time(text) {
+        return Ok(t);
+    }
+    if let Ok(date) = text.parse::<jiff::civil::Date>() {
+        if let Ok(z) = date.to_zoned(jiff::tz::TimeZone::UTC) {
+            return Ok(z.timestamp());
+        }
+    }
+    if let Ok(span) = kir_detect::rule::parse_timespan(text) {
+        return Ok(Timestamp::now() - span);
+    }
+    Err(UserError(format!("{text:?} is not a time: use RFC 3339 (2026-11-27T23:50:00Z), a date (2026-11-27) or an age (30m, 2h, 7d)")))
+}
+
+fn print_input_problems(global: &Global, report: &HuntReport) {
+    for p in &report.file_problems {
+        eprintln!("kir: {}: {}", p.path, p.message);
+    }
+    if global.quiet {
+        return;
+    }
+    let s = &report.stats;
+    let skipped = s.skipped.total();
+    let mut line = format!(
+        "kir: read {} file{}, {} lines, {} records → {} requests",
+        s.files,
+        plural(s.files),
+        s.lines,
+        s.records,
+        s.events
+    );
+    if s.falco_alerts > 0 {
+        line.push_str(&format!(", {} Falco alerts", s.falco_alerts));
+    }
+    if skipped > 0 {
+        let reasons: Vec<String> = s.skipped.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        line.push_str(&format!("; skipped {skipped}: {}", reasons.join(", ")));
+    }
+    eprintln!("{line}");
+    let shown = if global.verbose > 0 { s.skipped.examples.len() } else { 3 };
+    for example in s.skipped.examples.iter().take(shown) {
+        eprintln!("kir:   {}", ellipsize(&example.to_string(), 300));
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn describe_request(f: &Finding) -> String {
+    let o = &f.object;
+    let mut resource = o.resource.clone().unwrap_or_default();
+    if let Some(sub) = &o.subresource {
+        resource = format!("{resource}/{sub}");
+    }
+    let target = match (&o.namespace, &o.name) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        (Some(ns), None) => format!("{ns}/*"),
+        (None, Some(name)) => name.clone(),
+        (None, None) if resource.is_empty() => f.request_uri.clone(),
+        (None, None) => "(all namespaces)".into(),
+    };
+    format!("{} {resource} {target}", f.verb).trim().to_string()
+}
+
+fn finding_row_time(f: &Finding) -> String {
+    f.time.map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+}
+
+fn print_findings(out: &mut dyn Write, global: &Global, report: &HuntReport, color: bool) -> std::io::Result<()> {
+    let findings = &report.findings;
+    match global.format {
+        Format::Jsonl => {
+            for f in findings {
+                writeln!(out, "{}", serde_json::to_string(f).unwrap_or_default())?;
+            }
+        }
+        Format::Json => {
+            let summary: Vec<_> = kir_hunt::summary_by_rule(findings)
+                .into_iter()
+                .map(|(id, title, level, n, events)| json!({"rule_id": id, "title": title, "severity": level, "findings": n, "events": events}))
+                .collect();
+            let doc = json!({
+                "findings": findings,
+                "summary": summary,
+                "stats": report.stats,
+                "input_problems": report.file_problems,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+        }
+        Format::Csv => {
+            let header = [
+                "severity", "time", "rule_id", "title", "user", "source_ips", "user_agent", "verb", "api_group", "resource",
+                "subresource", "namespace", "name", "response_code", "audit_ids", "techniques", "threat_matrix", "source_path",
+                "source_line",
+            ];
+            writeln!(out, "{}", header.join(","))?;
+            for f in findings {
+                let row = [
+                    f.severity.to_string(),
+                    f.time.map(|t| t.to_string()).unwrap_or_default(),
+                    f.rule_id.clone(),
+                    f.title.clone(),
+                    f.actor.user.clone(),
+                    f.actor.source_ips.join(" "),
+                    f.actor.user_agent.clone().unwrap_or_default(),
+                    f.verb.clone(),
+                    f.object.api_group.clone().unwrap_or_default(),
+                    f.object.resource.clone().unwrap_or_default(),
+                    f.object.subresource.clone().unwrap_or_default(),
+                    f.object.namespace.clone().unwrap_or_default(),
+                    f.object.name.clone().unwrap_or_default(),
+                    f.response_code.map(|c| c.to_string()).unwrap_or_default(),
+                    f.audit_ids.join(" "),
+                    f.techniques.join(" "),
+                    f.threat_matrix.join(" "),
+                    f.source.path.clone(),
+                    f.source.line.to_string(),
+                ];
+                writeln!(out, "{}", csv_line(&row))?;
+            }
+        }
+        Format::Table => {
+            if findings.is_empty() {
+                writeln!(out, "No findings.")?;
+            } else {
+                let mut t = table(color, &["SEVERITY", "TIME (UTC)", "RULE", "ACTOR", "REQUEST", "CODE"]);
+                for f in findings {
+                    t.add_row(vec![
+                        severity_cell(f.severity, color),
+                        comfy_table::Cell::new(finding_row_time(f)),
+                        comfy_table::Cell::new(if f.event_count > 1 { format!("{} ({} events)", f.title, f.event_count) } else { f.title.clone() }),
+                        comfy_table::Cell::new(ellipsize(&f.actor.user, 48)),
+                        comfy_table::Cell::new(ellipsize(&describe_request(f), 72)),
+                        comfy_table::Cell::new(f.response_code.map(|c| c.to_string()).unwrap_or_default()),
+                    ]);
+                }
+                writeln!(out, "{t}")?;
+                if !global.quiet {
+                    writeln!(out)?;
+                    let mut s = table(color, &["SEVERITY", "RULE", "FINDINGS", "EVENTS"]);
+                    for (_, title, level, n, events) in kir_hunt::summary_by_rule(findings) {
+                        s.add_row(vec![
+                            severity_cell(level, color),
+                            comfy_table::Cell::new(title),
+                            comfy_table::Cell::new(n),
+                            comfy_table::Cell::new(events),
+                        ]);
+                    }
+                    writeln!(out, "{s}")?;
+                }
+            }
+            if !global.quiet {
+                writeln!(out, "{}", verdict(findings, report.stats.events))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The one line a person reads first.
+fn verdict(findings: &[Finding], events: u64) -> String {
+    let count = |l: Level| findings.iter().filter(|f| f.severity == l).count();
+    let parts: Vec<String> = Level::ALL
+        .iter()
+        .rev()
+        .filter(|l| count(**l) > 0)
+        .map(|l| format!("{} {}", count(*l), l))
+        .collect();
+    let worst = findings.iter().map(|f| f.severity).max();
+    let head = match worst {
+        Some(Level::Critical | Level::High) => "Verdict: signs of an attack",
+        Some(Level::Medium) => "Verdict: suspicious activity to review",
+        Some(_) => "Verdict: no attack found; routine or hygiene findings only",
+        None => "Verdict: nothing found",
+    };
+    if parts.is_empty() {
+        format!("{head} in {events} requests.")
+    } else {
+        format!("{head}: {} in {events} requests.", parts.join(", "))
+    }
+}
+
+fn print_timeline(out: &mut dyn Write, global: &Global, report: &HuntReport, color: bool) -> std::io::Result<()> {
+    let entries = &report.timeline;
+    let findings_text = |e: &TimelineEntry| e.findings.iter().map(|(t, l)| format!("[{l}] {t}")).collect::<Vec<_>>().join("; ");
+    match global.format {
+        Format::Jsonl => {
+            for e in entries {
+                writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default())?;
+            }
+        }
+        Format::Json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&json!({"timeline": entries, "stats": report.stats})).unwrap_or_default())?;
+        }
+        Format::Csv => {
+            writeln!(out, "time,audit_id,user,user_agent,verb,resource,subresource,namespace,name,response_code,findings,source_path,source_line")?;
+            for e in entries {
+                let row = [
+                    e.time.map(|t| t.to_string()).unwrap_or_default(),
+                    e.audit_id.clone(),
+                    e.user.clone(),
+                    e.user_agent.clone().unwrap_or_default(),
+                    e.verb.clone(),
+                    e.resource.clone().unwrap_or_default(),
+                    e.subresource.clone().unwrap_or_default(),
+                    e.namespace.clone().unwrap_or_default(),
+                    e.name.clone().unwrap_or_default(),
+                    e.response_code.map(|c| c.to_string()).unwrap_or_default(),
+                    findings_text(e),
+                    e.source.path.clone(),
+                    e.source.line.to_string(),
+                ];
+                writeln!(out, "{}", csv_line(&row))?;
+            }
+        }
+        Format::Table => {
+            if entries.is_empty() {
+                writeln!(out, "No matching requests.")?;
+                return Ok(());
+            }
+            let mut t = table(color, &["TIME (UTC)", "ACTOR", "REQUEST", "CODE", "FINDINGS"]);
+            for e in entries {
+                let mut resource = e.resource.clone().unwrap_or_default();
+                if let Some(sub) = &e.subresource {
+                    resource = format!("{resource}/{sub}");
+                }
+                let target = match (&e.namespace, &e.name) {
+                    (Some(ns), Some(n)) => format!("{ns}/{n}"),
+                    (Some(ns), None) => format!("{ns}/*"),
+                    (None, Some(n)) => n.clone(),
+                    (None, None) if resource.is_empty() => e.request_uri.clone(),
+                    (None, None) => String::new(),
+                };
+                let worst = e.findings.iter().map(|(_, l)| *l).max();
+                let mut cell = comfy_table::Cell::new(ellipsize(&findings_text(e), 80));
+                if let (Some(level), true) = (worst, color) {
+                    cell = cell.fg(crate::output::severity_color(level));
+                }
+                t.add_row(vec![
+                    comfy_table::Cell::new(e.time.map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string()).unwrap_or_default()),
+                    comfy_table::Cell::new(ellipsize(&e.user, 48)),
+                    comfy_table::Cell::new(ellipsize(&format!("{} {resource} {target}", e.verb), 72)),
+                    comfy_table::Cell::new(e.response_code.map(|c| c.to_string()).unwrap_or_default()),
+                    cell,
+                ]);
+            }
+            writeln!(out, "{t}")?;
+            if !global.quiet {
+                writeln!(out, "{} requests on the timeline.", entries.len())?;
+            }
+        }
+    }
+    Ok(())
+}

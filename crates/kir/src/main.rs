@@ -1,0 +1,51 @@
+//! `kir`: arguments in, printing out. The work is done by the library crates.
+
+mod cli;
+mod hunt_cmd;
+mod output;
+mod rules_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, RulesCommand};
+
+/// Exit codes scripts can rely on (`PRODUCT.md`, "Exit codes").
+pub mod exit {
+    /// The command did its work, findings or not.
+    pub const OK: u8 = 0;
+    /// `--fail-on LEVEL` was met (or, for `kir rules test`, an example failed).
+    pub const FAIL_ON: u8 = 1;
+    /// Usage error, or input that could not be read at all.
+    pub const USAGE: u8 = 2;
+}
+
+/// An error for the user: printed once, at the edge, with exit code 2.
+#[derive(Debug)]
+pub struct UserError(pub String);
+
+impl<E: std::fmt::Display> From<E> for UserError {
+    fn from(e: E) -> Self {
+        UserError(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Hunt(args) => hunt_cmd::run(&cli.global, args),
+        Command::Rules { command } => match command {
+            RulesCommand::List(args) => rules_cmd::list(&cli.global, args),
+            RulesCommand::Check(args) => rules_cmd::check(&cli.global, args),
+            RulesCommand::Test(args) => rules_cmd::test(&cli.global, args),
+        },
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(UserError(message)) => {
+            eprintln!("kir: error: {message}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Printing helpers: colours that switch off when piped, tables, CSV.
+
+use std::io::IsTerminal;
+
+use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
+use kir_detect::Level;
+
+use crate::cli::{ColorChoice, Global};
+
+pub fn use_color(global: &Global) -> bool {
+    match global.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
+pub fn table(color: bool, header: &[&str]) -> Table {
+    let mut t = Table::new();
+    // Columns separated by spaces, as kubectl prints them: easy to read and to grep.
+    t.load_style(presets::NOTHING);
+    t.set_content_arrangement(ContentArrangement::Dynamic);
+    if color {
+        t.enforce_styling();
+    } else {
+        t.force_no_tty();
+    }
+    if !std::io::stdout().is_terminal() {
+        // Piped tables keep their full width: lines are for grep, not for a screen.
+        t.set_content_arrangement(ContentArrangement::Disabled);
+    }
+    t.set_header(header.iter().map(|h| Cell::new(h)));
+    t
+}
+
+pub fn severity_cell(level: Level, color: bool) -> Cell {
+    let cell = Cell::new(level.as_str().to_uppercase());
+    if !color {
+        return cell;
+    }
+    let cell = cell.fg(severity_color(level));
+    if level >= Level::High { cell.add_attribute(comfy_table::Attribute::Bold) } else { cell }
+}
+
+pub fn severity_color(level: Level) -> Color {
+    match level {
+        Level::Critical => Color::Magenta,
+        Level::High => Color::Red,
+        Level::Medium => Color::Yellow,
+        Level::Low => Color::Cyan,
+        Level::Informational => Color::DarkGrey,
+    }
+}
+
+/// One CSV field, quoted when it must be (RFC 4180).
+pub fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+pub fn csv_line(fields: &[String]) -> String {
+    fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",")
+}
+
+/// Cuts long text for a table cell (never for machine formats).
+pub fn ellipsize(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
