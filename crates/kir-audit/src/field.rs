@@ -425,7 +425,7 @@ pub fn pod_spec(event: &AuditEvent) -> Option<&Value> {
         }
         // Bodies without `kind` (some patches, some recorders): find the spec by its shape.
         _ => {
-            if spec.get("containers").is_some() {
+            if ["containers", "initContainers", "ephemeralContainers"].iter().any(|k| spec.get(k).is_some()) {
                 Some(spec)
             } else if let Some(t) = spec.pointer("/template/spec") {
                 Some(t)

@@ -83,10 +83,20 @@ pub fn object_of(event: &AuditEvent) -> ObjectInfo {
             resource: o.resource.clone(),
             subresource: o.subresource.clone(),
             namespace: o.namespace.clone(),
-            name: o.name.clone(),
+            name: o.name.clone().or_else(|| generated_name(event)),
         },
         None => ObjectInfo::default(),
     }
+}
+
+/// Objects created with `generateName` (a controller's pods) get their name from the server:
+/// the response says which object was made, and a responder needs that name.
+fn generated_name(event: &AuditEvent) -> Option<String> {
+    if event.verb != "create" {
+        return None;
+    }
+    let body = event.response_object.as_ref()?.value();
+    body.pointer("/metadata/name").and_then(|v| v.as_str()).map(str::to_string)
 }
 
 /// Falco priorities to Sigma levels.

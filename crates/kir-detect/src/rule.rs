@@ -95,12 +95,16 @@ pub struct Example {
     pub should_match: bool,
     pub events: Vec<Value>,
     pub line: Option<usize>,
+    /// Placeholder lists this example sets (for rules that are off until configured).
+    pub placeholders: Option<Placeholders>,
 }
 
 #[derive(Debug, Clone)]
 pub struct DetectionRule {
     pub meta: RuleMeta,
     pub detection: Detection,
+    /// The `detection` section as written, to compile again with other placeholders.
+    pub source: Value,
 }
 
 /// A rule file's documents, parsed.
@@ -187,7 +191,7 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
             }
         } else if let Some(det) = map.get("detection") {
             match detection::compile(det, placeholders) {
-                Ok(detection) => out.detections.push(DetectionRule { meta, detection }),
+                Ok(detection) => out.detections.push(DetectionRule { meta, detection, source: det.clone() }),
                 Err(message) => {
                     let line = message
                         .split('`')
@@ -275,7 +279,14 @@ fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> 
                     _ => return Err((Some("examples"), format!("example {} ({name:?}) needs `events`", i + 1))),
                 };
                 let line = line_of(doc, origin.line, &name);
-                Ok(Example { name, should_match, events, line })
+                let placeholders = match ex.get("placeholders") {
+                    None => None,
+                    Some(p) => Some(
+                        serde_json::from_value::<std::collections::HashMap<String, Vec<String>>>(p.clone())
+                            .map_err(|e| (Some("examples"), format!("example {} ({name:?}): `placeholders` must map names to lists of strings: {e}", i + 1)))?,
+                    ),
+                };
+                Ok(Example { name, should_match, events, line, placeholders })
             })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err((Some("examples"), "`examples` must be a list".into())),

@@ -28,9 +28,17 @@ pub fn run_examples(set: &RuleSet) -> Vec<ExampleResult> {
     let mut results = Vec::new();
     for (i, rule) in set.detections.iter().enumerate() {
         for ex in &rule.meta.examples {
-            let (matched, error) = match events_of(&ex.events) {
-                Ok(events) => (events.iter().any(|e| rule.detection.matches(e)), None),
-                Err(e) => (false, Some(e)),
+            let detection = match &ex.placeholders {
+                None => Ok(rule.detection.clone()),
+                Some(overrides) => {
+                    let mut placeholders = set.placeholders.clone();
+                    placeholders.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    crate::detection::compile(&rule.source, &placeholders)
+                }
+            };
+            let (matched, error) = match (events_of(&ex.events), detection) {
+                (Ok(events), Ok(detection)) => (events.iter().any(|e| detection.matches(e)), None),
+                (Err(e), _) | (_, Err(e)) => (false, Some(e)),
             };
             results.push(result(&rule.meta, ex, matched, error));
         }
