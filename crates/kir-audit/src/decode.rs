@@ -211,7 +211,7 @@ fn audit_event(wire: Wire, origin: &Origin) -> Result<AuditEvent, String> {
         }
     }
     let has_request = wire.verb.is_some() || wire.request_uri.is_some() || wire.object_ref.is_some();
-    if wire.audit_id.is_none() && !has_request {
+    if wire.audit_id.is_none() && !has_request && wire.kind.is_none() {
         return Err("data not recognized as a Kubernetes audit event: no auditID, verb or requestURI".into());
     }
     let stage_time = wire.stage_timestamp.as_deref().and_then(parse_time);

@@ -151,6 +151,11 @@ impl Item {
                 let mut seen = false;
                 let hit = self.field.any(event, &mut |v| {
                     seen = true;
+                    // An element that cannot be compared (not an address for `cidr`, not a number
+                    // for `gt`) is no evidence either way, even under `|not`.
+                    if self.negate && !matchers.iter().any(|m| m.applies_to(&v)) {
+                        return false;
+                    }
                     let any = if self.all { matchers.iter().all(|m| m.matches(&v)) } else { matchers.iter().any(|m| m.matches(&v)) };
                     any != self.negate
                 });
@@ -190,6 +195,15 @@ impl Matcher {
                     t.matches_folded(&fold(&text))
                 }
             }
+        }
+    }
+
+    /// Whether `value` is of a kind this matcher compares at all.
+    fn applies_to(&self, value: &Scalar) -> bool {
+        match self {
+            Matcher::Cidr(_) => value.text().trim().parse::<IpAddr>().is_ok(),
+            Matcher::Compare(..) | Matcher::Number(_) => value.number().is_some(),
+            _ => true,
         }
     }
 
