@@ -22,7 +22,11 @@ impl Default for StageMerger {
 
 impl StageMerger {
     pub fn with_capacity(capacity: usize) -> Self {
-        StageMerger { pending: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+        StageMerger {
+            pending: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Feeds one logged stage; complete requests are pushed to `out`.
@@ -52,7 +56,9 @@ impl StageMerger {
 
     fn evict(&mut self, out: &mut Vec<AuditEvent>) {
         while self.pending.len() > self.capacity {
-            let Some(id) = self.order.pop_front() else { break };
+            let Some(id) = self.order.pop_front() else {
+                break;
+            };
             if let Some(event) = self.pending.remove(&id) {
                 out.push(event);
             }
@@ -85,7 +91,12 @@ mod tests {
     use crate::event::{ResponseStatus, Stage};
 
     fn stage(id: &str, stage: Stage) -> AuditEvent {
-        AuditEvent { audit_id: id.into(), stage: Some(stage), verb: "get".into(), ..Default::default() }
+        AuditEvent {
+            audit_id: id.into(),
+            stage: Some(stage),
+            verb: "get".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -95,7 +106,10 @@ mod tests {
         m.push(stage("a", Stage::RequestReceived), &mut out);
         m.push(stage("b", Stage::RequestReceived), &mut out);
         let mut done = stage("a", Stage::ResponseComplete);
-        done.response_status = Some(ResponseStatus { code: Some(200), ..Default::default() });
+        done.response_status = Some(ResponseStatus {
+            code: Some(200),
+            ..Default::default()
+        });
         m.push(done, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].stage, Some(Stage::ResponseComplete));

@@ -40,19 +40,35 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Input>, SourceError> {
     let mut inputs = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
-            inputs.push(Input { path: None, display: Arc::from("-"), explicit: true, size: None });
+            inputs.push(Input {
+                path: None,
+                display: Arc::from("-"),
+                explicit: true,
+                size: None,
+            });
             continue;
         }
-        let meta = std::fs::metadata(path).map_err(|source| SourceError::Io { path: path.display().to_string(), source })?;
+        let meta = std::fs::metadata(path).map_err(|source| SourceError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         if meta.is_dir() {
             let mut found = Vec::new();
-            walk(path, &mut found).map_err(|source| SourceError::Io { path: path.display().to_string(), source })?;
+            walk(path, &mut found).map_err(|source| SourceError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
             found.sort_by_key(|p| rotation_order(p));
             for (file, size) in found.into_iter().map(|p| {
                 let size = std::fs::metadata(&p).map(|m| m.len()).ok();
                 (p, size)
             }) {
-                inputs.push(Input { display: Arc::from(file.display().to_string()), path: Some(file), explicit: false, size });
+                inputs.push(Input {
+                    display: Arc::from(file.display().to_string()),
+                    path: Some(file),
+                    explicit: false,
+                    size,
+                });
             }
         } else {
             inputs.push(Input {
@@ -83,10 +99,15 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 /// `audit.log.3.gz` < `audit.log.2` < `audit.log.1` < `audit.log`: logrotate's numbers count
 /// backwards in time, so the highest number is read first.
 fn rotation_order(path: &Path) -> (PathBuf, std::cmp::Reverse<i64>, String) {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let trimmed = name.trim_end_matches(".gz").trim_end_matches(".zst");
     let (stem, number) = match trimmed.rsplit_once('.') {
-        Some((stem, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => (stem.to_string(), n.parse().unwrap_or(0)),
+        Some((stem, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (stem.to_string(), n.parse().unwrap_or(0))
+        }
         _ => (trimmed.to_string(), -1),
     };
     (path.with_file_name(stem), std::cmp::Reverse(number), name)
@@ -111,7 +132,10 @@ pub struct LineSpan {
 
 impl LineBatch {
     fn new(path: Arc<str>) -> Self {
-        LineBatch { path, ..Default::default() }
+        LineBatch {
+            path,
+            ..Default::default()
+        }
     }
 
     pub fn text(&self, span: &LineSpan) -> &[u8] {
@@ -119,13 +143,20 @@ impl LineBatch {
     }
 
     pub fn origin(&self, span: &LineSpan) -> Origin {
-        Origin { path: self.path.clone(), line: span.line }
+        Origin {
+            path: self.path.clone(),
+            line: span.line,
+        }
     }
 
     fn push_line(&mut self, line: u64, bytes: &[u8]) {
         let start = self.data.len();
         self.data.extend_from_slice(bytes);
-        self.lines.push(LineSpan { line, start, end: self.data.len() });
+        self.lines.push(LineSpan {
+            line,
+            start,
+            end: self.data.len(),
+        });
     }
 }
 
@@ -159,7 +190,10 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { batch_bytes: 4 << 20, max_line: DEFAULT_MAX_LINE }
+        ReadOptions {
+            batch_bytes: 4 << 20,
+            max_line: DEFAULT_MAX_LINE,
+        }
     }
 }
 
@@ -172,17 +206,37 @@ pub fn read_input(
     progress: Arc<AtomicU64>,
     sink: &mut dyn FnMut(LineBatch),
 ) -> Result<ReadSummary, SourceError> {
-    let err = |source| SourceError::Io { path: input.display.to_string(), source };
+    let err = |source| SourceError::Io {
+        path: input.display.to_string(),
+        source,
+    };
     let raw: Box<dyn Read> = match &input.path {
         Some(path) => Box::new(File::open(path).map_err(err)?),
         None => Box::new(io::stdin()),
     };
-    let mut buffered = BufReader::with_capacity(256 << 10, Counted { inner: raw, counter: progress });
-    let magic = buffered.fill_buf().map_err(err)?.get(..4).map(|m| m.to_vec()).unwrap_or_default();
+    let mut buffered = BufReader::with_capacity(
+        256 << 10,
+        Counted {
+            inner: raw,
+            counter: progress,
+        },
+    );
+    let magic = buffered
+        .fill_buf()
+        .map_err(err)?
+        .get(..4)
+        .map(|m| m.to_vec())
+        .unwrap_or_default();
     let mut reader: Box<dyn BufRead> = if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(BufReader::with_capacity(256 << 10, flate2::read::MultiGzDecoder::new(buffered)))
+        Box::new(BufReader::with_capacity(
+            256 << 10,
+            flate2::read::MultiGzDecoder::new(buffered),
+        ))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(BufReader::with_capacity(256 << 10, zstd::stream::read::Decoder::with_buffer(buffered).map_err(err)?))
+        Box::new(BufReader::with_capacity(
+            256 << 10,
+            zstd::stream::read::Decoder::with_buffer(buffered).map_err(err)?,
+        ))
     } else {
         Box::new(buffered)
     };
@@ -223,7 +277,10 @@ fn read_lines(
                         if let Err(e) = outcome {
                             batch.skipped.push(Skipped::new(
                                 SkipKind::TruncatedInput,
-                                Origin { path: path.clone(), line: line_no },
+                                Origin {
+                                    path: path.clone(),
+                                    line: line_no,
+                                },
                                 format!("reading stopped: {e}"),
                             ));
                         }
@@ -245,14 +302,23 @@ fn read_lines(
                 first_content = false;
                 batch.skipped.push(Skipped::new(
                     SkipKind::OversizedLine,
-                    Origin { path: path.clone(), line: line_no },
-                    format!("line of {n} bytes is over the limit of {} bytes", options.max_line),
+                    Origin {
+                        path: path.clone(),
+                        line: line_no,
+                    },
+                    format!(
+                        "line of {n} bytes is over the limit of {} bytes",
+                        options.max_line
+                    ),
                 ));
             }
             Err(e) => {
                 batch.skipped.push(Skipped::new(
                     SkipKind::TruncatedInput,
-                    Origin { path: path.clone(), line: line_no + 1 },
+                    Origin {
+                        path: path.clone(),
+                        line: line_no + 1,
+                    },
                     format!("reading stopped: {e}; the lines before were kept"),
                 ));
                 break;
@@ -292,11 +358,14 @@ fn is_cut_json(text: &[u8]) -> bool {
 
 /// Cuts a whole-file JSON document into its top-level values (array elements count as values).
 fn split_document(doc: Vec<u8>, first_line: u64, batch: &mut LineBatch) {
-    let line_of = |offset: usize, doc: &[u8]| first_line + doc[..offset].iter().filter(|&&b| b == b'\n').count() as u64;
+    let line_of = |offset: usize, doc: &[u8]| {
+        first_line + doc[..offset].iter().filter(|&&b| b == b'\n').count() as u64
+    };
     let mut spans = Vec::new();
     let mut problem = None;
     {
-        let stream = serde_json::Deserializer::from_slice(&doc).into_iter::<&serde_json::value::RawValue>();
+        let stream =
+            serde_json::Deserializer::from_slice(&doc).into_iter::<&serde_json::value::RawValue>();
         for item in stream {
             match item {
                 Ok(raw) => {
@@ -326,12 +395,27 @@ fn split_document(doc: Vec<u8>, first_line: u64, batch: &mut LineBatch) {
     let base = batch.data.len();
     for (start, end) in &spans {
         let line = line_of(*start, &doc);
-        batch.lines.push(LineSpan { line, start: base + start, end: base + end });
+        batch.lines.push(LineSpan {
+            line,
+            start: base + start,
+            end: base + end,
+        });
     }
     if let Some(e) = problem {
-        let kind = if e.is_eof() { SkipKind::TruncatedInput } else { SkipKind::MalformedJson };
+        let kind = if e.is_eof() {
+            SkipKind::TruncatedInput
+        } else {
+            SkipKind::MalformedJson
+        };
         let line = first_line + e.line().saturating_sub(1) as u64;
-        batch.skipped.push(Skipped::new(kind, Origin { path: batch.path.clone(), line }, e.to_string()));
+        batch.skipped.push(Skipped::new(
+            kind,
+            Origin {
+                path: batch.path.clone(),
+                line,
+            },
+            e.to_string(),
+        ));
     }
     batch.data.extend_from_slice(&doc);
 }
@@ -343,7 +427,11 @@ enum LineRead {
 }
 
 /// Reads up to and including the next `\n`, keeping at most `limit` bytes of it.
-fn read_line_bounded(reader: &mut dyn BufRead, out: &mut Vec<u8>, limit: usize) -> io::Result<LineRead> {
+fn read_line_bounded(
+    reader: &mut dyn BufRead,
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<LineRead> {
     let mut total = 0usize;
     let mut oversized = false;
     loop {
@@ -377,7 +465,11 @@ fn read_line_bounded(reader: &mut dyn BufRead, out: &mut Vec<u8>, limit: usize) 
         total += n;
         reader.consume(n);
         if done {
-            return Ok(if oversized { LineRead::Oversized(total) } else { LineRead::Line(total) });
+            return Ok(if oversized {
+                LineRead::Oversized(total)
+            } else {
+                LineRead::Line(total)
+            });
         }
     }
 }
@@ -395,16 +487,36 @@ mod tests {
 
     #[test]
     fn lines_keep_their_numbers() {
-        let b = batches(b"{\"a\":1}\n\n{\"b\":2}\r\n{\"c\":3}", &ReadOptions::default());
-        let lines: Vec<_> = b[0].lines.iter().map(|s| (s.line, String::from_utf8_lossy(b[0].text(s)).into_owned())).collect();
-        assert_eq!(lines, [(1, "{\"a\":1}".into()), (3, "{\"b\":2}".into()), (4, "{\"c\":3}".into())]);
+        let b = batches(
+            b"{\"a\":1}\n\n{\"b\":2}\r\n{\"c\":3}",
+            &ReadOptions::default(),
+        );
+        let lines: Vec<_> = b[0]
+            .lines
+            .iter()
+            .map(|s| (s.line, String::from_utf8_lossy(b[0].text(s)).into_owned()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (1, "{\"a\":1}".into()),
+                (3, "{\"b\":2}".into()),
+                (4, "{\"c\":3}".into())
+            ]
+        );
     }
 
     #[test]
     fn oversized_lines_are_skipped_and_counted() {
         let mut data = vec![b'x'; 100];
         data.extend_from_slice(b"\n{\"a\":1}\n");
-        let b = batches(&data, &ReadOptions { max_line: 50, ..Default::default() });
+        let b = batches(
+            &data,
+            &ReadOptions {
+                max_line: 50,
+                ..Default::default()
+            },
+        );
         assert_eq!(b[0].skipped[0].kind, SkipKind::OversizedLine);
         assert_eq!(b[0].lines.len(), 1);
         assert_eq!(b[0].lines[0].line, 2);
@@ -412,15 +524,29 @@ mod tests {
 
     #[test]
     fn pretty_printed_document_is_split_into_values() {
-        let b = batches(b"[\n {\"a\": 1},\n {\"b\": 2}\n]\n", &ReadOptions::default());
+        let b = batches(
+            b"[\n {\"a\": 1},\n {\"b\": 2}\n]\n",
+            &ReadOptions::default(),
+        );
         assert_eq!(b[0].lines.len(), 2);
         assert_eq!(b[0].lines[1].line, 3);
     }
 
     #[test]
     fn rotated_files_oldest_first() {
-        let mut paths = vec![PathBuf::from("d/audit.log"), PathBuf::from("d/audit.log.1"), PathBuf::from("d/audit.log.2.gz")];
+        let mut paths = vec![
+            PathBuf::from("d/audit.log"),
+            PathBuf::from("d/audit.log.1"),
+            PathBuf::from("d/audit.log.2.gz"),
+        ];
         paths.sort_by_key(|p| rotation_order(p));
-        assert_eq!(paths, [PathBuf::from("d/audit.log.2.gz"), PathBuf::from("d/audit.log.1"), PathBuf::from("d/audit.log")]);
+        assert_eq!(
+            paths,
+            [
+                PathBuf::from("d/audit.log.2.gz"),
+                PathBuf::from("d/audit.log.1"),
+                PathBuf::from("d/audit.log")
+            ]
+        );
     }
 }

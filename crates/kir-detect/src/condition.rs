@@ -117,7 +117,11 @@ pub fn parse(text: &str, names: &[String]) -> Result<Condition, String> {
     if tokens.is_empty() {
         return Err("the condition is empty".into());
     }
-    let mut parser = Parser { tokens, pos: 0, names };
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        names,
+    };
     let cond = parser.or()?;
     if let Some(t) = parser.tokens.get(parser.pos) {
         return Err(format!("unexpected {t} after a complete condition"));
@@ -148,7 +152,11 @@ impl Parser<'_> {
             self.pos += 1;
             parts.push(self.and()?);
         }
-        Ok(if parts.len() == 1 { parts.pop().unwrap_or(Condition::Or(Vec::new())) } else { Condition::Or(parts) })
+        Ok(if parts.len() == 1 {
+            parts.pop().unwrap_or(Condition::Or(Vec::new()))
+        } else {
+            Condition::Or(parts)
+        })
     }
 
     fn and(&mut self) -> Result<Condition, String> {
@@ -157,7 +165,11 @@ impl Parser<'_> {
             self.pos += 1;
             parts.push(self.unary()?);
         }
-        Ok(if parts.len() == 1 { parts.pop().unwrap_or(Condition::And(Vec::new())) } else { Condition::And(parts) })
+        Ok(if parts.len() == 1 {
+            parts.pop().unwrap_or(Condition::And(Vec::new()))
+        } else {
+            Condition::And(parts)
+        })
     }
 
     fn unary(&mut self) -> Result<Condition, String> {
@@ -175,11 +187,16 @@ impl Parser<'_> {
             Some(Token::All) => self.of(None),
             Some(Token::Ident(name)) => {
                 if name.contains('*') {
-                    return Err(format!("the pattern {name:?} can only follow '1 of' or 'all of'"));
+                    return Err(format!(
+                        "the pattern {name:?} can only follow '1 of' or 'all of'"
+                    ));
                 }
                 match self.names.iter().position(|n| *n == name) {
                     Some(i) => Ok(Condition::Search(i)),
-                    None => Err(format!("the condition names {name:?}, which is not a search of this rule (searches: {})", self.names.join(", "))),
+                    None => Err(format!(
+                        "the condition names {name:?}, which is not a search of this rule (searches: {})",
+                        self.names.join(", ")
+                    )),
                 }
             }
             Some(t) => Err(format!("unexpected {t}")),
@@ -194,9 +211,13 @@ impl Parser<'_> {
             None => return Err("expected 'of'".into()),
         }
         let ids: Vec<usize> = match self.next() {
-            Some(Token::Them) => (0..self.names.len()).filter(|&i| !self.names[i].starts_with('_')).collect(),
+            Some(Token::Them) => (0..self.names.len())
+                .filter(|&i| !self.names[i].starts_with('_'))
+                .collect(),
             Some(Token::Ident(pattern)) => {
-                let ids: Vec<usize> = (0..self.names.len()).filter(|&i| glob_match(&pattern, &self.names[i])).collect();
+                let ids: Vec<usize> = (0..self.names.len())
+                    .filter(|&i| glob_match(&pattern, &self.names[i]))
+                    .collect();
                 if ids.is_empty() {
                     return Err(format!("{pattern:?} matches no search of this rule"));
                 }
@@ -229,7 +250,10 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        ["sel_a", "sel_b", "filter"].iter().map(|s| s.to_string()).collect()
+        ["sel_a", "sel_b", "filter"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     fn eval(cond: &str, truth: [bool; 3]) -> bool {
@@ -250,10 +274,22 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        assert!(parse("sel_a and", &names()).unwrap_err().contains("too early"));
+        assert!(
+            parse("sel_a and", &names())
+                .unwrap_err()
+                .contains("too early")
+        );
         assert!(parse("sel_c", &names()).unwrap_err().contains("sel_c"));
-        assert!(parse("(sel_a", &names()).unwrap_err().contains("not closed"));
-        assert!(parse("1 of nope*", &names()).unwrap_err().contains("matches no search"));
+        assert!(
+            parse("(sel_a", &names())
+                .unwrap_err()
+                .contains("not closed")
+        );
+        assert!(
+            parse("1 of nope*", &names())
+                .unwrap_err()
+                .contains("matches no search")
+        );
         assert!(parse("sel_a | count() > 5", &names()).is_err());
     }
 }

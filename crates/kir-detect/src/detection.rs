@@ -93,14 +93,17 @@ pub enum TextKind {
 
 impl Detection {
     pub fn matches(&self, event: &AuditEvent) -> bool {
-        self.condition.eval(&mut |i| self.searches[i].matches(event))
+        self.condition
+            .eval(&mut |i| self.searches[i].matches(event))
     }
 }
 
 impl Search {
     pub fn matches(&self, event: &AuditEvent) -> bool {
         match self {
-            Search::Maps(maps) => maps.iter().any(|items| items.iter().all(|item| item.matches(event))),
+            Search::Maps(maps) => maps
+                .iter()
+                .any(|items| items.iter().all(|item| item.matches(event))),
             Search::Keywords(matchers) => keyword_match(matchers, event),
         }
     }
@@ -139,14 +142,18 @@ impl Item {
                     });
                 }
                 if self.negate {
-                    self.field.any(event, &mut |v| !others.iter().any(|o| *o == v.text()))
+                    self.field
+                        .any(event, &mut |v| !others.iter().any(|o| *o == v.text()))
                 } else {
-                    self.field.any(event, &mut |v| others.iter().any(|o| *o == v.text()))
+                    self.field
+                        .any(event, &mut |v| others.iter().any(|o| *o == v.text()))
                 }
             }
             ItemOp::Values(matchers) => {
                 if self.all && !self.negate {
-                    return matchers.iter().all(|m| self.field.any(event, &mut |v| m.matches(&v)));
+                    return matchers
+                        .iter()
+                        .all(|m| self.field.any(event, &mut |v| m.matches(&v)));
                 }
                 let mut seen = false;
                 let hit = self.field.any(event, &mut |v| {
@@ -156,11 +163,17 @@ impl Item {
                     if self.negate && !matchers.iter().any(|m| m.applies_to(&v)) {
                         return false;
                     }
-                    let any = if self.all { matchers.iter().all(|m| m.matches(&v)) } else { matchers.iter().any(|m| m.matches(&v)) };
+                    let any = if self.all {
+                        matchers.iter().all(|m| m.matches(&v))
+                    } else {
+                        matchers.iter().any(|m| m.matches(&v))
+                    };
                     any != self.negate
                 });
                 // `field: null` also means "the field is not there".
-                hit || (!seen && !self.negate && matchers.iter().any(|m| matches!(m, Matcher::Null)))
+                hit || (!seen
+                    && !self.negate
+                    && matchers.iter().any(|m| matches!(m, Matcher::Null)))
             }
         }
     }
@@ -182,7 +195,11 @@ impl Matcher {
                 Comparison::Lt => v < *n,
                 Comparison::Lte => v <= *n,
             }),
-            Matcher::Cidr(net) => value.text().trim().parse::<IpAddr>().is_ok_and(|ip| net.contains(&ip)),
+            Matcher::Cidr(net) => value
+                .text()
+                .trim()
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| net.contains(&ip)),
             Matcher::Regex(re) => re.is_match(&value.text()),
             Matcher::Text(t) => {
                 if matches!(value, Scalar::Null) {
@@ -218,7 +235,11 @@ impl Matcher {
 }
 
 fn fold(text: &str) -> Cow<'_, str> {
-    if text.chars().any(char::is_uppercase) { Cow::Owned(text.to_lowercase()) } else { Cow::Borrowed(text) }
+    if text.chars().any(char::is_uppercase) {
+        Cow::Owned(text.to_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 impl TextMatcher {
@@ -236,13 +257,38 @@ impl TextMatcher {
 // ---- compilation ----
 
 const MODIFIERS: &[&str] = &[
-    "contains", "startswith", "endswith", "all", "re", "i", "m", "s", "cidr", "exists", "gt", "gte", "lt", "lte",
-    "base64", "base64offset", "utf16le", "utf16be", "utf16", "wide", "windash", "fieldref", "cased", "expand", "not",
+    "contains",
+    "startswith",
+    "endswith",
+    "all",
+    "re",
+    "i",
+    "m",
+    "s",
+    "cidr",
+    "exists",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "base64",
+    "base64offset",
+    "utf16le",
+    "utf16be",
+    "utf16",
+    "wide",
+    "windash",
+    "fieldref",
+    "cased",
+    "expand",
+    "not",
 ];
 
 /// Compiles a rule's `detection` map. Errors name the search and field.
 pub fn compile(detection: &Value, placeholders: &Placeholders) -> Result<Detection, String> {
-    let map = detection.as_object().ok_or("`detection` must be a map of searches and a `condition`")?;
+    let map = detection
+        .as_object()
+        .ok_or("`detection` must be a map of searches and a `condition`")?;
     let mut names = Vec::new();
     let mut searches = Vec::new();
     let mut condition_text = None;
@@ -254,25 +300,34 @@ pub fn compile(detection: &Value, placeholders: &Placeholders) -> Result<Detecti
         if name == "timeframe" {
             continue;
         }
-        let search = compile_search(body, placeholders).map_err(|e| format!("search `{name}`: {e}"))?;
+        let search =
+            compile_search(body, placeholders).map_err(|e| format!("search `{name}`: {e}"))?;
         names.push(name.clone());
         searches.push(search);
     }
     let condition = match condition_text {
         None => return Err("`detection` has no `condition`".into()),
-        Some(Value::String(text)) => condition::parse(text, &names).map_err(|e| format!("condition: {e}"))?,
+        Some(Value::String(text)) => {
+            condition::parse(text, &names).map_err(|e| format!("condition: {e}"))?
+        }
         // A list of conditions: any of them.
         Some(Value::Array(list)) => {
             let mut parts = Vec::new();
             for c in list {
-                let text = c.as_str().ok_or("condition: a list of conditions must hold strings")?;
+                let text = c
+                    .as_str()
+                    .ok_or("condition: a list of conditions must hold strings")?;
                 parts.push(condition::parse(text, &names).map_err(|e| format!("condition: {e}"))?);
             }
             Condition::Or(parts)
         }
         Some(_) => return Err("condition: must be a string".into()),
     };
-    Ok(Detection { names, searches, condition })
+    Ok(Detection {
+        names,
+        searches,
+        condition,
+    })
 }
 
 fn compile_search(body: &Value, placeholders: &Placeholders) -> Result<Search, String> {
@@ -293,7 +348,11 @@ fn compile_search(body: &Value, placeholders: &Placeholders) -> Result<Search, S
             }
             Ok(Search::Keywords(matchers))
         }
-        Value::String(_) | Value::Number(_) => Ok(Search::Keywords(value_matchers(body, &KEYWORD_MODS, "keywords")?)),
+        Value::String(_) | Value::Number(_) => Ok(Search::Keywords(value_matchers(
+            body,
+            &KEYWORD_MODS,
+            "keywords",
+        )?)),
         _ => Err("a search must be a map of fields, a list of maps, or a list of keywords".into()),
     }
 }
@@ -328,7 +387,10 @@ struct Mods {
     negate: bool,
 }
 
-fn compile_map(map: &serde_json::Map<String, Value>, placeholders: &Placeholders) -> Result<Vec<Item>, String> {
+fn compile_map(
+    map: &serde_json::Map<String, Value>,
+    placeholders: &Placeholders,
+) -> Result<Vec<Item>, String> {
     let mut items = Vec::new();
     for (key, value) in map {
         let mut parts = key.split('|');
@@ -337,12 +399,18 @@ fn compile_map(map: &serde_json::Map<String, Value>, placeholders: &Placeholders
         let mut mods = Mods::default();
         for m in &modifiers {
             let Some(known) = MODIFIERS.iter().find(|k| **k == m.as_str()) else {
-                return Err(format!("field `{key}`: unknown modifier {m:?} (known: {})", MODIFIERS.join(", ")));
+                return Err(format!(
+                    "field `{key}`: unknown modifier {m:?} (known: {})",
+                    MODIFIERS.join(", ")
+                ));
             };
             match *known {
-                "contains" | "startswith" | "endswith" | "re" | "cidr" | "gt" | "gte" | "lt" | "lte" => {
+                "contains" | "startswith" | "endswith" | "re" | "cidr" | "gt" | "gte" | "lt"
+                | "lte" => {
                     if let Some(previous) = mods.op {
-                        return Err(format!("field `{key}`: `{previous}` and `{known}` cannot be combined"));
+                        return Err(format!(
+                            "field `{key}`: `{previous}` and `{known}` cannot be combined"
+                        ));
                     }
                     mods.op = Some(known);
                 }
@@ -368,7 +436,9 @@ fn compile_map(map: &serde_json::Map<String, Value>, placeholders: &Placeholders
         let op = if mods.exists {
             match value {
                 Value::Bool(b) => ItemOp::Exists(*b),
-                Value::String(s) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
+                Value::String(s)
+                    if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+                {
                     ItemOp::Exists(s.eq_ignore_ascii_case("true"))
                 }
                 _ => return Err(format!("field `{key}`: `exists` needs true or false")),
@@ -388,7 +458,14 @@ fn compile_map(map: &serde_json::Map<String, Value>, placeholders: &Placeholders
             if mods.expand {
                 raw = expand(&raw, placeholders).map_err(|e| format!("field `{key}`: {e}"))?;
                 if raw.is_empty() {
-                    items.push(Item { field_name, field, op: ItemOp::Unconfigured, all: mods.all, negate: mods.negate, modifiers });
+                    items.push(Item {
+                        field_name,
+                        field,
+                        op: ItemOp::Unconfigured,
+                        all: mods.all,
+                        negate: mods.negate,
+                        modifiers,
+                    });
                     continue;
                 }
             }
@@ -398,7 +475,14 @@ fn compile_map(map: &serde_json::Map<String, Value>, placeholders: &Placeholders
             }
             ItemOp::Values(matchers)
         };
-        items.push(Item { field_name, field, op, all: mods.all, negate: mods.negate, modifiers });
+        items.push(Item {
+            field_name,
+            field,
+            op,
+            all: mods.all,
+            negate: mods.negate,
+            modifiers,
+        });
     }
     // Typed fields are cheap; request bodies are parsed on first use: look at the cheap ones first.
     items.sort_by_key(|i| cost(&i.field));
@@ -407,7 +491,11 @@ fn compile_map(map: &serde_json::Map<String, Value>, placeholders: &Placeholders
 
 fn cost(field: &Field) -> u8 {
     match field {
-        Field::RequestObject(_) | Field::ResponseObject(_) | Field::PodSpec(_) | Field::Containers(_) | Field::Images => 2,
+        Field::RequestObject(_)
+        | Field::ResponseObject(_)
+        | Field::PodSpec(_)
+        | Field::Containers(_)
+        | Field::Images => 2,
         Field::Unknown(_) => 0,
         _ => 1,
     }
@@ -430,9 +518,13 @@ fn expand(values: &[Value], placeholders: &Placeholders) -> Result<Vec<Value>, S
         let mut variants = vec![String::new()];
         let mut rest = text;
         while let Some(start) = rest.find('%') {
-            let Some(len) = rest[start + 1..].find('%') else { break };
+            let Some(len) = rest[start + 1..].find('%') else {
+                break;
+            };
             let name = &rest[start + 1..start + 1 + len];
-            let list = placeholders.get(name).ok_or_else(|| format!("unknown placeholder %{name}%"))?;
+            let list = placeholders
+                .get(name)
+                .ok_or_else(|| format!("unknown placeholder %{name}%"))?;
             let prefix = &rest[..start];
             variants = variants
                 .iter()
@@ -440,7 +532,11 @@ fn expand(values: &[Value], placeholders: &Placeholders) -> Result<Vec<Value>, S
                 .collect();
             rest = &rest[start + len + 2..];
         }
-        out.extend(variants.into_iter().map(|v| Value::String(format!("{v}{rest}"))));
+        out.extend(
+            variants
+                .into_iter()
+                .map(|v| Value::String(format!("{v}{rest}"))),
+        );
     }
     Ok(out)
 }
@@ -455,11 +551,18 @@ fn value_matchers(value: &Value, mods: &Mods, key: &str) -> Result<Vec<Matcher>,
         Value::String(s) => s.clone(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
-        _ => return Err(format!("field `{key}`: values must be strings, numbers, booleans or null")),
+        _ => {
+            return Err(format!(
+                "field `{key}`: values must be strings, numbers, booleans or null"
+            ));
+        }
     };
     match mods.op {
         Some(op @ ("gt" | "gte" | "lt" | "lte")) => {
-            let n: f64 = text.trim().parse().map_err(|_| format!("field `{key}`: `{op}` needs a number, not {text:?}"))?;
+            let n: f64 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("field `{key}`: `{op}` needs a number, not {text:?}"))?;
             let cmp = match op {
                 "gt" => Comparison::Gt,
                 "gte" => Comparison::Gte,
@@ -494,7 +597,9 @@ fn value_matchers(value: &Value, mods: &Mods, key: &str) -> Result<Vec<Matcher>,
     if mods.windash {
         let extra: Vec<String> = variants
             .iter()
-            .flat_map(|v| ["-", "/", "\u{2013}", "\u{2014}", "\u{2015}"].map(|d| replace_leading_dashes(v, d)))
+            .flat_map(|v| {
+                ["-", "/", "\u{2013}", "\u{2014}", "\u{2015}"].map(|d| replace_leading_dashes(v, d))
+            })
             .collect();
         variants.extend(extra);
         variants.sort();
@@ -506,7 +611,13 @@ fn value_matchers(value: &Value, mods: &Mods, key: &str) -> Result<Vec<Matcher>,
             .map(|v| {
                 let bytes: Vec<u8> = v
                     .encode_utf16()
-                    .flat_map(|u| if order == "le" { u.to_le_bytes() } else { u.to_be_bytes() })
+                    .flat_map(|u| {
+                        if order == "le" {
+                            u.to_le_bytes()
+                        } else {
+                            u.to_be_bytes()
+                        }
+                    })
                     .collect();
                 String::from_utf8_lossy(&bytes).into_owned()
             })
@@ -515,18 +626,36 @@ fn value_matchers(value: &Value, mods: &Mods, key: &str) -> Result<Vec<Matcher>,
     if let Some(offset) = mods.base64 {
         variants = variants
             .into_iter()
-            .flat_map(|v| if offset { base64_offsets(v.as_bytes()) } else { vec![base64::engine::general_purpose::STANDARD.encode(v.as_bytes())] })
+            .flat_map(|v| {
+                if offset {
+                    base64_offsets(v.as_bytes())
+                } else {
+                    vec![base64::engine::general_purpose::STANDARD.encode(v.as_bytes())]
+                }
+            })
             .collect();
         // Encoded text is compared as written: base64 is case-sensitive.
-        return variants.into_iter().map(|v| text_matcher(&v, mods.op, true, false)).collect();
+        return variants
+            .into_iter()
+            .map(|v| text_matcher(&v, mods.op, true, false))
+            .collect();
     }
-    variants.into_iter().map(|v| text_matcher(&v, mods.op, mods.cased, true)).collect()
+    variants
+        .into_iter()
+        .map(|v| text_matcher(&v, mods.op, mods.cased, true))
+        .collect()
 }
 
 fn replace_leading_dashes(value: &str, dash: &str) -> String {
     value
         .split(' ')
-        .map(|w| if let Some(rest) = w.strip_prefix('-') { format!("{dash}{rest}") } else { w.to_string() })
+        .map(|w| {
+            if let Some(rest) = w.strip_prefix('-') {
+                format!("{dash}{rest}")
+            } else {
+                w.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -543,7 +672,9 @@ fn base64_offsets(bytes: &[u8]) -> Vec<String> {
             let mut padded = vec![b' '; shift];
             padded.extend_from_slice(bytes);
             let encoded = engine.encode(&padded);
-            let end = encoded.len().saturating_sub(cut_end[(bytes.len() + shift) % 3]);
+            let end = encoded
+                .len()
+                .saturating_sub(cut_end[(bytes.len() + shift) % 3]);
             let start = starts[shift].min(end);
             encoded[start..end].to_string()
         })
@@ -577,8 +708,17 @@ fn glob_tokens(value: &str) -> Vec<GlobToken> {
     out
 }
 
-fn text_matcher(value: &str, op: Option<&str>, cased: bool, wildcards: bool) -> Result<Matcher, String> {
-    let mut tokens = if wildcards { glob_tokens(value) } else { value.chars().map(GlobToken::Lit).collect() };
+fn text_matcher(
+    value: &str,
+    op: Option<&str>,
+    cased: bool,
+    wildcards: bool,
+) -> Result<Matcher, String> {
+    let mut tokens = if wildcards {
+        glob_tokens(value)
+    } else {
+        value.chars().map(GlobToken::Lit).collect()
+    };
     match op {
         Some("contains") => {
             tokens.insert(0, GlobToken::Star);
@@ -614,11 +754,17 @@ fn text_matcher(value: &str, op: Option<&str>, cased: bool, wildcards: bool) -> 
                 }
             }
             re.push('$');
-            let compiled = Regex::new(&re).map_err(|e| format!("bad wildcard pattern {value:?}: {e}"))?;
+            let compiled =
+                Regex::new(&re).map_err(|e| format!("bad wildcard pattern {value:?}: {e}"))?;
             (TextKind::Glob(compiled), String::new())
         }
     };
-    Ok(Matcher::Text(TextMatcher { kind: kind.0, pattern: fold(kind.1), cased, original: value.to_string() }))
+    Ok(Matcher::Text(TextMatcher {
+        kind: kind.0,
+        pattern: fold(kind.1),
+        cased,
+        original: value.to_string(),
+    }))
 }
 
 /// What the linter needs to know about an item's values against its field's type.
@@ -628,16 +774,24 @@ pub fn type_problems(item: &Item) -> Vec<String> {
     if let ItemOp::Values(matchers) = &item.op {
         for m in matchers {
             match (kind, m) {
-                (FieldKind::Number, Matcher::Text(t)) if t.original.trim().parse::<f64>().is_err() => problems.push(format!(
-                    "`{}` is a number, but is compared to the word {:?}: this can never match",
-                    item.field_name, t.original
-                )),
+                (FieldKind::Number, Matcher::Text(t))
+                    if t.original.trim().parse::<f64>().is_err() =>
+                {
+                    problems.push(format!(
+                        "`{}` is a number, but is compared to the word {:?}: this can never match",
+                        item.field_name, t.original
+                    ))
+                }
                 (FieldKind::Text | FieldKind::Time | FieldKind::TextList, Matcher::Compare(..)) => {
-                    problems.push(format!("`{}` holds text, but is compared with a numeric modifier", item.field_name))
+                    problems.push(format!(
+                        "`{}` holds text, but is compared with a numeric modifier",
+                        item.field_name
+                    ))
                 }
-                (FieldKind::Number | FieldKind::Time, Matcher::Cidr(_)) => {
-                    problems.push(format!("`{}` does not hold IP addresses: `cidr` can never match", item.field_name))
-                }
+                (FieldKind::Number | FieldKind::Time, Matcher::Cidr(_)) => problems.push(format!(
+                    "`{}` does not hold IP addresses: `cidr` can never match",
+                    item.field_name
+                )),
                 _ => {}
             }
         }
@@ -656,11 +810,22 @@ mod tests {
             audit_id: "a".into(),
             verb: "create".into(),
             request_uri: "/api/v1/namespaces/shop/pods".into(),
-            user: UserInfo { username: "system:serviceaccount:tools:ops".into(), groups: vec!["system:serviceaccounts".into()], ..Default::default() },
+            user: UserInfo {
+                username: "system:serviceaccount:tools:ops".into(),
+                groups: vec!["system:serviceaccounts".into()],
+                ..Default::default()
+            },
             source_ips: vec!["10.1.2.3".into()],
             user_agent: Some("Mozilla/5.0 (Windows NT 10.0)".into()),
-            object_ref: Some(ObjectRef { resource: Some("pods".into()), namespace: Some("shop".into()), ..Default::default() }),
-            response_status: Some(ResponseStatus { code: Some(201), ..Default::default() }),
+            object_ref: Some(ObjectRef {
+                resource: Some("pods".into()),
+                namespace: Some("shop".into()),
+                ..Default::default()
+            }),
+            response_status: Some(ResponseStatus {
+                code: Some(201),
+                ..Default::default()
+            }),
             request_object: Some(LazyJson::from_value(json!({
                 "kind": "Pod",
                 "spec": {"containers": [
@@ -682,40 +847,82 @@ mod tests {
 
     #[test]
     fn modifiers_and_lists() {
-        assert!(check("sel: {verb: CREATE, objectRef.resource: pods}\ncondition: sel"));
-        assert!(check("sel: {requestObject.spec.containers.securityContext.privileged: true}\ncondition: sel"));
-        assert!(check("sel: {kir.containers.args|contains: 'stratum+tcp://'}\ncondition: sel"));
-        assert!(check("sel: {userAgent|startswith: mozilla/}\ncondition: sel"));
-        assert!(!check("sel: {userAgent|startswith|cased: mozilla/}\ncondition: sel"));
+        assert!(check(
+            "sel: {verb: CREATE, objectRef.resource: pods}\ncondition: sel"
+        ));
+        assert!(check(
+            "sel: {requestObject.spec.containers.securityContext.privileged: true}\ncondition: sel"
+        ));
+        assert!(check(
+            "sel: {kir.containers.args|contains: 'stratum+tcp://'}\ncondition: sel"
+        ));
+        assert!(check(
+            "sel: {userAgent|startswith: mozilla/}\ncondition: sel"
+        ));
+        assert!(!check(
+            "sel: {userAgent|startswith|cased: mozilla/}\ncondition: sel"
+        ));
         assert!(check("sel: {sourceIPs|cidr: 10.0.0.0/8}\ncondition: sel"));
         assert!(check("sel: {responseStatus.code|lt: 400}\ncondition: sel"));
         assert!(check("sel: {responseStatus.code: 201}\ncondition: sel"));
-        assert!(check("sel: {requestURI|re: '^/api/v1/namespaces/[a-z]+/pods$'}\ncondition: sel"));
+        assert!(check(
+            "sel: {requestURI|re: '^/api/v1/namespaces/[a-z]+/pods$'}\ncondition: sel"
+        ));
         assert!(check("sel: {requestURI: '/api/*/pods'}\ncondition: sel"));
-        assert!(check("sel: {kir.serviceAccount.namespace|fieldref: objectRef.namespace}\ncondition: not sel"));
-        assert!(check("sel: {impersonatedUser.username|exists: false}\ncondition: sel"));
-        assert!(check("sel: {kir.images|contains|all: [nginx, acme]}\ncondition: sel"));
-        assert!(!check("sel: {kir.images|contains|all: [nginx, redis]}\ncondition: sel"));
-        assert!(check("sel: {kir.images|startswith|expand|not: '%registries%'}\ncondition: sel"));
-        assert!(!check("sel: {kir.images|startswith|expand|not: '%empty%'}\ncondition: sel"));
-        assert!(check("sel: {user.groups: system:serviceaccounts}\ncondition: sel"));
-        assert!(check("sel: [{verb: delete}, {verb: create}]\ncondition: sel"));
+        assert!(check(
+            "sel: {kir.serviceAccount.namespace|fieldref: objectRef.namespace}\ncondition: not sel"
+        ));
+        assert!(check(
+            "sel: {impersonatedUser.username|exists: false}\ncondition: sel"
+        ));
+        assert!(check(
+            "sel: {kir.images|contains|all: [nginx, acme]}\ncondition: sel"
+        ));
+        assert!(!check(
+            "sel: {kir.images|contains|all: [nginx, redis]}\ncondition: sel"
+        ));
+        assert!(check(
+            "sel: {kir.images|startswith|expand|not: '%registries%'}\ncondition: sel"
+        ));
+        assert!(!check(
+            "sel: {kir.images|startswith|expand|not: '%empty%'}\ncondition: sel"
+        ));
+        assert!(check(
+            "sel: {user.groups: system:serviceaccounts}\ncondition: sel"
+        ));
+        assert!(check(
+            "sel: [{verb: delete}, {verb: create}]\ncondition: sel"
+        ));
         assert!(check("sel: [stratum]\ncondition: sel"));
     }
 
     #[test]
     fn base64_offsets_find_the_text_at_any_alignment() {
         for prefix in ["", "a", "ab", "abc"] {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{prefix}/bin/sh -c xyz"));
-            assert!(base64_offsets(b"/bin/sh").iter().any(|v| encoded.contains(v.as_str())), "{prefix}");
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{prefix}/bin/sh -c xyz"));
+            assert!(
+                base64_offsets(b"/bin/sh")
+                    .iter()
+                    .any(|v| encoded.contains(v.as_str())),
+                "{prefix}"
+            );
         }
     }
 
     #[test]
     fn compile_errors_name_the_field() {
         let value: Value = serde_saphyr::from_str("sel: {verb|bogus: x}\ncondition: sel").unwrap();
-        assert!(compile(&value, &Placeholders::new()).unwrap_err().contains("bogus"));
+        assert!(
+            compile(&value, &Placeholders::new())
+                .unwrap_err()
+                .contains("bogus")
+        );
         let value: Value = serde_saphyr::from_str("sel: {verb|re: '('}\ncondition: sel").unwrap();
-        assert!(compile(&value, &Placeholders::new()).unwrap_err().contains("regular expression"));
+        assert!(
+            compile(&value, &Placeholders::new())
+                .unwrap_err()
+                .contains("regular expression")
+        );
     }
 }

@@ -38,7 +38,15 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
             rule_loaded: true,
         };
         if !meta.is_kubernetes_audit() {
-            let ls = meta.logsource.as_ref().map(|l| l.to_string()).unwrap_or_default();
+            let problem = |severity, message: String| RuleProblem {
+                line: Some(meta.line_of("logsource:")),
+                ..problem(severity, message)
+            };
+            let ls = meta
+                .logsource
+                .as_ref()
+                .map(|l| l.to_string())
+                .unwrap_or_default();
             out.push(problem(
                 ProblemSeverity::Warning,
                 format!("logsource {ls} is not Kubernetes audit (product: kubernetes, service: audit): the rule is loaded but does not run on audit events"),
@@ -46,7 +54,10 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
             continue;
         }
         if meta.level.is_none() {
-            out.push(problem(ProblemSeverity::Warning, "no `level`: findings will say medium".into()));
+            out.push(problem(
+                ProblemSeverity::Warning,
+                "no `level`: findings will say medium".into(),
+            ));
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -58,14 +69,16 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
         let problem = |message: String| RuleProblem {
             severity: ProblemSeverity::Error,
             path: meta.origin.path.clone(),
-            line: Some(meta.origin.line),
+            line: Some(meta.line_of_key(&item.field_name)),
             rule: Some(meta.title.clone()),
             message,
             rule_loaded: true,
         };
         if let Field::Unknown(name) = &item.field {
             if seen.insert((i, name.clone())) {
-                let hint = suggestion(name).map(|s| format!("; did you mean {s}?")).unwrap_or_default();
+                let hint = suggestion(name)
+                    .map(|s| format!("; did you mean {s}?"))
+                    .unwrap_or_default();
                 out.push(problem(format!("field `{name}` is not a field of a Kubernetes audit event, so this never matches{hint}")));
             }
         }
@@ -88,7 +101,9 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
                     path: c.meta.origin.path.clone(),
                     line: Some(c.meta.origin.line),
                     rule: Some(c.meta.title.clone()),
-                    message: format!("group-by field `{name}` is not a field of a Kubernetes audit event"),
+                    message: format!(
+                        "group-by field `{name}` is not a field of a Kubernetes audit event"
+                    ),
                     rule_loaded: true,
                 });
             }

@@ -71,9 +71,29 @@ pub struct RuleMeta {
     pub logsource: Option<Value>,
     pub origin: RuleOrigin,
     pub examples: Vec<Example>,
+    /// The YAML document, to point messages at the line of a field.
+    pub text: String,
 }
 
 impl RuleMeta {
+    /// The file line of the first line of this rule that mentions `needle`.
+    pub fn line_of(&self, needle: &str) -> usize {
+        line_of(&self.text, self.origin.line, needle).unwrap_or(self.origin.line)
+    }
+
+    /// The file line where `key` is written as a map key (`key:` or `key|modifier:`).
+    pub fn line_of_key(&self, key: &str) -> usize {
+        self.text
+            .lines()
+            .position(|l| {
+                let l = l.trim_start().trim_start_matches(['\'', '"']);
+                l.strip_prefix(key)
+                    .is_some_and(|rest| rest.starts_with([':', '|', '\'', '"']))
+            })
+            .map(|i| self.origin.line + i)
+            .unwrap_or(self.origin.line)
+    }
+
     /// What findings show when a rule has no level: Sigma's default.
     pub fn severity(&self) -> Level {
         self.level.unwrap_or(Level::Medium)
@@ -81,10 +101,13 @@ impl RuleMeta {
 
     /// True when the logsource is Kubernetes audit (or not given).
     pub fn is_kubernetes_audit(&self) -> bool {
-        let Some(ls) = &self.logsource else { return true };
+        let Some(ls) = &self.logsource else {
+            return true;
+        };
         let product = ls.get("product").and_then(Value::as_str);
         let service = ls.get("service").and_then(Value::as_str);
-        product.is_none_or(|p| p.eq_ignore_ascii_case("kubernetes")) && service.is_none_or(|s| s.eq_ignore_ascii_case("audit"))
+        product.is_none_or(|p| p.eq_ignore_ascii_case("kubernetes"))
+            && service.is_none_or(|s| s.eq_ignore_ascii_case("audit"))
     }
 }
 
@@ -132,12 +155,19 @@ fn documents(text: &str) -> Vec<(usize, String)> {
         }
     }
     docs.push((start, current));
-    docs.into_iter().filter(|(_, d)| d.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))).collect()
+    docs.into_iter()
+        .filter(|(_, d)| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
 }
 
 /// The first line of `doc` that mentions `needle`, as a file line number.
 fn line_of(doc: &str, first_line: usize, needle: &str) -> Option<usize> {
-    doc.lines().position(|l| l.contains(needle)).map(|i| first_line + i)
+    doc.lines()
+        .position(|l| l.contains(needle))
+        .map(|i| first_line + i)
 }
 
 /// Parses one rule file's text.
@@ -156,19 +186,29 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
             Ok(v) => v,
             Err(e) => {
                 let (line, message) = yaml_error(&e, first_line);
-                out.problems.push(problem(line, None, format!("not valid YAML: {message}")));
+                out.problems
+                    .push(problem(line, None, format!("not valid YAML: {message}")));
                 continue;
             }
         };
         let Some(map) = value.as_object() else {
-            out.problems.push(problem(Some(first_line), None, "a rule must be a YAML map".into()));
+            out.problems.push(problem(
+                Some(first_line),
+                None,
+                "a rule must be a YAML map".into(),
+            ));
             continue;
         };
-        let origin = RuleOrigin { path: path.to_string(), line: first_line };
+        let origin = RuleOrigin {
+            path: path.to_string(),
+            line: first_line,
+        };
         let meta = match meta(map, origin, &doc) {
             Ok(m) => m,
             Err((needle, message)) => {
-                let line = needle.and_then(|n| line_of(&doc, first_line, n)).or(Some(first_line));
+                let line = needle
+                    .and_then(|n| line_of(&doc, first_line, n))
+                    .or(Some(first_line));
                 let title = map.get("title").and_then(Value::as_str).map(str::to_string);
                 out.problems.push(problem(line, title, message));
                 continue;
@@ -177,34 +217,52 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
         let label = Some(meta.title.clone());
         if let Some(corr) = map.get("correlation") {
             match correlation(corr) {
-                Ok((kind, rules, group_by, timespan, threshold, generate)) => out.correlations.push(CorrelationRule {
-                    meta,
-                    kind,
-                    rule_refs: rules,
-                    rules: Vec::new(),
-                    group_by,
-                    timespan,
-                    threshold,
-                    generate,
-                }),
-                Err(message) => out.problems.push(problem(line_of(&doc, first_line, "correlation:"), label, format!("correlation: {message}"))),
+                Ok((kind, rules, group_by, timespan, threshold, generate)) => {
+                    out.correlations.push(CorrelationRule {
+                        meta,
+                        kind,
+                        rule_refs: rules,
+                        rules: Vec::new(),
+                        group_by,
+                        timespan,
+                        threshold,
+                        generate,
+                    })
+                }
+                Err(message) => out.problems.push(problem(
+                    line_of(&doc, first_line, "correlation:"),
+                    label,
+                    format!("correlation: {message}"),
+                )),
             }
         } else if let Some(det) = map.get("detection") {
             match detection::compile(det, placeholders) {
-                Ok(detection) => out.detections.push(DetectionRule { meta, detection, source: det.clone() }),
+                Ok(detection) => out.detections.push(DetectionRule {
+                    meta,
+                    detection,
+                    source: det.clone(),
+                }),
                 Err(message) => {
-                    let line = message
-                        .split('`')
-                        .nth(1)
-                        .and_then(|needle| line_of(&doc, first_line, needle.split('|').next().unwrap_or(needle)))
-                        .or_else(|| line_of(&doc, first_line, "detection:"));
+                    // Point at the most specific thing the message names: the field, else the
+                    // condition, else the detection.
+                    let field = message.split('`').rev().nth(1).map(str::to_string);
+                    let line = if message.starts_with("condition") {
+                        line_of(&doc, first_line, "condition:")
+                    } else {
+                        field.and_then(|f| line_of(&doc, first_line, &f))
+                    }
+                    .or_else(|| line_of(&doc, first_line, "detection:"));
                     out.problems.push(problem(line, label, message));
                 }
             }
         } else if map.contains_key("placeholders") {
             continue;
         } else {
-            out.problems.push(problem(Some(first_line), label, "a rule needs `detection` (or `correlation`)".into()));
+            out.problems.push(problem(
+                Some(first_line),
+                label,
+                "a rule needs `detection` (or `correlation`)".into(),
+            ));
         }
     }
     out
@@ -213,12 +271,18 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
 fn yaml_error(e: &serde_saphyr::Error, first_line: usize) -> (Option<usize>, String) {
     let text = e.to_string();
     let line = e.location().map(|l| first_line + l.line() as usize - 1);
-    (line.or(Some(first_line)), text.lines().next().unwrap_or_default().to_string())
+    (
+        line.or(Some(first_line)),
+        text.lines().next().unwrap_or_default().to_string(),
+    )
 }
 
 type MetaError = (Option<&'static str>, String);
 
-fn string_list(map: &serde_json::Map<String, Value>, key: &'static str) -> Result<Vec<String>, MetaError> {
+fn string_list(
+    map: &serde_json::Map<String, Value>,
+    key: &'static str,
+) -> Result<Vec<String>, MetaError> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![s.clone()]),
@@ -234,7 +298,11 @@ fn string_list(map: &serde_json::Map<String, Value>, key: &'static str) -> Resul
     }
 }
 
-fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> Result<RuleMeta, MetaError> {
+fn meta(
+    map: &serde_json::Map<String, Value>,
+    origin: RuleOrigin,
+    doc: &str,
+) -> Result<RuleMeta, MetaError> {
     let text = |key: &'static str| -> Result<Option<String>, MetaError> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -245,7 +313,9 @@ fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> 
     };
     let title = text("title")?.ok_or((None, "a rule needs a `title`".to_string()))?;
     let name = text("name")?;
-    let id = text("id")?.or_else(|| name.clone()).unwrap_or_else(|| title.clone());
+    let id = text("id")?
+        .or_else(|| name.clone())
+        .unwrap_or_else(|| title.clone());
     let level = match text("level")? {
         Some(l) => Some(l.parse::<Level>().map_err(|e| (Some("level"), e))?),
         None => None,
@@ -254,7 +324,11 @@ fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> 
     let techniques = tags
         .iter()
         .filter_map(|t| t.strip_prefix("attack."))
-        .filter(|t| t.len() > 1 && t.starts_with(['t', 'T']) && t[1..].starts_with(|c: char| c.is_ascii_digit()))
+        .filter(|t| {
+            t.len() > 1
+                && t.starts_with(['t', 'T'])
+                && t[1..].starts_with(|c: char| c.is_ascii_digit())
+        })
         .map(|t| t.to_ascii_uppercase())
         .collect();
     let threat_matrix = tags
@@ -306,17 +380,32 @@ fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> 
         logsource: map.get("logsource").cloned(),
         origin,
         examples,
+        text: doc.to_string(),
     })
 }
 
-type ParsedCorrelation = (CorrelationKind, Vec<String>, Vec<String>, jiff::SignedDuration, Threshold, bool);
+type ParsedCorrelation = (
+    CorrelationKind,
+    Vec<String>,
+    Vec<String>,
+    jiff::SignedDuration,
+    Threshold,
+    bool,
+);
 
 fn correlation(value: &Value) -> Result<ParsedCorrelation, String> {
     let map = value.as_object().ok_or("must be a map")?;
-    let kind_text = map.get("type").and_then(Value::as_str).ok_or("needs `type` (event_count, value_count, temporal)")?;
+    let kind_text = map
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("needs `type` (event_count, value_count, temporal)")?;
     let rules: Vec<String> = match map.get("rules") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         _ => return Err("needs `rules`: the names or ids of the rules it correlates".into()),
     };
     if rules.is_empty() {
@@ -325,12 +414,22 @@ fn correlation(value: &Value) -> Result<ParsedCorrelation, String> {
     let group_by: Vec<String> = match map.get("group-by") {
         None => Vec::new(),
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         Some(_) => return Err("`group-by` must be a list of field names".into()),
     };
-    let timespan_text = map.get("timespan").and_then(Value::as_str).ok_or("needs `timespan` (e.g. 5m)")?;
+    let timespan_text = map
+        .get("timespan")
+        .and_then(Value::as_str)
+        .ok_or("needs `timespan` (e.g. 5m)")?;
     let timespan = parse_timespan(timespan_text)?;
-    let generate = map.get("generate").and_then(Value::as_bool).unwrap_or(false);
+    let generate = map
+        .get("generate")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let condition = map.get("condition");
     let kind = match kind_text {
         "event_count" => CorrelationKind::EventCount,
@@ -341,23 +440,44 @@ fn correlation(value: &Value) -> Result<ParsedCorrelation, String> {
                 .ok_or("value_count needs `condition.field`")?;
             CorrelationKind::ValueCount(kir_audit::Field::parse(field))
         }
-        "temporal" | "temporal_ordered" => CorrelationKind::Temporal { ordered: kind_text == "temporal_ordered" },
-        other => return Err(format!("unknown type {other:?} (event_count, value_count, temporal, temporal_ordered)")),
+        "temporal" | "temporal_ordered" => CorrelationKind::Temporal {
+            ordered: kind_text == "temporal_ordered",
+        },
+        other => {
+            return Err(format!(
+                "unknown type {other:?} (event_count, value_count, temporal, temporal_ordered)"
+            ));
+        }
     };
     let threshold = match condition {
-        None if matches!(kind, CorrelationKind::Temporal { .. }) => Threshold { gte: Some(rules.len() as f64), ..Default::default() },
+        None if matches!(kind, CorrelationKind::Temporal { .. }) => Threshold {
+            gte: Some(rules.len() as f64),
+            ..Default::default()
+        },
         None => return Err("needs `condition` (e.g. gte: 10)".into()),
         Some(c) => {
             let num = |k: &str| -> Result<Option<f64>, String> {
                 match c.get(k) {
                     None => Ok(None),
-                    Some(v) => v.as_f64().map(Some).ok_or(format!("condition `{k}` must be a number")),
+                    Some(v) => v
+                        .as_f64()
+                        .map(Some)
+                        .ok_or(format!("condition `{k}` must be a number")),
                 }
             };
-            let t = Threshold { gt: num("gt")?, gte: num("gte")?, lt: num("lt")?, lte: num("lte")?, eq: num("eq")? };
+            let t = Threshold {
+                gt: num("gt")?,
+                gte: num("gte")?,
+                lt: num("lt")?,
+                lte: num("lte")?,
+                eq: num("eq")?,
+            };
             if t.gt.is_none() && t.gte.is_none() && t.eq.is_none() {
                 if matches!(kind, CorrelationKind::Temporal { .. }) {
-                    Threshold { gte: Some(rules.len() as f64), ..t }
+                    Threshold {
+                        gte: Some(rules.len() as f64),
+                        ..t
+                    }
                 } else {
                     return Err("condition needs `gt`, `gte` or `eq`: kir reports a group when it reaches the threshold".into());
                 }
@@ -372,8 +492,13 @@ fn correlation(value: &Value) -> Result<ParsedCorrelation, String> {
 /// `30s`, `5m`, `1h`, `2d`, `1w`.
 pub fn parse_timespan(text: &str) -> Result<jiff::SignedDuration, String> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: i64 = number.parse().map_err(|_| format!("bad timespan {text:?} (examples: 30s, 5m, 1h, 1d)"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("bad timespan {text:?} (examples: 30s, 5m, 1h, 1d)"))?;
     let seconds = match unit {
         "s" => n,
         "m" => n * 60,

@@ -16,7 +16,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/b
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Config { path: String, message: String },
 }
@@ -51,14 +54,20 @@ impl RuleSet {
         let texts = BUILTIN_RULES
             .iter()
             .filter(|(path, _)| !path.starts_with("placeholders/"))
-            .map(|(path, text)| RuleText { path: format!("rules/{path}"), text: text.to_string() })
+            .map(|(path, text)| RuleText {
+                path: format!("rules/{path}"),
+                text: text.to_string(),
+            })
             .collect::<Vec<_>>();
         RuleSet::from_texts(&texts, placeholders)
     }
 
     /// Rules from text (files already read).
     pub fn from_texts(texts: &[RuleText], placeholders: Placeholders) -> RuleSet {
-        let mut set = RuleSet { placeholders, ..Default::default() };
+        let mut set = RuleSet {
+            placeholders,
+            ..Default::default()
+        };
         for t in texts {
             set.add_text(t);
         }
@@ -77,12 +86,21 @@ impl RuleSet {
     pub fn add_paths(&mut self, paths: &[PathBuf]) -> Result<(), LoadError> {
         let mut files = Vec::new();
         for p in paths {
-            collect_rule_files(p, &mut files).map_err(|source| LoadError::Io { path: p.display().to_string(), source })?;
+            collect_rule_files(p, &mut files).map_err(|source| LoadError::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
         }
         for f in files {
-            let text = std::fs::read(&f).map_err(|source| LoadError::Io { path: f.display().to_string(), source })?;
+            let text = std::fs::read(&f).map_err(|source| LoadError::Io {
+                path: f.display().to_string(),
+                source,
+            })?;
             let text = String::from_utf8_lossy(&text).into_owned();
-            self.add_text(&RuleText { path: f.display().to_string(), text });
+            self.add_text(&RuleText {
+                path: f.display().to_string(),
+                text,
+            });
         }
         self.finish();
         Ok(())
@@ -94,7 +112,11 @@ impl RuleSet {
         for c in &mut self.correlations {
             c.rules.clear();
             for r in &c.rule_refs {
-                match self.detections.iter().position(|d| d.meta.name.as_deref() == Some(r.as_str()) || d.meta.id == *r) {
+                match self
+                    .detections
+                    .iter()
+                    .position(|d| d.meta.name.as_deref() == Some(r.as_str()) || d.meta.id == *r)
+                {
                     Some(i) => c.rules.push(i),
                     None => problems.push(RuleProblem {
                         severity: ProblemSeverity::Error,
@@ -107,22 +129,33 @@ impl RuleSet {
                 }
             }
         }
-        self.correlations.retain(|c| c.rules.len() == c.rule_refs.len());
+        self.correlations
+            .retain(|c| c.rules.len() == c.rule_refs.len());
         let mut reports = vec![true; self.detections.len()];
         for (i, report) in reports.iter_mut().enumerate() {
-            let users: Vec<&CorrelationRule> = self.correlations.iter().filter(|c| c.rules.contains(&i)).collect();
+            let users: Vec<&CorrelationRule> = self
+                .correlations
+                .iter()
+                .filter(|c| c.rules.contains(&i))
+                .collect();
             if !users.is_empty() && users.iter().all(|c| !c.generate) {
                 *report = false;
             }
         }
         self.reports = reports;
-        self.active = self.detections.iter().map(|d| d.meta.is_kubernetes_audit()).collect();
+        self.active = self
+            .detections
+            .iter()
+            .map(|d| d.meta.is_kubernetes_audit())
+            .collect();
         problems.extend(crate::lint::lint(self));
         self.problems = problems;
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &RuleProblem> {
-        self.problems.iter().filter(|p| p.severity == ProblemSeverity::Error)
+        self.problems
+            .iter()
+            .filter(|p| p.severity == ProblemSeverity::Error)
     }
 
     /// Indices of the detection rules that match `event`.
@@ -157,7 +190,10 @@ impl RuleSet {
             object: object_of(event),
             verb: event.verb.clone(),
             response_code: event.response_code(),
-            source: SourceRef { path: event.origin.path.to_string(), line: event.origin.line },
+            source: SourceRef {
+                path: event.origin.path.to_string(),
+                line: event.origin.line,
+            },
             kind: "detection",
             rule_name: meta.name.clone(),
             event_count: 1,
@@ -168,7 +204,11 @@ impl RuleSet {
     /// Keeps only the rules whose id, name or title is in `selectors` (and what they need).
     pub fn retain_rules(&mut self, selectors: &[String]) {
         let wanted = |m: &crate::rule::RuleMeta| {
-            selectors.iter().any(|s| s == &m.id || m.name.as_deref() == Some(s.as_str()) || m.title.eq_ignore_ascii_case(s))
+            selectors.iter().any(|s| {
+                s == &m.id
+                    || m.name.as_deref() == Some(s.as_str())
+                    || m.title.eq_ignore_ascii_case(s)
+            })
         };
         let keep_corr: Vec<bool> = self.correlations.iter().map(|c| wanted(&c.meta)).collect();
         let mut keep_det: Vec<bool> = self.detections.iter().map(|d| wanted(&d.meta)).collect();
@@ -196,23 +236,36 @@ impl RuleSet {
     pub fn items(&self) -> impl Iterator<Item = (usize, &Item)> {
         self.detections.iter().enumerate().flat_map(|(i, d)| {
             d.detection.searches.iter().flat_map(move |s| match s {
-                Search::Maps(maps) => maps.iter().flatten().map(move |item| (i, item)).collect::<Vec<_>>(),
+                Search::Maps(maps) => maps
+                    .iter()
+                    .flatten()
+                    .map(move |item| (i, item))
+                    .collect::<Vec<_>>(),
                 Search::Keywords(_) => Vec::new(),
             })
         })
     }
 
     pub fn unconfigured_items(&self, rule: usize) -> bool {
-        self.detections[rule].detection.searches.iter().any(|s| match s {
-            Search::Maps(maps) => maps.iter().flatten().any(|i| matches!(i.op, ItemOp::Unconfigured)),
-            Search::Keywords(_) => false,
-        })
+        self.detections[rule]
+            .detection
+            .searches
+            .iter()
+            .any(|s| match s {
+                Search::Maps(maps) => maps
+                    .iter()
+                    .flatten()
+                    .any(|i| matches!(i.op, ItemOp::Unconfigured)),
+                Search::Keywords(_) => false,
+            })
     }
 }
 
 fn collect_rule_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
         entries.sort();
         for e in entries {
             if e.is_dir() {
@@ -231,7 +284,10 @@ fn collect_rule_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()
 /// The default lists of the built-in pack (`rules/placeholders/*.yml`).
 pub fn builtin_placeholders() -> Placeholders {
     let mut out = Placeholders::new();
-    for (path, text) in BUILTIN_RULES.iter().filter(|(p, _)| p.starts_with("placeholders/")) {
+    for (path, text) in BUILTIN_RULES
+        .iter()
+        .filter(|(p, _)| p.starts_with("placeholders/"))
+    {
         match parse_placeholders(text) {
             Ok(p) => out.extend(p),
             // The pack is tested in CI; a broken list here is a build defect, not user input.

@@ -14,7 +14,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 
 use jiff::Timestamp;
-use kir_audit::{AuditEvent, Input, LineBatch, ReadOptions, Record, SkipKind, SkipReport, Skipped, StageMerger};
+use kir_audit::{
+    AuditEvent, Input, LineBatch, ReadOptions, Record, SkipKind, SkipReport, Skipped, StageMerger,
+};
 use kir_detect::{Finding, Level, RuleSet, finding_from_falco};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -42,7 +44,8 @@ impl Filter {
     }
 
     fn namespace_ok(&self, namespace: Option<&str>) -> bool {
-        self.namespaces.is_empty() || namespace.is_some_and(|ns| self.namespaces.iter().any(|n| n == ns))
+        self.namespaces.is_empty()
+            || namespace.is_some_and(|ns| self.namespaces.iter().any(|n| n == ns))
     }
 
     fn time_ok(&self, time: Option<Timestamp>) -> bool {
@@ -55,7 +58,11 @@ impl Filter {
     pub fn keeps(&self, f: &Finding) -> bool {
         self.min_severity.is_none_or(|m| f.severity >= m)
             && (self.rules.is_empty()
-                || self.rules.iter().any(|r| *r == f.rule_id || f.rule_name.as_deref() == Some(r) || f.title.eq_ignore_ascii_case(r)))
+                || self.rules.iter().any(|r| {
+                    *r == f.rule_id
+                        || f.rule_name.as_deref() == Some(r)
+                        || f.title.eq_ignore_ascii_case(r)
+                }))
             && self.actor_ok(&f.actor.user)
             && self.namespace_ok(f.object.namespace.as_deref())
             && self.time_ok(f.time)
@@ -63,7 +70,9 @@ impl Filter {
 
     /// For the timeline: whether the event is one the user asked about.
     fn selects_event(&self, e: &AuditEvent) -> bool {
-        self.actor_ok(&e.user.username) && self.namespace_ok(e.namespace()) && self.time_ok(e.time())
+        self.actor_ok(&e.user.username)
+            && self.namespace_ok(e.namespace())
+            && self.time_ok(e.time())
     }
 
     fn selects_events_by_itself(&self) -> bool {
@@ -88,7 +97,9 @@ pub struct HuntOptions {
 impl Default for HuntOptions {
     fn default() -> Self {
         HuntOptions {
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             read: ReadOptions::default(),
             pending_requests: 100_000,
             filter: Filter::default(),
@@ -171,7 +182,12 @@ enum Message {
     /// An input could not be opened or read at all.
     Failed(FileProblem),
     /// An input was read to its end.
-    Done { path: Arc<str>, explicit: bool, lines: u64, bytes: u64 },
+    Done {
+        path: Arc<str>,
+        explicit: bool,
+        lines: u64,
+        bytes: u64,
+    },
 }
 
 /// Per-input counts, to tell "not an audit log at all" from "a few bad lines".
@@ -184,7 +200,9 @@ struct FileTally {
 
 /// Runs the hunt over `inputs` with `rules`.
 pub fn hunt(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(options.threads.max(1)).build();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads.max(1))
+        .build();
     match pool {
         Ok(pool) => pool.install(|| hunt_in_pool(inputs, rules, options)),
         Err(_) => hunt_in_pool(inputs, rules, options),
@@ -196,37 +214,44 @@ fn hunt_in_pool(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> Hun
     let reader_inputs = inputs.to_vec();
     let read_options = options.read.clone();
     let progress = options.progress.clone();
-    let reader = std::thread::Builder::new().name("kir-reader".into()).spawn(move || {
-        for input in &reader_inputs {
-            let mut sink = |batch: LineBatch| {
-                let _ = tx.send(Message::Batch(batch));
-            };
-            match kir_audit::read_input(input, &read_options, progress.clone(), &mut sink) {
-                Ok(summary) => {
-                    let _ = tx.send(Message::Done {
-                        path: input.display.clone(),
-                        explicit: input.explicit,
-                        lines: summary.lines,
-                        bytes: summary.bytes,
-                    });
-                }
-                Err(e) => {
-                    let _ = tx.send(Message::Failed(FileProblem {
-                        path: input.display.to_string(),
-                        explicit: input.explicit,
-                        message: e.to_string(),
-                    }));
+    let reader = std::thread::Builder::new()
+        .name("kir-reader".into())
+        .spawn(move || {
+            for input in &reader_inputs {
+                let mut sink = |batch: LineBatch| {
+                    let _ = tx.send(Message::Batch(batch));
+                };
+                match kir_audit::read_input(input, &read_options, progress.clone(), &mut sink) {
+                    Ok(summary) => {
+                        let _ = tx.send(Message::Done {
+                            path: input.display.clone(),
+                            explicit: input.explicit,
+                            lines: summary.lines,
+                            bytes: summary.bytes,
+                        });
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Message::Failed(FileProblem {
+                            path: input.display.to_string(),
+                            explicit: input.explicit,
+                            message: e.to_string(),
+                        }));
+                    }
                 }
             }
-        }
-    });
+        });
 
     let mut state = Pipeline::new(rules, options);
     for message in rx {
         match message {
             Message::Batch(batch) => state.batch(batch),
             Message::Failed(problem) => state.report.file_problems.push(problem),
-            Message::Done { path, explicit, lines, bytes } => state.file_done(path, explicit, lines, bytes),
+            Message::Done {
+                path,
+                explicit,
+                lines,
+                bytes,
+            } => state.file_done(path, explicit, lines, bytes),
         }
     }
     if let Ok(handle) = reader {
@@ -268,7 +293,11 @@ impl<'a> Pipeline<'a> {
                     let origin = batch.origin(span);
                     match std::str::from_utf8(batch.text(span)) {
                         Ok(text) => kir_audit::decode(text, &origin, &mut records, &mut skipped),
-                        Err(e) => skipped.push(Skipped::new(SkipKind::InvalidUtf8, origin, format!("{e}"))),
+                        Err(e) => skipped.push(Skipped::new(
+                            SkipKind::InvalidUtf8,
+                            origin,
+                            format!("{e}"),
+                        )),
                     }
                 }
                 (records, skipped)
@@ -357,7 +386,10 @@ impl<'a> Pipeline<'a> {
         self.report.stats.bytes += bytes;
         let tally = self.tallies.remove(&path).unwrap_or_default();
         if tally.records == 0 && tally.skipped > 0 {
-            let why = tally.first_problem.map(|p| format!("line {}: {}", p.origin.line, p.detail)).unwrap_or_default();
+            let why = tally
+                .first_problem
+                .map(|p| format!("line {}: {}", p.origin.line, p.detail))
+                .unwrap_or_default();
             self.report.file_problems.push(FileProblem {
                 path: path.to_string(),
                 explicit,
@@ -388,24 +420,37 @@ fn timeline_entry(e: &AuditEvent, findings: Vec<(String, Level)>) -> TimelineEnt
         request_uri: e.request_uri.clone(),
         response_code: e.response_code(),
         findings,
-        source: kir_detect::SourceRef { path: e.origin.path.to_string(), line: e.origin.line },
+        source: kir_detect::SourceRef {
+            path: e.origin.path.to_string(),
+            line: e.origin.line,
+        },
     }
 }
 
 /// Findings worst first, then by time.
 pub fn sort_worst_first(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.time.cmp(&b.time)).then(a.rule_id.cmp(&b.rule_id)));
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.time.cmp(&b.time))
+            .then(a.rule_id.cmp(&b.rule_id))
+    });
 }
 
 /// Per-rule counts for the summary: (rule id, title, severity, findings, events).
 pub fn summary_by_rule(findings: &[Finding]) -> Vec<(String, String, Level, usize, usize)> {
     let mut by_rule: HashMap<&str, (String, Level, usize, usize)> = HashMap::new();
     for f in findings {
-        let entry = by_rule.entry(&f.rule_id).or_insert_with(|| (f.title.clone(), f.severity, 0, 0));
+        let entry = by_rule
+            .entry(&f.rule_id)
+            .or_insert_with(|| (f.title.clone(), f.severity, 0, 0));
         entry.2 += 1;
         entry.3 += f.event_count;
     }
-    let mut out: Vec<_> = by_rule.into_iter().map(|(id, (t, l, n, e))| (id.to_string(), t, l, n, e)).collect();
+    let mut out: Vec<_> = by_rule
+        .into_iter()
+        .map(|(id, (t, l, n, e))| (id.to_string(), t, l, n, e))
+        .collect();
     out.sort_by(|a, b| b.2.cmp(&a.2).then(b.3.cmp(&a.3)).then(a.1.cmp(&b.1)));
     out
 }

@@ -55,11 +55,13 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Find attacks in audit logs (files, folders, `-` for stdin).
-    #[command(after_help = "Inputs are recognized by themselves, per file and per line: audit.k8s.io/v1 and v1beta1 events \
+    #[command(
+        after_help = "Inputs are recognized by themselves, per file and per line: audit.k8s.io/v1 and v1beta1 events \
 (JSON lines or one document), EventList batches, .gz and .zst, folders (recursively, rotated files oldest first), EKS \
 records exported from CloudWatch Logs, AKS kube-audit diagnostic records, GKE Cloud Audit Log entries and Falco JSON \
 alerts. The stages of one request (RequestReceived, ResponseStarted, ResponseComplete) become one event.\n\n\
-Examples:\n  kir hunt examples/exposed-console-cryptojack.audit.jsonl.gz\n  kir hunt audit/ --format jsonl --min-severity medium > findings.jsonl\n  kir hunt audit/ --rules ./our-rules/ --fail-on high\n  kir hunt audit/ --timeline --actor 'system:serviceaccount:tools:*'\n  kir hunt audit/ --since 2026-11-27T23:50:00Z --until 2026-11-28T00:00:00Z --namespace kube-system")]
+Examples:\n  kir hunt examples/exposed-console-cryptojack.audit.jsonl.gz\n  kir hunt audit/ --format jsonl --min-severity medium > findings.jsonl\n  kir hunt audit/ --rules ./our-rules/ --fail-on high\n  kir hunt audit/ --timeline --actor 'system:serviceaccount:tools:*'\n  kir hunt audit/ --since 2026-11-27T23:50:00Z --until 2026-11-28T00:00:00Z --namespace kube-system"
+    )]
     Hunt(HuntArgs),
     /// Show, lint and self-test rules (the built-in pack and your own).
     Rules {
@@ -127,9 +129,11 @@ pub enum RulesCommand {
     /// List the rules: id, level, title, ATT&CK and threat-matrix tags.
     List(RulesListArgs),
     /// Parse and lint rule files; exit 2 when a rule has errors.
-    #[command(after_help = "The linter names fields that audit events never carry (e.g. `hostPath`), type mismatches \
+    #[command(
+        after_help = "The linter names fields that audit events never carry (e.g. `hostPath`), type mismatches \
 (a response code compared to a word), unknown modifiers, bad regular expressions, broken conditions and correlation \
-rules that name rules that are not loaded.\n\nExamples:\n  kir rules check ./our-rules/\n  kir rules check            # the built-in pack")]
+rules that name rules that are not loaded.\n\nExamples:\n  kir rules check ./our-rules/\n  kir rules check            # the built-in pack"
+    )]
     Check(RulesCheckArgs),
     /// Run the rules' embedded examples (must-match and must-not-match events); exit 1 on failure.
     Test(RulesCheckArgs),

@@ -33,22 +33,30 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
     }
     let progress = Arc::new(AtomicU64::new(0));
     let options = HuntOptions {
-        threads: args.threads.unwrap_or_else(|| HuntOptions::default().threads),
-        read: kir_audit::ReadOptions { max_line: args.max_line, ..Default::default() },
+        threads: args
+            .threads
+            .unwrap_or_else(|| HuntOptions::default().threads),
+        read: kir_audit::ReadOptions {
+            max_line: args.max_line,
+            ..Default::default()
+        },
         filter,
         timeline: args.timeline,
         progress: progress.clone(),
         ..Default::default()
     };
     let total: u64 = inputs.iter().filter_map(|i| i.size).sum();
-    let show_progress = !global.quiet && std::io::stderr().is_terminal() && total >= PROGRESS_THRESHOLD;
+    let show_progress =
+        !global.quiet && std::io::stderr().is_terminal() && total >= PROGRESS_THRESHOLD;
     let done = Arc::new(AtomicBool::new(false));
     let ticker = show_progress.then(|| {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} reading {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} reading {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         let done = done.clone();
         let progress = progress.clone();
@@ -66,7 +74,9 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
         let _ = t.join();
     }
     kir_hunt::sort_worst_first(&mut report.findings);
-    report.timeline.sort_by(|a, b| a.time.cmp(&b.time).then(a.source.line.cmp(&b.source.line)));
+    report
+        .timeline
+        .sort_by(|a, b| a.time.cmp(&b.time).then(a.source.line.cmp(&b.source.line)));
 
     print_input_problems(global, &report);
     let color = use_color(global);
@@ -108,23 +118,38 @@ pub fn load_rules(source: &RuleSource, global: &Global) -> Result<RuleSet, UserE
     }
     let fatal: Vec<_> = rules.problems.iter().filter(|p| !p.rule_loaded).collect();
     if !fatal.is_empty() {
-        let list = fatal.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n");
-        return Err(UserError(format!("some rules cannot be loaded:\n{list}\n(run `kir rules check` on them for details)")));
+        let list = fatal
+            .iter()
+            .map(|p| format!("  {p}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(UserError(format!(
+            "some rules cannot be loaded:\n{list}\n(run `kir rules check` on them for details)"
+        )));
     }
     if !global.quiet {
-        for p in rules.problems.iter().filter(|p| p.severity == ProblemSeverity::Error || global.verbose > 0) {
+        for p in rules
+            .problems
+            .iter()
+            .filter(|p| p.severity == ProblemSeverity::Error || global.verbose > 0)
+        {
             eprintln!("kir: rule {p}");
         }
     }
     if rules.detections.is_empty() {
-        return Err(UserError("no rules to run (--no-builtin without --rules?)".into()));
+        return Err(UserError(
+            "no rules to run (--no-builtin without --rules?)".into(),
+        ));
     }
     Ok(rules)
 }
 
 pub fn read_config(path: Option<&std::path::Path>) -> Result<Placeholders, UserError> {
-    let Some(path) = path else { return Ok(Placeholders::new()) };
-    let text = std::fs::read_to_string(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    let Some(path) = path else {
+        return Ok(Placeholders::new());
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
     kir_detect::parse_placeholders(&text).map_err(|e| UserError(format!("{}: {e}", path.display())))
 }
 
@@ -141,7 +166,9 @@ fn parse_time_arg(text: &str) -> Result<Timestamp, UserError> {
     if let Ok(span) = kir_detect::rule::parse_timespan(text) {
         return Ok(Timestamp::now() - span);
     }
-    Err(UserError(format!("{text:?} is not a time: use RFC 3339 (2026-11-27T23:50:00Z), a date (2026-11-27) or an age (30m, 2h, 7d)")))
+    Err(UserError(format!(
+        "{text:?} is not a time: use RFC 3339 (2026-11-27T23:50:00Z), a date (2026-11-27) or an age (30m, 2h, 7d)"
+    )))
 }
 
 fn print_input_problems(global: &Global, report: &HuntReport) {
@@ -165,11 +192,20 @@ fn print_input_problems(global: &Global, report: &HuntReport) {
         line.push_str(&format!(", {} Falco alerts", s.falco_alerts));
     }
     if skipped > 0 {
-        let reasons: Vec<String> = s.skipped.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let reasons: Vec<String> = s
+            .skipped
+            .counts
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
         line.push_str(&format!("; skipped {skipped}: {}", reasons.join(", ")));
     }
     eprintln!("{line}");
-    let shown = if global.verbose > 0 { s.skipped.examples.len() } else { 3 };
+    let shown = if global.verbose > 0 {
+        s.skipped.examples.len()
+    } else {
+        3
+    };
     for example in s.skipped.examples.iter().take(shown) {
         eprintln!("kir:   {}", ellipsize(&example.to_string(), 300));
     }
@@ -196,10 +232,17 @@ fn describe_request(f: &Finding) -> String {
 }
 
 fn finding_row_time(f: &Finding) -> String {
-    f.time.map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+    f.time
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
 }
 
-fn print_findings(out: &mut dyn Write, global: &Global, report: &HuntReport, color: bool) -> std::io::Result<()> {
+fn print_findings(
+    out: &mut dyn Write,
+    global: &Global,
+    report: &HuntReport,
+    color: bool,
+) -> std::io::Result<()> {
     let findings = &report.findings;
     match global.format {
         Format::Jsonl => {
@@ -218,12 +261,32 @@ fn print_findings(out: &mut dyn Write, global: &Global, report: &HuntReport, col
                 "stats": report.stats,
                 "input_problems": report.file_problems,
             });
-            writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            )?;
         }
         Format::Csv => {
             let header = [
-                "severity", "time", "rule_id", "title", "user", "source_ips", "user_agent", "verb", "api_group", "resource",
-                "subresource", "namespace", "name", "response_code", "audit_ids", "techniques", "threat_matrix", "source_path",
+                "severity",
+                "time",
+                "rule_id",
+                "title",
+                "user",
+                "source_ips",
+                "user_agent",
+                "verb",
+                "api_group",
+                "resource",
+                "subresource",
+                "namespace",
+                "name",
+                "response_code",
+                "audit_ids",
+                "techniques",
+                "threat_matrix",
+                "source_path",
                 "source_line",
             ];
             writeln!(out, "{}", header.join(","))?;
@@ -256,15 +319,24 @@ fn print_findings(out: &mut dyn Write, global: &Global, report: &HuntReport, col
             if findings.is_empty() {
                 writeln!(out, "No findings.")?;
             } else {
-                let mut t = table(color, &["SEVERITY", "TIME (UTC)", "RULE", "ACTOR", "REQUEST", "CODE"]);
+                let mut t = table(
+                    color,
+                    &["SEVERITY", "TIME (UTC)", "RULE", "ACTOR", "REQUEST", "CODE"],
+                );
                 for f in findings {
                     t.add_row(vec![
                         severity_cell(f.severity, color),
                         comfy_table::Cell::new(finding_row_time(f)),
-                        comfy_table::Cell::new(if f.event_count > 1 { format!("{} ({} events)", f.title, f.event_count) } else { f.title.clone() }),
+                        comfy_table::Cell::new(if f.event_count > 1 {
+                            format!("{} ({} events)", f.title, f.event_count)
+                        } else {
+                            f.title.clone()
+                        }),
                         comfy_table::Cell::new(ellipsize(&f.actor.user, 48)),
                         comfy_table::Cell::new(ellipsize(&describe_request(f), 72)),
-                        comfy_table::Cell::new(f.response_code.map(|c| c.to_string()).unwrap_or_default()),
+                        comfy_table::Cell::new(
+                            f.response_code.map(|c| c.to_string()).unwrap_or_default(),
+                        ),
                     ]);
                 }
                 writeln!(out, "{t}")?;
@@ -313,9 +385,20 @@ fn verdict(findings: &[Finding], events: u64) -> String {
     }
 }
 
-fn print_timeline(out: &mut dyn Write, global: &Global, report: &HuntReport, color: bool) -> std::io::Result<()> {
+fn print_timeline(
+    out: &mut dyn Write,
+    global: &Global,
+    report: &HuntReport,
+    color: bool,
+) -> std::io::Result<()> {
     let entries = &report.timeline;
-    let findings_text = |e: &TimelineEntry| e.findings.iter().map(|(t, l)| format!("[{l}] {t}")).collect::<Vec<_>>().join("; ");
+    let findings_text = |e: &TimelineEntry| {
+        e.findings
+            .iter()
+            .map(|(t, l)| format!("[{l}] {t}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     match global.format {
         Format::Jsonl => {
             for e in entries {
@@ -323,10 +406,18 @@ fn print_timeline(out: &mut dyn Write, global: &Global, report: &HuntReport, col
             }
         }
         Format::Json => {
-            writeln!(out, "{}", serde_json::to_string_pretty(&json!({"timeline": entries, "stats": report.stats})).unwrap_or_default())?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&json!({"timeline": entries, "stats": report.stats}))
+                    .unwrap_or_default()
+            )?;
         }
         Format::Csv => {
-            writeln!(out, "time,audit_id,user,user_agent,verb,resource,subresource,namespace,name,response_code,findings,source_path,source_line")?;
+            writeln!(
+                out,
+                "time,audit_id,user,user_agent,verb,resource,subresource,namespace,name,response_code,findings,source_path,source_line"
+            )?;
             for e in entries {
                 let row = [
                     e.time.map(|t| t.to_string()).unwrap_or_default(),
@@ -351,7 +442,10 @@ fn print_timeline(out: &mut dyn Write, global: &Global, report: &HuntReport, col
                 writeln!(out, "No matching requests.")?;
                 return Ok(());
             }
-            let mut t = table(color, &["TIME (UTC)", "ACTOR", "REQUEST", "CODE", "FINDINGS"]);
+            let mut t = table(
+                color,
+                &["TIME (UTC)", "ACTOR", "REQUEST", "CODE", "FINDINGS"],
+            );
             for e in entries {
                 let mut resource = e.resource.clone().unwrap_or_default();
                 if let Some(sub) = &e.subresource {
@@ -370,10 +464,19 @@ fn print_timeline(out: &mut dyn Write, global: &Global, report: &HuntReport, col
                     cell = cell.fg(crate::output::severity_color(level));
                 }
                 t.add_row(vec![
-                    comfy_table::Cell::new(e.time.map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string()).unwrap_or_default()),
+                    comfy_table::Cell::new(
+                        e.time
+                            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string())
+                            .unwrap_or_default(),
+                    ),
                     comfy_table::Cell::new(ellipsize(&e.user, 48)),
-                    comfy_table::Cell::new(ellipsize(&format!("{} {resource} {target}", e.verb), 72)),
-                    comfy_table::Cell::new(e.response_code.map(|c| c.to_string()).unwrap_or_default()),
+                    comfy_table::Cell::new(ellipsize(
+                        &format!("{} {resource} {target}", e.verb),
+                        72,
+                    )),
+                    comfy_table::Cell::new(
+                        e.response_code.map(|c| c.to_string()).unwrap_or_default(),
+                    ),
                     cell,
                 ]);
             }

@@ -34,29 +34,63 @@ pub fn list(global: &Global, args: &RulesListArgs) -> Result<u8, UserError> {
         }));
     }
     rows.sort_by(|a, b| {
-        let level = |v: &serde_json::Value| v["level"].as_str().and_then(|l| l.parse::<kir_detect::Level>().ok());
-        level(b).cmp(&level(a)).then(a["title"].as_str().cmp(&b["title"].as_str()))
+        let level = |v: &serde_json::Value| {
+            v["level"]
+                .as_str()
+                .and_then(|l| l.parse::<kir_detect::Level>().ok())
+        };
+        level(b)
+            .cmp(&level(a))
+            .then(a["title"].as_str().cmp(&b["title"].as_str()))
     });
     let mut out = std::io::stdout().lock();
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    let joined = |v: &serde_json::Value| v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+    let joined = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
     let result = match global.format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        ),
         Format::Jsonl => rows.iter().try_for_each(|r| writeln!(out, "{r}")),
         Format::Csv => {
-            let _ = writeln!(out, "id,name,title,kind,level,techniques,threat_matrix,path");
+            let _ = writeln!(
+                out,
+                "id,name,title,kind,level,techniques,threat_matrix,path"
+            );
             rows.iter().try_for_each(|r| {
                 writeln!(
                     out,
                     "{}",
-                    csv_line(&[text(&r["id"]), text(&r["name"]), text(&r["title"]), text(&r["kind"]), text(&r["level"]), joined(&r["techniques"]), joined(&r["threat_matrix"]), text(&r["path"])])
+                    csv_line(&[
+                        text(&r["id"]),
+                        text(&r["name"]),
+                        text(&r["title"]),
+                        text(&r["kind"]),
+                        text(&r["level"]),
+                        joined(&r["techniques"]),
+                        joined(&r["threat_matrix"]),
+                        text(&r["path"])
+                    ])
                 )
             })
         }
         Format::Table => {
             let mut t = table(color, &["LEVEL", "TITLE", "ATT&CK", "THREAT MATRIX", "ID"]);
             for r in &rows {
-                let level = r["level"].as_str().and_then(|l| l.parse().ok()).unwrap_or(kir_detect::Level::Medium);
+                let level = r["level"]
+                    .as_str()
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(kir_detect::Level::Medium);
                 let mut title = text(&r["title"]);
                 if r["kind"] == "correlation" {
                     title.push_str(" (correlation)");
@@ -64,7 +98,13 @@ pub fn list(global: &Global, args: &RulesListArgs) -> Result<u8, UserError> {
                 if r["needs_configuration"] == true {
                     title.push_str(" (off until configured)");
                 }
-                t.add_row(vec![severity_cell(level, color), Cell::new(title), Cell::new(joined(&r["techniques"])), Cell::new(joined(&r["threat_matrix"])), Cell::new(text(&r["id"]))]);
+                t.add_row(vec![
+                    severity_cell(level, color),
+                    Cell::new(title),
+                    Cell::new(joined(&r["techniques"])),
+                    Cell::new(joined(&r["threat_matrix"])),
+                    Cell::new(text(&r["id"])),
+                ]);
             }
             writeln!(out, "{t}").and_then(|_| writeln!(out, "{} rules.", rows.len()))
         }
@@ -94,7 +134,11 @@ fn rules_of(args: &RulesCheckArgs) -> Result<RuleSet, UserError> {
 
 pub fn check(global: &Global, args: &RulesCheckArgs) -> Result<u8, UserError> {
     let set = rules_of(args)?;
-    let errors = set.problems.iter().filter(|p| p.severity == ProblemSeverity::Error).count();
+    let errors = set
+        .problems
+        .iter()
+        .filter(|p| p.severity == ProblemSeverity::Error)
+        .count();
     let warnings = set.problems.len() - errors;
     let mut out = std::io::stdout().lock();
     let result = match global.format {
@@ -140,7 +184,10 @@ pub fn test(global: &Global, args: &RulesCheckArgs) -> Result<u8, UserError> {
     let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
     let mut without_examples = Vec::new();
     for d in &set.detections {
-        let (pos, neg) = (d.meta.examples.iter().filter(|e| e.should_match).count(), d.meta.examples.iter().filter(|e| !e.should_match).count());
+        let (pos, neg) = (
+            d.meta.examples.iter().filter(|e| e.should_match).count(),
+            d.meta.examples.iter().filter(|e| !e.should_match).count(),
+        );
         if pos == 0 || neg == 0 {
             without_examples.push(d.meta.title.clone());
         }
@@ -167,14 +214,38 @@ pub fn test(global: &Global, args: &RulesCheckArgs) -> Result<u8, UserError> {
                     None if f.expected => "should match but did not".to_string(),
                     None => "should not match but did".to_string(),
                 };
-                r = r.and_then(|_| writeln!(out, "FAIL {}{line}: {:?}, example {:?}: {why}", f.path, f.rule_title, f.example));
+                r = r.and_then(|_| {
+                    writeln!(
+                        out,
+                        "FAIL {}{line}: {:?}, example {:?}: {why}",
+                        f.path, f.rule_title, f.example
+                    )
+                });
             }
             if !without_examples.is_empty() && !global.quiet {
-                r = r.and_then(|_| writeln!(out, "note: {} rules lack a must-match or a must-not-match example: {}", without_examples.len(), without_examples.join(", ")));
+                r = r.and_then(|_| {
+                    writeln!(
+                        out,
+                        "note: {} rules lack a must-match or a must-not-match example: {}",
+                        without_examples.len(),
+                        without_examples.join(", ")
+                    )
+                });
             }
-            r.and_then(|_| writeln!(out, "{} passed, {} failed", results.len() - failed.len(), failed.len()))
+            r.and_then(|_| {
+                writeln!(
+                    out,
+                    "{} passed, {} failed",
+                    results.len() - failed.len(),
+                    failed.len()
+                )
+            })
         }
     };
     ignore_broken_pipe(result)?;
-    Ok(if failed.is_empty() { exit::OK } else { exit::FAIL_ON })
+    Ok(if failed.is_empty() {
+        exit::OK
+    } else {
+        exit::FAIL_ON
+    })
 }
