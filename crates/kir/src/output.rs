@@ -32,7 +32,7 @@ pub fn table(color: bool, header: &[&str]) -> Table {
         // Piped tables keep their full width: lines are for grep, not for a screen.
         t.set_content_arrangement(ContentArrangement::Disabled);
     }
-    t.set_header(header.iter().map(|h| Cell::new(h)));
+    t.set_header(header.iter().map(Cell::new));
     t
 }
 
