@@ -131,10 +131,11 @@ fn decode_nested(
         return;
     }
     if let Some(items) = wire.items
-        && wire.kind.as_deref().is_none_or(|k| k.ends_with("List")) {
-            for_each_element(items, origin, out, skipped, depth);
-            return;
-        }
+        && wire.kind.as_deref().is_none_or(|k| k.ends_with("List"))
+    {
+        for_each_element(items, origin, out, skipped, depth);
+        return;
+    }
     if let Some(payload) = wire.proto_payload {
         match gke_event(&wire, payload, origin) {
             Ok(event) => out.push(Record::Audit(event)),
@@ -153,19 +154,20 @@ fn decode_nested(
     if let Some(properties) = wire.properties
         && wire.category.as_deref().is_none_or(|c| {
             c.eq_ignore_ascii_case("kube-audit") || c.eq_ignore_ascii_case("kube-audit-admin")
-        }) {
-            #[derive(Deserialize)]
-            struct Properties<'a> {
-                #[serde(borrow)]
-                log: Option<&'a RawValue>,
-            }
-            if let Ok(Properties { log: Some(log) }) =
-                serde_json::from_str::<Properties>(properties.get())
-            {
-                decode_embedded(log, origin, out, skipped, depth);
-                return;
-            }
+        })
+    {
+        #[derive(Deserialize)]
+        struct Properties<'a> {
+            #[serde(borrow)]
+            log: Option<&'a RawValue>,
         }
+        if let Ok(Properties { log: Some(log) }) =
+            serde_json::from_str::<Properties>(properties.get())
+        {
+            decode_embedded(log, origin, out, skipped, depth);
+            return;
+        }
+    }
     if let Some(events) = wire.log_events {
         #[derive(Deserialize)]
         struct LogEvent<'a> {
@@ -186,11 +188,10 @@ fn decode_nested(
     }
     let looks_like_event =
         wire.audit_id.is_some() || wire.verb.is_some() || wire.kind.as_deref() == Some("Event");
-    if !looks_like_event
-        && let Some(message) = wire.at_message.or(wire.message) {
-            decode_embedded(message, origin, out, skipped, depth);
-            return;
-        }
+    if !looks_like_event && let Some(message) = wire.at_message.or(wire.message) {
+        decode_embedded(message, origin, out, skipped, depth);
+        return;
+    }
     match audit_event(wire, origin) {
         Ok(event) => out.push(Record::Audit(event)),
         Err(detail) => skipped.push(Skipped::new(
@@ -258,17 +259,19 @@ fn strip_log_prefix(text: &str) -> &str {
 
 fn audit_event(wire: Wire, origin: &Origin) -> Result<AuditEvent, String> {
     if let Some(kind) = &wire.kind
-        && kind != "Event" {
-            return Err(format!(
-                "data not recognized as a Kubernetes audit event: kind is {kind:?}"
-            ));
-        }
+        && kind != "Event"
+    {
+        return Err(format!(
+            "data not recognized as a Kubernetes audit event: kind is {kind:?}"
+        ));
+    }
     if let Some(api_version) = &wire.api_version
-        && !api_version.starts_with("audit.k8s.io/") {
-            return Err(format!(
-                "data not recognized as a Kubernetes audit event: apiVersion is {api_version:?}"
-            ));
-        }
+        && !api_version.starts_with("audit.k8s.io/")
+    {
+        return Err(format!(
+            "data not recognized as a Kubernetes audit event: apiVersion is {api_version:?}"
+        ));
+    }
     let has_request =
         wire.verb.is_some() || wire.request_uri.is_some() || wire.object_ref.is_some();
     if wire.audit_id.is_none() && !has_request && wire.kind.is_none() {
@@ -389,10 +392,10 @@ fn gke_event(wire: &Wire, payload: &RawValue, origin: &Origin) -> Result<AuditEv
             .as_ref()
             .and_then(|a| a.first())
             .and_then(|a| a.granted)
-        {
-            let decision = if granted { "allow" } else { "forbid" };
-            annotations.insert("authorization.k8s.io/decision".into(), decision.into());
-        }
+    {
+        let decision = if granted { "allow" } else { "forbid" };
+        annotations.insert("authorization.k8s.io/decision".into(), decision.into());
+    }
     // gRPC status codes, as Cloud Audit Logs report them, to the HTTP codes of the API server.
     let response_status = p.status.map(|s| ResponseStatus {
         code: s.code.map(|c| match c {

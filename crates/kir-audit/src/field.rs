@@ -107,10 +107,11 @@ impl JsonPath {
                 for last in seg..self.segments.len() {
                     let key = &self.text[start..self.segments[last].1];
                     if let Some(child) = map.get(key)
-                        && self.walk(child, last + 1, f) {
-                            return true;
-                        }
-                        // A shorter key matched; a longer one with dots may too, rarely.
+                        && self.walk(child, last + 1, f)
+                    {
+                        return true;
+                    }
+                    // A shorter key matched; a longer one with dots may too, rarely.
                 }
                 false
             }
@@ -205,32 +206,38 @@ pub enum StatusField {
 impl Field {
     pub fn parse(name: &str) -> Field {
         if let Some(rest) = name.strip_prefix("requestObject")
-            && let Some(path) = path_rest(rest) {
-                return Field::RequestObject(JsonPath::parse(path));
-            }
+            && let Some(path) = path_rest(rest)
+        {
+            return Field::RequestObject(JsonPath::parse(path));
+        }
         if let Some(rest) = name.strip_prefix("responseObject")
-            && let Some(path) = path_rest(rest) {
-                return Field::ResponseObject(JsonPath::parse(path));
-            }
+            && let Some(path) = path_rest(rest)
+        {
+            return Field::ResponseObject(JsonPath::parse(path));
+        }
         if let Some(rest) = name.strip_prefix("kir.podSpec")
-            && let Some(path) = path_rest(rest) {
-                return Field::PodSpec(JsonPath::parse(path));
-            }
+            && let Some(path) = path_rest(rest)
+        {
+            return Field::PodSpec(JsonPath::parse(path));
+        }
         if let Some(rest) = name.strip_prefix("kir.containers")
-            && let Some(path) = path_rest(rest) {
-                return Field::Containers(JsonPath::parse(path));
-            }
+            && let Some(path) = path_rest(rest)
+        {
+            return Field::Containers(JsonPath::parse(path));
+        }
         if let Some(key) = name.strip_prefix("annotations.") {
             return Field::Annotation(key.to_string());
         }
         if let Some(rest) = name.strip_prefix("user.")
-            && let Some(f) = user_field(rest) {
-                return Field::User(f);
-            }
+            && let Some(f) = user_field(rest)
+        {
+            return Field::User(f);
+        }
         if let Some(rest) = name.strip_prefix("impersonatedUser.")
-            && let Some(f) = user_field(rest) {
-                return Field::ImpersonatedUser(f);
-            }
+            && let Some(f) = user_field(rest)
+        {
+            return Field::ImpersonatedUser(f);
+        }
         match name {
             "apiVersion" => Field::ApiVersion,
             "auditID" => Field::AuditId,

@@ -23,7 +23,7 @@ pub use event::{
 pub use field::{Field, FieldKind, JsonPath, Scalar};
 pub use merge::StageMerger;
 pub use skip::{SkipKind, SkipReport, Skipped};
-pub use source::{Input, LineBatch, ReadOptions, discover, read_input};
+pub use source::{Input, LineBatch, ReadOptions, discover, read_input, read_stream};
 
 /// Decodes every line of a batch: records in line order, problems beside them.
 pub fn decode_batch(batch: &LineBatch, out: &mut Vec<Record>, skipped: &mut Vec<Skipped>) {
@@ -34,4 +34,30 @@ pub fn decode_batch(batch: &LineBatch, out: &mut Vec<Record>, skipped: &mut Vec<
             Err(e) => skipped.push(Skipped::new(SkipKind::InvalidUtf8, origin, e.to_string())),
         }
     }
+}
+
+/// Reads `bytes` as a whole input (any form) and decodes every line: what the fuzz targets and
+/// property tests drive. Returns the records and what was skipped.
+pub fn read_all(bytes: &[u8], options: &ReadOptions) -> (Vec<Record>, Vec<Skipped>) {
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let result = read_stream(
+        Box::new(bytes),
+        "input".into(),
+        options,
+        progress,
+        &mut |batch| {
+            skipped.extend(batch.skipped.iter().cloned());
+            decode_batch(&batch, &mut records, &mut skipped);
+        },
+    );
+    if let Err(e) = result {
+        skipped.push(Skipped::new(
+            SkipKind::TruncatedInput,
+            Origin::default(),
+            e.to_string(),
+        ));
+    }
+    (records, skipped)
 }

@@ -214,6 +214,22 @@ pub fn read_input(
         Some(path) => Box::new(File::open(path).map_err(err)?),
         None => Box::new(io::stdin()),
     };
+    read_stream(raw, input.display.clone(), options, progress, sink)
+}
+
+/// Reads any byte stream (plain, gzip or zstd, recognized by its first bytes) as
+/// [`read_input`] does; `name` is how messages and findings call it.
+pub fn read_stream(
+    raw: Box<dyn Read + '_>,
+    name: Arc<str>,
+    options: &ReadOptions,
+    progress: Arc<AtomicU64>,
+    sink: &mut dyn FnMut(LineBatch),
+) -> Result<ReadSummary, SourceError> {
+    let err = |source| SourceError::Io {
+        path: name.to_string(),
+        source,
+    };
     let mut buffered = BufReader::with_capacity(
         256 << 10,
         Counted {
@@ -227,7 +243,7 @@ pub fn read_input(
         .get(..4)
         .map(|m| m.to_vec())
         .unwrap_or_default();
-    let mut reader: Box<dyn BufRead> = if magic.starts_with(&[0x1f, 0x8b]) {
+    let mut reader: Box<dyn BufRead + '_> = if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(BufReader::with_capacity(
             256 << 10,
             flate2::read::MultiGzDecoder::new(buffered),
@@ -240,7 +256,7 @@ pub fn read_input(
     } else {
         Box::new(buffered)
     };
-    read_lines(&mut *reader, input.display.clone(), options, sink)
+    read_lines(&mut *reader, name, options, sink)
 }
 
 fn read_lines(
@@ -358,9 +374,6 @@ fn is_cut_json(text: &[u8]) -> bool {
 
 /// Cuts a whole-file JSON document into its top-level values (array elements count as values).
 fn split_document(doc: Vec<u8>, first_line: u64, batch: &mut LineBatch) {
-    let line_of = |offset: usize, doc: &[u8]| {
-        first_line + doc[..offset].iter().filter(|&&b| b == b'\n').count() as u64
-    };
     let mut spans = Vec::new();
     let mut problem = None;
     {
@@ -393,8 +406,32 @@ fn split_document(doc: Vec<u8>, first_line: u64, batch: &mut LineBatch) {
         }
     }
     let base = batch.data.len();
+    if problem.is_some() && spans.is_empty() {
+        // Not one document after all: a JSON-lines file whose first line is broken.
+        let mut offset = 0;
+        for (i, raw_line) in doc.split(|&b| b == b'\n').enumerate() {
+            let text = trim_line(raw_line);
+            if !text.is_empty() {
+                let start = offset + (text.as_ptr() as usize - raw_line.as_ptr() as usize);
+                batch.lines.push(LineSpan {
+                    line: first_line + i as u64,
+                    start: base + start,
+                    end: base + start + text.len(),
+                });
+            }
+            offset += raw_line.len() + 1;
+        }
+        batch.data.extend_from_slice(&doc);
+        return;
+    }
+    // Spans come in order: count the newlines once, as we go.
+    let (mut counted_to, mut line) = (0, first_line);
     for (start, end) in &spans {
-        let line = line_of(*start, &doc);
+        line += doc[counted_to..*start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        counted_to = *start;
         batch.lines.push(LineSpan {
             line,
             start: base + start,

@@ -75,12 +75,13 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
             rule_loaded: true,
         };
         if let Field::Unknown(name) = &item.field
-            && seen.insert((i, name.clone())) {
-                let hint = suggestion(name)
-                    .map(|s| format!("; did you mean {s}?"))
-                    .unwrap_or_default();
-                out.push(problem(format!("field `{name}` is not a field of a Kubernetes audit event, so this never matches{hint}")));
-            }
+            && seen.insert((i, name.clone()))
+        {
+            let hint = suggestion(name)
+                .map(|s| format!("; did you mean {s}?"))
+                .unwrap_or_default();
+            out.push(problem(format!("field `{name}` is not a field of a Kubernetes audit event, so this never matches{hint}")));
+        }
         if let crate::detection::ItemOp::FieldRef(refs) = &item.op {
             for r in refs {
                 if let Field::Unknown(name) = r {

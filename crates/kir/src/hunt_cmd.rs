@@ -88,16 +88,18 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
         print_findings(&mut out, global, &report, color)
     };
     if let Err(e) = written
-        && e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(UserError(format!("writing the output: {e}")));
-        }
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(UserError(format!("writing the output: {e}")));
+    }
     if report.file_problems.iter().any(|p| p.explicit) {
         return Ok(exit::USAGE);
     }
     if let Some(level) = args.fail_on
-        && report.findings.iter().any(|f| f.severity >= level) {
-            return Ok(exit::FAIL_ON);
-        }
+        && report.findings.iter().any(|f| f.severity >= level)
+    {
+        return Ok(exit::FAIL_ON);
+    }
     Ok(exit::OK)
 }
 
@@ -157,9 +159,10 @@ fn parse_time_arg(text: &str) -> Result<Timestamp, UserError> {
         return Ok(t);
     }
     if let Ok(date) = text.parse::<jiff::civil::Date>()
-        && let Ok(z) = date.to_zoned(jiff::tz::TimeZone::UTC) {
-            return Ok(z.timestamp());
-        }
+        && let Ok(z) = date.to_zoned(jiff::tz::TimeZone::UTC)
+    {
+        return Ok(z.timestamp());
+    }
     if let Ok(span) = kir_detect::rule::parse_timespan(text) {
         return Ok(Timestamp::now() - span);
     }

@@ -1,0 +1,60 @@
+//! Property tests: no rule text, however broken, panics the loader, the linter or the matcher.
+
+use kir_detect::{Placeholders, RuleSet, RuleText};
+use proptest::prelude::*;
+
+fn load(text: &str) -> RuleSet {
+    RuleSet::from_texts(
+        &[RuleText {
+            path: "r.yml".into(),
+            text: text.to_string(),
+        }],
+        Placeholders::new(),
+    )
+}
+
+const VALID: &str = "title: T\nlogsource: {product: kubernetes, service: audit}\ndetection:\n  sel:\n    verb|contains: get\n    kir.images|startswith|not: docker.io/\n  other:\n    responseStatus.code|gte: 400\n  condition: sel and not other\nlevel: high\n";
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_text_loads_or_is_refused(text in ".{0,300}") {
+        let _ = load(&text);
+    }
+
+    #[test]
+    fn mutated_rules_load_or_are_refused(cut in 0usize..VALID.len(), insert in "[\\[\\]{}:|*%'\" a-z0-9\n-]{0,8}") {
+        let mut text = VALID.to_string();
+        let at = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        text.insert_str(at, &insert);
+        let set = load(&text);
+        for d in &set.detections {
+            let event = kir_audit::AuditEvent { verb: "get".into(), ..Default::default() };
+            let _ = d.detection.matches(&event);
+        }
+    }
+
+    #[test]
+    fn any_condition_parses_or_is_refused(cond in "[a-z_*() ]{0,40}|(1 of |all of |not |and |or |sel |\\( |\\) ){0,10}") {
+        let names = vec!["sel".to_string(), "sel_b".to_string(), "filter".to_string()];
+        if let Ok(c) = kir_detect::condition::parse(&cond, &names) {
+            let _ = c.eval(&mut |i| i % 2 == 0);
+        }
+    }
+
+    #[test]
+    fn any_value_with_any_modifiers_compiles_or_is_refused(
+        mods in prop::collection::vec(prop::sample::select(vec!["contains", "startswith", "endswith", "all", "re", "i", "cidr", "exists", "gt", "base64offset", "wide", "windash", "cased", "not", "fieldref", "bogus"]), 0..4),
+        value in "[a-z0-9*?\\\\/.%: -]{0,16}",
+    ) {
+        let key = std::iter::once("requestURI").chain(mods.iter().copied()).collect::<Vec<_>>().join("|");
+        let yaml = format!("sel:\n  '{key}': '{}'\ncondition: sel\n", value.replace('\'', "''"));
+        if let Ok(det) = serde_saphyr::from_str::<serde_json::Value>(&yaml) {
+            if let Ok(d) = kir_detect::detection::compile(&det, &Placeholders::new()) {
+                let event = kir_audit::AuditEvent { request_uri: value.clone(), ..Default::default() };
+                let _ = d.matches(&event);
+            }
+        }
+    }
+}
