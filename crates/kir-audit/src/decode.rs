@@ -8,9 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::event::{
-    AuditEvent, FalcoAlert, LazyJson, ObjectRef, Origin, Record, ResponseStatus, Stage, UserInfo,
-};
+use crate::event::{AuditEvent, FalcoAlert, LazyJson, ObjectRef, Origin, Record, ResponseStatus, Stage, UserInfo};
 use crate::skip::{SkipKind, Skipped};
 
 /// Wrappers nest (a CloudWatch record around an AKS record around an event): this bounds it.
@@ -83,22 +81,12 @@ pub fn decode(text: &str, origin: &Origin, out: &mut Vec<Record>, skipped: &mut 
     decode_nested(text, origin, out, skipped, 0);
 }
 
-fn decode_nested(
-    text: &str,
-    origin: &Origin,
-    out: &mut Vec<Record>,
-    skipped: &mut Vec<Skipped>,
-    depth: u8,
-) {
+fn decode_nested(text: &str, origin: &Origin, out: &mut Vec<Record>, skipped: &mut Vec<Skipped>, depth: u8) {
     let text = strip_log_prefix(text.trim());
     let wire: Wire = match serde_json::from_str(text) {
         Ok(w) => w,
         Err(e) => {
-            let kind = if e.is_data() {
-                SkipKind::NotAuditEvent
-            } else {
-                SkipKind::MalformedJson
-            };
+            let kind = if e.is_data() { SkipKind::NotAuditEvent } else { SkipKind::MalformedJson };
             let detail = if kind == SkipKind::NotAuditEvent {
                 format!("data not recognized as a Kubernetes audit event: {e}")
             } else {
@@ -109,11 +97,7 @@ fn decode_nested(
         }
     };
     if depth >= MAX_NESTING {
-        skipped.push(Skipped::new(
-            SkipKind::NotAuditEvent,
-            origin.clone(),
-            "wrappers nested too deeply".into(),
-        ));
+        skipped.push(Skipped::new(SkipKind::NotAuditEvent, origin.clone(), "wrappers nested too deeply".into()));
         return;
     }
     if let (Some(rule), Some(priority), Some(output)) = (&wire.rule, &wire.priority, &wire.output) {
@@ -139,11 +123,7 @@ fn decode_nested(
     if let Some(payload) = wire.proto_payload {
         match gke_event(&wire, payload, origin) {
             Ok(event) => out.push(Record::Audit(event)),
-            Err(detail) => skipped.push(Skipped::new(
-                SkipKind::NotAuditEvent,
-                origin.clone(),
-                detail,
-            )),
+            Err(detail) => skipped.push(Skipped::new(SkipKind::NotAuditEvent, origin.clone(), detail)),
         }
         return;
     }
@@ -152,18 +132,17 @@ fn decode_nested(
         return;
     }
     if let Some(properties) = wire.properties
-        && wire.category.as_deref().is_none_or(|c| {
-            c.eq_ignore_ascii_case("kube-audit") || c.eq_ignore_ascii_case("kube-audit-admin")
-        })
+        && wire
+            .category
+            .as_deref()
+            .is_none_or(|c| c.eq_ignore_ascii_case("kube-audit") || c.eq_ignore_ascii_case("kube-audit-admin"))
     {
         #[derive(Deserialize)]
         struct Properties<'a> {
             #[serde(borrow)]
             log: Option<&'a RawValue>,
         }
-        if let Ok(Properties { log: Some(log) }) =
-            serde_json::from_str::<Properties>(properties.get())
-        {
+        if let Ok(Properties { log: Some(log) }) = serde_json::from_str::<Properties>(properties.get()) {
             decode_embedded(log, origin, out, skipped, depth);
             return;
         }
@@ -175,72 +154,39 @@ fn decode_nested(
             message: &'a RawValue,
         }
         match serde_json::from_str::<Vec<LogEvent>>(events.get()) {
-            Ok(list) => list
-                .iter()
-                .for_each(|e| decode_embedded(e.message, origin, out, skipped, depth)),
-            Err(e) => skipped.push(Skipped::new(
-                SkipKind::NotAuditEvent,
-                origin.clone(),
-                format!("logEvents: {e}"),
-            )),
+            Ok(list) => list.iter().for_each(|e| decode_embedded(e.message, origin, out, skipped, depth)),
+            Err(e) => skipped.push(Skipped::new(SkipKind::NotAuditEvent, origin.clone(), format!("logEvents: {e}"))),
         }
         return;
     }
-    let looks_like_event =
-        wire.audit_id.is_some() || wire.verb.is_some() || wire.kind.as_deref() == Some("Event");
+    let looks_like_event = wire.audit_id.is_some() || wire.verb.is_some() || wire.kind.as_deref() == Some("Event");
     if !looks_like_event && let Some(message) = wire.at_message.or(wire.message) {
         decode_embedded(message, origin, out, skipped, depth);
         return;
     }
     match audit_event(wire, origin) {
         Ok(event) => out.push(Record::Audit(event)),
-        Err(detail) => skipped.push(Skipped::new(
-            SkipKind::NotAuditEvent,
-            origin.clone(),
-            detail,
-        )),
+        Err(detail) => skipped.push(Skipped::new(SkipKind::NotAuditEvent, origin.clone(), detail)),
     }
 }
 
 /// A wrapper's payload is either the JSON object itself or a string that holds its text.
-fn decode_embedded(
-    raw: &RawValue,
-    origin: &Origin,
-    out: &mut Vec<Record>,
-    skipped: &mut Vec<Skipped>,
-    depth: u8,
-) {
+fn decode_embedded(raw: &RawValue, origin: &Origin, out: &mut Vec<Record>, skipped: &mut Vec<Skipped>, depth: u8) {
     let text = raw.get();
     if text.starts_with('"') {
         match serde_json::from_str::<String>(text) {
             Ok(inner) => decode_nested(&inner, origin, out, skipped, depth + 1),
-            Err(e) => skipped.push(Skipped::new(
-                SkipKind::MalformedJson,
-                origin.clone(),
-                e.to_string(),
-            )),
+            Err(e) => skipped.push(Skipped::new(SkipKind::MalformedJson, origin.clone(), e.to_string())),
         }
     } else {
         decode_nested(text, origin, out, skipped, depth + 1);
     }
 }
 
-fn for_each_element(
-    list: &RawValue,
-    origin: &Origin,
-    out: &mut Vec<Record>,
-    skipped: &mut Vec<Skipped>,
-    depth: u8,
-) {
+fn for_each_element(list: &RawValue, origin: &Origin, out: &mut Vec<Record>, skipped: &mut Vec<Skipped>, depth: u8) {
     match serde_json::from_str::<Vec<&RawValue>>(list.get()) {
-        Ok(items) => items
-            .iter()
-            .for_each(|item| decode_embedded(item, origin, out, skipped, depth)),
-        Err(e) => skipped.push(Skipped::new(
-            SkipKind::NotAuditEvent,
-            origin.clone(),
-            format!("expected a list: {e}"),
-        )),
+        Ok(items) => items.iter().for_each(|item| decode_embedded(item, origin, out, skipped, depth)),
+        Err(e) => skipped.push(Skipped::new(SkipKind::NotAuditEvent, origin.clone(), format!("expected a list: {e}"))),
     }
 }
 
@@ -250,9 +196,7 @@ fn strip_log_prefix(text: &str) -> &str {
         return text;
     }
     match text.find(" {") {
-        Some(i) if i < 64 && text.as_bytes().first().is_some_and(u8::is_ascii_digit) => {
-            &text[i + 1..]
-        }
+        Some(i) if i < 64 && text.as_bytes().first().is_some_and(u8::is_ascii_digit) => &text[i + 1..],
         _ => text,
     }
 }
@@ -261,24 +205,16 @@ fn audit_event(wire: Wire, origin: &Origin) -> Result<AuditEvent, String> {
     if let Some(kind) = &wire.kind
         && kind != "Event"
     {
-        return Err(format!(
-            "data not recognized as a Kubernetes audit event: kind is {kind:?}"
-        ));
+        return Err(format!("data not recognized as a Kubernetes audit event: kind is {kind:?}"));
     }
     if let Some(api_version) = &wire.api_version
         && !api_version.starts_with("audit.k8s.io/")
     {
-        return Err(format!(
-            "data not recognized as a Kubernetes audit event: apiVersion is {api_version:?}"
-        ));
+        return Err(format!("data not recognized as a Kubernetes audit event: apiVersion is {api_version:?}"));
     }
-    let has_request =
-        wire.verb.is_some() || wire.request_uri.is_some() || wire.object_ref.is_some();
+    let has_request = wire.verb.is_some() || wire.request_uri.is_some() || wire.object_ref.is_some();
     if wire.audit_id.is_none() && !has_request && wire.kind.is_none() {
-        return Err(
-            "data not recognized as a Kubernetes audit event: no auditID, verb or requestURI"
-                .into(),
-        );
+        return Err("data not recognized as a Kubernetes audit event: no auditID, verb or requestURI".into());
     }
     let stage_time = wire.stage_timestamp.as_deref().and_then(parse_time);
     let request_received = wire
@@ -365,16 +301,10 @@ struct GkeAuthorization {
 
 /// A GKE Cloud Audit Log entry (`protoPayload` of `k8s.io`) as an audit event.
 fn gke_event(wire: &Wire, payload: &RawValue, origin: &Origin) -> Result<AuditEvent, String> {
-    let p: GkePayload =
-        serde_json::from_str(payload.get()).map_err(|e| format!("protoPayload: {e}"))?;
-    let method = p
-        .method_name
-        .as_deref()
-        .ok_or("protoPayload without methodName")?;
+    let p: GkePayload = serde_json::from_str(payload.get()).map_err(|e| format!("protoPayload: {e}"))?;
+    let method = p.method_name.as_deref().ok_or("protoPayload without methodName")?;
     if !method.starts_with("io.k8s.") {
-        return Err(format!(
-            "protoPayload method {method:?} is not a Kubernetes API call"
-        ));
+        return Err(format!("protoPayload method {method:?} is not a Kubernetes API call"));
     }
     let verb = method.rsplit('.').next().unwrap_or_default().to_string();
     let object_ref = p.resource_name.as_deref().map(gke_object_ref);
@@ -387,11 +317,7 @@ fn gke_event(wire: &Wire, payload: &RawValue, origin: &Origin) -> Result<AuditEv
         .collect();
     let mut annotations = labels;
     if !annotations.contains_key("authorization.k8s.io/decision")
-        && let Some(granted) = p
-            .authorization_info
-            .as_ref()
-            .and_then(|a| a.first())
-            .and_then(|a| a.granted)
+        && let Some(granted) = p.authorization_info.as_ref().and_then(|a| a.first()).and_then(|a| a.granted)
     {
         let decision = if granted { "allow" } else { "forbid" };
         annotations.insert("authorization.k8s.io/decision".into(), decision.into());
@@ -414,30 +340,18 @@ fn gke_event(wire: &Wire, payload: &RawValue, origin: &Origin) -> Result<AuditEv
     struct Operation {
         id: Option<String>,
     }
-    let operation_id = wire
-        .operation
-        .and_then(|o| serde_json::from_str::<Operation>(o.get()).ok())
-        .and_then(|o| o.id);
+    let operation_id = wire.operation.and_then(|o| serde_json::from_str::<Operation>(o.get()).ok()).and_then(|o| o.id);
     let metadata = p.request_metadata.unwrap_or_default();
-    let time = wire
-        .timestamp
-        .as_deref()
-        .or(wire.receive_timestamp.as_deref())
-        .and_then(parse_time);
+    let time = wire.timestamp.as_deref().or(wire.receive_timestamp.as_deref()).and_then(parse_time);
     Ok(AuditEvent {
         api_version: None,
-        audit_id: operation_id
-            .or_else(|| wire.insert_id.clone())
-            .unwrap_or_else(|| synthetic_id(origin)),
+        audit_id: operation_id.or_else(|| wire.insert_id.clone()).unwrap_or_else(|| synthetic_id(origin)),
         stage: None,
         level: None,
         verb,
         request_uri: p.resource_name.clone().unwrap_or_default(),
         user: UserInfo {
-            username: p
-                .authentication_info
-                .and_then(|a| a.principal_email)
-                .unwrap_or_default(),
+            username: p.authentication_info.and_then(|a| a.principal_email).unwrap_or_default(),
             ..Default::default()
         },
         impersonated_user: None,
@@ -461,10 +375,7 @@ fn gke_object_ref(resource_name: &str) -> ObjectRef {
     let (group, version, rest) = match parts.as_slice() {
         [group, version, rest @ ..] => (*group, *version, rest),
         _ => {
-            return ObjectRef {
-                resource: Some(resource_name.to_string()),
-                ..Default::default()
-            };
+            return ObjectRef { resource: Some(resource_name.to_string()), ..Default::default() };
         }
     };
     let (namespace, rest) = match rest {
@@ -472,11 +383,7 @@ fn gke_object_ref(resource_name: &str) -> ObjectRef {
         _ => (None, rest),
     };
     ObjectRef {
-        api_group: Some(if group == "core" {
-            String::new()
-        } else {
-            group.to_string()
-        }),
+        api_group: Some(if group == "core" { String::new() } else { group.to_string() }),
         api_version: Some(version.to_string()),
         namespace,
         resource: rest.first().map(|s| s.to_string()),
@@ -497,10 +404,7 @@ pub fn parse_time(text: &str) -> Option<Timestamp> {
         return Some(t);
     }
     let civil: jiff::civil::DateTime = normalized.trim_end_matches('Z').parse().ok()?;
-    civil
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .ok()
-        .map(|z| z.timestamp())
+    civil.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
 }
 
 #[cfg(test)]
@@ -510,15 +414,7 @@ mod tests {
     fn run(text: &str) -> (Vec<Record>, Vec<Skipped>) {
         let mut out = Vec::new();
         let mut skipped = Vec::new();
-        decode(
-            text,
-            &Origin {
-                path: "t".into(),
-                line: 1,
-            },
-            &mut out,
-            &mut skipped,
-        );
+        decode(text, &Origin { path: "t".into(), line: 1 }, &mut out, &mut skipped);
         (out, skipped)
     }
 
@@ -549,11 +445,7 @@ mod tests {
         let (out, skipped) = run(r#"{"kind": 0}"#);
         assert!(out.is_empty());
         assert_eq!(skipped[0].kind, SkipKind::NotAuditEvent);
-        assert!(
-            skipped[0].detail.contains("not recognized"),
-            "{}",
-            skipped[0].detail
-        );
+        assert!(skipped[0].detail.contains("not recognized"), "{}", skipped[0].detail);
         let (_, skipped) = run(r#"{"hello": "world"}"#);
         assert_eq!(skipped[0].kind, SkipKind::NotAuditEvent);
         let (_, skipped) = run(r#"{"kind":"Event","verb":"get""#);
@@ -563,18 +455,13 @@ mod tests {
     #[test]
     fn event_list_and_wrappers() {
         let inner = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a1","verb":"get","requestURI":"/x"}"#;
-        let (out, _) = run(&format!(
-            r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{inner},{inner}]}}"#
-        ));
+        let (out, _) =
+            run(&format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{inner},{inner}]}}"#));
         assert_eq!(out.len(), 2);
         let quoted = serde_json::to_string(inner).unwrap();
-        let (out, _) = run(&format!(
-            r#"{{"records":[{{"category":"kube-audit","properties":{{"log":{quoted}}}}}]}}"#
-        ));
+        let (out, _) = run(&format!(r#"{{"records":[{{"category":"kube-audit","properties":{{"log":{quoted}}}}}]}}"#));
         assert_eq!(out.len(), 1);
-        let (out, _) = run(&format!(
-            r#"{{"@timestamp":"2026-01-01","@message":{quoted}}}"#
-        ));
+        let (out, _) = run(&format!(r#"{{"@timestamp":"2026-01-01","@message":{quoted}}}"#));
         assert_eq!(out.len(), 1);
         let (out, _) = run(&format!(r#"2026-11-27T23:53:39.802Z {inner}"#));
         assert_eq!(out.len(), 1);

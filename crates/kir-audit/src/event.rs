@@ -95,10 +95,7 @@ pub struct LazyJson {
 
 impl LazyJson {
     pub fn from_raw(raw: Box<RawValue>) -> Self {
-        LazyJson {
-            raw: Some(raw),
-            parsed: OnceLock::new(),
-        }
+        LazyJson { raw: Some(raw), parsed: OnceLock::new() }
     }
 
     pub fn from_value(value: Value) -> Self {
@@ -174,9 +171,7 @@ impl AuditEvent {
     }
 
     pub fn decision(&self) -> Option<&str> {
-        self.annotations
-            .get("authorization.k8s.io/decision")
-            .map(String::as_str)
+        self.annotations.get("authorization.k8s.io/decision").map(String::as_str)
     }
 
     fn object(&self) -> Option<&ObjectRef> {

@@ -77,10 +77,7 @@ impl JsonPath {
         if !text.is_empty() {
             segments.push((start, text.len()));
         }
-        JsonPath {
-            text: text.to_string(),
-            segments,
-        }
+        JsonPath { text: text.to_string(), segments }
     }
 
     pub fn as_str(&self) -> &str {
@@ -275,9 +272,7 @@ impl Field {
             Field::ResponseCode => FieldKind::Number,
             Field::SourceIps | Field::Images => FieldKind::TextList,
             Field::User(UserField::Groups | UserField::Extra(_))
-            | Field::ImpersonatedUser(UserField::Groups | UserField::Extra(_)) => {
-                FieldKind::TextList
-            }
+            | Field::ImpersonatedUser(UserField::Groups | UserField::Extra(_)) => FieldKind::TextList,
             Field::RequestReceivedTimestamp | Field::StageTimestamp => FieldKind::Time,
             Field::RequestObject(_)
             | Field::ResponseObject(_)
@@ -302,10 +297,7 @@ impl Field {
             Field::Verb => text(f, Some(&event.verb)),
             Field::RequestUri => text(f, Some(&event.request_uri)),
             Field::UserAgent => text(f, event.user_agent.as_deref()),
-            Field::SourceIps => event
-                .source_ips
-                .iter()
-                .any(|ip| f(Scalar::Str(Cow::Borrowed(ip)))),
+            Field::SourceIps => event.source_ips.iter().any(|ip| f(Scalar::Str(Cow::Borrowed(ip)))),
             Field::User(uf) => user_any(&event.user, uf, f),
             Field::ImpersonatedUser(uf) => match &event.impersonated_user {
                 Some(u) => user_any(u, uf, f),
@@ -366,12 +358,10 @@ impl Field {
                 None => false,
             },
             Field::Containers(path) => containers(event).any(|c| path_any(path, c, f)),
-            Field::Images => {
-                containers(event).any(|c| match c.get("image").and_then(Value::as_str) {
-                    Some(image) => f(Scalar::Str(normalize_image(image))),
-                    None => false,
-                })
-            }
+            Field::Images => containers(event).any(|c| match c.get("image").and_then(Value::as_str) {
+                Some(image) => f(Scalar::Str(normalize_image(image))),
+                None => false,
+            }),
             Field::ServiceAccountNamespace => text(f, event.service_account().map(|(ns, _)| ns)),
             Field::ServiceAccountName => text(f, event.service_account().map(|(_, name)| name)),
             Field::Decision => text(f, event.decision()),
@@ -386,19 +376,11 @@ impl Field {
 }
 
 fn path_rest(rest: &str) -> Option<&str> {
-    if rest.is_empty() {
-        Some("")
-    } else {
-        rest.strip_prefix('.')
-    }
+    if rest.is_empty() { Some("") } else { rest.strip_prefix('.') }
 }
 
 fn path_any<'a>(path: &JsonPath, root: &'a Value, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
-    if path.is_empty() {
-        leaf(root, f)
-    } else {
-        path.any(root, f)
-    }
+    if path.is_empty() { leaf(root, f) } else { path.any(root, f) }
 }
 
 fn user_field(rest: &str) -> Option<UserField> {
@@ -406,17 +388,11 @@ fn user_field(rest: &str) -> Option<UserField> {
         "username" => Some(UserField::Username),
         "uid" => Some(UserField::Uid),
         "groups" => Some(UserField::Groups),
-        _ => rest
-            .strip_prefix("extra.")
-            .map(|k| UserField::Extra(k.to_string())),
+        _ => rest.strip_prefix("extra.").map(|k| UserField::Extra(k.to_string())),
     }
 }
 
-fn user_any<'a>(
-    user: &'a UserInfo,
-    field: &UserField,
-    f: &mut dyn FnMut(Scalar<'a>) -> bool,
-) -> bool {
+fn user_any<'a>(user: &'a UserInfo, field: &UserField, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
     match field {
         UserField::Username => f(Scalar::Str(Cow::Borrowed(&user.username))),
         UserField::Uid => match &user.uid {
@@ -440,18 +416,12 @@ pub fn pod_spec(event: &AuditEvent) -> Option<&Value> {
         "Pod" => Some(spec),
         "CronJob" => spec.pointer("/jobTemplate/spec/template/spec"),
         "PodTemplate" => body.pointer("/template/spec"),
-        "Deployment"
-        | "ReplicaSet"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "Job"
-        | "ReplicationController" => spec.pointer("/template/spec"),
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicationController" => {
+            spec.pointer("/template/spec")
+        }
         // Bodies without `kind` (some patches, some recorders): find the spec by its shape.
         _ => {
-            if ["containers", "initContainers", "ephemeralContainers"]
-                .iter()
-                .any(|k| spec.get(k).is_some())
-            {
+            if ["containers", "initContainers", "ephemeralContainers"].iter().any(|k| spec.get(k).is_some()) {
                 Some(spec)
             } else if let Some(t) = spec.pointer("/template/spec") {
                 Some(t)
@@ -478,9 +448,7 @@ pub fn normalize_image(image: &str) -> Cow<'_, str> {
     let image = image.trim();
     match image.split_once('/') {
         None => Cow::Owned(format!("docker.io/library/{image}")),
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            Cow::Borrowed(image)
-        }
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => Cow::Borrowed(image),
         Some(_) => Cow::Owned(format!("docker.io/{image}")),
     }
 }
@@ -553,17 +521,8 @@ mod tests {
             }))),
             ..Default::default()
         };
-        assert_eq!(
-            values(
-                "requestObject.spec.containers.securityContext.privileged",
-                &event
-            ),
-            ["true"]
-        );
-        assert_eq!(
-            values("kir.images", &event),
-            ["docker.io/library/nginx", "ghcr.io/x/y:1"]
-        );
+        assert_eq!(values("requestObject.spec.containers.securityContext.privileged", &event), ["true"]);
+        assert_eq!(values("kir.images", &event), ["docker.io/library/nginx", "ghcr.io/x/y:1"]);
         assert_eq!(values("kir.containers.name", &event), ["a", "b"]);
     }
 
@@ -575,13 +534,7 @@ mod tests {
             }))),
             ..Default::default()
         };
-        assert_eq!(
-            values(
-                "requestObject.metadata.labels.app.kubernetes.io/name",
-                &event
-            ),
-            ["web"]
-        );
+        assert_eq!(values("requestObject.metadata.labels.app.kubernetes.io/name", &event), ["web"]);
     }
 
     #[test]
@@ -600,10 +553,7 @@ mod tests {
     #[test]
     fn service_account_parts() {
         let event = AuditEvent {
-            user: UserInfo {
-                username: "system:serviceaccount:tools:ops-console".into(),
-                ..Default::default()
-            },
+            user: UserInfo { username: "system:serviceaccount:tools:ops-console".into(), ..Default::default() },
             ..Default::default()
         };
         assert_eq!(values("kir.serviceAccount.namespace", &event), ["tools"]);
@@ -613,18 +563,9 @@ mod tests {
 
     #[test]
     fn image_normalization() {
-        assert_eq!(
-            normalize_image("nginx:1.25"),
-            "docker.io/library/nginx:1.25"
-        );
-        assert_eq!(
-            normalize_image("local/xmrig:6.21.0"),
-            "docker.io/local/xmrig:6.21.0"
-        );
-        assert_eq!(
-            normalize_image("registry.k8s.io/pause:3.9"),
-            "registry.k8s.io/pause:3.9"
-        );
+        assert_eq!(normalize_image("nginx:1.25"), "docker.io/library/nginx:1.25");
+        assert_eq!(normalize_image("local/xmrig:6.21.0"), "docker.io/local/xmrig:6.21.0");
+        assert_eq!(normalize_image("registry.k8s.io/pause:3.9"), "registry.k8s.io/pause:3.9");
         assert_eq!(normalize_image("localhost:5000/x"), "localhost:5000/x");
     }
 }

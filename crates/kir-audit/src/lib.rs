@@ -17,9 +17,7 @@ pub mod skip;
 pub mod source;
 
 pub use decode::{decode, parse_time};
-pub use event::{
-    AuditEvent, FalcoAlert, LazyJson, ObjectRef, Origin, Record, ResponseStatus, Stage, UserInfo,
-};
+pub use event::{AuditEvent, FalcoAlert, LazyJson, ObjectRef, Origin, Record, ResponseStatus, Stage, UserInfo};
 pub use field::{Field, FieldKind, JsonPath, Scalar};
 pub use merge::StageMerger;
 pub use skip::{SkipKind, SkipReport, Skipped};
@@ -42,22 +40,12 @@ pub fn read_all(bytes: &[u8], options: &ReadOptions) -> (Vec<Record>, Vec<Skippe
     let mut records = Vec::new();
     let mut skipped = Vec::new();
     let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let result = read_stream(
-        Box::new(bytes),
-        "input".into(),
-        options,
-        progress,
-        &mut |batch| {
-            skipped.extend(batch.skipped.iter().cloned());
-            decode_batch(&batch, &mut records, &mut skipped);
-        },
-    );
+    let result = read_stream(Box::new(bytes), "input".into(), options, progress, &mut |batch| {
+        skipped.extend(batch.skipped.iter().cloned());
+        decode_batch(&batch, &mut records, &mut skipped);
+    });
     if let Err(e) = result {
-        skipped.push(Skipped::new(
-            SkipKind::TruncatedInput,
-            Origin::default(),
-            e.to_string(),
-        ));
+        skipped.push(Skipped::new(SkipKind::TruncatedInput, Origin::default(), e.to_string()));
     }
     (records, skipped)
 }

@@ -1,17 +1,52 @@
 //! One request logged at several stages becomes one event.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 
 use crate::event::AuditEvent;
+
+/// Open requests keyed by a 64-bit hash of their auditID: no copy of the id per entry. Two ids
+/// with the same hash are told apart by the id kept in the event itself.
+type Pending = HashMap<u64, AuditEvent, BuildHasherDefault<IdentityHasher>>;
+
+/// The keys are already hashes: hashing them again would only cost time.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+fn key(audit_id: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    audit_id.hash(&mut h);
+    h.finish()
+}
 
 /// Joins the stages of each request by `auditID`, with bounded memory: a request whose final
 /// stage never comes (a watch still open when the log was cut) is released unmerged once
 /// `capacity` newer requests are waiting, or at the end.
 #[derive(Debug)]
 pub struct StageMerger {
-    pending: HashMap<String, AuditEvent>,
-    order: VecDeque<String>,
+    pending: Pending,
+    order: VecDeque<u64>,
     capacity: usize,
+}
+
+impl std::fmt::Debug for IdentityHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentityHasher")
+    }
 }
 
 impl Default for StageMerger {
@@ -22,11 +57,7 @@ impl Default for StageMerger {
 
 impl StageMerger {
     pub fn with_capacity(capacity: usize) -> Self {
-        StageMerger {
-            pending: HashMap::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
-        }
+        StageMerger { pending: Pending::default(), order: VecDeque::new(), capacity: capacity.max(1) }
     }
 
     /// Feeds one logged stage; complete requests are pushed to `out`.
@@ -36,44 +67,50 @@ impl StageMerger {
             out.push(event);
             return;
         };
-        match self.pending.remove(&event.audit_id) {
-            Some(mut first) => {
+        let k = key(&event.audit_id);
+        match self.pending.remove(&k) {
+            Some(mut first) if first.audit_id == event.audit_id => {
                 first.absorb(event);
                 if stage.is_final() {
                     out.push(first);
                 } else {
-                    self.pending.insert(first.audit_id.clone(), first);
+                    self.pending.insert(k, first);
                 }
             }
-            None if stage.is_final() => out.push(event),
-            None => {
-                self.order.push_back(event.audit_id.clone());
-                self.pending.insert(event.audit_id.clone(), event);
-                self.evict(out);
+            other => {
+                // A different request with the same hash (vanishingly rare) goes out as it is.
+                if let Some(unrelated) = other {
+                    out.push(unrelated);
+                }
+                if stage.is_final() {
+                    out.push(event);
+                } else {
+                    self.order.push_back(k);
+                    self.pending.insert(k, event);
+                    self.evict(out);
+                }
             }
         }
     }
 
     fn evict(&mut self, out: &mut Vec<AuditEvent>) {
         while self.pending.len() > self.capacity {
-            let Some(id) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(event) = self.pending.remove(&id) {
+            let Some(k) = self.order.pop_front() else { break };
+            if let Some(event) = self.pending.remove(&k) {
                 out.push(event);
             }
         }
-        // `order` keeps ids of requests that completed since; drop them once they dominate.
+        // `order` keeps keys of requests that completed since; drop them once they dominate.
         if self.order.len() > self.capacity * 2 {
             let pending = &self.pending;
-            self.order.retain(|id| pending.contains_key(id));
+            self.order.retain(|k| pending.contains_key(k));
         }
     }
 
     /// Releases every request still waiting for a later stage, oldest first.
     pub fn finish(&mut self, out: &mut Vec<AuditEvent>) {
-        for id in self.order.drain(..) {
-            if let Some(event) = self.pending.remove(&id) {
+        for k in self.order.drain(..) {
+            if let Some(event) = self.pending.remove(&k) {
                 out.push(event);
             }
         }
@@ -91,12 +128,7 @@ mod tests {
     use crate::event::{ResponseStatus, Stage};
 
     fn stage(id: &str, stage: Stage) -> AuditEvent {
-        AuditEvent {
-            audit_id: id.into(),
-            stage: Some(stage),
-            verb: "get".into(),
-            ..Default::default()
-        }
+        AuditEvent { audit_id: id.into(), stage: Some(stage), verb: "get".into(), ..Default::default() }
     }
 
     #[test]
@@ -106,10 +138,7 @@ mod tests {
         m.push(stage("a", Stage::RequestReceived), &mut out);
         m.push(stage("b", Stage::RequestReceived), &mut out);
         let mut done = stage("a", Stage::ResponseComplete);
-        done.response_status = Some(ResponseStatus {
-            code: Some(200),
-            ..Default::default()
-        });
+        done.response_status = Some(ResponseStatus { code: Some(200), ..Default::default() });
         m.push(done, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].stage, Some(Stage::ResponseComplete));

@@ -47,21 +47,13 @@ pub struct Skipped {
 
 impl Skipped {
     pub fn new(kind: SkipKind, origin: Origin, detail: String) -> Self {
-        Skipped {
-            kind,
-            origin,
-            detail,
-        }
+        Skipped { kind, origin, detail }
     }
 }
 
 impl fmt::Display for Skipped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.origin.path, self.origin.line, self.kind, self.detail
-        )
+        write!(f, "{}:{}: {}: {}", self.origin.path, self.origin.line, self.kind, self.detail)
     }
 }
 

@@ -35,6 +35,36 @@ impl Condition {
     }
 }
 
+impl Condition {
+    /// Reorders `and`/`or` operands so that cheap searches run first: the result is the same
+    /// (searches have no side effects), but most events are then decided on typed fields before
+    /// any request body is parsed. `cost[i]` is the cost of search `i`.
+    pub fn cheap_first(&mut self, cost: &[u8]) {
+        match self {
+            Condition::Search(_) => {}
+            Condition::Not(c) => c.cheap_first(cost),
+            Condition::And(cs) | Condition::Or(cs) => {
+                for c in cs.iter_mut() {
+                    c.cheap_first(cost);
+                }
+                cs.sort_by_key(|c| c.cost(cost));
+            }
+            Condition::AtLeast(_, ids) => ids.sort_by_key(|&i| cost.get(i).copied().unwrap_or(u8::MAX)),
+        }
+    }
+
+    fn cost(&self, cost: &[u8]) -> u8 {
+        match self {
+            Condition::Search(i) => cost.get(*i).copied().unwrap_or(u8::MAX),
+            Condition::Not(c) => c.cost(cost),
+            Condition::And(cs) | Condition::Or(cs) => cs.iter().map(|c| c.cost(cost)).max().unwrap_or(0),
+            Condition::AtLeast(_, ids) => {
+                ids.iter().map(|&i| cost.get(i).copied().unwrap_or(u8::MAX)).max().unwrap_or(0)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
     Ident(String),
@@ -103,7 +133,10 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                 },
             });
         } else if c == '|' {
-            return Err("the pipe syntax of old Sigma conditions (`| count() by …`) is not supported: write a correlation rule".into());
+            return Err(
+                "the pipe syntax of old Sigma conditions (`| count() by …`) is not supported: write a correlation rule"
+                    .into(),
+            );
         } else {
             return Err(format!("unexpected character {c:?} at position {}", i + 1));
         }
@@ -117,11 +150,7 @@ pub fn parse(text: &str, names: &[String]) -> Result<Condition, String> {
     if tokens.is_empty() {
         return Err("the condition is empty".into());
     }
-    let mut parser = Parser {
-        tokens,
-        pos: 0,
-        names,
-    };
+    let mut parser = Parser { tokens, pos: 0, names };
     let cond = parser.or()?;
     if let Some(t) = parser.tokens.get(parser.pos) {
         return Err(format!("unexpected {t} after a complete condition"));
@@ -152,11 +181,7 @@ impl Parser<'_> {
             self.pos += 1;
             parts.push(self.and()?);
         }
-        Ok(if parts.len() == 1 {
-            parts.pop().unwrap_or(Condition::Or(Vec::new()))
-        } else {
-            Condition::Or(parts)
-        })
+        Ok(if parts.len() == 1 { parts.pop().unwrap_or(Condition::Or(Vec::new())) } else { Condition::Or(parts) })
     }
 
     fn and(&mut self) -> Result<Condition, String> {
@@ -165,11 +190,7 @@ impl Parser<'_> {
             self.pos += 1;
             parts.push(self.unary()?);
         }
-        Ok(if parts.len() == 1 {
-            parts.pop().unwrap_or(Condition::And(Vec::new()))
-        } else {
-            Condition::And(parts)
-        })
+        Ok(if parts.len() == 1 { parts.pop().unwrap_or(Condition::And(Vec::new())) } else { Condition::And(parts) })
     }
 
     fn unary(&mut self) -> Result<Condition, String> {
@@ -187,9 +208,7 @@ impl Parser<'_> {
             Some(Token::All) => self.of(None),
             Some(Token::Ident(name)) => {
                 if name.contains('*') {
-                    return Err(format!(
-                        "the pattern {name:?} can only follow '1 of' or 'all of'"
-                    ));
+                    return Err(format!("the pattern {name:?} can only follow '1 of' or 'all of'"));
                 }
                 match self.names.iter().position(|n| *n == name) {
                     Some(i) => Ok(Condition::Search(i)),
@@ -211,13 +230,9 @@ impl Parser<'_> {
             None => return Err("expected 'of'".into()),
         }
         let ids: Vec<usize> = match self.next() {
-            Some(Token::Them) => (0..self.names.len())
-                .filter(|&i| !self.names[i].starts_with('_'))
-                .collect(),
+            Some(Token::Them) => (0..self.names.len()).filter(|&i| !self.names[i].starts_with('_')).collect(),
             Some(Token::Ident(pattern)) => {
-                let ids: Vec<usize> = (0..self.names.len())
-                    .filter(|&i| glob_match(&pattern, &self.names[i]))
-                    .collect();
+                let ids: Vec<usize> = (0..self.names.len()).filter(|&i| glob_match(&pattern, &self.names[i])).collect();
                 if ids.is_empty() {
                     return Err(format!("{pattern:?} matches no search of this rule"));
                 }
@@ -250,10 +265,7 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        ["sel_a", "sel_b", "filter"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        ["sel_a", "sel_b", "filter"].iter().map(|s| s.to_string()).collect()
     }
 
     fn eval(cond: &str, truth: [bool; 3]) -> bool {
@@ -274,22 +286,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        assert!(
-            parse("sel_a and", &names())
-                .unwrap_err()
-                .contains("too early")
-        );
+        assert!(parse("sel_a and", &names()).unwrap_err().contains("too early"));
         assert!(parse("sel_c", &names()).unwrap_err().contains("sel_c"));
-        assert!(
-            parse("(sel_a", &names())
-                .unwrap_err()
-                .contains("not closed")
-        );
-        assert!(
-            parse("1 of nope*", &names())
-                .unwrap_err()
-                .contains("matches no search")
-        );
+        assert!(parse("(sel_a", &names()).unwrap_err().contains("not closed"));
+        assert!(parse("1 of nope*", &names()).unwrap_err().contains("matches no search"));
         assert!(parse("sel_a | count() > 5", &names()).is_err());
     }
 }

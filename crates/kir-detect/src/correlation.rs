@@ -75,18 +75,9 @@ impl Correlator {
                 users.entry(r).or_default().push(ci);
             }
         }
-        let group_fields = rules
-            .iter()
-            .map(|c| c.group_by.iter().map(|g| Field::parse(g)).collect())
-            .collect();
+        let group_fields = rules.iter().map(|c| c.group_by.iter().map(|g| Field::parse(g)).collect()).collect();
         let windows = rules.iter().map(|_| HashMap::new()).collect();
-        Correlator {
-            rules,
-            group_fields,
-            users,
-            windows,
-            latest: None,
-        }
+        Correlator { rules, group_fields, users, windows, latest: None }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -105,10 +96,7 @@ impl Correlator {
             return Vec::new();
         };
         // Events without a time are placed at the latest time seen, so they still count.
-        let time = event
-            .time()
-            .or(self.latest)
-            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let time = event.time().or(self.latest).unwrap_or(Timestamp::UNIX_EPOCH);
         self.latest = Some(self.latest.map_or(time, |l| l.max(time)));
         let mut out = Vec::new();
         for &ci in correlations {
@@ -142,17 +130,11 @@ impl Correlator {
             let window = self.windows[ci].entry(key).or_default();
             let horizon = time - corr.timespan;
             window.retain(|e| e.time >= horizon && e.time <= time + corr.timespan);
-            window.push_back(Entry {
-                time,
-                rule,
-                value,
-                finding: finding.clone(),
-            });
+            window.push_back(Entry { time, rule, value, finding: finding.clone() });
             let count = match &corr.kind {
                 CorrelationKind::EventCount => window.len(),
                 CorrelationKind::ValueCount(_) => {
-                    let mut values: Vec<&str> =
-                        window.iter().filter_map(|e| e.value.as_deref()).collect();
+                    let mut values: Vec<&str> = window.iter().filter_map(|e| e.value.as_deref()).collect();
                     values.sort_unstable();
                     values.dedup();
                     values.len()

@@ -88,22 +88,31 @@ pub enum TextKind {
     Prefix,
     Suffix,
     Contains,
+    /// `a*b*c`: literal parts in order; `anchored` says whether the first part must start the
+    /// text and the last must end it. Faster than a regular expression for the usual globs.
+    Parts { parts: Vec<String>, anchored_start: bool, anchored_end: bool },
     Glob(Regex),
 }
 
 impl Detection {
     pub fn matches(&self, event: &AuditEvent) -> bool {
-        self.condition
-            .eval(&mut |i| self.searches[i].matches(event))
+        self.condition.eval(&mut |i| self.searches[i].matches(event))
     }
 }
 
 impl Search {
+    /// How expensive the search is at worst: 1 for typed fields, 2 when a request body must be
+    /// parsed, 3 for keywords (full text).
+    fn cost(&self) -> u8 {
+        match self {
+            Search::Maps(maps) => maps.iter().flatten().map(|i| cost(&i.field)).max().unwrap_or(0),
+            Search::Keywords(_) => 3,
+        }
+    }
+
     pub fn matches(&self, event: &AuditEvent) -> bool {
         match self {
-            Search::Maps(maps) => maps
-                .iter()
-                .any(|items| items.iter().all(|item| item.matches(event))),
+            Search::Maps(maps) => maps.iter().any(|items| items.iter().all(|item| item.matches(event))),
             Search::Keywords(matchers) => keyword_match(matchers, event),
         }
     }
@@ -112,10 +121,8 @@ impl Search {
 /// Keywords look into the text a person would search: the URI, the user agent, the user, and
 /// the request body.
 fn keyword_match(matchers: &[Matcher], event: &AuditEvent) -> bool {
-    let mut texts: Vec<Cow<str>> = vec![
-        Cow::Borrowed(event.request_uri.as_str()),
-        Cow::Borrowed(event.user.username.as_str()),
-    ];
+    let mut texts: Vec<Cow<str>> =
+        vec![Cow::Borrowed(event.request_uri.as_str()), Cow::Borrowed(event.user.username.as_str())];
     if let Some(ua) = &event.user_agent {
         texts.push(Cow::Borrowed(ua));
     }
@@ -142,25 +149,22 @@ impl Item {
                     });
                 }
                 if self.negate {
-                    self.field
-                        .any(event, &mut |v| !others.iter().any(|o| *o == v.text()))
+                    self.field.any(event, &mut |v| !others.iter().any(|o| *o == v.text()))
                 } else {
-                    self.field
-                        .any(event, &mut |v| others.iter().any(|o| *o == v.text()))
+                    self.field.any(event, &mut |v| others.iter().any(|o| *o == v.text()))
                 }
             }
             ItemOp::Values(matchers) => {
                 if self.all && !self.negate {
-                    return matchers
-                        .iter()
-                        .all(|m| self.field.any(event, &mut |v| m.matches(&v)));
+                    return matchers.iter().all(|m| self.field.any(event, &mut |v| m.matches(&Prepared::new(&v))));
                 }
                 let mut seen = false;
                 let hit = self.field.any(event, &mut |v| {
                     seen = true;
+                    let v = Prepared::new(&v);
                     // An element that cannot be compared (not an address for `cidr`, not a number
                     // for `gt`) is no evidence either way, even under `|not`.
-                    if self.negate && !matchers.iter().any(|m| m.applies_to(&v)) {
+                    if self.negate && !matchers.iter().any(|m| m.applies_to(v.value)) {
                         return false;
                     }
                     let any = if self.all {
@@ -171,16 +175,46 @@ impl Item {
                     any != self.negate
                 });
                 // `field: null` also means "the field is not there".
-                hit || (!seen
-                    && !self.negate
-                    && matchers.iter().any(|m| matches!(m, Matcher::Null)))
+                hit || (!seen && !self.negate && matchers.iter().any(|m| matches!(m, Matcher::Null)))
             }
         }
     }
 }
 
+/// A value with its text and lower-cased text worked out at most once, however many values of
+/// the item it is compared with.
+pub struct Prepared<'v, 'a> {
+    value: &'v Scalar<'a>,
+    text: std::cell::OnceCell<Cow<'v, str>>,
+    /// `None` when the text has no upper-case letter (the usual case): no copy.
+    folded: std::cell::OnceCell<Option<String>>,
+}
+
+impl<'v, 'a> Prepared<'v, 'a> {
+    pub fn new(value: &'v Scalar<'a>) -> Self {
+        Prepared { value, text: std::cell::OnceCell::new(), folded: std::cell::OnceCell::new() }
+    }
+
+    fn text(&self) -> &str {
+        self.text.get_or_init(|| self.value.text())
+    }
+
+    fn folded(&self) -> &str {
+        let text = self.text();
+        self.folded
+            .get_or_init(|| {
+                // Bytes first: most text is ASCII, and lower-case already.
+                let maybe_upper = text.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80);
+                (maybe_upper && text.chars().any(char::is_uppercase)).then(|| text.to_lowercase())
+            })
+            .as_deref()
+            .unwrap_or(text)
+    }
+}
+
 impl Matcher {
-    pub fn matches(&self, value: &Scalar) -> bool {
+    pub fn matches(&self, prepared: &Prepared) -> bool {
+        let value = prepared.value;
         match self {
             Matcher::Null => matches!(value, Scalar::Null),
             Matcher::Bool(b) => match value {
@@ -195,22 +229,13 @@ impl Matcher {
                 Comparison::Lt => v < *n,
                 Comparison::Lte => v <= *n,
             }),
-            Matcher::Cidr(net) => value
-                .text()
-                .trim()
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| net.contains(&ip)),
-            Matcher::Regex(re) => re.is_match(&value.text()),
+            Matcher::Cidr(net) => prepared.text().trim().parse::<IpAddr>().is_ok_and(|ip| net.contains(&ip)),
+            Matcher::Regex(re) => re.is_match(prepared.text()),
             Matcher::Text(t) => {
                 if matches!(value, Scalar::Null) {
                     return false;
                 }
-                let text = value.text();
-                if t.cased {
-                    t.matches_folded(&text)
-                } else {
-                    t.matches_folded(&fold(&text))
-                }
+                if t.cased { t.matches_folded(prepared.text()) } else { t.matches_folded(prepared.folded()) }
             }
         }
     }
@@ -234,13 +259,6 @@ impl Matcher {
     }
 }
 
-fn fold(text: &str) -> Cow<'_, str> {
-    if text.chars().any(char::is_uppercase) {
-        Cow::Owned(text.to_lowercase())
-    } else {
-        Cow::Borrowed(text)
-    }
-}
 
 impl TextMatcher {
     fn matches_folded(&self, text: &str) -> bool {
@@ -249,6 +267,7 @@ impl TextMatcher {
             TextKind::Prefix => text.starts_with(&self.pattern),
             TextKind::Suffix => text.ends_with(&self.pattern),
             TextKind::Contains => text.contains(&self.pattern),
+            TextKind::Parts { parts, anchored_start, anchored_end } => parts_match(text, parts, *anchored_start, *anchored_end),
             TextKind::Glob(re) => re.is_match(text),
         }
     }
@@ -286,9 +305,7 @@ const MODIFIERS: &[&str] = &[
 
 /// Compiles a rule's `detection` map. Errors name the search and field.
 pub fn compile(detection: &Value, placeholders: &Placeholders) -> Result<Detection, String> {
-    let map = detection
-        .as_object()
-        .ok_or("`detection` must be a map of searches and a `condition`")?;
+    let map = detection.as_object().ok_or("`detection` must be a map of searches and a `condition`")?;
     let mut names = Vec::new();
     let mut searches = Vec::new();
     let mut condition_text = None;
@@ -300,34 +317,28 @@ pub fn compile(detection: &Value, placeholders: &Placeholders) -> Result<Detecti
         if name == "timeframe" {
             continue;
         }
-        let search =
-            compile_search(body, placeholders).map_err(|e| format!("search `{name}`: {e}"))?;
+        let search = compile_search(body, placeholders).map_err(|e| format!("search `{name}`: {e}"))?;
         names.push(name.clone());
         searches.push(search);
     }
     let condition = match condition_text {
         None => return Err("`detection` has no `condition`".into()),
-        Some(Value::String(text)) => {
-            condition::parse(text, &names).map_err(|e| format!("condition: {e}"))?
-        }
+        Some(Value::String(text)) => condition::parse(text, &names).map_err(|e| format!("condition: {e}"))?,
         // A list of conditions: any of them.
         Some(Value::Array(list)) => {
             let mut parts = Vec::new();
             for c in list {
-                let text = c
-                    .as_str()
-                    .ok_or("condition: a list of conditions must hold strings")?;
+                let text = c.as_str().ok_or("condition: a list of conditions must hold strings")?;
                 parts.push(condition::parse(text, &names).map_err(|e| format!("condition: {e}"))?);
             }
             Condition::Or(parts)
         }
         Some(_) => return Err("condition: must be a string".into()),
     };
-    Ok(Detection {
-        names,
-        searches,
-        condition,
-    })
+    let mut condition = condition;
+    let costs: Vec<u8> = searches.iter().map(Search::cost).collect();
+    condition.cheap_first(&costs);
+    Ok(Detection { names, searches, condition })
 }
 
 fn compile_search(body: &Value, placeholders: &Placeholders) -> Result<Search, String> {
@@ -348,11 +359,7 @@ fn compile_search(body: &Value, placeholders: &Placeholders) -> Result<Search, S
             }
             Ok(Search::Keywords(matchers))
         }
-        Value::String(_) | Value::Number(_) => Ok(Search::Keywords(value_matchers(
-            body,
-            &KEYWORD_MODS,
-            "keywords",
-        )?)),
+        Value::String(_) | Value::Number(_) => Ok(Search::Keywords(value_matchers(body, &KEYWORD_MODS, "keywords")?)),
         _ => Err("a search must be a map of fields, a list of maps, or a list of keywords".into()),
     }
 }
@@ -387,10 +394,7 @@ struct Mods {
     negate: bool,
 }
 
-fn compile_map(
-    map: &serde_json::Map<String, Value>,
-    placeholders: &Placeholders,
-) -> Result<Vec<Item>, String> {
+fn compile_map(map: &serde_json::Map<String, Value>, placeholders: &Placeholders) -> Result<Vec<Item>, String> {
     let mut items = Vec::new();
     for (key, value) in map {
         let mut parts = key.split('|');
@@ -399,18 +403,12 @@ fn compile_map(
         let mut mods = Mods::default();
         for m in &modifiers {
             let Some(known) = MODIFIERS.iter().find(|k| **k == m.as_str()) else {
-                return Err(format!(
-                    "field `{key}`: unknown modifier {m:?} (known: {})",
-                    MODIFIERS.join(", ")
-                ));
+                return Err(format!("field `{key}`: unknown modifier {m:?} (known: {})", MODIFIERS.join(", ")));
             };
             match *known {
-                "contains" | "startswith" | "endswith" | "re" | "cidr" | "gt" | "gte" | "lt"
-                | "lte" => {
+                "contains" | "startswith" | "endswith" | "re" | "cidr" | "gt" | "gte" | "lt" | "lte" => {
                     if let Some(previous) = mods.op {
-                        return Err(format!(
-                            "field `{key}`: `{previous}` and `{known}` cannot be combined"
-                        ));
+                        return Err(format!("field `{key}`: `{previous}` and `{known}` cannot be combined"));
                     }
                     mods.op = Some(known);
                 }
@@ -436,9 +434,7 @@ fn compile_map(
         let op = if mods.exists {
             match value {
                 Value::Bool(b) => ItemOp::Exists(*b),
-                Value::String(s)
-                    if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
-                {
+                Value::String(s) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
                     ItemOp::Exists(s.eq_ignore_ascii_case("true"))
                 }
                 _ => return Err(format!("field `{key}`: `exists` needs true or false")),
@@ -475,14 +471,7 @@ fn compile_map(
             }
             ItemOp::Values(matchers)
         };
-        items.push(Item {
-            field_name,
-            field,
-            op,
-            all: mods.all,
-            negate: mods.negate,
-            modifiers,
-        });
+        items.push(Item { field_name, field, op, all: mods.all, negate: mods.negate, modifiers });
     }
     // Typed fields are cheap; request bodies are parsed on first use: look at the cheap ones first.
     items.sort_by_key(|i| cost(&i.field));
@@ -522,21 +511,13 @@ fn expand(values: &[Value], placeholders: &Placeholders) -> Result<Vec<Value>, S
                 break;
             };
             let name = &rest[start + 1..start + 1 + len];
-            let list = placeholders
-                .get(name)
-                .ok_or_else(|| format!("unknown placeholder %{name}%"))?;
+            let list = placeholders.get(name).ok_or_else(|| format!("unknown placeholder %{name}%"))?;
             let prefix = &rest[..start];
-            variants = variants
-                .iter()
-                .flat_map(|v| list.iter().map(move |item| format!("{v}{prefix}{item}")))
-                .collect();
+            variants =
+                variants.iter().flat_map(|v| list.iter().map(move |item| format!("{v}{prefix}{item}"))).collect();
             rest = &rest[start + len + 2..];
         }
-        out.extend(
-            variants
-                .into_iter()
-                .map(|v| Value::String(format!("{v}{rest}"))),
-        );
+        out.extend(variants.into_iter().map(|v| Value::String(format!("{v}{rest}"))));
     }
     Ok(out)
 }
@@ -552,17 +533,13 @@ fn value_matchers(value: &Value, mods: &Mods, key: &str) -> Result<Vec<Matcher>,
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         _ => {
-            return Err(format!(
-                "field `{key}`: values must be strings, numbers, booleans or null"
-            ));
+            return Err(format!("field `{key}`: values must be strings, numbers, booleans or null"));
         }
     };
     match mods.op {
         Some(op @ ("gt" | "gte" | "lt" | "lte")) => {
-            let n: f64 = text
-                .trim()
-                .parse()
-                .map_err(|_| format!("field `{key}`: `{op}` needs a number, not {text:?}"))?;
+            let n: f64 =
+                text.trim().parse().map_err(|_| format!("field `{key}`: `{op}` needs a number, not {text:?}"))?;
             let cmp = match op {
                 "gt" => Comparison::Gt,
                 "gte" => Comparison::Gte,
@@ -597,9 +574,7 @@ fn value_matchers(value: &Value, mods: &Mods, key: &str) -> Result<Vec<Matcher>,
     if mods.windash {
         let extra: Vec<String> = variants
             .iter()
-            .flat_map(|v| {
-                ["-", "/", "\u{2013}", "\u{2014}", "\u{2015}"].map(|d| replace_leading_dashes(v, d))
-            })
+            .flat_map(|v| ["-", "/", "\u{2013}", "\u{2014}", "\u{2015}"].map(|d| replace_leading_dashes(v, d)))
             .collect();
         variants.extend(extra);
         variants.sort();
@@ -611,13 +586,7 @@ fn value_matchers(value: &Value, mods: &Mods, key: &str) -> Result<Vec<Matcher>,
             .map(|v| {
                 let bytes: Vec<u8> = v
                     .encode_utf16()
-                    .flat_map(|u| {
-                        if order == "le" {
-                            u.to_le_bytes()
-                        } else {
-                            u.to_be_bytes()
-                        }
-                    })
+                    .flat_map(|u| if order == "le" { u.to_le_bytes() } else { u.to_be_bytes() })
                     .collect();
                 String::from_utf8_lossy(&bytes).into_owned()
             })
@@ -635,27 +604,15 @@ fn value_matchers(value: &Value, mods: &Mods, key: &str) -> Result<Vec<Matcher>,
             })
             .collect();
         // Encoded text is compared as written: base64 is case-sensitive.
-        return variants
-            .into_iter()
-            .map(|v| text_matcher(&v, mods.op, true, false))
-            .collect();
+        return variants.into_iter().map(|v| text_matcher(&v, mods.op, true, false)).collect();
     }
-    variants
-        .into_iter()
-        .map(|v| text_matcher(&v, mods.op, mods.cased, true))
-        .collect()
+    variants.into_iter().map(|v| text_matcher(&v, mods.op, mods.cased, true)).collect()
 }
 
 fn replace_leading_dashes(value: &str, dash: &str) -> String {
     value
         .split(' ')
-        .map(|w| {
-            if let Some(rest) = w.strip_prefix('-') {
-                format!("{dash}{rest}")
-            } else {
-                w.to_string()
-            }
-        })
+        .map(|w| if let Some(rest) = w.strip_prefix('-') { format!("{dash}{rest}") } else { w.to_string() })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -672,9 +629,7 @@ fn base64_offsets(bytes: &[u8]) -> Vec<String> {
             let mut padded = vec![b' '; shift];
             padded.extend_from_slice(bytes);
             let encoded = engine.encode(&padded);
-            let end = encoded
-                .len()
-                .saturating_sub(cut_end[(bytes.len() + shift) % 3]);
+            let end = encoded.len().saturating_sub(cut_end[(bytes.len() + shift) % 3]);
             let start = starts[shift].min(end);
             encoded[start..end].to_string()
         })
@@ -708,17 +663,8 @@ fn glob_tokens(value: &str) -> Vec<GlobToken> {
     out
 }
 
-fn text_matcher(
-    value: &str,
-    op: Option<&str>,
-    cased: bool,
-    wildcards: bool,
-) -> Result<Matcher, String> {
-    let mut tokens = if wildcards {
-        glob_tokens(value)
-    } else {
-        value.chars().map(GlobToken::Lit).collect()
-    };
+fn text_matcher(value: &str, op: Option<&str>, cased: bool, wildcards: bool) -> Result<Matcher, String> {
+    let mut tokens = if wildcards { glob_tokens(value) } else { value.chars().map(GlobToken::Lit).collect() };
     match op {
         Some("contains") => {
             tokens.insert(0, GlobToken::Star);
@@ -739,6 +685,20 @@ fn text_matcher(
         })
         .collect();
     let fold = |s: String| if cased { s } else { s.to_lowercase() };
+    if literal.is_none() && !tokens.contains(&GlobToken::One) {
+        let mut parts = Vec::new();
+        let mut current = String::new();
+        for t in &tokens {
+            match t {
+                GlobToken::Lit(c) => current.push(*c),
+                _ => parts.push(fold(std::mem::take(&mut current))),
+            }
+        }
+        parts.push(fold(current));
+        parts.retain(|p| !p.is_empty());
+        let kind = TextKind::Parts { parts, anchored_start: !lead, anchored_end: !trail && tokens.last() != Some(&GlobToken::Star) };
+        return Ok(Matcher::Text(TextMatcher { kind, pattern: String::new(), cased, original: value.to_string() }));
+    }
     let kind = match (literal, lead, trail) {
         (Some(lit), false, false) => (TextKind::Exact, lit),
         (Some(lit), false, true) => (TextKind::Prefix, lit),
@@ -754,17 +714,37 @@ fn text_matcher(
                 }
             }
             re.push('$');
-            let compiled =
-                Regex::new(&re).map_err(|e| format!("bad wildcard pattern {value:?}: {e}"))?;
+            let compiled = Regex::new(&re).map_err(|e| format!("bad wildcard pattern {value:?}: {e}"))?;
             (TextKind::Glob(compiled), String::new())
         }
     };
-    Ok(Matcher::Text(TextMatcher {
-        kind: kind.0,
-        pattern: fold(kind.1),
-        cased,
-        original: value.to_string(),
-    }))
+    Ok(Matcher::Text(TextMatcher { kind: kind.0, pattern: fold(kind.1), cased, original: value.to_string() }))
+}
+
+/// Glob matching without a regular expression: each literal part in order.
+fn parts_match(text: &str, parts: &[String], anchored_start: bool, anchored_end: bool) -> bool {
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        if i == 0 && anchored_start {
+            match rest.strip_prefix(part.as_str()) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+            if last && anchored_end {
+                return rest.is_empty();
+            }
+            continue;
+        }
+        if last && anchored_end {
+            return rest.ends_with(part.as_str());
+        }
+        match rest.find(part.as_str()) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// What the linter needs to know about an item's values against its field's type.
@@ -774,24 +754,18 @@ pub fn type_problems(item: &Item) -> Vec<String> {
     if let ItemOp::Values(matchers) = &item.op {
         for m in matchers {
             match (kind, m) {
-                (FieldKind::Number, Matcher::Text(t))
-                    if t.original.trim().parse::<f64>().is_err() =>
-                {
+                (FieldKind::Number, Matcher::Text(t)) if t.original.trim().parse::<f64>().is_err() => {
                     problems.push(format!(
                         "`{}` is a number, but is compared to the word {:?}: this can never match",
                         item.field_name, t.original
                     ))
                 }
                 (FieldKind::Text | FieldKind::Time | FieldKind::TextList, Matcher::Compare(..)) => {
-                    problems.push(format!(
-                        "`{}` holds text, but is compared with a numeric modifier",
-                        item.field_name
-                    ))
+                    problems.push(format!("`{}` holds text, but is compared with a numeric modifier", item.field_name))
                 }
-                (FieldKind::Number | FieldKind::Time, Matcher::Cidr(_)) => problems.push(format!(
-                    "`{}` does not hold IP addresses: `cidr` can never match",
-                    item.field_name
-                )),
+                (FieldKind::Number | FieldKind::Time, Matcher::Cidr(_)) => {
+                    problems.push(format!("`{}` does not hold IP addresses: `cidr` can never match", item.field_name))
+                }
                 _ => {}
             }
         }
@@ -822,10 +796,7 @@ mod tests {
                 namespace: Some("shop".into()),
                 ..Default::default()
             }),
-            response_status: Some(ResponseStatus {
-                code: Some(201),
-                ..Default::default()
-            }),
+            response_status: Some(ResponseStatus { code: Some(201), ..Default::default() }),
             request_object: Some(LazyJson::from_value(json!({
                 "kind": "Pod",
                 "spec": {"containers": [
@@ -847,82 +818,112 @@ mod tests {
 
     #[test]
     fn modifiers_and_lists() {
-        assert!(check(
-            "sel: {verb: CREATE, objectRef.resource: pods}\ncondition: sel"
-        ));
-        assert!(check(
-            "sel: {requestObject.spec.containers.securityContext.privileged: true}\ncondition: sel"
-        ));
-        assert!(check(
-            "sel: {kir.containers.args|contains: 'stratum+tcp://'}\ncondition: sel"
-        ));
-        assert!(check(
-            "sel: {userAgent|startswith: mozilla/}\ncondition: sel"
-        ));
-        assert!(!check(
-            "sel: {userAgent|startswith|cased: mozilla/}\ncondition: sel"
-        ));
+        assert!(check("sel: {verb: CREATE, objectRef.resource: pods}\ncondition: sel"));
+        assert!(check("sel: {requestObject.spec.containers.securityContext.privileged: true}\ncondition: sel"));
+        assert!(check("sel: {kir.containers.args|contains: 'stratum+tcp://'}\ncondition: sel"));
+        assert!(check("sel: {userAgent|startswith: mozilla/}\ncondition: sel"));
+        assert!(!check("sel: {userAgent|startswith|cased: mozilla/}\ncondition: sel"));
         assert!(check("sel: {sourceIPs|cidr: 10.0.0.0/8}\ncondition: sel"));
         assert!(check("sel: {responseStatus.code|lt: 400}\ncondition: sel"));
         assert!(check("sel: {responseStatus.code: 201}\ncondition: sel"));
-        assert!(check(
-            "sel: {requestURI|re: '^/api/v1/namespaces/[a-z]+/pods$'}\ncondition: sel"
-        ));
+        assert!(check("sel: {requestURI|re: '^/api/v1/namespaces/[a-z]+/pods$'}\ncondition: sel"));
         assert!(check("sel: {requestURI: '/api/*/pods'}\ncondition: sel"));
-        assert!(check(
-            "sel: {kir.serviceAccount.namespace|fieldref: objectRef.namespace}\ncondition: not sel"
-        ));
-        assert!(check(
-            "sel: {impersonatedUser.username|exists: false}\ncondition: sel"
-        ));
-        assert!(check(
-            "sel: {kir.images|contains|all: [nginx, acme]}\ncondition: sel"
-        ));
-        assert!(!check(
-            "sel: {kir.images|contains|all: [nginx, redis]}\ncondition: sel"
-        ));
-        assert!(check(
-            "sel: {kir.images|startswith|expand|not: '%registries%'}\ncondition: sel"
-        ));
-        assert!(!check(
-            "sel: {kir.images|startswith|expand|not: '%empty%'}\ncondition: sel"
-        ));
-        assert!(check(
-            "sel: {user.groups: system:serviceaccounts}\ncondition: sel"
-        ));
-        assert!(check(
-            "sel: [{verb: delete}, {verb: create}]\ncondition: sel"
-        ));
+        assert!(check("sel: {kir.serviceAccount.namespace|fieldref: objectRef.namespace}\ncondition: not sel"));
+        assert!(check("sel: {impersonatedUser.username|exists: false}\ncondition: sel"));
+        assert!(check("sel: {kir.images|contains|all: [nginx, acme]}\ncondition: sel"));
+        assert!(!check("sel: {kir.images|contains|all: [nginx, redis]}\ncondition: sel"));
+        assert!(check("sel: {kir.images|startswith|expand|not: '%registries%'}\ncondition: sel"));
+        assert!(!check("sel: {kir.images|startswith|expand|not: '%empty%'}\ncondition: sel"));
+        assert!(check("sel: {user.groups: system:serviceaccounts}\ncondition: sel"));
+        assert!(check("sel: [{verb: delete}, {verb: create}]\ncondition: sel"));
         assert!(check("sel: [stratum]\ncondition: sel"));
+    }
+
+    #[test]
+    fn globs_match_like_regular_expressions() {
+        let cases = [
+            ("system:serviceaccount:kube-system:*-controller", "system:serviceaccount:kube-system:job-controller", true),
+            ("system:serviceaccount:kube-system:*-controller", "system:serviceaccount:kube-system:job-controllers", false),
+            ("system:serviceaccount:*:kube-state-metrics", "system:serviceaccount:mon:kube-state-metrics", true),
+            ("a*a", "a", false),
+            ("a*a", "aa", true),
+            ("*x*y*", "..x..y..", true),
+            ("*x*y*", "..y..x..", false),
+            ("a**b", "ab", true),
+            ("*", "", true),
+            ("a?c", "abc", true),
+        ];
+        for (pattern, text, expected) in cases {
+            let m = text_matcher(pattern, None, false, true).unwrap();
+            assert_eq!(m.matches(&Prepared::new(&Scalar::Str(text.into()))), expected, "{pattern} on {text}");
+        }
     }
 
     #[test]
     fn base64_offsets_find_the_text_at_any_alignment() {
         for prefix in ["", "a", "ab", "abc"] {
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(format!("{prefix}/bin/sh -c xyz"));
-            assert!(
-                base64_offsets(b"/bin/sh")
-                    .iter()
-                    .any(|v| encoded.contains(v.as_str())),
-                "{prefix}"
-            );
+            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{prefix}/bin/sh -c xyz"));
+            assert!(base64_offsets(b"/bin/sh").iter().any(|v| encoded.contains(v.as_str())), "{prefix}");
         }
     }
 
     #[test]
     fn compile_errors_name_the_field() {
         let value: Value = serde_saphyr::from_str("sel: {verb|bogus: x}\ncondition: sel").unwrap();
-        assert!(
-            compile(&value, &Placeholders::new())
-                .unwrap_err()
-                .contains("bogus")
-        );
+        assert!(compile(&value, &Placeholders::new()).unwrap_err().contains("bogus"));
         let value: Value = serde_saphyr::from_str("sel: {verb|re: '('}\ncondition: sel").unwrap();
-        assert!(
-            compile(&value, &Placeholders::new())
-                .unwrap_err()
-                .contains("regular expression")
-        );
+        assert!(compile(&value, &Placeholders::new()).unwrap_err().contains("regular expression"));
     }
+}
+
+/// Values that `field` must have (lower-cased) for the detection to match at all, when the
+/// rule says so plainly (`verb: [create, update]` in every branch); `None` when any value may.
+/// The rule set uses this to skip rules without evaluating them.
+pub fn required_values(detection: &Detection, field: &Field) -> Option<Vec<String>> {
+    fn of_search(search: &Search, field: &Field) -> Option<Vec<String>> {
+        let Search::Maps(maps) = search else { return None };
+        let mut all = Vec::new();
+        for map in maps {
+            let item = map.iter().find(|i| &i.field == field && !i.negate && !i.all)?;
+            let ItemOp::Values(matchers) = &item.op else { return None };
+            for m in matchers {
+                match m {
+                    Matcher::Text(TextMatcher { kind: TextKind::Exact, pattern, cased: false, .. }) => {
+                        all.push(pattern.clone())
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        Some(all)
+    }
+    fn of(cond: &Condition, searches: &[Search], field: &Field) -> Option<Vec<String>> {
+        match cond {
+            Condition::Search(i) => of_search(&searches[*i], field),
+            Condition::Not(_) => None,
+            Condition::And(cs) => cs.iter().filter_map(|c| of(c, searches, field)).min_by_key(Vec::len),
+            Condition::Or(cs) => {
+                let mut all = Vec::new();
+                for c in cs {
+                    all.extend(of(c, searches, field)?);
+                }
+                Some(all)
+            }
+            Condition::AtLeast(n, ids) if *n == ids.len() && *n > 0 => {
+                ids.iter().filter_map(|&i| of_search(&searches[i], field)).min_by_key(Vec::len)
+            }
+            Condition::AtLeast(n, ids) if *n > 0 => {
+                let mut all = Vec::new();
+                for &i in ids {
+                    all.extend(of_search(&searches[i], field)?);
+                }
+                Some(all)
+            }
+            Condition::AtLeast(..) => None,
+        }
+    }
+    let mut values = of(&detection.condition, &detection.searches, field)?;
+    values.sort();
+    values.dedup();
+    Some(values)
 }

@@ -96,9 +96,7 @@ fn generated_name(event: &AuditEvent) -> Option<String> {
         return None;
     }
     let body = event.response_object.as_ref()?.value();
-    body.pointer("/metadata/name")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
+    body.pointer("/metadata/name").and_then(|v| v.as_str()).map(str::to_string)
 }
 
 /// Falco priorities to Sigma levels.
@@ -114,13 +112,7 @@ pub fn level_of_falco_priority(priority: &str) -> Level {
 
 /// A Falco alert carries its own verdict: it becomes a finding as it is.
 pub fn finding_from_falco(alert: &FalcoAlert) -> Finding {
-    let field = |k: &str| {
-        alert
-            .output_fields
-            .get(k)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    };
+    let field = |k: &str| alert.output_fields.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let techniques = alert
         .tags
         .iter()
@@ -140,10 +132,7 @@ pub fn finding_from_falco(alert: &FalcoAlert) -> Finding {
         audit_ids: Vec::new(),
         techniques,
         threat_matrix: Vec::new(),
-        actor: Actor {
-            user: field("user.name").unwrap_or_default(),
-            ..Default::default()
-        },
+        actor: Actor { user: field("user.name").unwrap_or_default(), ..Default::default() },
         object: ObjectInfo {
             api_group: None,
             resource: pod.as_ref().map(|_| "pods".to_string()),
@@ -153,10 +142,7 @@ pub fn finding_from_falco(alert: &FalcoAlert) -> Finding {
         },
         verb: String::new(),
         response_code: None,
-        source: SourceRef {
-            path: alert.origin.path.to_string(),
-            line: alert.origin.line,
-        },
+        source: SourceRef { path: alert.origin.path.to_string(), line: alert.origin.line },
         kind: "falco",
         rule_name: None,
         event_count: 1,

@@ -16,13 +16,7 @@ pub enum Level {
 }
 
 impl Level {
-    pub const ALL: [Level; 5] = [
-        Level::Informational,
-        Level::Low,
-        Level::Medium,
-        Level::High,
-        Level::Critical,
-    ];
+    pub const ALL: [Level; 5] = [Level::Informational, Level::Low, Level::Medium, Level::High, Level::Critical];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -51,9 +45,7 @@ impl FromStr for Level {
             "medium" => Ok(Level::Medium),
             "high" => Ok(Level::High),
             "critical" => Ok(Level::Critical),
-            other => Err(format!(
-                "unknown level {other:?} (informational, low, medium, high, critical)"
-            )),
+            other => Err(format!("unknown level {other:?} (informational, low, medium, high, critical)")),
         }
     }
 }

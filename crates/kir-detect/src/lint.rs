@@ -42,11 +42,7 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
                 line: Some(meta.line_of("logsource:")),
                 ..problem(severity, message)
             };
-            let ls = meta
-                .logsource
-                .as_ref()
-                .map(|l| l.to_string())
-                .unwrap_or_default();
+            let ls = meta.logsource.as_ref().map(|l| l.to_string()).unwrap_or_default();
             out.push(problem(
                 ProblemSeverity::Warning,
                 format!("logsource {ls} is not Kubernetes audit (product: kubernetes, service: audit): the rule is loaded but does not run on audit events"),
@@ -54,10 +50,7 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
             continue;
         }
         if meta.level.is_none() {
-            out.push(problem(
-                ProblemSeverity::Warning,
-                "no `level`: findings will say medium".into(),
-            ));
+            out.push(problem(ProblemSeverity::Warning, "no `level`: findings will say medium".into()));
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -77,15 +70,17 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
         if let Field::Unknown(name) = &item.field
             && seen.insert((i, name.clone()))
         {
-            let hint = suggestion(name)
-                .map(|s| format!("; did you mean {s}?"))
-                .unwrap_or_default();
-            out.push(problem(format!("field `{name}` is not a field of a Kubernetes audit event, so this never matches{hint}")));
+            let hint = suggestion(name).map(|s| format!("; did you mean {s}?")).unwrap_or_default();
+            out.push(problem(format!(
+                "field `{name}` is not a field of a Kubernetes audit event, so this never matches{hint}"
+            )));
         }
         if let crate::detection::ItemOp::FieldRef(refs) = &item.op {
             for r in refs {
                 if let Field::Unknown(name) = r {
-                    out.push(problem(format!("`fieldref` names `{name}`, which is not a field of a Kubernetes audit event")));
+                    out.push(problem(format!(
+                        "`fieldref` names `{name}`, which is not a field of a Kubernetes audit event"
+                    )));
                 }
             }
         }
@@ -101,9 +96,7 @@ pub fn lint(set: &RuleSet) -> Vec<RuleProblem> {
                     path: c.meta.origin.path.clone(),
                     line: Some(c.meta.origin.line),
                     rule: Some(c.meta.title.clone()),
-                    message: format!(
-                        "group-by field `{name}` is not a field of a Kubernetes audit event"
-                    ),
+                    message: format!("group-by field `{name}` is not a field of a Kubernetes audit event"),
                     rule_loaded: true,
                 });
             }

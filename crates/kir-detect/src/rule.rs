@@ -87,8 +87,7 @@ impl RuleMeta {
             .lines()
             .position(|l| {
                 let l = l.trim_start().trim_start_matches(['\'', '"']);
-                l.strip_prefix(key)
-                    .is_some_and(|rest| rest.starts_with([':', '|', '\'', '"']))
+                l.strip_prefix(key).is_some_and(|rest| rest.starts_with([':', '|', '\'', '"']))
             })
             .map(|i| self.origin.line + i)
             .unwrap_or(self.origin.line)
@@ -156,18 +155,13 @@ fn documents(text: &str) -> Vec<(usize, String)> {
     }
     docs.push((start, current));
     docs.into_iter()
-        .filter(|(_, d)| {
-            d.lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        })
+        .filter(|(_, d)| d.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')))
         .collect()
 }
 
 /// The first line of `doc` that mentions `needle`, as a file line number.
 fn line_of(doc: &str, first_line: usize, needle: &str) -> Option<usize> {
-    doc.lines()
-        .position(|l| l.contains(needle))
-        .map(|i| first_line + i)
+    doc.lines().position(|l| l.contains(needle)).map(|i| first_line + i)
 }
 
 /// Parses one rule file's text.
@@ -186,29 +180,19 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
             Ok(v) => v,
             Err(e) => {
                 let (line, message) = yaml_error(&e, first_line);
-                out.problems
-                    .push(problem(line, None, format!("not valid YAML: {message}")));
+                out.problems.push(problem(line, None, format!("not valid YAML: {message}")));
                 continue;
             }
         };
         let Some(map) = value.as_object() else {
-            out.problems.push(problem(
-                Some(first_line),
-                None,
-                "a rule must be a YAML map".into(),
-            ));
+            out.problems.push(problem(Some(first_line), None, "a rule must be a YAML map".into()));
             continue;
         };
-        let origin = RuleOrigin {
-            path: path.to_string(),
-            line: first_line,
-        };
+        let origin = RuleOrigin { path: path.to_string(), line: first_line };
         let meta = match meta(map, origin, &doc) {
             Ok(m) => m,
             Err((needle, message)) => {
-                let line = needle
-                    .and_then(|n| line_of(&doc, first_line, n))
-                    .or(Some(first_line));
+                let line = needle.and_then(|n| line_of(&doc, first_line, n)).or(Some(first_line));
                 let title = map.get("title").and_then(Value::as_str).map(str::to_string);
                 out.problems.push(problem(line, title, message));
                 continue;
@@ -217,18 +201,16 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
         let label = Some(meta.title.clone());
         if let Some(corr) = map.get("correlation") {
             match correlation(corr) {
-                Ok((kind, rules, group_by, timespan, threshold, generate)) => {
-                    out.correlations.push(CorrelationRule {
-                        meta,
-                        kind,
-                        rule_refs: rules,
-                        rules: Vec::new(),
-                        group_by,
-                        timespan,
-                        threshold,
-                        generate,
-                    })
-                }
+                Ok((kind, rules, group_by, timespan, threshold, generate)) => out.correlations.push(CorrelationRule {
+                    meta,
+                    kind,
+                    rule_refs: rules,
+                    rules: Vec::new(),
+                    group_by,
+                    timespan,
+                    threshold,
+                    generate,
+                }),
                 Err(message) => out.problems.push(problem(
                     line_of(&doc, first_line, "correlation:"),
                     label,
@@ -237,11 +219,7 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
             }
         } else if let Some(det) = map.get("detection") {
             match detection::compile(det, placeholders) {
-                Ok(detection) => out.detections.push(DetectionRule {
-                    meta,
-                    detection,
-                    source: det.clone(),
-                }),
+                Ok(detection) => out.detections.push(DetectionRule { meta, detection, source: det.clone() }),
                 Err(message) => {
                     // Point at the most specific thing the message names: the field, else the
                     // condition, else the detection.
@@ -258,11 +236,7 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
         } else if map.contains_key("placeholders") {
             continue;
         } else {
-            out.problems.push(problem(
-                Some(first_line),
-                label,
-                "a rule needs `detection` (or `correlation`)".into(),
-            ));
+            out.problems.push(problem(Some(first_line), label, "a rule needs `detection` (or `correlation`)".into()));
         }
     }
     out
@@ -271,18 +245,12 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
 fn yaml_error(e: &serde_saphyr::Error, first_line: usize) -> (Option<usize>, String) {
     let text = e.to_string();
     let line = e.location().map(|l| first_line + l.line() as usize - 1);
-    (
-        line.or(Some(first_line)),
-        text.lines().next().unwrap_or_default().to_string(),
-    )
+    (line.or(Some(first_line)), text.lines().next().unwrap_or_default().to_string())
 }
 
 type MetaError = (Option<&'static str>, String);
 
-fn string_list(
-    map: &serde_json::Map<String, Value>,
-    key: &'static str,
-) -> Result<Vec<String>, MetaError> {
+fn string_list(map: &serde_json::Map<String, Value>, key: &'static str) -> Result<Vec<String>, MetaError> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![s.clone()]),
@@ -298,11 +266,7 @@ fn string_list(
     }
 }
 
-fn meta(
-    map: &serde_json::Map<String, Value>,
-    origin: RuleOrigin,
-    doc: &str,
-) -> Result<RuleMeta, MetaError> {
+fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> Result<RuleMeta, MetaError> {
     let text = |key: &'static str| -> Result<Option<String>, MetaError> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -313,9 +277,7 @@ fn meta(
     };
     let title = text("title")?.ok_or((None, "a rule needs a `title`".to_string()))?;
     let name = text("name")?;
-    let id = text("id")?
-        .or_else(|| name.clone())
-        .unwrap_or_else(|| title.clone());
+    let id = text("id")?.or_else(|| name.clone()).unwrap_or_else(|| title.clone());
     let level = match text("level")? {
         Some(l) => Some(l.parse::<Level>().map_err(|e| (Some("level"), e))?),
         None => None,
@@ -324,18 +286,11 @@ fn meta(
     let techniques = tags
         .iter()
         .filter_map(|t| t.strip_prefix("attack."))
-        .filter(|t| {
-            t.len() > 1
-                && t.starts_with(['t', 'T'])
-                && t[1..].starts_with(|c: char| c.is_ascii_digit())
-        })
+        .filter(|t| t.len() > 1 && t.starts_with(['t', 'T']) && t[1..].starts_with(|c: char| c.is_ascii_digit()))
         .map(|t| t.to_ascii_uppercase())
         .collect();
-    let threat_matrix = tags
-        .iter()
-        .filter_map(|t| t.strip_prefix("threat-matrix."))
-        .map(|t| t.to_ascii_uppercase())
-        .collect();
+    let threat_matrix =
+        tags.iter().filter_map(|t| t.strip_prefix("threat-matrix.")).map(|t| t.to_ascii_uppercase()).collect();
     let examples = match map.get("examples") {
         None => Vec::new(),
         Some(Value::Array(list)) => list
@@ -343,10 +298,10 @@ fn meta(
             .enumerate()
             .map(|(i, ex)| {
                 let name = ex.get("name").and_then(Value::as_str).unwrap_or("example").to_string();
-                let should_match = ex
-                    .get("match")
-                    .and_then(Value::as_bool)
-                    .ok_or((Some("examples"), format!("example {} ({name:?}) needs `match: true` or `match: false`", i + 1)))?;
+                let should_match = ex.get("match").and_then(Value::as_bool).ok_or((
+                    Some("examples"),
+                    format!("example {} ({name:?}) needs `match: true` or `match: false`", i + 1),
+                ))?;
                 let events = match ex.get("events").or_else(|| ex.get("event")) {
                     Some(Value::Array(events)) => events.clone(),
                     Some(single @ Value::Object(_)) => vec![single.clone()],
@@ -356,8 +311,17 @@ fn meta(
                 let placeholders = match ex.get("placeholders") {
                     None => None,
                     Some(p) => Some(
-                        serde_json::from_value::<std::collections::HashMap<String, Vec<String>>>(p.clone())
-                            .map_err(|e| (Some("examples"), format!("example {} ({name:?}): `placeholders` must map names to lists of strings: {e}", i + 1)))?,
+                        serde_json::from_value::<std::collections::HashMap<String, Vec<String>>>(p.clone()).map_err(
+                            |e| {
+                                (
+                                    Some("examples"),
+                                    format!(
+                                        "example {} ({name:?}): `placeholders` must map names to lists of strings: {e}",
+                                        i + 1
+                                    ),
+                                )
+                            },
+                        )?,
                     ),
                 };
                 Ok(Example { name, should_match, events, line, placeholders })
@@ -384,28 +348,15 @@ fn meta(
     })
 }
 
-type ParsedCorrelation = (
-    CorrelationKind,
-    Vec<String>,
-    Vec<String>,
-    jiff::SignedDuration,
-    Threshold,
-    bool,
-);
+type ParsedCorrelation = (CorrelationKind, Vec<String>, Vec<String>, jiff::SignedDuration, Threshold, bool);
 
 fn correlation(value: &Value) -> Result<ParsedCorrelation, String> {
     let map = value.as_object().ok_or("must be a map")?;
-    let kind_text = map
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or("needs `type` (event_count, value_count, temporal)")?;
+    let kind_text =
+        map.get("type").and_then(Value::as_str).ok_or("needs `type` (event_count, value_count, temporal)")?;
     let rules: Vec<String> = match map.get("rules") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         _ => return Err("needs `rules`: the names or ids of the rules it correlates".into()),
     };
     if rules.is_empty() {
@@ -414,22 +365,12 @@ fn correlation(value: &Value) -> Result<ParsedCorrelation, String> {
     let group_by: Vec<String> = match map.get("group-by") {
         None => Vec::new(),
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         Some(_) => return Err("`group-by` must be a list of field names".into()),
     };
-    let timespan_text = map
-        .get("timespan")
-        .and_then(Value::as_str)
-        .ok_or("needs `timespan` (e.g. 5m)")?;
+    let timespan_text = map.get("timespan").and_then(Value::as_str).ok_or("needs `timespan` (e.g. 5m)")?;
     let timespan = parse_timespan(timespan_text)?;
-    let generate = map
-        .get("generate")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let generate = map.get("generate").and_then(Value::as_bool).unwrap_or(false);
     let condition = map.get("condition");
     let kind = match kind_text {
         "event_count" => CorrelationKind::EventCount,
@@ -440,46 +381,31 @@ fn correlation(value: &Value) -> Result<ParsedCorrelation, String> {
                 .ok_or("value_count needs `condition.field`")?;
             CorrelationKind::ValueCount(kir_audit::Field::parse(field))
         }
-        "temporal" | "temporal_ordered" => CorrelationKind::Temporal {
-            ordered: kind_text == "temporal_ordered",
-        },
+        "temporal" | "temporal_ordered" => CorrelationKind::Temporal { ordered: kind_text == "temporal_ordered" },
         other => {
-            return Err(format!(
-                "unknown type {other:?} (event_count, value_count, temporal, temporal_ordered)"
-            ));
+            return Err(format!("unknown type {other:?} (event_count, value_count, temporal, temporal_ordered)"));
         }
     };
     let threshold = match condition {
-        None if matches!(kind, CorrelationKind::Temporal { .. }) => Threshold {
-            gte: Some(rules.len() as f64),
-            ..Default::default()
-        },
+        None if matches!(kind, CorrelationKind::Temporal { .. }) => {
+            Threshold { gte: Some(rules.len() as f64), ..Default::default() }
+        }
         None => return Err("needs `condition` (e.g. gte: 10)".into()),
         Some(c) => {
             let num = |k: &str| -> Result<Option<f64>, String> {
                 match c.get(k) {
                     None => Ok(None),
-                    Some(v) => v
-                        .as_f64()
-                        .map(Some)
-                        .ok_or(format!("condition `{k}` must be a number")),
+                    Some(v) => v.as_f64().map(Some).ok_or(format!("condition `{k}` must be a number")),
                 }
             };
-            let t = Threshold {
-                gt: num("gt")?,
-                gte: num("gte")?,
-                lt: num("lt")?,
-                lte: num("lte")?,
-                eq: num("eq")?,
-            };
+            let t = Threshold { gt: num("gt")?, gte: num("gte")?, lt: num("lt")?, lte: num("lte")?, eq: num("eq")? };
             if t.gt.is_none() && t.gte.is_none() && t.eq.is_none() {
                 if matches!(kind, CorrelationKind::Temporal { .. }) {
-                    Threshold {
-                        gte: Some(rules.len() as f64),
-                        ..t
-                    }
+                    Threshold { gte: Some(rules.len() as f64), ..t }
                 } else {
-                    return Err("condition needs `gt`, `gte` or `eq`: kir reports a group when it reaches the threshold".into());
+                    return Err(
+                        "condition needs `gt`, `gte` or `eq`: kir reports a group when it reaches the threshold".into(),
+                    );
                 }
             } else {
                 t
@@ -492,13 +418,8 @@ fn correlation(value: &Value) -> Result<ParsedCorrelation, String> {
 /// `30s`, `5m`, `1h`, `2d`, `1w`.
 pub fn parse_timespan(text: &str) -> Result<jiff::SignedDuration, String> {
     let text = text.trim();
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: i64 = number
-        .parse()
-        .map_err(|_| format!("bad timespan {text:?} (examples: 30s, 5m, 1h, 1d)"))?;
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: i64 = number.parse().map_err(|_| format!("bad timespan {text:?} (examples: 30s, 5m, 1h, 1d)"))?;
     let seconds = match unit {
         "s" => n,
         "m" => n * 60,

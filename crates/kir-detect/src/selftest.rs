@@ -93,20 +93,11 @@ fn events_of(values: &[serde_json::Value]) -> Result<Vec<kir_audit::AuditEvent>,
     for (n, v) in values.iter().enumerate() {
         let mut v = v.clone();
         if let Some(obj) = v.as_object_mut() {
-            obj.entry("auditID")
-                .or_insert_with(|| serde_json::Value::String(format!("example-{}", n + 1)));
+            obj.entry("auditID").or_insert_with(|| serde_json::Value::String(format!("example-{}", n + 1)));
         }
         let mut records = Vec::new();
         let mut skipped = Vec::new();
-        decode(
-            &v.to_string(),
-            &Origin {
-                path: "example".into(),
-                line: n as u64 + 1,
-            },
-            &mut records,
-            &mut skipped,
-        );
+        decode(&v.to_string(), &Origin { path: "example".into(), line: n as u64 + 1 }, &mut records, &mut skipped);
         if let Some(s) = skipped.first() {
             return Err(format!("event {}: {}", n + 1, s.detail));
         }

@@ -4,13 +4,7 @@ use kir_detect::{Placeholders, RuleSet, RuleText};
 use proptest::prelude::*;
 
 fn load(text: &str) -> RuleSet {
-    RuleSet::from_texts(
-        &[RuleText {
-            path: "r.yml".into(),
-            text: text.to_string(),
-        }],
-        Placeholders::new(),
-    )
+    RuleSet::from_texts(&[RuleText { path: "r.yml".into(), text: text.to_string() }], Placeholders::new())
 }
 
 const VALID: &str = "title: T\nlogsource: {product: kubernetes, service: audit}\ndetection:\n  sel:\n    verb|contains: get\n    kir.images|startswith|not: docker.io/\n  other:\n    responseStatus.code|gte: 400\n  condition: sel and not other\nlevel: high\n";

@@ -14,9 +14,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 
 use jiff::Timestamp;
-use kir_audit::{
-    AuditEvent, Input, LineBatch, ReadOptions, Record, SkipKind, SkipReport, Skipped, StageMerger,
-};
+use kir_audit::{AuditEvent, Input, LineBatch, ReadOptions, Record, SkipKind, SkipReport, Skipped, StageMerger};
 use kir_detect::{Finding, Level, RuleSet, finding_from_falco};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -44,8 +42,7 @@ impl Filter {
     }
 
     fn namespace_ok(&self, namespace: Option<&str>) -> bool {
-        self.namespaces.is_empty()
-            || namespace.is_some_and(|ns| self.namespaces.iter().any(|n| n == ns))
+        self.namespaces.is_empty() || namespace.is_some_and(|ns| self.namespaces.iter().any(|n| n == ns))
     }
 
     fn time_ok(&self, time: Option<Timestamp>) -> bool {
@@ -58,11 +55,10 @@ impl Filter {
     pub fn keeps(&self, f: &Finding) -> bool {
         self.min_severity.is_none_or(|m| f.severity >= m)
             && (self.rules.is_empty()
-                || self.rules.iter().any(|r| {
-                    *r == f.rule_id
-                        || f.rule_name.as_deref() == Some(r)
-                        || f.title.eq_ignore_ascii_case(r)
-                }))
+                || self
+                    .rules
+                    .iter()
+                    .any(|r| *r == f.rule_id || f.rule_name.as_deref() == Some(r) || f.title.eq_ignore_ascii_case(r)))
             && self.actor_ok(&f.actor.user)
             && self.namespace_ok(f.object.namespace.as_deref())
             && self.time_ok(f.time)
@@ -70,9 +66,7 @@ impl Filter {
 
     /// For the timeline: whether the event is one the user asked about.
     fn selects_event(&self, e: &AuditEvent) -> bool {
-        self.actor_ok(&e.user.username)
-            && self.namespace_ok(e.namespace())
-            && self.time_ok(e.time())
+        self.actor_ok(&e.user.username) && self.namespace_ok(e.namespace()) && self.time_ok(e.time())
     }
 
     fn selects_events_by_itself(&self) -> bool {
@@ -97,9 +91,7 @@ pub struct HuntOptions {
 impl Default for HuntOptions {
     fn default() -> Self {
         HuntOptions {
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             read: ReadOptions::default(),
             pending_requests: 100_000,
             filter: Filter::default(),
@@ -182,12 +174,7 @@ enum Message {
     /// An input could not be opened or read at all.
     Failed(FileProblem),
     /// An input was read to its end.
-    Done {
-        path: Arc<str>,
-        explicit: bool,
-        lines: u64,
-        bytes: u64,
-    },
+    Done { path: Arc<str>, explicit: bool, lines: u64, bytes: u64 },
 }
 
 /// Per-input counts, to tell "not an audit log at all" from "a few bad lines".
@@ -199,65 +186,127 @@ struct FileTally {
 }
 
 /// Runs the hunt over `inputs` with `rules`.
+///
+/// With one thread everything runs on the caller's thread. With more, a reader thread feeds
+/// batches, and the decoding of the next batch overlaps the merging and matching of the
+/// current one.
 pub fn hunt(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.threads.max(1))
-        .build();
+    let threads = options.threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
     match pool {
-        Ok(pool) => pool.install(|| hunt_in_pool(inputs, rules, options)),
-        Err(_) => hunt_in_pool(inputs, rules, options),
+        Ok(pool) if threads > 1 => pool.install(|| hunt_pipelined(inputs, rules, options)),
+        Ok(pool) => pool.install(|| hunt_inline(inputs, rules, options)),
+        Err(_) => hunt_inline(inputs, rules, options),
     }
 }
 
-fn hunt_in_pool(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
+fn read_one(input: &Input, options: &HuntOptions, sink: &mut dyn FnMut(Message)) {
+    let mut batches = |batch: LineBatch| sink(Message::Batch(batch));
+    let outcome = kir_audit::read_input(input, &options.read, options.progress.clone(), &mut batches);
+    sink(match outcome {
+        Ok(summary) => {
+            Message::Done { path: input.display.clone(), explicit: input.explicit, lines: summary.lines, bytes: summary.bytes }
+        }
+        Err(e) => Message::Failed(FileProblem {
+            path: input.display.to_string(),
+            explicit: input.explicit,
+            message: e.to_string(),
+        }),
+    });
+}
+
+fn hunt_inline(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
+    let mut state = Pipeline::new(rules, options);
+    for input in inputs {
+        read_one(input, options, &mut |message| match message {
+            Message::Batch(batch) => {
+                let decoded = decode(batch, &options.read.buffers);
+                state.process(decoded);
+            }
+            other => state.message(other),
+        });
+    }
+    state.finish()
+}
+
+fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
     let (tx, rx) = mpsc::sync_channel::<Message>(2);
     let reader_inputs = inputs.to_vec();
-    let read_options = options.read.clone();
-    let progress = options.progress.clone();
-    let reader = std::thread::Builder::new()
-        .name("kir-reader".into())
-        .spawn(move || {
-            for input in &reader_inputs {
-                let mut sink = |batch: LineBatch| {
-                    let _ = tx.send(Message::Batch(batch));
-                };
-                match kir_audit::read_input(input, &read_options, progress.clone(), &mut sink) {
-                    Ok(summary) => {
-                        let _ = tx.send(Message::Done {
-                            path: input.display.clone(),
-                            explicit: input.explicit,
-                            lines: summary.lines,
-                            bytes: summary.bytes,
-                        });
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Message::Failed(FileProblem {
-                            path: input.display.to_string(),
-                            explicit: input.explicit,
-                            message: e.to_string(),
-                        }));
-                    }
-                }
-            }
-        });
-
+    let reader_options = options.clone();
+    let reader = std::thread::Builder::new().name("kir-reader".into()).spawn(move || {
+        for input in &reader_inputs {
+            read_one(input, &reader_options, &mut |message| {
+                let _ = tx.send(message);
+            });
+        }
+    });
     let mut state = Pipeline::new(rules, options);
+    let mut pending: Option<Decoded> = None;
     for message in rx {
         match message {
-            Message::Batch(batch) => state.batch(batch),
-            Message::Failed(problem) => state.report.file_problems.push(problem),
-            Message::Done {
-                path,
-                explicit,
-                lines,
-                bytes,
-            } => state.file_done(path, explicit, lines, bytes),
+            Message::Batch(batch) => {
+                let current = pending.take();
+                let (next, ()) = rayon::join(
+                    || decode(batch, &options.read.buffers),
+                    || {
+                        if let Some(d) = current {
+                            state.process(d);
+                        }
+                    },
+                );
+                pending = Some(next);
+            }
+            other => {
+                if let Some(d) = pending.take() {
+                    state.process(d);
+                }
+                state.message(other);
+            }
         }
+    }
+    if let Some(d) = pending.take() {
+        state.process(d);
     }
     if let Ok(handle) = reader {
         let _ = handle.join();
     }
     state.finish()
+}
+
+/// A batch, decoded: records and problems in line order.
+struct Decoded {
+    path: Arc<str>,
+    read_problems: Vec<Skipped>,
+    chunks: Vec<(Vec<Record>, Vec<Skipped>)>,
+}
+
+fn decode(batch: LineBatch, buffers: &kir_audit::source::BufferPool) -> Decoded {
+    const CHUNK: usize = 256;
+    let chunks = batch
+        .lines
+        .par_chunks(CHUNK)
+        .map(|spans| {
+            let mut records = Vec::with_capacity(spans.len());
+            let mut skipped = Vec::new();
+            for span in spans {
+                let origin = batch.origin(span);
+                match std::str::from_utf8(batch.text(span)) {
+                    Ok(text) => kir_audit::decode(text, &origin, &mut records, &mut skipped),
+                    Err(e) => skipped.push(Skipped::new(SkipKind::InvalidUtf8, origin, format!("{e}"))),
+                }
+            }
+            (records, skipped)
+        })
+        .collect();
+    buffers.give(batch.data);
+    Decoded { path: batch.path, read_problems: batch.skipped, chunks }
+}
+
+/// What matching found on one event; the event itself is kept only when a correlation or the
+/// timeline needs it (everything else is freed on the worker that matched it).
+struct Matched {
+    findings: Vec<(usize, Finding)>,
+    event: Option<Box<AuditEvent>>,
 }
 
 struct Pipeline<'a> {
@@ -281,36 +330,26 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    fn batch(&mut self, batch: LineBatch) {
-        const CHUNK: usize = 256;
-        let decoded: Vec<(Vec<Record>, Vec<Skipped>)> = batch
-            .lines
-            .par_chunks(CHUNK)
-            .map(|spans| {
-                let mut records = Vec::with_capacity(spans.len());
-                let mut skipped = Vec::new();
-                for span in spans {
-                    let origin = batch.origin(span);
-                    match std::str::from_utf8(batch.text(span)) {
-                        Ok(text) => kir_audit::decode(text, &origin, &mut records, &mut skipped),
-                        Err(e) => skipped.push(Skipped::new(
-                            SkipKind::InvalidUtf8,
-                            origin,
-                            format!("{e}"),
-                        )),
-                    }
-                }
-                (records, skipped)
-            })
-            .collect();
-        let tally = self.tallies.entry(batch.path.clone()).or_default();
-        let mut complete = Vec::new();
-        for s in batch.skipped {
+    fn message(&mut self, message: Message) {
+        match message {
+            Message::Batch(batch) => {
+                let decoded = decode(batch, &self.options.read.buffers);
+                self.process(decoded);
+            }
+            Message::Failed(problem) => self.report.file_problems.push(problem),
+            Message::Done { path, explicit, lines, bytes } => self.file_done(path, explicit, lines, bytes),
+        }
+    }
+
+    fn process(&mut self, decoded: Decoded) {
+        let tally = self.tallies.entry(decoded.path.clone()).or_default();
+        let mut complete = Vec::with_capacity(decoded.chunks.iter().map(|(r, _)| r.len()).sum());
+        for s in decoded.read_problems {
             tally.skipped += 1;
             tally.first_problem.get_or_insert_with(|| s.clone());
             self.report.stats.skipped.add(s);
         }
-        for (records, skipped) in decoded {
+        for (records, skipped) in decoded.chunks {
             for s in skipped {
                 tally.skipped += 1;
                 tally.first_problem.get_or_insert_with(|| s.clone());
@@ -340,24 +379,36 @@ impl<'a> Pipeline<'a> {
         }
         self.report.stats.events += events.len() as u64;
         let rules = self.rules;
-        let hits: Vec<Vec<usize>> = events
-            .par_iter()
+        let correlator = &self.correlator;
+        let filter = &self.options.filter;
+        let timeline = self.options.timeline;
+        // Most events match nothing: they are dropped where they were matched, in parallel,
+        // and only what matched comes back.
+        let matched: Vec<Matched> = events
+            .into_par_iter()
             .with_min_len(64)
-            .map(|e| {
+            .filter_map(|event| {
                 let mut hits = Vec::new();
-                rules.matching(e, &mut hits);
-                hits
+                rules.matching(&event, &mut hits);
+                let on_timeline = timeline
+                    && if filter.selects_events_by_itself() { filter.selects_event(&event) } else { !hits.is_empty() };
+                if hits.is_empty() && !on_timeline {
+                    return None;
+                }
+                let keep = on_timeline || hits.iter().any(|&r| correlator.uses(r));
+                let findings = hits.into_iter().map(|r| (r, rules.finding(r, &event))).collect();
+                Some(Matched { findings, event: keep.then(|| Box::new(event)) })
             })
             .collect();
-        let filter = &self.options.filter;
-        for (event, hits) in events.iter().zip(hits) {
+        for m in matched {
             let mut on_event: Vec<(String, Level)> = Vec::new();
-            for rule in hits {
-                let finding = rules.finding(rule, event);
-                for corr in self.correlator.observe(rule, event, &finding) {
-                    if filter.keeps(&corr) {
-                        on_event.push((corr.title.clone(), corr.severity));
-                        self.report.findings.push(corr);
+            for (rule, finding) in m.findings {
+                if let Some(event) = &m.event {
+                    for corr in self.correlator.observe(rule, event, &finding) {
+                        if filter.keeps(&corr) {
+                            on_event.push((corr.title.clone(), corr.severity));
+                            self.report.findings.push(corr);
+                        }
                     }
                 }
                 if rules.reports(rule) && filter.keeps(&finding) {
@@ -365,19 +416,17 @@ impl<'a> Pipeline<'a> {
                     self.report.findings.push(finding);
                 }
             }
-            if self.options.timeline && self.keep_on_timeline(event, &on_event) {
-                self.report.timeline.push(timeline_entry(event, on_event));
+            if let Some(event) = m.event {
+                if timeline && self.keep_on_timeline(&event, &on_event) {
+                    self.report.timeline.push(timeline_entry(&event, on_event));
+                }
             }
         }
     }
 
     fn keep_on_timeline(&self, event: &AuditEvent, findings: &[(String, Level)]) -> bool {
         let filter = &self.options.filter;
-        if filter.selects_events_by_itself() {
-            filter.selects_event(event)
-        } else {
-            !findings.is_empty()
-        }
+        if filter.selects_events_by_itself() { filter.selects_event(event) } else { !findings.is_empty() }
     }
 
     fn file_done(&mut self, path: Arc<str>, explicit: bool, lines: u64, bytes: u64) {
@@ -386,10 +435,7 @@ impl<'a> Pipeline<'a> {
         self.report.stats.bytes += bytes;
         let tally = self.tallies.remove(&path).unwrap_or_default();
         if tally.records == 0 && tally.skipped > 0 {
-            let why = tally
-                .first_problem
-                .map(|p| format!("line {}: {}", p.origin.line, p.detail))
-                .unwrap_or_default();
+            let why = tally.first_problem.map(|p| format!("line {}: {}", p.origin.line, p.detail)).unwrap_or_default();
             self.report.file_problems.push(FileProblem {
                 path: path.to_string(),
                 explicit,
@@ -420,37 +466,24 @@ fn timeline_entry(e: &AuditEvent, findings: Vec<(String, Level)>) -> TimelineEnt
         request_uri: e.request_uri.clone(),
         response_code: e.response_code(),
         findings,
-        source: kir_detect::SourceRef {
-            path: e.origin.path.to_string(),
-            line: e.origin.line,
-        },
+        source: kir_detect::SourceRef { path: e.origin.path.to_string(), line: e.origin.line },
     }
 }
 
 /// Findings worst first, then by time.
 pub fn sort_worst_first(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(a.time.cmp(&b.time))
-            .then(a.rule_id.cmp(&b.rule_id))
-    });
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.time.cmp(&b.time)).then(a.rule_id.cmp(&b.rule_id)));
 }
 
 /// Per-rule counts for the summary: (rule id, title, severity, findings, events).
 pub fn summary_by_rule(findings: &[Finding]) -> Vec<(String, String, Level, usize, usize)> {
     let mut by_rule: HashMap<&str, (String, Level, usize, usize)> = HashMap::new();
     for f in findings {
-        let entry = by_rule
-            .entry(&f.rule_id)
-            .or_insert_with(|| (f.title.clone(), f.severity, 0, 0));
+        let entry = by_rule.entry(&f.rule_id).or_insert_with(|| (f.title.clone(), f.severity, 0, 0));
         entry.2 += 1;
         entry.3 += f.event_count;
     }
-    let mut out: Vec<_> = by_rule
-        .into_iter()
-        .map(|(id, (t, l, n, e))| (id.to_string(), t, l, n, e))
-        .collect();
+    let mut out: Vec<_> = by_rule.into_iter().map(|(id, (t, l, n, e))| (id.to_string(), t, l, n, e)).collect();
     out.sort_by(|a, b| b.2.cmp(&a.2).then(b.3.cmp(&a.3)).then(a.1.cmp(&b.1)));
     out
 }

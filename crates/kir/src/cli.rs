@@ -129,11 +129,9 @@ pub enum RulesCommand {
     /// List the rules: id, level, title, ATT&CK and threat-matrix tags.
     List(RulesListArgs),
     /// Parse and lint rule files; exit 2 when a rule has errors.
-    #[command(
-        after_help = "The linter names fields that audit events never carry (e.g. `hostPath`), type mismatches \
+    #[command(after_help = "The linter names fields that audit events never carry (e.g. `hostPath`), type mismatches \
 (a response code compared to a word), unknown modifiers, bad regular expressions, broken conditions and correlation \
-rules that name rules that are not loaded.\n\nExamples:\n  kir rules check ./our-rules/\n  kir rules check            # the built-in pack"
-    )]
+rules that name rules that are not loaded.\n\nExamples:\n  kir rules check ./our-rules/\n  kir rules check            # the built-in pack")]
     Check(RulesCheckArgs),
     /// Run the rules' embedded examples (must-match and must-not-match events); exit 1 on failure.
     Test(RulesCheckArgs),

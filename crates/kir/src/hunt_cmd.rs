@@ -33,21 +33,15 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
     }
     let progress = Arc::new(AtomicU64::new(0));
     let options = HuntOptions {
-        threads: args
-            .threads
-            .unwrap_or_else(|| HuntOptions::default().threads),
-        read: kir_audit::ReadOptions {
-            max_line: args.max_line,
-            ..Default::default()
-        },
+        threads: args.threads.unwrap_or_else(|| HuntOptions::default().threads),
+        read: kir_audit::ReadOptions { max_line: args.max_line, ..Default::default() },
         filter,
         timeline: args.timeline,
         progress: progress.clone(),
         ..Default::default()
     };
     let total: u64 = inputs.iter().filter_map(|i| i.size).sum();
-    let show_progress =
-        !global.quiet && std::io::stderr().is_terminal() && total >= PROGRESS_THRESHOLD;
+    let show_progress = !global.quiet && std::io::stderr().is_terminal() && total >= PROGRESS_THRESHOLD;
     let done = Arc::new(AtomicBool::new(false));
     let ticker = show_progress.then(|| {
         let bar = indicatif::ProgressBar::new(total);
@@ -74,9 +68,7 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
         let _ = t.join();
     }
     kir_hunt::sort_worst_first(&mut report.findings);
-    report
-        .timeline
-        .sort_by(|a, b| a.time.cmp(&b.time).then(a.source.line.cmp(&b.source.line)));
+    report.timeline.sort_by(|a, b| a.time.cmp(&b.time).then(a.source.line.cmp(&b.source.line)));
 
     print_input_problems(global, &report);
     let color = use_color(global);
@@ -118,28 +110,18 @@ pub fn load_rules(source: &RuleSource, global: &Global) -> Result<RuleSet, UserE
     }
     let fatal: Vec<_> = rules.problems.iter().filter(|p| !p.rule_loaded).collect();
     if !fatal.is_empty() {
-        let list = fatal
-            .iter()
-            .map(|p| format!("  {p}"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let list = fatal.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n");
         return Err(UserError(format!(
             "some rules cannot be loaded:\n{list}\n(run `kir rules check` on them for details)"
         )));
     }
     if !global.quiet {
-        for p in rules
-            .problems
-            .iter()
-            .filter(|p| p.severity == ProblemSeverity::Error || global.verbose > 0)
-        {
+        for p in rules.problems.iter().filter(|p| p.severity == ProblemSeverity::Error || global.verbose > 0) {
             eprintln!("kir: rule {p}");
         }
     }
     if rules.detections.is_empty() {
-        return Err(UserError(
-            "no rules to run (--no-builtin without --rules?)".into(),
-        ));
+        return Err(UserError("no rules to run (--no-builtin without --rules?)".into()));
     }
     Ok(rules)
 }
@@ -148,8 +130,7 @@ pub fn read_config(path: Option<&std::path::Path>) -> Result<Placeholders, UserE
     let Some(path) = path else {
         return Ok(Placeholders::new());
     };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
     kir_detect::parse_placeholders(&text).map_err(|e| UserError(format!("{}: {e}", path.display())))
 }
 
@@ -192,20 +173,11 @@ fn print_input_problems(global: &Global, report: &HuntReport) {
         line.push_str(&format!(", {} Falco alerts", s.falco_alerts));
     }
     if skipped > 0 {
-        let reasons: Vec<String> = s
-            .skipped
-            .counts
-            .iter()
-            .map(|(k, n)| format!("{n} {k}"))
-            .collect();
+        let reasons: Vec<String> = s.skipped.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
         line.push_str(&format!("; skipped {skipped}: {}", reasons.join(", ")));
     }
     eprintln!("{line}");
-    let shown = if global.verbose > 0 {
-        s.skipped.examples.len()
-    } else {
-        3
-    };
+    let shown = if global.verbose > 0 { s.skipped.examples.len() } else { 3 };
     for example in s.skipped.examples.iter().take(shown) {
         eprintln!("kir:   {}", ellipsize(&example.to_string(), 300));
     }
@@ -232,17 +204,10 @@ fn describe_request(f: &Finding) -> String {
 }
 
 fn finding_row_time(f: &Finding) -> String {
-    f.time
-        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_default()
+    f.time.map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
 }
 
-fn print_findings(
-    out: &mut dyn Write,
-    global: &Global,
-    report: &HuntReport,
-    color: bool,
-) -> std::io::Result<()> {
+fn print_findings(out: &mut dyn Write, global: &Global, report: &HuntReport, color: bool) -> std::io::Result<()> {
     let findings = &report.findings;
     match global.format {
         Format::Jsonl => {
@@ -261,11 +226,7 @@ fn print_findings(
                 "stats": report.stats,
                 "input_problems": report.file_problems,
             });
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&doc).unwrap_or_default()
-            )?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
         }
         Format::Csv => {
             let header = [
@@ -319,10 +280,7 @@ fn print_findings(
             if findings.is_empty() {
                 writeln!(out, "No findings.")?;
             } else {
-                let mut t = table(
-                    color,
-                    &["SEVERITY", "TIME (UTC)", "RULE", "ACTOR", "REQUEST", "CODE"],
-                );
+                let mut t = table(color, &["SEVERITY", "TIME (UTC)", "RULE", "ACTOR", "REQUEST", "CODE"]);
                 for f in findings {
                     t.add_row(vec![
                         severity_cell(f.severity, color),
@@ -334,9 +292,7 @@ fn print_findings(
                         }),
                         comfy_table::Cell::new(ellipsize(&f.actor.user, 48)),
                         comfy_table::Cell::new(ellipsize(&describe_request(f), 72)),
-                        comfy_table::Cell::new(
-                            f.response_code.map(|c| c.to_string()).unwrap_or_default(),
-                        ),
+                        comfy_table::Cell::new(f.response_code.map(|c| c.to_string()).unwrap_or_default()),
                     ]);
                 }
                 writeln!(out, "{t}")?;
@@ -365,12 +321,8 @@ fn print_findings(
 /// The one line a person reads first.
 fn verdict(findings: &[Finding], events: u64) -> String {
     let count = |l: Level| findings.iter().filter(|f| f.severity == l).count();
-    let parts: Vec<String> = Level::ALL
-        .iter()
-        .rev()
-        .filter(|l| count(**l) > 0)
-        .map(|l| format!("{} {}", count(*l), l))
-        .collect();
+    let parts: Vec<String> =
+        Level::ALL.iter().rev().filter(|l| count(**l) > 0).map(|l| format!("{} {}", count(*l), l)).collect();
     let worst = findings.iter().map(|f| f.severity).max();
     let head = match worst {
         Some(Level::Critical | Level::High) => "Verdict: signs of an attack",
@@ -385,20 +337,10 @@ fn verdict(findings: &[Finding], events: u64) -> String {
     }
 }
 
-fn print_timeline(
-    out: &mut dyn Write,
-    global: &Global,
-    report: &HuntReport,
-    color: bool,
-) -> std::io::Result<()> {
+fn print_timeline(out: &mut dyn Write, global: &Global, report: &HuntReport, color: bool) -> std::io::Result<()> {
     let entries = &report.timeline;
-    let findings_text = |e: &TimelineEntry| {
-        e.findings
-            .iter()
-            .map(|(t, l)| format!("[{l}] {t}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
+    let findings_text =
+        |e: &TimelineEntry| e.findings.iter().map(|(t, l)| format!("[{l}] {t}")).collect::<Vec<_>>().join("; ");
     match global.format {
         Format::Jsonl => {
             for e in entries {
@@ -409,8 +351,7 @@ fn print_timeline(
             writeln!(
                 out,
                 "{}",
-                serde_json::to_string_pretty(&json!({"timeline": entries, "stats": report.stats}))
-                    .unwrap_or_default()
+                serde_json::to_string_pretty(&json!({"timeline": entries, "stats": report.stats})).unwrap_or_default()
             )?;
         }
         Format::Csv => {
@@ -442,10 +383,7 @@ fn print_timeline(
                 writeln!(out, "No matching requests.")?;
                 return Ok(());
             }
-            let mut t = table(
-                color,
-                &["TIME (UTC)", "ACTOR", "REQUEST", "CODE", "FINDINGS"],
-            );
+            let mut t = table(color, &["TIME (UTC)", "ACTOR", "REQUEST", "CODE", "FINDINGS"]);
             for e in entries {
                 let mut resource = e.resource.clone().unwrap_or_default();
                 if let Some(sub) = &e.subresource {
@@ -465,18 +403,11 @@ fn print_timeline(
                 }
                 t.add_row(vec![
                     comfy_table::Cell::new(
-                        e.time
-                            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string())
-                            .unwrap_or_default(),
+                        e.time.map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string()).unwrap_or_default(),
                     ),
                     comfy_table::Cell::new(ellipsize(&e.user, 48)),
-                    comfy_table::Cell::new(ellipsize(
-                        &format!("{} {resource} {target}", e.verb),
-                        72,
-                    )),
-                    comfy_table::Cell::new(
-                        e.response_code.map(|c| c.to_string()).unwrap_or_default(),
-                    ),
+                    comfy_table::Cell::new(ellipsize(&format!("{} {resource} {target}", e.verb), 72)),
+                    comfy_table::Cell::new(e.response_code.map(|c| c.to_string()).unwrap_or_default()),
                     cell,
                 ]);
             }

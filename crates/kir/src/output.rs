@@ -12,8 +12,7 @@ pub fn use_color(global: &Global) -> bool {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => {
-            std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         }
     }
 }
@@ -42,11 +41,7 @@ pub fn severity_cell(level: Level, color: bool) -> Cell {
         return cell;
     }
     let cell = cell.fg(severity_color(level));
-    if level >= Level::High {
-        cell.add_attribute(comfy_table::Attribute::Bold)
-    } else {
-        cell
-    }
+    if level >= Level::High { cell.add_attribute(comfy_table::Attribute::Bold) } else { cell }
 }
 
 pub fn severity_color(level: Level) -> Color {
@@ -69,11 +64,7 @@ pub fn csv_field(value: &str) -> String {
 }
 
 pub fn csv_line(fields: &[String]) -> String {
-    fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",")
+    fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",")
 }
 
 /// Cuts long text for a table cell (never for machine formats).

@@ -34,39 +34,19 @@ pub fn list(global: &Global, args: &RulesListArgs) -> Result<u8, UserError> {
         }));
     }
     rows.sort_by(|a, b| {
-        let level = |v: &serde_json::Value| {
-            v["level"]
-                .as_str()
-                .and_then(|l| l.parse::<kir_detect::Level>().ok())
-        };
-        level(b)
-            .cmp(&level(a))
-            .then(a["title"].as_str().cmp(&b["title"].as_str()))
+        let level = |v: &serde_json::Value| v["level"].as_str().and_then(|l| l.parse::<kir_detect::Level>().ok());
+        level(b).cmp(&level(a)).then(a["title"].as_str().cmp(&b["title"].as_str()))
     });
     let mut out = std::io::stdout().lock();
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let joined = |v: &serde_json::Value| {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default()
+        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default()
     };
     let result = match global.format {
-        Format::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        ),
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
         Format::Jsonl => rows.iter().try_for_each(|r| writeln!(out, "{r}")),
         Format::Csv => {
-            let _ = writeln!(
-                out,
-                "id,name,title,kind,level,techniques,threat_matrix,path"
-            );
+            let _ = writeln!(out, "id,name,title,kind,level,techniques,threat_matrix,path");
             rows.iter().try_for_each(|r| {
                 writeln!(
                     out,
@@ -87,10 +67,7 @@ pub fn list(global: &Global, args: &RulesListArgs) -> Result<u8, UserError> {
         Format::Table => {
             let mut t = table(color, &["LEVEL", "TITLE", "ATT&CK", "THREAT MATRIX", "ID"]);
             for r in &rows {
-                let level = r["level"]
-                    .as_str()
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(kir_detect::Level::Medium);
+                let level = r["level"].as_str().and_then(|l| l.parse().ok()).unwrap_or(kir_detect::Level::Medium);
                 let mut title = text(&r["title"]);
                 if r["kind"] == "correlation" {
                     title.push_str(" (correlation)");
@@ -134,11 +111,7 @@ fn rules_of(args: &RulesCheckArgs) -> Result<RuleSet, UserError> {
 
 pub fn check(global: &Global, args: &RulesCheckArgs) -> Result<u8, UserError> {
     let set = rules_of(args)?;
-    let errors = set
-        .problems
-        .iter()
-        .filter(|p| p.severity == ProblemSeverity::Error)
-        .count();
+    let errors = set.problems.iter().filter(|p| p.severity == ProblemSeverity::Error).count();
     let warnings = set.problems.len() - errors;
     let mut out = std::io::stdout().lock();
     let result = match global.format {
@@ -200,7 +173,14 @@ pub fn test(global: &Global, args: &RulesCheckArgs) -> Result<u8, UserError> {
                 .map(|r| json!({"rule_id": r.rule_id, "rule": r.rule_title, "path": r.path, "line": r.line, "example": r.example, "expected_match": r.expected, "matched": r.matched, "passed": r.passed(), "error": r.error}))
                 .collect();
             if global.format == Format::Json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&json!({"passed": results.len() - failed.len(), "failed": failed.len(), "results": rows})).unwrap_or_default())
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"passed": results.len() - failed.len(), "failed": failed.len(), "results": rows})
+                    )
+                    .unwrap_or_default()
+                )
             } else {
                 rows.iter().try_for_each(|r| writeln!(out, "{r}"))
             }
@@ -215,11 +195,7 @@ pub fn test(global: &Global, args: &RulesCheckArgs) -> Result<u8, UserError> {
                     None => "should not match but did".to_string(),
                 };
                 r = r.and_then(|_| {
-                    writeln!(
-                        out,
-                        "FAIL {}{line}: {:?}, example {:?}: {why}",
-                        f.path, f.rule_title, f.example
-                    )
+                    writeln!(out, "FAIL {}{line}: {:?}, example {:?}: {why}", f.path, f.rule_title, f.example)
                 });
             }
             if !without_examples.is_empty() && !global.quiet {
@@ -232,20 +208,9 @@ pub fn test(global: &Global, args: &RulesCheckArgs) -> Result<u8, UserError> {
                     )
                 });
             }
-            r.and_then(|_| {
-                writeln!(
-                    out,
-                    "{} passed, {} failed",
-                    results.len() - failed.len(),
-                    failed.len()
-                )
-            })
+            r.and_then(|_| writeln!(out, "{} passed, {} failed", results.len() - failed.len(), failed.len()))
         }
     };
     ignore_broken_pipe(result)?;
-    Ok(if failed.is_empty() {
-        exit::OK
-    } else {
-        exit::FAIL_ON
-    })
+    Ok(if failed.is_empty() { exit::OK } else { exit::FAIL_ON })
 }

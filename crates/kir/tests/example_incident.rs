@@ -7,8 +7,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/exposed-console-cryptojack.audit.jsonl.gz")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/exposed-console-cryptojack.audit.jsonl.gz")
 }
 
 fn findings(extra: &[&str]) -> Vec<Value> {
@@ -22,11 +21,7 @@ fn findings(extra: &[&str]) -> Vec<Value> {
         .get_output()
         .stdout
         .clone();
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn level_rank(level: &str) -> u8 {
@@ -44,13 +39,7 @@ fn level_rank(level: &str) -> u8 {
 fn worst_for(findings: &[Value], audit_id: &str) -> Option<u8> {
     findings
         .iter()
-        .filter(|f| {
-            f["audit_ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|id| id == audit_id)
-        })
+        .filter(|f| f["audit_ids"].as_array().unwrap().iter().any(|id| id == audit_id))
         .map(|f| level_rank(f["severity"].as_str().unwrap()))
         .max()
 }
@@ -60,55 +49,22 @@ fn every_attacker_request_is_flagged_at_medium_or_higher() {
     let findings = findings(&[]);
     let attack = [
         ("14651b8f-f91a-4051-aa01-69f5cf59bd32", "list namespaces"),
-        (
-            "f8cb5f10-a134-46be-95d5-96c6e488ab1e",
-            "list secrets in all namespaces",
-        ),
-        (
-            "45bf5f6c-b048-4898-a0e9-38a83b35c365",
-            "get storefront/cloud-creds",
-        ),
-        (
-            "977b5e6e-64d5-4da6-92fb-e76aa2b3c416",
-            "miner deployment in kube-system",
-        ),
-        (
-            "ae5eaffc-2fb2-463b-9361-4295b48e3f8d",
-            "checks the miner runs",
-        ),
-        (
-            "bcc27fc1-ad3c-4072-84fb-2483aa7dad8e",
-            "lists storefront pods",
-        ),
-        (
-            "6f1e9d6d-24d6-463a-a49e-83a8a018dd09",
-            "deletes kube-system events",
-        ),
-        (
-            "68e6b7bb-7d5a-4ac0-9a5e-52db246d6313",
-            "exec reading a service-account token",
-        ),
-        (
-            "9485d8fa-7121-4bfd-87cc-bb9f03367472",
-            "deletes kube-system events again",
-        ),
-        (
-            "d88f9d09-e808-46f5-88c2-9c3f5ba422e7",
-            "denied retry of the secret dump",
-        ),
+        ("f8cb5f10-a134-46be-95d5-96c6e488ab1e", "list secrets in all namespaces"),
+        ("45bf5f6c-b048-4898-a0e9-38a83b35c365", "get storefront/cloud-creds"),
+        ("977b5e6e-64d5-4da6-92fb-e76aa2b3c416", "miner deployment in kube-system"),
+        ("ae5eaffc-2fb2-463b-9361-4295b48e3f8d", "checks the miner runs"),
+        ("bcc27fc1-ad3c-4072-84fb-2483aa7dad8e", "lists storefront pods"),
+        ("6f1e9d6d-24d6-463a-a49e-83a8a018dd09", "deletes kube-system events"),
+        ("68e6b7bb-7d5a-4ac0-9a5e-52db246d6313", "exec reading a service-account token"),
+        ("9485d8fa-7121-4bfd-87cc-bb9f03367472", "deletes kube-system events again"),
+        ("d88f9d09-e808-46f5-88c2-9c3f5ba422e7", "denied retry of the secret dump"),
     ];
     for (id, what) in attack {
         let worst = worst_for(&findings, id);
-        assert!(
-            worst.is_some_and(|w| w >= 2),
-            "{what} ({id}) must be flagged at medium or higher, got {worst:?}"
-        );
+        assert!(worst.is_some_and(|w| w >= 2), "{what} ({id}) must be flagged at medium or higher, got {worst:?}");
     }
     // The miner itself is a near-certain compromise.
-    assert_eq!(
-        worst_for(&findings, "977b5e6e-64d5-4da6-92fb-e76aa2b3c416"),
-        Some(4)
-    );
+    assert_eq!(worst_for(&findings, "977b5e6e-64d5-4da6-92fb-e76aa2b3c416"), Some(4));
 }
 
 #[test]
@@ -128,46 +84,25 @@ fn the_root_cause_and_the_exposed_console_are_flagged() {
 fn benign_work_and_the_response_stay_quiet() {
     let findings = findings(&[]);
     let benign = [
-        (
-            "40f3957c-3ee5-470f-810c-4c81adba38e7",
-            "alice's denied list secrets",
-        ),
-        (
-            "779272d1-bffa-4330-9471-91b3d3f6f89f",
-            "the kubelet reads a referenced secret",
-        ),
-        (
-            "b946dd77-44b7-4922-a0ba-0f3cfdcb0aa3",
-            "the kubelet mints a projected token",
-        ),
-        (
-            "46912096-7813-4c57-89ea-5222a4555fa7",
-            "the admin provisions the app's credentials",
-        ),
+        ("40f3957c-3ee5-470f-810c-4c81adba38e7", "alice's denied list secrets"),
+        ("779272d1-bffa-4330-9471-91b3d3f6f89f", "the kubelet reads a referenced secret"),
+        ("b946dd77-44b7-4922-a0ba-0f3cfdcb0aa3", "the kubelet mints a projected token"),
+        ("46912096-7813-4c57-89ea-5222a4555fa7", "the admin provisions the app's credentials"),
     ];
     for (id, what) in benign {
         let worst = worst_for(&findings, id);
-        assert!(
-            worst.is_none_or(|w| w == 0),
-            "{what} ({id}) must not be flagged, got {worst:?}"
-        );
+        assert!(worst.is_none_or(|w| w == 0), "{what} ({id}) must not be flagged, got {worst:?}");
     }
     let response = [
         ("9ae96ecf-6a35-4bd1-8cde-d66d9b85f345", "quarantine label"),
-        (
-            "21e3eb2d-c66f-4690-80c0-7c0f08777588",
-            "deny-all NetworkPolicy",
-        ),
+        ("21e3eb2d-c66f-4690-80c0-7c0f08777588", "deny-all NetworkPolicy"),
         ("9b194833-dcd8-4877-9083-464969dac3e9", "cordon"),
         ("2c3d282f-05d1-42f7-a948-b5020e24fb68", "scale to zero"),
         ("02dff5a7-196e-4e82-bf1a-10a1f0bfe135", "binding removed"),
     ];
     for (id, what) in response {
         let worst = worst_for(&findings, id);
-        assert!(
-            worst.is_none_or(|w| w < 2),
-            "the response step {what} ({id}) is not an attack, got {worst:?}"
-        );
+        assert!(worst.is_none_or(|w| w < 2), "the response step {what} ({id}) is not an attack, got {worst:?}");
     }
     // Nothing alice did is worth more than a routine note.
     for f in &findings {
@@ -198,13 +133,7 @@ fn findings_follow_the_contract() {
         ] {
             assert!(f.get(key).is_some(), "finding lacks {key}: {f}");
         }
-        for key in [
-            "user",
-            "groups",
-            "source_ips",
-            "user_agent",
-            "impersonated_user",
-        ] {
+        for key in ["user", "groups", "source_ips", "user_agent", "impersonated_user"] {
             assert!(f["actor"].get(key).is_some(), "actor lacks {key}");
         }
         for key in ["api_group", "resource", "subresource", "namespace", "name"] {
@@ -213,27 +142,17 @@ fn findings_follow_the_contract() {
         assert!(level_rank(f["severity"].as_str().unwrap()) >= 3);
         assert!(
             jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%S%.fZ", f["time"].as_str().unwrap()).is_ok()
-                || f["time"]
-                    .as_str()
-                    .unwrap()
-                    .parse::<jiff::Timestamp>()
-                    .is_ok()
+                || f["time"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok()
         );
         assert!(f["source"]["line"].as_u64().unwrap() > 0);
-        assert!(
-            !f["techniques"].as_array().unwrap().is_empty(),
-            "high findings carry ATT&CK ids: {f}"
-        );
+        assert!(!f["techniques"].as_array().unwrap().is_empty(), "high findings carry ATT&CK ids: {f}");
     }
 }
 
 #[test]
 fn the_source_line_is_the_requests_first_stage() {
     let findings = findings(&["--rule", "events-deleted"]);
-    let first = findings
-        .iter()
-        .find(|f| f["audit_ids"][0] == "6f1e9d6d-24d6-463a-a49e-83a8a018dd09")
-        .unwrap();
+    let first = findings.iter().find(|f| f["audit_ids"][0] == "6f1e9d6d-24d6-463a-a49e-83a8a018dd09").unwrap();
     let line = first["source"]["line"].as_u64().unwrap();
     // The story gives line 2611 for the ResponseComplete stage; the request was received just before.
     assert!((2600..=2611).contains(&line), "{line}");
@@ -243,48 +162,26 @@ fn the_source_line_is_the_requests_first_stage() {
 fn timeline_of_the_attacker_is_in_time_order() {
     let out = Command::cargo_bin("kir")
         .unwrap()
-        .args([
-            "hunt",
-            "--timeline",
-            "--format",
-            "jsonl",
-            "--actor",
-            "system:serviceaccount:tools:ops-console",
-        ])
+        .args(["hunt", "--timeline", "--format", "jsonl", "--actor", "system:serviceaccount:tools:ops-console"])
         .arg(example())
         .assert()
         .success()
         .get_output()
         .stdout
         .clone();
-    let entries: Vec<Value> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let entries: Vec<Value> =
+        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(entries.len(), 10, "the attacker made 10 requests");
-    let times: Vec<&str> = entries
-        .iter()
-        .map(|e| e["time"].as_str().unwrap())
-        .collect();
+    let times: Vec<&str> = entries.iter().map(|e| e["time"].as_str().unwrap()).collect();
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted);
-    assert!(
-        entries
-            .iter()
-            .all(|e| !e["findings"].as_array().unwrap().is_empty())
-    );
+    assert!(entries.iter().all(|e| !e["findings"].as_array().unwrap().is_empty()));
 }
 
 #[test]
 fn fail_on_sets_the_exit_code() {
-    Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "-q", "--fail-on", "critical"])
-        .arg(example())
-        .assert()
-        .code(1);
+    Command::cargo_bin("kir").unwrap().args(["hunt", "-q", "--fail-on", "critical"]).arg(example()).assert().code(1);
     Command::cargo_bin("kir")
         .unwrap()
         .args(["hunt", "-q", "--fail-on", "high", "--namespace", "nowhere"])

@@ -20,42 +20,21 @@ fn corpus() -> PathBuf {
 /// Falco rule → the built-in rule (by `name`) that means the same.
 const FALCO_TO_KIR: &[(&str, &str)] = &[
     ("Create Disallowed Pod", "image-outside-allowed-registries"),
-    (
-        "Create Privileged Pod",
-        "privileged-container|host-access-pod-created-by-controller",
-    ),
+    ("Create Privileged Pod", "privileged-container|host-access-pod-created-by-controller"),
     ("Create HostNetwork Pod", "host-network-namespace"),
-    (
-        "Create Sensitive Mount Pod",
-        "sensitive-hostpath-mount|host-access-pod-created-by-controller",
-    ),
+    ("Create Sensitive Mount Pod", "sensitive-hostpath-mount|host-access-pod-created-by-controller"),
     ("Create NodePort Service", "nodeport-service-created"),
-    (
-        "Create/Modify Configmap With Private Credentials",
-        "configmap-with-credentials",
-    ),
+    ("Create/Modify Configmap With Private Credentials", "configmap-with-credentials"),
     ("Anonymous Request Allowed", "anonymous-request-allowed"),
     ("Attach/Exec Pod", "pod-exec|pod-attach"),
     ("Disallowed K8s User", "user-outside-known-users"),
     ("Create Disallowed Namespace", "namespace-outside-allowed"),
-    (
-        "Pod Created in Kube Namespace",
-        "pod-created-in-system-namespace",
-    ),
-    (
-        "Service Account Created in Kube Namespace",
-        "serviceaccount-created-in-system-namespace",
-    ),
-    (
-        "System ClusterRole Modified/Deleted",
-        "system-clusterrole-modified",
-    ),
+    ("Pod Created in Kube Namespace", "pod-created-in-system-namespace"),
+    ("Service Account Created in Kube Namespace", "serviceaccount-created-in-system-namespace"),
+    ("System ClusterRole Modified/Deleted", "system-clusterrole-modified"),
     ("Attach to cluster-admin Role", "powerful-role-bound"),
     ("ClusterRole With Wildcard Created", "role-with-wildcard"),
-    (
-        "ClusterRole With Write Privileges Created",
-        "role-with-write-privileges",
-    ),
+    ("ClusterRole With Write Privileges Created", "role-with-write-privileges"),
     ("ClusterRole With Pod Exec Created", "role-with-pod-exec"),
     ("K8s Deployment Created", "deployment-created-or-deleted"),
     ("K8s Deployment Deleted", "deployment-created-or-deleted"),
@@ -65,31 +44,13 @@ const FALCO_TO_KIR: &[(&str, &str)] = &[
     ("K8s ConfigMap Deleted", "configmap-created-or-deleted"),
     ("K8s Namespace Created", "namespace-created-or-deleted"),
     ("K8s Namespace Deleted", "namespace-created-or-deleted"),
-    (
-        "K8s Serviceaccount Created",
-        "serviceaccount-created-or-deleted",
-    ),
-    (
-        "K8s Serviceaccount Deleted",
-        "serviceaccount-created-or-deleted",
-    ),
+    ("K8s Serviceaccount Created", "serviceaccount-created-or-deleted"),
+    ("K8s Serviceaccount Deleted", "serviceaccount-created-or-deleted"),
     // Renamed upstream since: `K8s ClusterRole Created|Deleted`, `K8s ClusterRoleBinding Created|Deleted`.
-    (
-        "K8s Role/Clusterrole Created",
-        "clusterrole-created-or-deleted",
-    ),
-    (
-        "K8s Role/Clusterrole Deleted",
-        "clusterrole-created-or-deleted",
-    ),
-    (
-        "K8s Role/Clusterrolebinding Created",
-        "rolebinding-created-or-deleted",
-    ),
-    (
-        "K8s Role/Clusterrolebinding Deleted",
-        "rolebinding-created-or-deleted",
-    ),
+    ("K8s Role/Clusterrole Created", "clusterrole-created-or-deleted"),
+    ("K8s Role/Clusterrole Deleted", "clusterrole-created-or-deleted"),
+    ("K8s Role/Clusterrolebinding Created", "rolebinding-created-or-deleted"),
+    ("K8s Role/Clusterrolebinding Deleted", "rolebinding-created-or-deleted"),
     ("K8s Secret Created", "secret-created-or-deleted"),
     ("K8s Secret Deleted", "secret-created-or-deleted"),
     // Falco's case tests JSON pointers into annotations; ours reads the same key by path.
@@ -101,36 +62,23 @@ fn config_for(override_files: &[String]) -> String {
     let mut lists: Vec<(&str, &str)> = Vec::new();
     for f in override_files {
         match f.as_str() {
-            "allow_only_apache_container.yaml" => lists.push((
-                "workloads_allowed_registries",
-                "['docker.io/library/httpd', 'docker.io/library/apache']",
-            )),
-            "allow_nginx_container.yaml" => lists.push((
-                "workloads_allowed_registries",
-                "['docker.io/library/nginx']",
-            )),
-            "allow_user_some-user.yaml" => {
-                lists.push(("access_known_users", "['minikube-user', 'some-user']"))
+            "allow_only_apache_container.yaml" => {
+                lists.push(("workloads_allowed_registries", "['docker.io/library/httpd', 'docker.io/library/apache']"))
             }
-            "allow_namespace_foo.yaml" => lists.push((
-                "access_allowed_namespaces",
-                "['default', 'kube-system', 'kube-public', 'foo']",
-            )),
+            "allow_nginx_container.yaml" => lists.push(("workloads_allowed_registries", "['docker.io/library/nginx']")),
+            "allow_user_some-user.yaml" => lists.push(("access_known_users", "['minikube-user', 'some-user']")),
+            "allow_namespace_foo.yaml" => {
+                lists.push(("access_allowed_namespaces", "['default', 'kube-system', 'kube-public', 'foo']"))
+            }
             _ => {}
         }
     }
     // Falco's defaults: its known users and namespaces.
     if !lists.iter().any(|(k, _)| *k == "access_known_users") {
-        lists.push((
-            "access_known_users",
-            "['minikube-user', 'admin', 'kubernetes-admin']",
-        ));
+        lists.push(("access_known_users", "['minikube-user', 'admin', 'kubernetes-admin']"));
     }
     if !lists.iter().any(|(k, _)| *k == "access_allowed_namespaces") {
-        lists.push((
-            "access_allowed_namespaces",
-            "['default', 'kube-system', 'kube-public']",
-        ));
+        lists.push(("access_allowed_namespaces", "['default', 'kube-system', 'kube-public']"));
     }
     let mut text = String::from("placeholders:\n");
     for (k, v) in lists {
@@ -155,18 +103,8 @@ fn cases() -> Vec<Case> {
             test: c["test"].as_str().unwrap().to_string(),
             trace: c["trace"].as_str().unwrap().to_string(),
             detect: c["detect"].as_bool().unwrap(),
-            counts: c["counts"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-                .collect(),
-            overrides: c["rules"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r.as_str().unwrap().to_string())
-                .collect(),
+            counts: c["counts"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect(),
+            overrides: c["rules"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect(),
         })
         .collect()
 }
@@ -176,8 +114,7 @@ fn run(trace: &str, overrides: &[String]) -> HashMap<String, u64> {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kir.yaml");
     std::fs::write(&config, config_for(overrides)).unwrap();
-    let test_rule = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/test-annotation-decision-exists.yml");
+    let test_rule = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-annotation-decision-exists.yml");
     let out = Command::cargo_bin("kir")
         .unwrap()
         .args(["hunt", "-q", "--format", "jsonl", "--config"])
@@ -193,9 +130,7 @@ fn run(trace: &str, overrides: &[String]) -> HashMap<String, u64> {
     let mut counts = HashMap::new();
     for line in String::from_utf8(out).unwrap().lines() {
         let f: Value = serde_json::from_str(line).unwrap();
-        *counts
-            .entry(f["rule_name"].as_str().unwrap_or_default().to_string())
-            .or_default() += 1;
+        *counts.entry(f["rule_name"].as_str().unwrap_or_default().to_string()).or_default() += 1;
     }
     counts
 }
@@ -216,23 +151,18 @@ fn every_positive_case_fires_a_rule_with_the_same_meaning() {
         let fired = run(&case.trace, &case.overrides);
         for (falco_rule, expected) in &case.counts {
             let ours = kir_rules_for(falco_rule);
-            let count: u64 = ours
-                .iter()
-                .map(|r| fired.get(*r).copied().unwrap_or(0))
-                .sum();
+            let count: u64 = ours.iter().map(|r| fired.get(*r).copied().unwrap_or(0)).sum();
             if count < *expected {
-                failures.push(format!("{} ({}): Falco's {falco_rule:?} ×{expected}, our {ours:?} ×{count}; fired {fired:?}", case.test, case.trace));
+                failures.push(format!(
+                    "{} ({}): Falco's {falco_rule:?} ×{expected}, our {ours:?} ×{count}; fired {fired:?}",
+                    case.test, case.trace
+                ));
             }
         }
         checked += 1;
     }
     assert_eq!(checked, 45, "Falco has 45 positive cases");
-    assert!(
-        failures.is_empty(),
-        "{} of 45 positive cases fail:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of 45 positive cases fail:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// The negative cases that use the default rules (and the overrides whose meaning we share),
@@ -240,22 +170,12 @@ fn every_positive_case_fires_a_rule_with_the_same_meaning() {
 #[test]
 fn negative_cases_stay_silent_where_the_meaning_is_the_same() {
     let silent: &[(&str, &[&str])] = &[
-        (
-            "compat_engine_v4_create_allowed_pod",
-            &["image-outside-allowed-registries"],
-        ),
+        ("compat_engine_v4_create_allowed_pod", &["image-outside-allowed-registries"]),
         (
             "compat_engine_v4_create_unprivileged_pod",
-            &[
-                "privileged-container",
-                "host-network-namespace",
-                "sensitive-hostpath-mount",
-            ],
+            &["privileged-container", "host-network-namespace", "sensitive-hostpath-mount"],
         ),
-        (
-            "user_in_allowed_set",
-            &["user-outside-known-users", "namespace-outside-allowed"],
-        ),
+        ("user_in_allowed_set", &["user-outside-known-users", "namespace-outside-allowed"]),
         ("create_allowed_pod", &["image-outside-allowed-registries"]),
         (
             "create_unprivileged_pod",
@@ -269,42 +189,22 @@ fn negative_cases_stay_silent_where_the_meaning_is_the_same() {
         ),
         (
             "create_unsensitive_mount_pod",
-            &[
-                "sensitive-hostpath-mount",
-                "privileged-container",
-                "host-access-pod-created-by-controller",
-            ],
+            &["sensitive-hostpath-mount", "privileged-container", "host-access-pod-created-by-controller"],
         ),
         ("create_nohostnetwork_pod", &["host-network-namespace"]),
         ("create_nonodeport_service", &["nodeport-service-created"]),
-        (
-            "create_configmap_no_private_creds",
-            &["configmap-with-credentials"],
-        ),
+        ("create_configmap_no_private_creds", &["configmap-with-credentials"]),
         ("namespace_in_allowed_set", &["namespace-outside-allowed"]),
-        (
-            "create_service_account_token_secret",
-            &[
-                "secret-created-or-deleted",
-                "long-lived-token-secret-created",
-            ],
-        ),
+        ("create_service_account_token_secret", &["secret-created-or-deleted", "long-lived-token-secret-created"]),
         ("create_kube_system_secret", &["secret-created-or-deleted"]),
     ];
     let cases = cases();
     for (test, rules) in silent {
-        let case = cases
-            .iter()
-            .find(|c| c.test == *test)
-            .unwrap_or_else(|| panic!("no case {test}"));
+        let case = cases.iter().find(|c| c.test == *test).unwrap_or_else(|| panic!("no case {test}"));
         assert!(!case.detect);
         let fired = run(&case.trace, &case.overrides);
         for r in *rules {
-            assert!(
-                !fired.contains_key(*r),
-                "{test} ({}): {r} must stay silent, fired {fired:?}",
-                case.trace
-            );
+            assert!(!fired.contains_key(*r), "{test} ({}): {r} must stay silent, fired {fired:?}", case.trace);
         }
     }
 }
@@ -318,10 +218,7 @@ fn a_file_that_is_not_an_audit_log_is_refused_clearly() {
         .assert()
         .code(2);
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
-    assert!(
-        stderr.contains("fal_01_003.json: not a Kubernetes audit log"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("fal_01_003.json: not a Kubernetes audit log"), "{stderr}");
     assert!(stderr.contains("line 1"), "{stderr}");
 }
 
@@ -332,18 +229,10 @@ fn every_trace_reads_without_skips() {
         if path.file_name().unwrap() == "fal_01_003.json" {
             continue;
         }
-        let assert = Command::cargo_bin("kir")
-            .unwrap()
-            .args(["hunt", "--format", "json"])
-            .arg(&path)
-            .assert()
-            .success();
+        let assert =
+            Command::cargo_bin("kir").unwrap().args(["hunt", "--format", "json"]).arg(&path).assert().success();
         let doc: Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
-        assert!(
-            doc["stats"]["events"].as_u64().unwrap() >= 1,
-            "{}",
-            path.display()
-        );
+        assert!(doc["stats"]["events"].as_u64().unwrap() >= 1, "{}", path.display());
         assert!(
             doc["stats"]["skipped"].as_object().unwrap().is_empty(),
             "{}: {}",

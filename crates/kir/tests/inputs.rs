@@ -24,35 +24,18 @@ fn event(id: &str, stage: &str, verb: &str, user: &str) -> Value {
 fn dump_lines(id: &str) -> String {
     let mut received = event(id, "RequestReceived", "list", "mallory");
     received.as_object_mut().unwrap().remove("responseStatus");
-    format!(
-        "{received}\n{}\n",
-        event(id, "ResponseComplete", "list", "mallory")
-    )
+    format!("{received}\n{}\n", event(id, "ResponseComplete", "list", "mallory"))
 }
 
 fn hunt_json(args: &[&str], path: &Path) -> (i32, Value, String) {
-    let out = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "--format", "json"])
-        .args(args)
-        .arg(path)
-        .output()
-        .unwrap();
+    let out =
+        Command::cargo_bin("kir").unwrap().args(["hunt", "--format", "json"]).args(args).arg(path).output().unwrap();
     let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (
-        out.status.code().unwrap(),
-        doc,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap(), doc, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn dump_findings(doc: &Value) -> usize {
-    doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule_name"] == "secrets-listed-across-namespaces")
-        .count()
+    doc["findings"].as_array().unwrap().iter().filter(|f| f["rule_name"] == "secrets-listed-across-namespaces").count()
 }
 
 #[test]
@@ -67,10 +50,7 @@ fn stages_of_one_request_are_one_event() {
     assert_eq!(dump_findings(&doc), 1);
     let f = &doc["findings"].as_array().unwrap()[0];
     assert_eq!(f["audit_ids"], json!(["a-1"]));
-    assert_eq!(
-        f["source"]["line"], 1,
-        "the finding points at the request's first line"
-    );
+    assert_eq!(f["source"]["line"], 1, "the finding points at the request's first line");
 }
 
 #[test]
@@ -82,10 +62,8 @@ fn bad_lines_are_counted_reported_and_skipped() {
     f.write_all(b"{\"kind\":\"Event\",\"verb\":\n").unwrap(); // line 3: cut JSON
     f.write_all(b"\xff\xfe not utf-8\n").unwrap(); // line 4
     f.write_all(b"{\"hello\":\"world\"}\n").unwrap(); // line 5: JSON, not an event
-    f.write_all(b"{\"kind\":\"Event\",\"auditID\":\"x\",\"verb\":42}\n")
-        .unwrap(); // line 6: wrong type
-    f.write_all(format!("{}\n", "x".repeat(5000)).as_bytes())
-        .unwrap(); // line 7: oversized
+    f.write_all(b"{\"kind\":\"Event\",\"auditID\":\"x\",\"verb\":42}\n").unwrap(); // line 6: wrong type
+    f.write_all(format!("{}\n", "x".repeat(5000)).as_bytes()).unwrap(); // line 7: oversized
     f.write_all(dump_lines("ok-2").as_bytes()).unwrap();
     drop(f);
     let (code, doc, stderr) = hunt_json(&["--max-line", "4096"], &path);
@@ -118,19 +96,9 @@ fn truncated_archives_keep_what_came_before() {
     for path in [gz, zst] {
         let (code, doc, stderr) = hunt_json(&[], &path);
         assert_eq!(code, 0, "{stderr}");
-        assert_eq!(
-            doc["stats"]["skipped"]["truncated input"],
-            1,
-            "{}: {}",
-            path.display(),
-            doc["stats"]
-        );
+        assert_eq!(doc["stats"]["skipped"]["truncated input"], 1, "{}: {}", path.display(), doc["stats"]);
         let found = dump_findings(&doc);
-        assert!(
-            found > 100 && found < 2000,
-            "{}: {found} findings before the cut",
-            path.display()
-        );
+        assert!(found > 100 && found < 2000, "{}: {found} findings before the cut", path.display());
         assert!(stderr.contains("truncated input"), "{stderr}");
     }
 }
@@ -144,11 +112,7 @@ fn compressed_folders_rotations_and_stdin() {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(dump_lines("gz").as_bytes()).unwrap();
     std::fs::write(nested.join("audit.log.2.gz"), enc.finish().unwrap()).unwrap();
-    std::fs::write(
-        nested.join("audit.log.1.zst"),
-        zstd::encode_all(dump_lines("zst").as_bytes(), 3).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(nested.join("audit.log.1.zst"), zstd::encode_all(dump_lines("zst").as_bytes(), 3).unwrap()).unwrap();
     let (code, doc, _) = hunt_json(&[], dir.path());
     assert_eq!(code, 0);
     assert_eq!(doc["stats"]["files"], 3);
@@ -197,33 +161,18 @@ fn a_missing_path_is_a_usage_error() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("/nonexistent/audit.log"));
-    Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt"])
-        .assert()
-        .code(2);
-    Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "--min-severity", "severe", "x"])
-        .assert()
-        .code(2);
+    Command::cargo_bin("kir").unwrap().args(["hunt"]).assert().code(2);
+    Command::cargo_bin("kir").unwrap().args(["hunt", "--min-severity", "severe", "x"]).assert().code(2);
 }
 
 #[test]
 fn a_non_audit_file_in_a_folder_is_a_warning_not_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("README.txt"),
-        "these are the audit logs of cluster x\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("README.txt"), "these are the audit logs of cluster x\n").unwrap();
     std::fs::write(dir.path().join("audit.log"), dump_lines("a")).unwrap();
     let (code, doc, stderr) = hunt_json(&[], dir.path());
     assert_eq!(code, 0);
-    assert!(
-        stderr.contains("README.txt: not a Kubernetes audit log"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("README.txt: not a Kubernetes audit log"), "{stderr}");
     assert_eq!(dump_findings(&doc), 1);
 }
 
@@ -264,11 +213,6 @@ fn csv_output_is_quoted() {
         .clone();
     let text = String::from_utf8(out).unwrap();
     let mut lines = text.lines();
-    assert!(
-        lines
-            .next()
-            .unwrap()
-            .starts_with("severity,time,rule_id,title,user")
-    );
+    assert!(lines.next().unwrap().starts_with("severity,time,rule_id,title,user"));
     assert!(text.contains(",mallory,10.0.0.7,"), "{text}");
 }

@@ -15,90 +15,36 @@ fn corpus() -> PathBuf {
 
 /// Panther rule → built-in rules with the same meaning (any of them).
 pub const PANTHER_TO_KIR: &[(&str, &str)] = &[
-    (
-        "Amazon.EKS.AnonymousAPIAccess",
-        "anonymous-request-allowed|anonymous-probe-from-public-ip",
-    ),
-    (
-        "Kubernetes.API.AnonymousAccess",
-        "anonymous-request-allowed",
-    ),
-    (
-        "Kubernetes.AdmissionController.Created",
-        "admission-webhook-changed",
-    ),
-    (
-        "Kubernetes.ClientCertificate.Created",
-        "csr-created-for-client-cert",
-    ),
-    (
-        "Kubernetes.ClusterRoleBinding.Privileged",
-        "powerful-role-bound",
-    ),
-    (
-        "Kubernetes.CronJob.CreatedOrModified",
-        "cronjob-created-or-modified",
-    ),
+    ("Amazon.EKS.AnonymousAPIAccess", "anonymous-request-allowed|anonymous-probe-from-public-ip"),
+    ("Kubernetes.API.AnonymousAccess", "anonymous-request-allowed"),
+    ("Kubernetes.AdmissionController.Created", "admission-webhook-changed"),
+    ("Kubernetes.ClientCertificate.Created", "csr-created-for-client-cert"),
+    ("Kubernetes.ClusterRoleBinding.Privileged", "powerful-role-bound"),
+    ("Kubernetes.CronJob.CreatedOrModified", "cronjob-created-or-modified"),
     ("Kubernetes.DaemonSet.Created", "daemonset-created"),
     ("Kubernetes.Ingress.NoTLS", "ingress-without-tls"),
     ("Kubernetes.Kubectl.CP.Operation", "kubectl-cp-via-exec"),
-    (
-        "Kubernetes.Pod.Dangerous.Capabilities",
-        "dangerous-capabilities|host-access-pod-created-by-controller",
-    ),
+    ("Kubernetes.Pod.Dangerous.Capabilities", "dangerous-capabilities|host-access-pod-created-by-controller"),
     ("Kubernetes.Pod.Exec", "pod-exec"),
-    (
-        "Kubernetes.Pod.Host.IPC",
-        "host-ipc-namespace|host-access-pod-created-by-controller",
-    ),
+    ("Kubernetes.Pod.Host.IPC", "host-ipc-namespace|host-access-pod-created-by-controller"),
     ("Kubernetes.Pod.Host.Network", "host-network-namespace"),
-    (
-        "Kubernetes.Pod.Host.PID",
-        "host-pid-namespace|host-access-pod-created-by-controller",
-    ),
+    ("Kubernetes.Pod.Host.PID", "host-pid-namespace|host-access-pod-created-by-controller"),
     ("Kubernetes.Pod.HostPath.Volume", "hostpath-mount"),
     (
         "Kubernetes.Pod.Privileged.Created",
         "privileged-container|host-access-pod-created-by-controller|container-runs-as-root",
     ),
-    (
-        "Kubernetes.Pod.StealServiceAccountToken",
-        "serviceaccount-token-read-via-exec",
-    ),
-    (
-        "Kubernetes.Pod.SystemNamespace",
-        "workload-created-in-system-namespace",
-    ),
-    (
-        "Kubernetes.Role.NodeProxyPermissions",
-        "role-with-node-proxy",
-    ),
+    ("Kubernetes.Pod.StealServiceAccountToken", "serviceaccount-token-read-via-exec"),
+    ("Kubernetes.Pod.SystemNamespace", "workload-created-in-system-namespace"),
+    ("Kubernetes.Role.NodeProxyPermissions", "role-with-node-proxy"),
     ("Kubernetes.Role.PodExec", "role-with-pod-exec"),
     ("Kubernetes.Role.Wildcard", "role-with-wildcard"),
-    (
-        "Kubernetes.Role.WritePermissions",
-        "role-with-write-privileges",
-    ),
-    (
-        "Kubernetes.Secrets.DumpAllNamespaces",
-        "secrets-listed-across-namespaces",
-    ),
-    (
-        "Kubernetes.Service.NodePort.Deployed",
-        "nodeport-service-created",
-    ),
-    (
-        "Kubernetes.ServiceAccount.TokenCreated",
-        "long-lived-token-secret-created|serviceaccount-token-requested",
-    ),
-    (
-        "Kubernetes.System.Principal.PublicIP",
-        "system-principal-from-public-ip",
-    ),
-    (
-        "Kubernetes.SystemRole.Modified",
-        "system-clusterrole-modified",
-    ),
+    ("Kubernetes.Role.WritePermissions", "role-with-write-privileges"),
+    ("Kubernetes.Secrets.DumpAllNamespaces", "secrets-listed-across-namespaces"),
+    ("Kubernetes.Service.NodePort.Deployed", "nodeport-service-created"),
+    ("Kubernetes.ServiceAccount.TokenCreated", "long-lived-token-secret-created|serviceaccount-token-requested"),
+    ("Kubernetes.System.Principal.PublicIP", "system-principal-from-public-ip"),
+    ("Kubernetes.SystemRole.Modified", "system-clusterrole-modified"),
 ];
 
 struct Case {
@@ -157,19 +103,14 @@ fn agreement_with_panther_is_at_least_90_percent() {
     let mut differences = Vec::new();
     for c in &cases {
         let ours = PANTHER_TO_KIR.iter().find(|(p, _)| *p == c.rule).unwrap().1;
-        let ours_fired = ours
-            .split('|')
-            .any(|r| fired.contains(&(r.to_string(), c.audit_id.clone())));
+        let ours_fired = ours.split('|').any(|r| fired.contains(&(r.to_string(), c.audit_id.clone())));
         let entry = per_rule.entry(&c.rule).or_default();
         entry.1 += 1;
         if ours_fired == c.expected {
             agree += 1;
             entry.0 += 1;
         } else {
-            differences.push(format!(
-                "{} / {:?}: Panther {}, kir {}",
-                c.rule, c.test, c.expected, ours_fired
-            ));
+            differences.push(format!("{} / {:?}: Panther {}, kir {}", c.rule, c.test, c.expected, ours_fired));
         }
     }
     let ratio = agree as f64 / cases.len() as f64;
@@ -180,17 +121,8 @@ fn agreement_with_panther_is_at_least_90_percent() {
     for d in &differences {
         eprintln!("  differs: {d}");
     }
-    assert!(
-        cases.len() >= 150,
-        "the covered rules have {} events",
-        cases.len()
-    );
-    assert!(
-        ratio >= 0.90,
-        "agreement {:.1}% is under 90%:\n{}",
-        ratio * 100.0,
-        differences.join("\n")
-    );
+    assert!(cases.len() >= 150, "the covered rules have {} events", cases.len());
+    assert!(ratio >= 0.90, "agreement {:.1}% is under 90%:\n{}", ratio * 100.0, differences.join("\n"));
 }
 
 /// Every Panther test event, in its original wrapper (EKS, AKS diagnostic records, GKE Cloud
@@ -213,9 +145,7 @@ fn every_wrapped_panther_event_is_read() {
         // Kubernetes calls, are not audit events: they must be skipped, not misread.
         let is_audit = match log_type {
             "Azure.MonitorActivity" => event["properties"]["log"].is_string(),
-            "GCP.AuditLog" => event["protoPayload"]["methodName"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("io.k8s.")),
+            "GCP.AuditLog" => event["protoPayload"]["methodName"].as_str().is_some_and(|m| m.starts_with("io.k8s.")),
             _ => true,
         };
         if is_audit {

@@ -11,8 +11,7 @@ fn sigma() -> PathBuf {
 }
 
 fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/exposed-console-cryptojack.audit.jsonl.gz")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/exposed-console-cryptojack.audit.jsonl.gz")
 }
 
 #[test]
@@ -27,13 +26,9 @@ fn builtin_pack_lists_checks_and_tests_clean() {
         .clone();
     let rules: Vec<Value> = serde_json::from_slice(&out).unwrap();
     assert!(rules.len() >= 60);
-    assert!(
-        rules
-            .iter()
-            .all(|r| !r["techniques"].as_array().unwrap().is_empty()
-                || r["level"] == "informational"
-                || r["level"] == "low")
-    );
+    assert!(rules.iter().all(|r| !r["techniques"].as_array().unwrap().is_empty()
+        || r["level"] == "informational"
+        || r["level"] == "low"));
     Command::cargo_bin("kir")
         .unwrap()
         .args(["rules", "check"])
@@ -62,43 +57,21 @@ fn every_sigmahq_rule_loads_and_the_broken_ones_are_named() {
     let doc: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(doc["rules"], 31, "all 31 SigmaHQ rules load");
     let problems = doc["problems"].as_array().unwrap();
-    assert!(
-        problems.iter().all(|p| p["rule_loaded"] == true),
-        "none is refused: {problems:#?}"
-    );
-    let errors: Vec<&Value> = problems
-        .iter()
-        .filter(|p| p["severity"] == "error")
-        .collect();
+    assert!(problems.iter().all(|p| p["rule_loaded"] == true), "none is refused: {problems:#?}");
+    let errors: Vec<&Value> = problems.iter().filter(|p| p["severity"] == "error").collect();
     let flagged = |file: &str, word: &str| {
-        errors.iter().any(|p| {
-            p["path"].as_str().unwrap().ends_with(file)
-                && p["message"].as_str().unwrap().contains(word)
-        })
+        errors
+            .iter()
+            .any(|p| p["path"].as_str().unwrap().ends_with(file) && p["message"].as_str().unwrap().contains(word))
     };
     assert!(flagged("kubernetes_audit_hostpath_mount.yml", "`hostPath`"));
-    assert!(flagged(
-        "kubernetes_audit_privileged_pod_creation.yml",
-        "`capabilities`"
-    ));
-    assert!(flagged(
-        "kubernetes_audit_rbac_permisions_listing.yml",
-        "`apiGroup`"
-    ));
-    assert!(flagged(
-        "kubernetes_audit_sidecar_injection.yml",
-        "`apiGroup`"
-    ));
-    assert!(flagged(
-        "kubernetes_audit_potential_enumeration_activity.yml",
-        "\"ALLOW\""
-    ));
+    assert!(flagged("kubernetes_audit_privileged_pod_creation.yml", "`capabilities`"));
+    assert!(flagged("kubernetes_audit_rbac_permisions_listing.yml", "`apiGroup`"));
+    assert!(flagged("kubernetes_audit_sidecar_injection.yml", "`apiGroup`"));
+    assert!(flagged("kubernetes_audit_potential_enumeration_activity.yml", "\"ALLOW\""));
     assert_eq!(errors.len(), 5, "{errors:#?}");
     // The cloud rules are for other log sources: a warning each, not an error.
-    let warnings = problems
-        .iter()
-        .filter(|p| p["severity"] == "warning")
-        .count();
+    let warnings = problems.iter().filter(|p| p["severity"] == "warning").count();
     assert_eq!(warnings, 15);
 }
 
@@ -117,12 +90,7 @@ fn the_valid_sigmahq_rules_run() {
     let titles: Vec<String> = String::from_utf8(out)
         .unwrap()
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["title"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["title"].as_str().unwrap().to_string())
         .collect();
     for expected in [
         "Kubernetes Secrets Enumeration",
@@ -130,10 +98,7 @@ fn the_valid_sigmahq_rules_run() {
         "Creation Of Pod In System Namespace",
         "Kubernetes Unauthorized or Unauthenticated Access",
     ] {
-        assert!(
-            titles.iter().any(|t| t == expected),
-            "{expected} should fire on the example; fired: {titles:?}"
-        );
+        assert!(titles.iter().any(|t| t == expected), "{expected} should fire on the example; fired: {titles:?}");
     }
 }
 
@@ -145,22 +110,11 @@ fn broken_rules_are_refused_with_file_line_and_field() {
         "title: Bad modifier\nlogsource: {product: kubernetes, service: audit}\ndetection:\n  sel:\n    verb|startwith: get\n  condition: sel\nlevel: high\n---\ntitle: Bad condition\ndetection:\n  sel: {verb: get}\n  condition: sel and\n---\ntitle: [unclosed\n",
     )
     .unwrap();
-    let assert = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["rules", "check"])
-        .arg(dir.path())
-        .assert()
-        .code(2);
+    let assert = Command::cargo_bin("kir").unwrap().args(["rules", "check"]).arg(dir.path()).assert().code(2);
     let text = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
-    assert!(
-        text.contains("bad.yml:5: error in \"Bad modifier\""),
-        "{text}"
-    );
+    assert!(text.contains("bad.yml:5: error in \"Bad modifier\""), "{text}");
     assert!(text.contains("unknown modifier \"startwith\""), "{text}");
-    assert!(
-        text.contains("bad.yml:12: error in \"Bad condition\""),
-        "{text}"
-    );
+    assert!(text.contains("bad.yml:12: error in \"Bad condition\""), "{text}");
     assert!(text.contains("bad.yml:14: error: not valid YAML"), "{text}");
     // A hunt with a rule that cannot load stops before reading anything.
     Command::cargo_bin("kir")

@@ -1,0 +1,22 @@
+//! One line of outside input, whatever it holds, through the decoder and every field reader.
+#![no_main]
+
+use kir_audit::{Field, Origin, Record, decode};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (mut out, mut skipped) = (Vec::new(), Vec::new());
+    decode(text, &Origin { path: "fuzz".into(), line: 1 }, &mut out, &mut skipped);
+    assert!(!out.is_empty() || !skipped.is_empty() || text.contains("items") || text.contains("records") || text.contains("logEvents"));
+    for record in &out {
+        if let Record::Audit(event) = record {
+            for name in ["verb", "user.groups", "requestObject.spec.containers.image", "kir.images", "kir.containers.args", "kir.podSpec.hostPID", "annotations.authorization.k8s.io/decision", "responseStatus.code", "kir.serviceAccount.namespace"] {
+                Field::parse(name).any(event, &mut |v| {
+                    let _ = v.text();
+                    false
+                });
+            }
+        }
+    }
+});
