@@ -67,7 +67,7 @@ const CONTROLLERS: [&str; 8] = [
 /// Generates events until `target_bytes` are written; returns (bytes, lines).
 pub fn generate(out: &mut dyn Write, target_bytes: u64, seed: u64) -> io::Result<(u64, u64)> {
     let mut rng = Rng::new(seed);
-    let mut clock_ms: u64 = 1_795_996_800_000; // 2026-11-28T00:00:00Z
+    let mut clock_ms: u64 = 1_795_824_000_000; // 2026-11-28T00:00:00Z
     let (mut bytes, mut lines) = (0u64, 0u64);
     let mut buf = Vec::with_capacity(1 << 16);
     let mut request = 0u64;
@@ -439,6 +439,6 @@ mod tests {
         let (records, skipped) = kir_audit::read_all(&a, &kir_audit::ReadOptions::default());
         assert!(skipped.is_empty(), "{skipped:?}");
         assert!(records.len() > 100);
-        assert_eq!(time(1_795_996_800_000), "2026-11-28T00:00:00.000000Z");
+        assert_eq!(time(1_795_824_000_000), "2026-11-28T00:00:00.000000Z");
     }
 }
