@@ -129,7 +129,6 @@ impl LineBatch {
     pub fn origin(&self, span: &LineSpan) -> Origin {
         Origin { path: self.path.clone(), line: span.line }
     }
-
 }
 
 /// Counts the bytes read from the underlying file, for progress bars.

@@ -90,7 +90,11 @@ pub enum TextKind {
     Contains,
     /// `a*b*c`: literal parts in order; `anchored` says whether the first part must start the
     /// text and the last must end it. Faster than a regular expression for the usual globs.
-    Parts { parts: Vec<String>, anchored_start: bool, anchored_end: bool },
+    Parts {
+        parts: Vec<String>,
+        anchored_start: bool,
+        anchored_end: bool,
+    },
     Glob(Regex),
 }
 
@@ -259,7 +263,6 @@ impl Matcher {
     }
 }
 
-
 impl TextMatcher {
     fn matches_folded(&self, text: &str) -> bool {
         match &self.kind {
@@ -267,7 +270,9 @@ impl TextMatcher {
             TextKind::Prefix => text.starts_with(&self.pattern),
             TextKind::Suffix => text.ends_with(&self.pattern),
             TextKind::Contains => text.contains(&self.pattern),
-            TextKind::Parts { parts, anchored_start, anchored_end } => parts_match(text, parts, *anchored_start, *anchored_end),
+            TextKind::Parts { parts, anchored_start, anchored_end } => {
+                parts_match(text, parts, *anchored_start, *anchored_end)
+            }
             TextKind::Glob(re) => re.is_match(text),
         }
     }
@@ -696,7 +701,11 @@ fn text_matcher(value: &str, op: Option<&str>, cased: bool, wildcards: bool) -> 
         }
         parts.push(fold(current));
         parts.retain(|p| !p.is_empty());
-        let kind = TextKind::Parts { parts, anchored_start: !lead, anchored_end: !trail && tokens.last() != Some(&GlobToken::Star) };
+        let kind = TextKind::Parts {
+            parts,
+            anchored_start: !lead,
+            anchored_end: !trail && tokens.last() != Some(&GlobToken::Star),
+        };
         return Ok(Matcher::Text(TextMatcher { kind, pattern: String::new(), cased, original: value.to_string() }));
     }
     let kind = match (literal, lead, trail) {
@@ -842,8 +851,16 @@ mod tests {
     #[test]
     fn globs_match_like_regular_expressions() {
         let cases = [
-            ("system:serviceaccount:kube-system:*-controller", "system:serviceaccount:kube-system:job-controller", true),
-            ("system:serviceaccount:kube-system:*-controller", "system:serviceaccount:kube-system:job-controllers", false),
+            (
+                "system:serviceaccount:kube-system:*-controller",
+                "system:serviceaccount:kube-system:job-controller",
+                true,
+            ),
+            (
+                "system:serviceaccount:kube-system:*-controller",
+                "system:serviceaccount:kube-system:job-controllers",
+                false,
+            ),
             ("system:serviceaccount:*:kube-state-metrics", "system:serviceaccount:mon:kube-state-metrics", true),
             ("a*a", "a", false),
             ("a*a", "aa", true),

@@ -174,7 +174,12 @@ enum Message {
     /// An input could not be opened or read at all.
     Failed(FileProblem),
     /// An input was read to its end.
-    Done { path: Arc<str>, explicit: bool, lines: u64, bytes: u64 },
+    Done {
+        path: Arc<str>,
+        explicit: bool,
+        lines: u64,
+        bytes: u64,
+    },
 }
 
 /// Per-input counts, to tell "not an audit log at all" from "a few bad lines".
@@ -204,9 +209,12 @@ fn read_one(input: &Input, options: &HuntOptions, sink: &mut dyn FnMut(Message))
     let mut batches = |batch: LineBatch| sink(Message::Batch(batch));
     let outcome = kir_audit::read_input(input, &options.read, options.progress.clone(), &mut batches);
     sink(match outcome {
-        Ok(summary) => {
-            Message::Done { path: input.display.clone(), explicit: input.explicit, lines: summary.lines, bytes: summary.bytes }
-        }
+        Ok(summary) => Message::Done {
+            path: input.display.clone(),
+            explicit: input.explicit,
+            lines: summary.lines,
+            bytes: summary.bytes,
+        },
         Err(e) => Message::Failed(FileProblem {
             path: input.display.to_string(),
             explicit: input.explicit,
