@@ -184,10 +184,10 @@ impl BufferPool {
 
     /// Hands a spent buffer back.
     pub fn give(&self, buffer: Vec<u8>) {
-        if let Ok(mut pool) = self.0.lock() {
-            if pool.len() < Self::KEEP {
-                pool.push(buffer);
-            }
+        if let Ok(mut pool) = self.0.lock()
+            && pool.len() < Self::KEEP
+        {
+            pool.push(buffer);
         }
     }
 }

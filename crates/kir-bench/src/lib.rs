@@ -127,7 +127,7 @@ fn one_request(rng: &mut Rng, ms: u64, n: u64) -> Vec<Value> {
     let node = *rng.pick(&NODES);
     let ns = *rng.pick(&NAMESPACES);
     let roll = rng.below(1000);
-    let req = if n % 250_000 == 0 {
+    let req = if n.is_multiple_of(250_000) {
         attack(rng, ns)
     } else if roll < 300 {
         lease_update(rng, node)

@@ -782,6 +782,58 @@ pub fn type_problems(item: &Item) -> Vec<String> {
     problems
 }
 
+/// Values that `field` must have (lower-cased) for the detection to match at all, when the
+/// rule says so plainly (`verb: [create, update]` in every branch); `None` when any value may.
+/// The rule set uses this to skip rules without evaluating them.
+pub fn required_values(detection: &Detection, field: &Field) -> Option<Vec<String>> {
+    fn of_search(search: &Search, field: &Field) -> Option<Vec<String>> {
+        let Search::Maps(maps) = search else { return None };
+        let mut all = Vec::new();
+        for map in maps {
+            let item = map.iter().find(|i| &i.field == field && !i.negate && !i.all)?;
+            let ItemOp::Values(matchers) = &item.op else { return None };
+            for m in matchers {
+                match m {
+                    Matcher::Text(TextMatcher { kind: TextKind::Exact, pattern, cased: false, .. }) => {
+                        all.push(pattern.clone())
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        Some(all)
+    }
+    fn of(cond: &Condition, searches: &[Search], field: &Field) -> Option<Vec<String>> {
+        match cond {
+            Condition::Search(i) => of_search(&searches[*i], field),
+            Condition::Not(_) => None,
+            Condition::And(cs) => cs.iter().filter_map(|c| of(c, searches, field)).min_by_key(Vec::len),
+            Condition::Or(cs) => {
+                let mut all = Vec::new();
+                for c in cs {
+                    all.extend(of(c, searches, field)?);
+                }
+                Some(all)
+            }
+            Condition::AtLeast(n, ids) if *n == ids.len() && *n > 0 => {
+                ids.iter().filter_map(|&i| of_search(&searches[i], field)).min_by_key(Vec::len)
+            }
+            Condition::AtLeast(n, ids) if *n > 0 => {
+                let mut all = Vec::new();
+                for &i in ids {
+                    all.extend(of_search(&searches[i], field)?);
+                }
+                Some(all)
+            }
+            Condition::AtLeast(..) => None,
+        }
+    }
+    let mut values = of(&detection.condition, &detection.searches, field)?;
+    values.sort();
+    values.dedup();
+    Some(values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -891,56 +943,4 @@ mod tests {
         let value: Value = serde_saphyr::from_str("sel: {verb|re: '('}\ncondition: sel").unwrap();
         assert!(compile(&value, &Placeholders::new()).unwrap_err().contains("regular expression"));
     }
-}
-
-/// Values that `field` must have (lower-cased) for the detection to match at all, when the
-/// rule says so plainly (`verb: [create, update]` in every branch); `None` when any value may.
-/// The rule set uses this to skip rules without evaluating them.
-pub fn required_values(detection: &Detection, field: &Field) -> Option<Vec<String>> {
-    fn of_search(search: &Search, field: &Field) -> Option<Vec<String>> {
-        let Search::Maps(maps) = search else { return None };
-        let mut all = Vec::new();
-        for map in maps {
-            let item = map.iter().find(|i| &i.field == field && !i.negate && !i.all)?;
-            let ItemOp::Values(matchers) = &item.op else { return None };
-            for m in matchers {
-                match m {
-                    Matcher::Text(TextMatcher { kind: TextKind::Exact, pattern, cased: false, .. }) => {
-                        all.push(pattern.clone())
-                    }
-                    _ => return None,
-                }
-            }
-        }
-        Some(all)
-    }
-    fn of(cond: &Condition, searches: &[Search], field: &Field) -> Option<Vec<String>> {
-        match cond {
-            Condition::Search(i) => of_search(&searches[*i], field),
-            Condition::Not(_) => None,
-            Condition::And(cs) => cs.iter().filter_map(|c| of(c, searches, field)).min_by_key(Vec::len),
-            Condition::Or(cs) => {
-                let mut all = Vec::new();
-                for c in cs {
-                    all.extend(of(c, searches, field)?);
-                }
-                Some(all)
-            }
-            Condition::AtLeast(n, ids) if *n == ids.len() && *n > 0 => {
-                ids.iter().filter_map(|&i| of_search(&searches[i], field)).min_by_key(Vec::len)
-            }
-            Condition::AtLeast(n, ids) if *n > 0 => {
-                let mut all = Vec::new();
-                for &i in ids {
-                    all.extend(of_search(&searches[i], field)?);
-                }
-                Some(all)
-            }
-            Condition::AtLeast(..) => None,
-        }
-    }
-    let mut values = of(&detection.condition, &detection.searches, field)?;
-    values.sort();
-    values.dedup();
-    Some(values)
 }

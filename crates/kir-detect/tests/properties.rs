@@ -44,11 +44,10 @@ proptest! {
     ) {
         let key = std::iter::once("requestURI").chain(mods.iter().copied()).collect::<Vec<_>>().join("|");
         let yaml = format!("sel:\n  '{key}': '{}'\ncondition: sel\n", value.replace('\'', "''"));
-        if let Ok(det) = serde_saphyr::from_str::<serde_json::Value>(&yaml) {
-            if let Ok(d) = kir_detect::detection::compile(&det, &Placeholders::new()) {
+        if let Ok(det) = serde_saphyr::from_str::<serde_json::Value>(&yaml)
+            && let Ok(d) = kir_detect::detection::compile(&det, &Placeholders::new()) {
                 let event = kir_audit::AuditEvent { request_uri: value.clone(), ..Default::default() };
                 let _ = d.matches(&event);
             }
-        }
     }
 }

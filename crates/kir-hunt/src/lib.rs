@@ -424,10 +424,11 @@ impl<'a> Pipeline<'a> {
                     self.report.findings.push(finding);
                 }
             }
-            if let Some(event) = m.event {
-                if timeline && self.keep_on_timeline(&event, &on_event) {
-                    self.report.timeline.push(timeline_entry(&event, on_event));
-                }
+            if let Some(event) = m.event
+                && timeline
+                && self.keep_on_timeline(&event, &on_event)
+            {
+                self.report.timeline.push(timeline_entry(&event, on_event));
             }
         }
     }
