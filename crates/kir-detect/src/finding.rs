@@ -58,7 +58,8 @@ pub struct SourceRef {
     pub line: u64,
 }
 
-fn time_rfc3339<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+/// Serializes an optional time as RFC 3339 text (or null).
+pub fn time_rfc3339<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&t.to_string()),
         None => s.serialize_none(),

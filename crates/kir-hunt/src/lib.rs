@@ -104,7 +104,7 @@ impl Default for HuntOptions {
 /// One request on the timeline, with the rules that fired on it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TimelineEntry {
-    #[serde(serialize_with = "time_text")]
+    #[serde(serialize_with = "kir_detect::finding::time_rfc3339")]
     pub time: Option<Timestamp>,
     pub audit_id: String,
     pub user: String,
@@ -119,13 +119,6 @@ pub struct TimelineEntry {
     /// (title, severity) of each finding on this event.
     pub findings: Vec<(String, Level)>,
     pub source: kir_detect::SourceRef,
-}
-
-fn time_text<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&t.to_string()),
-        None => s.serialize_none(),
-    }
 }
 
 /// A file that could not be used at all.

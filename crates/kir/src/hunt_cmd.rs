@@ -187,20 +187,39 @@ fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn describe_request(f: &Finding) -> String {
-    let o = &f.object;
-    let mut resource = o.resource.clone().unwrap_or_default();
-    if let Some(sub) = &o.subresource {
+/// `verb resource/subresource namespace/name`, the way a person reads a request.
+fn describe_request(
+    verb: &str,
+    resource: Option<&str>,
+    subresource: Option<&str>,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    request_uri: &str,
+) -> String {
+    let mut resource = resource.unwrap_or_default().to_string();
+    if let Some(sub) = subresource {
         resource = format!("{resource}/{sub}");
     }
-    let target = match (&o.namespace, &o.name) {
+    let target = match (namespace, name) {
         (Some(ns), Some(name)) => format!("{ns}/{name}"),
         (Some(ns), None) => format!("{ns}/*"),
-        (None, Some(name)) => name.clone(),
-        (None, None) if resource.is_empty() => f.request_uri.clone(),
+        (None, Some(name)) => name.to_string(),
+        (None, None) if resource.is_empty() => request_uri.to_string(),
         (None, None) => "(all namespaces)".into(),
     };
-    format!("{} {resource} {target}", f.verb).trim().to_string()
+    format!("{verb} {resource} {target}").trim().to_string()
+}
+
+fn describe_finding(f: &Finding) -> String {
+    let o = &f.object;
+    describe_request(
+        &f.verb,
+        o.resource.as_deref(),
+        o.subresource.as_deref(),
+        o.namespace.as_deref(),
+        o.name.as_deref(),
+        &f.request_uri,
+    )
 }
 
 fn finding_row_time(f: &Finding) -> String {
@@ -291,7 +310,7 @@ fn print_findings(out: &mut dyn Write, global: &Global, report: &HuntReport, col
                             f.title.clone()
                         }),
                         comfy_table::Cell::new(ellipsize(&f.actor.user, 48)),
-                        comfy_table::Cell::new(ellipsize(&describe_request(f), 72)),
+                        comfy_table::Cell::new(ellipsize(&describe_finding(f), 72)),
                         comfy_table::Cell::new(f.response_code.map(|c| c.to_string()).unwrap_or_default()),
                     ]);
                 }
@@ -385,17 +404,14 @@ fn print_timeline(out: &mut dyn Write, global: &Global, report: &HuntReport, col
             }
             let mut t = table(color, &["TIME (UTC)", "ACTOR", "REQUEST", "CODE", "FINDINGS"]);
             for e in entries {
-                let mut resource = e.resource.clone().unwrap_or_default();
-                if let Some(sub) = &e.subresource {
-                    resource = format!("{resource}/{sub}");
-                }
-                let target = match (&e.namespace, &e.name) {
-                    (Some(ns), Some(n)) => format!("{ns}/{n}"),
-                    (Some(ns), None) => format!("{ns}/*"),
-                    (None, Some(n)) => n.clone(),
-                    (None, None) if resource.is_empty() => e.request_uri.clone(),
-                    (None, None) => String::new(),
-                };
+                let request = describe_request(
+                    &e.verb,
+                    e.resource.as_deref(),
+                    e.subresource.as_deref(),
+                    e.namespace.as_deref(),
+                    e.name.as_deref(),
+                    &e.request_uri,
+                );
                 let worst = e.findings.iter().map(|(_, l)| *l).max();
                 let mut cell = comfy_table::Cell::new(ellipsize(&findings_text(e), 80));
                 if let (Some(level), true) = (worst, color) {
@@ -406,7 +422,7 @@ fn print_timeline(out: &mut dyn Write, global: &Global, report: &HuntReport, col
                         e.time.map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string()).unwrap_or_default(),
                     ),
                     comfy_table::Cell::new(ellipsize(&e.user, 48)),
-                    comfy_table::Cell::new(ellipsize(&format!("{} {resource} {target}", e.verb), 72)),
+                    comfy_table::Cell::new(ellipsize(&request, 72)),
                     comfy_table::Cell::new(e.response_code.map(|c| c.to_string()).unwrap_or_default()),
                     cell,
                 ]);

@@ -1,27 +1,13 @@
 //! The bundled incident, recorded on a real cluster (`examples/exposed-console-cryptojack.md`):
 //! what a responder must see, and what must stay quiet.
 
-use std::path::PathBuf;
+mod common;
 
-use assert_cmd::Command;
+use common::{example, hunt_jsonl, kir};
 use serde_json::Value;
 
-fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/exposed-console-cryptojack.audit.jsonl.gz")
-}
-
 fn findings(extra: &[&str]) -> Vec<Value> {
-    let out = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "--format", "jsonl"])
-        .args(extra)
-        .arg(example())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    hunt_jsonl(extra, &example())
 }
 
 fn level_rank(level: &str) -> u8 {
@@ -160,17 +146,7 @@ fn the_source_line_is_the_requests_first_stage() {
 
 #[test]
 fn timeline_of_the_attacker_is_in_time_order() {
-    let out = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "--timeline", "--format", "jsonl", "--actor", "system:serviceaccount:tools:ops-console"])
-        .arg(example())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let entries: Vec<Value> =
-        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let entries = hunt_jsonl(&["--timeline", "--actor", "system:serviceaccount:tools:ops-console"], &example());
     assert_eq!(entries.len(), 10, "the attacker made 10 requests");
     let times: Vec<&str> = entries.iter().map(|e| e["time"].as_str().unwrap()).collect();
     let mut sorted = times.clone();
@@ -181,19 +157,13 @@ fn timeline_of_the_attacker_is_in_time_order() {
 
 #[test]
 fn fail_on_sets_the_exit_code() {
-    Command::cargo_bin("kir").unwrap().args(["hunt", "-q", "--fail-on", "critical"]).arg(example()).assert().code(1);
-    Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "-q", "--fail-on", "high", "--namespace", "nowhere"])
-        .arg(example())
-        .assert()
-        .code(0);
+    kir().args(["hunt", "-q", "--fail-on", "critical"]).arg(example()).assert().code(1);
+    kir().args(["hunt", "-q", "--fail-on", "high", "--namespace", "nowhere"]).arg(example()).assert().code(0);
 }
 
 #[test]
 fn table_output_has_no_colour_when_piped() {
-    let out = Command::cargo_bin("kir")
-        .unwrap()
+    let out = kir()
         .args(["hunt", "--min-severity", "critical"])
         .arg(example())
         .assert()
@@ -205,8 +175,7 @@ fn table_output_has_no_colour_when_piped() {
     assert!(!text.contains('\u{1b}'), "no escape codes when piped");
     assert!(text.contains("CRITICAL"));
     assert!(text.contains("Verdict: signs of an attack"));
-    let coloured = Command::cargo_bin("kir")
-        .unwrap()
+    let coloured = kir()
         .args(["hunt", "--color", "always", "--min-severity", "critical"])
         .arg(example())
         .assert()

@@ -7,14 +7,16 @@
 //! a `--config` with the same lists. The `trust_nginx_container` negatives are left out: as
 //! `EXPECTED.md` explains, that override no longer changes the current Falco rules either.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use assert_cmd::Command;
+use common::{kir, repo};
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/falco")
+    repo("tests/corpus/falco")
 }
 
 /// Falco rule → the built-in rule (by `name`) that means the same.
@@ -115,9 +117,7 @@ fn run(trace: &str, overrides: &[String]) -> HashMap<String, u64> {
     let config = dir.path().join("kir.yaml");
     std::fs::write(&config, config_for(overrides)).unwrap();
     let test_rule = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-annotation-decision-exists.yml");
-    let out = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "-q", "--format", "jsonl", "--config"])
+    let out = kir().args(["hunt", "-q", "--format", "jsonl", "--config"])
         .arg(&config)
         .arg("--rules")
         .arg(&test_rule)
@@ -211,9 +211,7 @@ fn negative_cases_stay_silent_where_the_meaning_is_the_same() {
 
 #[test]
 fn a_file_that_is_not_an_audit_log_is_refused_clearly() {
-    let assert = Command::cargo_bin("kir")
-        .unwrap()
-        .arg("hunt")
+    let assert = kir().arg("hunt")
         .arg(corpus().join("trace_files/fal_01_003.json"))
         .assert()
         .code(2);
@@ -230,7 +228,7 @@ fn every_trace_reads_without_skips() {
             continue;
         }
         let assert =
-            Command::cargo_bin("kir").unwrap().args(["hunt", "--format", "json"]).arg(&path).assert().success();
+            kir().args(["hunt", "--format", "json"]).arg(&path).assert().success();
         let doc: Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
         assert!(doc["stats"]["events"].as_u64().unwrap() >= 1, "{}", path.display());
         assert!(

@@ -4,7 +4,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use assert_cmd::Command;
+mod common;
+
+use common::kir;
 use serde_json::{Value, json};
 
 fn event(id: &str, stage: &str, verb: &str, user: &str) -> Value {
@@ -29,7 +31,7 @@ fn dump_lines(id: &str) -> String {
 
 fn hunt_json(args: &[&str], path: &Path) -> (i32, Value, String) {
     let out =
-        Command::cargo_bin("kir").unwrap().args(["hunt", "--format", "json"]).args(args).arg(path).output().unwrap();
+        kir().args(["hunt", "--format", "json"]).args(args).arg(path).output().unwrap();
     let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.code().unwrap(), doc, String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -118,9 +120,7 @@ fn compressed_folders_rotations_and_stdin() {
     assert_eq!(doc["stats"]["files"], 3);
     assert_eq!(dump_findings(&doc), 3);
 
-    let out = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "--format", "jsonl", "-"])
+    let out = kir().args(["hunt", "--format", "jsonl", "-"])
         .write_stdin(dump_lines("stdin"))
         .assert()
         .success()
@@ -155,14 +155,12 @@ fn wrappers_of_cloud_providers_are_recognized() {
 
 #[test]
 fn a_missing_path_is_a_usage_error() {
-    Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "/nonexistent/audit.log"])
+    kir().args(["hunt", "/nonexistent/audit.log"])
         .assert()
         .code(2)
         .stderr(predicates::str::contains("/nonexistent/audit.log"));
-    Command::cargo_bin("kir").unwrap().args(["hunt"]).assert().code(2);
-    Command::cargo_bin("kir").unwrap().args(["hunt", "--min-severity", "severe", "x"]).assert().code(2);
+    kir().args(["hunt"]).assert().code(2);
+    kir().args(["hunt", "--min-severity", "severe", "x"]).assert().code(2);
 }
 
 #[test]
@@ -202,9 +200,7 @@ fn csv_output_is_quoted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     std::fs::write(&path, dump_lines("c-1")).unwrap();
-    let out = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "--format", "csv"])
+    let out = kir().args(["hunt", "--format", "csv"])
         .arg(&path)
         .assert()
         .success()

@@ -3,14 +3,16 @@
 //! built-in rule covers, kir fires that rule exactly when Panther expects its rule to.
 //! `docs/conformance.md` explains the differences and the Panther rules we leave out.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
-use assert_cmd::Command;
+use common::{kir, repo};
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/panther")
+    repo("tests/corpus/panther")
 }
 
 /// Panther rule → built-in rules with the same meaning (any of them).
@@ -81,9 +83,7 @@ fn agreement_with_panther_is_at_least_90_percent() {
         });
     }
     std::fs::write(&log, lines).unwrap();
-    let out = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "-q", "--format", "jsonl"])
+    let out = kir().args(["hunt", "-q", "--format", "jsonl"])
         .arg(&log)
         .assert()
         .success()
@@ -155,9 +155,7 @@ fn every_wrapped_panther_event_is_read() {
         lines.push('\n');
     }
     std::fs::write(&log, lines).unwrap();
-    let out = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "--format", "json"])
+    let out = kir().args(["hunt", "--format", "json"])
         .arg(&log)
         .assert()
         .success()

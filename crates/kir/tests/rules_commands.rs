@@ -1,24 +1,20 @@
 //! `kir rules list / check / test`, on the built-in pack, on SigmaHQ's Kubernetes rules
 //! (`tests/corpus/sigma/`, DRL 1.1) and on broken rules.
 
+mod common;
+
 use std::path::PathBuf;
 
-use assert_cmd::Command;
+use common::{example, kir, repo};
 use serde_json::Value;
 
 fn sigma() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/sigma/rules")
-}
-
-fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/exposed-console-cryptojack.audit.jsonl.gz")
+    repo("tests/corpus/sigma/rules")
 }
 
 #[test]
 fn builtin_pack_lists_checks_and_tests_clean() {
-    let out = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["rules", "list", "--format", "json"])
+    let out = kir().args(["rules", "list", "--format", "json"])
         .assert()
         .success()
         .get_output()
@@ -29,15 +25,11 @@ fn builtin_pack_lists_checks_and_tests_clean() {
     assert!(rules.iter().all(|r| !r["techniques"].as_array().unwrap().is_empty()
         || r["level"] == "informational"
         || r["level"] == "low"));
-    Command::cargo_bin("kir")
-        .unwrap()
-        .args(["rules", "check"])
+    kir().args(["rules", "check"])
         .assert()
         .success()
         .stdout(predicates::str::contains("0 errors"));
-    Command::cargo_bin("kir")
-        .unwrap()
-        .args(["rules", "test"])
+    kir().args(["rules", "test"])
         .assert()
         .success()
         .stdout(predicates::str::contains(" 0 failed"));
@@ -45,9 +37,7 @@ fn builtin_pack_lists_checks_and_tests_clean() {
 
 #[test]
 fn every_sigmahq_rule_loads_and_the_broken_ones_are_named() {
-    let out = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["rules", "check", "--format", "json"])
+    let out = kir().args(["rules", "check", "--format", "json"])
         .arg(sigma())
         .assert()
         .code(2)
@@ -77,9 +67,7 @@ fn every_sigmahq_rule_loads_and_the_broken_ones_are_named() {
 
 #[test]
 fn the_valid_sigmahq_rules_run() {
-    let out = Command::cargo_bin("kir")
-        .unwrap()
-        .args(["hunt", "-q", "--no-builtin", "--format", "jsonl", "--rules"])
+    let out = kir().args(["hunt", "-q", "--no-builtin", "--format", "jsonl", "--rules"])
         .arg(sigma())
         .arg(example())
         .assert()
@@ -110,16 +98,14 @@ fn broken_rules_are_refused_with_file_line_and_field() {
         "title: Bad modifier\nlogsource: {product: kubernetes, service: audit}\ndetection:\n  sel:\n    verb|startwith: get\n  condition: sel\nlevel: high\n---\ntitle: Bad condition\ndetection:\n  sel: {verb: get}\n  condition: sel and\n---\ntitle: [unclosed\n",
     )
     .unwrap();
-    let assert = Command::cargo_bin("kir").unwrap().args(["rules", "check"]).arg(dir.path()).assert().code(2);
+    let assert = kir().args(["rules", "check"]).arg(dir.path()).assert().code(2);
     let text = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
     assert!(text.contains("bad.yml:5: error in \"Bad modifier\""), "{text}");
     assert!(text.contains("unknown modifier \"startwith\""), "{text}");
     assert!(text.contains("bad.yml:12: error in \"Bad condition\""), "{text}");
     assert!(text.contains("bad.yml:14: error: not valid YAML"), "{text}");
     // A hunt with a rule that cannot load stops before reading anything.
-    Command::cargo_bin("kir")
-        .unwrap()
-        .arg("hunt")
+    kir().arg("hunt")
         .arg("--rules")
         .arg(dir.path())
         .arg(example())
@@ -136,9 +122,7 @@ fn user_rules_with_failing_examples_fail_the_test_command() {
         "title: Deletes\nid: 11111111-2222-3333-4444-555555555555\nlogsource: {product: kubernetes, service: audit}\ndetection:\n  sel: {verb: delete}\n  condition: sel\nlevel: low\nexamples:\n  - name: a get\n    match: true\n    events:\n      - {verb: get}\n",
     )
     .unwrap();
-    Command::cargo_bin("kir")
-        .unwrap()
-        .args(["rules", "test"])
+    kir().args(["rules", "test"])
         .arg(dir.path())
         .assert()
         .code(1)
