@@ -128,3 +128,10 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn any_time_text_parses_or_is_refused(text in "[0-9TZ:. +-]{0,32}|.{0,32}") {
+        let _ = kir_audit::parse_time(&text);
+    }
+}

@@ -51,3 +51,16 @@ proptest! {
             }
     }
 }
+
+proptest! {
+    // Each case compiles the whole pack: a few dozen cases are enough.
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The `--config` file is outside input too.
+    #[test]
+    fn any_config_text_parses_or_is_refused(text in "(placeholders:\n)?( [a-z_]{1,8}: \\[?[a-z0-9/*., -]{0,20}\\]?\n){0,4}|.{0,80}") {
+        if let Ok(lists) = kir_detect::parse_placeholders(&text) {
+            let _ = RuleSet::builtin(&lists);
+        }
+    }
+}

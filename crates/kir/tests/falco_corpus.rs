@@ -117,7 +117,8 @@ fn run(trace: &str, overrides: &[String]) -> HashMap<String, u64> {
     let config = dir.path().join("kir.yaml");
     std::fs::write(&config, config_for(overrides)).unwrap();
     let test_rule = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-annotation-decision-exists.yml");
-    let out = kir().args(["hunt", "-q", "--format", "jsonl", "--config"])
+    let out = kir()
+        .args(["hunt", "-q", "--format", "jsonl", "--config"])
         .arg(&config)
         .arg("--rules")
         .arg(&test_rule)
@@ -211,10 +212,7 @@ fn negative_cases_stay_silent_where_the_meaning_is_the_same() {
 
 #[test]
 fn a_file_that_is_not_an_audit_log_is_refused_clearly() {
-    let assert = kir().arg("hunt")
-        .arg(corpus().join("trace_files/fal_01_003.json"))
-        .assert()
-        .code(2);
+    let assert = kir().arg("hunt").arg(corpus().join("trace_files/fal_01_003.json")).assert().code(2);
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     assert!(stderr.contains("fal_01_003.json: not a Kubernetes audit log"), "{stderr}");
     assert!(stderr.contains("line 1"), "{stderr}");
@@ -227,8 +225,7 @@ fn every_trace_reads_without_skips() {
         if path.file_name().unwrap() == "fal_01_003.json" {
             continue;
         }
-        let assert =
-            kir().args(["hunt", "--format", "json"]).arg(&path).assert().success();
+        let assert = kir().args(["hunt", "--format", "json"]).arg(&path).assert().success();
         let doc: Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
         assert!(doc["stats"]["events"].as_u64().unwrap() >= 1, "{}", path.display());
         assert!(

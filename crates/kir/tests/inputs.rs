@@ -30,8 +30,7 @@ fn dump_lines(id: &str) -> String {
 }
 
 fn hunt_json(args: &[&str], path: &Path) -> (i32, Value, String) {
-    let out =
-        kir().args(["hunt", "--format", "json"]).args(args).arg(path).output().unwrap();
+    let out = kir().args(["hunt", "--format", "json"]).args(args).arg(path).output().unwrap();
     let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.code().unwrap(), doc, String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -120,7 +119,8 @@ fn compressed_folders_rotations_and_stdin() {
     assert_eq!(doc["stats"]["files"], 3);
     assert_eq!(dump_findings(&doc), 3);
 
-    let out = kir().args(["hunt", "--format", "jsonl", "-"])
+    let out = kir()
+        .args(["hunt", "--format", "jsonl", "-"])
         .write_stdin(dump_lines("stdin"))
         .assert()
         .success()
@@ -155,7 +155,8 @@ fn wrappers_of_cloud_providers_are_recognized() {
 
 #[test]
 fn a_missing_path_is_a_usage_error() {
-    kir().args(["hunt", "/nonexistent/audit.log"])
+    kir()
+        .args(["hunt", "/nonexistent/audit.log"])
         .assert()
         .code(2)
         .stderr(predicates::str::contains("/nonexistent/audit.log"));
@@ -200,13 +201,7 @@ fn csv_output_is_quoted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     std::fs::write(&path, dump_lines("c-1")).unwrap();
-    let out = kir().args(["hunt", "--format", "csv"])
-        .arg(&path)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = kir().args(["hunt", "--format", "csv"]).arg(&path).assert().success().get_output().stdout.clone();
     let text = String::from_utf8(out).unwrap();
     let mut lines = text.lines();
     assert!(lines.next().unwrap().starts_with("severity,time,rule_id,title,user"));

@@ -83,13 +83,7 @@ fn agreement_with_panther_is_at_least_90_percent() {
         });
     }
     std::fs::write(&log, lines).unwrap();
-    let out = kir().args(["hunt", "-q", "--format", "jsonl"])
-        .arg(&log)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = kir().args(["hunt", "-q", "--format", "jsonl"]).arg(&log).assert().success().get_output().stdout.clone();
     let mut fired: HashSet<(String, String)> = HashSet::new();
     for line in String::from_utf8(out).unwrap().lines() {
         let f: Value = serde_json::from_str(line).unwrap();
@@ -155,13 +149,7 @@ fn every_wrapped_panther_event_is_read() {
         lines.push('\n');
     }
     std::fs::write(&log, lines).unwrap();
-    let out = kir().args(["hunt", "--format", "json"])
-        .arg(&log)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = kir().args(["hunt", "--format", "json"]).arg(&log).assert().success().get_output().stdout.clone();
     let doc: Value = serde_json::from_slice(&out).unwrap();
     let records = doc["stats"]["records"].as_u64().unwrap();
     assert_eq!(records, expected, "stats: {}", doc["stats"]);

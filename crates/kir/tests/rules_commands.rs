@@ -14,36 +14,20 @@ fn sigma() -> PathBuf {
 
 #[test]
 fn builtin_pack_lists_checks_and_tests_clean() {
-    let out = kir().args(["rules", "list", "--format", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = kir().args(["rules", "list", "--format", "json"]).assert().success().get_output().stdout.clone();
     let rules: Vec<Value> = serde_json::from_slice(&out).unwrap();
     assert!(rules.len() >= 60);
     assert!(rules.iter().all(|r| !r["techniques"].as_array().unwrap().is_empty()
         || r["level"] == "informational"
         || r["level"] == "low"));
-    kir().args(["rules", "check"])
-        .assert()
-        .success()
-        .stdout(predicates::str::contains("0 errors"));
-    kir().args(["rules", "test"])
-        .assert()
-        .success()
-        .stdout(predicates::str::contains(" 0 failed"));
+    kir().args(["rules", "check"]).assert().success().stdout(predicates::str::contains("0 errors"));
+    kir().args(["rules", "test"]).assert().success().stdout(predicates::str::contains(" 0 failed"));
 }
 
 #[test]
 fn every_sigmahq_rule_loads_and_the_broken_ones_are_named() {
-    let out = kir().args(["rules", "check", "--format", "json"])
-        .arg(sigma())
-        .assert()
-        .code(2)
-        .get_output()
-        .stdout
-        .clone();
+    let out =
+        kir().args(["rules", "check", "--format", "json"]).arg(sigma()).assert().code(2).get_output().stdout.clone();
     let doc: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(doc["rules"], 31, "all 31 SigmaHQ rules load");
     let problems = doc["problems"].as_array().unwrap();
@@ -67,7 +51,8 @@ fn every_sigmahq_rule_loads_and_the_broken_ones_are_named() {
 
 #[test]
 fn the_valid_sigmahq_rules_run() {
-    let out = kir().args(["hunt", "-q", "--no-builtin", "--format", "jsonl", "--rules"])
+    let out = kir()
+        .args(["hunt", "-q", "--no-builtin", "--format", "jsonl", "--rules"])
         .arg(sigma())
         .arg(example())
         .assert()
@@ -105,7 +90,8 @@ fn broken_rules_are_refused_with_file_line_and_field() {
     assert!(text.contains("bad.yml:12: error in \"Bad condition\""), "{text}");
     assert!(text.contains("bad.yml:14: error: not valid YAML"), "{text}");
     // A hunt with a rule that cannot load stops before reading anything.
-    kir().arg("hunt")
+    kir()
+        .arg("hunt")
         .arg("--rules")
         .arg(dir.path())
         .arg(example())
@@ -122,7 +108,8 @@ fn user_rules_with_failing_examples_fail_the_test_command() {
         "title: Deletes\nid: 11111111-2222-3333-4444-555555555555\nlogsource: {product: kubernetes, service: audit}\ndetection:\n  sel: {verb: delete}\n  condition: sel\nlevel: low\nexamples:\n  - name: a get\n    match: true\n    events:\n      - {verb: get}\n",
     )
     .unwrap();
-    kir().args(["rules", "test"])
+    kir()
+        .args(["rules", "test"])
         .arg(dir.path())
         .assert()
         .code(1)
