@@ -17,22 +17,21 @@ MEASURE=target/release/measure
 [ -f "$DIR/audit-2G.jsonl" ] || $GEN --size 2G --seed 42 "$DIR/audit-2G.jsonl"
 
 best() { # mode threads file
-  for _ in $(seq "$RUNS"); do $MEASURE "$3" --mode "$1" --threads "$2"; done |
-    python3 -c 'import json,sys; rows=[json.loads(l) for l in sys.stdin]; print(json.dumps(min(rows, key=lambda r: r["seconds"])))'
+  for _ in $(seq "$RUNS"); do $MEASURE "$3" --mode "$1" --threads "$2"; done | python3 scripts/bench_row.py
 }
 
 echo "| input | mode | threads | seconds | MB/s | events/s | records/s | peak RSS (MB) |"
 echo "|---|---|---|---|---|---|---|---|"
 for threads in 1 2; do
   for mode in parse full; do
-    best "$mode" "$threads" "$DIR/audit-$SIZE.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"| {r[\"bytes\"]/1e9:.2f} GB | {r[\"mode\"]} | {r[\"threads\"]} | {r[\"seconds\"]:.2f} | {r[\"mb_per_s\"]:.0f} | {r[\"events_per_s\"]:.0f} | {r[\"records_per_s\"]:.0f} | {r[\"peak_rss_mb\"]:.0f} |")'
+    best "$mode" "$threads" "$DIR/audit-$SIZE.jsonl"
   done
 done
 
 if command -v jq >/dev/null; then
   t=$( { /usr/bin/time -f %e jq -c 'select(.verb=="create")' "$DIR/audit-$SIZE.jsonl" > /dev/null; } 2>&1 | tail -1)
   bytes=$(stat -c %s "$DIR/audit-$SIZE.jsonl")
-  python3 -c "print(f'| jq -c \'select(.verb==\"create\")\' | reference | 1 | {$t:.2f} | {$bytes/1e6/$t:.0f} | | | |')"
+  echo "| jq -c 'select(.verb==\"create\")' | reference | 1 | $t | $(python3 -c "print(round($bytes/1e6/$t))") | | | |"
 fi
 
 echo

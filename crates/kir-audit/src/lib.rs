@@ -17,7 +17,9 @@ pub mod skip;
 pub mod source;
 
 pub use decode::{decode, parse_time};
-pub use event::{AuditEvent, FalcoAlert, LazyJson, ObjectRef, Origin, Record, ResponseStatus, Stage, UserInfo};
+pub use event::{
+    AuditEvent, FalcoAlert, LazyJson, ObjectRef, Origin, Presence, Record, ResponseStatus, Stage, UserInfo,
+};
 pub use field::{Field, FieldKind, JsonPath, Scalar};
 pub use merge::StageMerger;
 pub use skip::{SkipKind, SkipReport, Skipped};

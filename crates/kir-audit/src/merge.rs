@@ -3,11 +3,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 
-use crate::event::AuditEvent;
+use crate::event::{AuditEvent, Presence};
 
 /// Open requests keyed by a 64-bit hash of their auditID: no copy of the id per entry. Two ids
 /// with the same hash are told apart by the id kept in the event itself.
-type Pending = HashMap<u64, AuditEvent, BuildHasherDefault<IdentityHasher>>;
+type Pending = HashMap<u64, (AuditEvent, Presence), BuildHasherDefault<IdentityHasher>>;
 
 /// The keys are already hashes: hashing them again would only cost time.
 #[derive(Default)]
@@ -27,7 +27,8 @@ impl Hasher for IdentityHasher {
     }
 }
 
-fn key(audit_id: &str) -> u64 {
+/// The key of a request in the merger (computed where the record is decoded, off the serial path).
+pub fn key(audit_id: &str) -> u64 {
     let mut h = DefaultHasher::new();
     audit_id.hash(&mut h);
     h.finish()
@@ -60,6 +61,35 @@ impl StageMerger {
         StageMerger { pending: Pending::default(), order: VecDeque::new(), capacity: capacity.max(1) }
     }
 
+    /// Keeps a stage that is not its request's last; requests released to stay within capacity
+    /// (their last stage never came in time) are pushed to `out`, unmerged. `k` is
+    /// [`key`]`(&event.audit_id)`.
+    pub fn hold(&mut self, k: u64, event: AuditEvent, presence: Presence, out: &mut Vec<AuditEvent>) {
+        match self.pending.remove(&k) {
+            Some((mut first, _)) if first.audit_id == event.audit_id => {
+                first.absorb(event);
+                let presence = first.presence();
+                self.pending.insert(k, (first, presence));
+            }
+            other => {
+                if let Some((unrelated, _)) = other {
+                    out.push(unrelated);
+                }
+                self.order.push_back(k);
+                self.pending.insert(k, (event, presence));
+                self.evict(out);
+            }
+        }
+    }
+
+    /// Takes the stages held for `audit_id` (whose key is `k`), when its last stage arrives.
+    pub fn take(&mut self, k: u64, audit_id: &str) -> Option<(AuditEvent, Presence)> {
+        match self.pending.get(&k) {
+            Some((held, _)) if held.audit_id == audit_id => self.pending.remove(&k),
+            _ => None,
+        }
+    }
+
     /// Feeds one logged stage; complete requests are pushed to `out`.
     pub fn push(&mut self, event: AuditEvent, out: &mut Vec<AuditEvent>) {
         let Some(stage) = event.stage else {
@@ -68,35 +98,24 @@ impl StageMerger {
             return;
         };
         let k = key(&event.audit_id);
-        match self.pending.remove(&k) {
-            Some(mut first) if first.audit_id == event.audit_id => {
+        if !stage.is_final() {
+            let presence = event.presence();
+            self.hold(k, event, presence, out);
+            return;
+        }
+        match self.take(k, &event.audit_id) {
+            Some((mut first, _)) => {
                 first.absorb(event);
-                if stage.is_final() {
-                    out.push(first);
-                } else {
-                    self.pending.insert(k, first);
-                }
+                out.push(first);
             }
-            other => {
-                // A different request with the same hash (vanishingly rare) goes out as it is.
-                if let Some(unrelated) = other {
-                    out.push(unrelated);
-                }
-                if stage.is_final() {
-                    out.push(event);
-                } else {
-                    self.order.push_back(k);
-                    self.pending.insert(k, event);
-                    self.evict(out);
-                }
-            }
+            None => out.push(event),
         }
     }
 
     fn evict(&mut self, out: &mut Vec<AuditEvent>) {
         while self.pending.len() > self.capacity {
             let Some(k) = self.order.pop_front() else { break };
-            if let Some(event) = self.pending.remove(&k) {
+            if let Some((event, _)) = self.pending.remove(&k) {
                 out.push(event);
             }
         }
@@ -110,11 +129,11 @@ impl StageMerger {
     /// Releases every request still waiting for a later stage, oldest first.
     pub fn finish(&mut self, out: &mut Vec<AuditEvent>) {
         for k in self.order.drain(..) {
-            if let Some(event) = self.pending.remove(&k) {
+            if let Some((event, _)) = self.pending.remove(&k) {
                 out.push(event);
             }
         }
-        out.extend(self.pending.drain().map(|(_, e)| e));
+        out.extend(self.pending.drain().map(|(_, (e, _))| e));
     }
 
     pub fn pending(&self) -> usize {

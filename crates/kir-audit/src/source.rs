@@ -194,7 +194,7 @@ impl BufferPool {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { batch_bytes: 4 << 20, max_line: DEFAULT_MAX_LINE, buffers: BufferPool::default() }
+        ReadOptions { batch_bytes: 1 << 20, max_line: DEFAULT_MAX_LINE, buffers: BufferPool::default() }
     }
 }
 

@@ -145,17 +145,15 @@ impl Item {
             ItemOp::Unconfigured => false,
             ItemOp::Exists(want) => self.field.exists(event) == *want,
             ItemOp::FieldRef(refs) => {
-                let mut others: Vec<String> = Vec::new();
-                for r in refs {
-                    r.any(event, &mut |v| {
-                        others.push(v.text().into_owned());
-                        false
-                    });
-                }
+                // Compared in place: no copy of either side.
+                let equals_a_ref = |v: &Scalar| {
+                    let text = v.text();
+                    refs.iter().any(|r| r.any(event, &mut |o| o.text() == text))
+                };
                 if self.negate {
-                    self.field.any(event, &mut |v| !others.iter().any(|o| *o == v.text()))
+                    self.field.any(event, &mut |v| !equals_a_ref(&v))
                 } else {
-                    self.field.any(event, &mut |v| others.iter().any(|o| *o == v.text()))
+                    self.field.any(event, &mut |v| equals_a_ref(&v))
                 }
             }
             ItemOp::Values(matchers) => {
@@ -168,7 +166,7 @@ impl Item {
                     let v = Prepared::new(&v);
                     // An element that cannot be compared (not an address for `cidr`, not a number
                     // for `gt`) is no evidence either way, even under `|not`.
-                    if self.negate && !matchers.iter().any(|m| m.applies_to(v.value)) {
+                    if self.negate && !matchers.iter().any(|m| m.applies_to(&v)) {
                         return false;
                     }
                     let any = if self.all {
@@ -189,14 +187,21 @@ impl Item {
 /// the item it is compared with.
 pub struct Prepared<'v, 'a> {
     value: &'v Scalar<'a>,
+    /// Text values are borrowed as they are (nearly every value); others are rendered on demand.
     text: std::cell::OnceCell<Cow<'v, str>>,
     /// `None` when the text has no upper-case letter (the usual case): no copy.
     folded: std::cell::OnceCell<Option<String>>,
+    /// The value as an IP address, for `cidr` against several ranges.
+    address: std::cell::OnceCell<Option<IpAddr>>,
 }
 
 impl<'v, 'a> Prepared<'v, 'a> {
     pub fn new(value: &'v Scalar<'a>) -> Self {
-        Prepared { value, text: std::cell::OnceCell::new(), folded: std::cell::OnceCell::new() }
+        let text = std::cell::OnceCell::new();
+        if let Scalar::Str(s) = value {
+            let _ = text.set(Cow::Borrowed(s.as_ref()));
+        }
+        Prepared { value, text, folded: std::cell::OnceCell::new(), address: std::cell::OnceCell::new() }
     }
 
     fn text(&self) -> &str {
@@ -213,6 +218,10 @@ impl<'v, 'a> Prepared<'v, 'a> {
             })
             .as_deref()
             .unwrap_or(text)
+    }
+
+    fn address(&self) -> Option<IpAddr> {
+        *self.address.get_or_init(|| self.text().trim().parse().ok())
     }
 }
 
@@ -233,7 +242,7 @@ impl Matcher {
                 Comparison::Lt => v < *n,
                 Comparison::Lte => v <= *n,
             }),
-            Matcher::Cidr(net) => prepared.text().trim().parse::<IpAddr>().is_ok_and(|ip| net.contains(&ip)),
+            Matcher::Cidr(net) => prepared.address().is_some_and(|ip| net.contains(&ip)),
             Matcher::Regex(re) => re.is_match(prepared.text()),
             Matcher::Text(t) => {
                 if matches!(value, Scalar::Null) {
@@ -245,10 +254,10 @@ impl Matcher {
     }
 
     /// Whether `value` is of a kind this matcher compares at all.
-    fn applies_to(&self, value: &Scalar) -> bool {
+    fn applies_to(&self, prepared: &Prepared) -> bool {
         match self {
-            Matcher::Cidr(_) => value.text().trim().parse::<IpAddr>().is_ok(),
-            Matcher::Compare(..) | Matcher::Number(_) => value.number().is_some(),
+            Matcher::Cidr(_) => prepared.address().is_some(),
+            Matcher::Compare(..) | Matcher::Number(_) => prepared.value.number().is_some(),
             _ => true,
         }
     }

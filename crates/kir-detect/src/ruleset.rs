@@ -43,7 +43,8 @@ pub struct RuleSet {
 /// the rules that could match its verb and resource, which is most of the speed of the hunt.
 #[derive(Debug, Default)]
 struct RuleIndex {
-    by_verb: std::collections::HashMap<String, Vec<usize>>,
+    /// A handful of verbs: a short list beats hashing the verb of every event.
+    by_verb: Vec<(String, Vec<usize>)>,
     any_verb: Vec<usize>,
     /// For each rule, the resources it needs (`None`: any).
     resources: Vec<Option<Vec<String>>>,
@@ -62,7 +63,10 @@ impl RuleIndex {
             match crate::detection::required_values(&rule.detection, &verb) {
                 Some(verbs) => {
                     for v in verbs {
-                        index.by_verb.entry(v).or_default().push(i);
+                        match index.by_verb.iter_mut().find(|(verb, _)| *verb == v) {
+                            Some((_, rules)) => rules.push(i),
+                            None => index.by_verb.push((v, vec![i])),
+                        }
                     }
                 }
                 None => index.any_verb.push(i),
@@ -75,7 +79,12 @@ impl RuleIndex {
     fn for_each_candidate(&self, event: &AuditEvent, mut f: impl FnMut(usize)) {
         let verb = lowercase(&event.verb);
         let resource = event.resource().map(lowercase);
-        let by_verb = self.by_verb.get(verb.as_ref()).map(Vec::as_slice).unwrap_or_default();
+        let by_verb = self
+            .by_verb
+            .iter()
+            .find(|(v, _)| v == verb.as_ref())
+            .map(|(_, rules)| rules.as_slice())
+            .unwrap_or_default();
         for &i in self.any_verb.iter().chain(by_verb) {
             let resource_ok = match (&self.resources[i], &resource) {
                 (None, _) => true,

@@ -14,7 +14,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 
 use jiff::Timestamp;
-use kir_audit::{AuditEvent, Input, LineBatch, ReadOptions, Record, SkipKind, SkipReport, Skipped, StageMerger};
+use kir_audit::merge::key as merge_key;
+use kir_audit::{
+    AuditEvent, Input, LineBatch, Presence, ReadOptions, Record, SkipKind, SkipReport, Skipped, StageMerger,
+};
 use kir_detect::{Finding, Level, RuleSet, finding_from_falco};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -221,7 +224,7 @@ fn hunt_inline(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> Hunt
     for input in inputs {
         read_one(input, options, &mut |message| match message {
             Message::Batch(batch) => {
-                let decoded = decode(batch, &options.read.buffers);
+                let decoded = decode(batch, rules, &options.read.buffers);
                 state.process(decoded);
             }
             other => state.message(other),
@@ -248,7 +251,7 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
             Message::Batch(batch) => {
                 let current = pending.take();
                 let (next, ()) = rayon::join(
-                    || decode(batch, &options.read.buffers),
+                    || decode(batch, rules, &options.read.buffers),
                     || {
                         if let Some(d) = current {
                             state.process(d);
@@ -278,11 +281,27 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
 struct Decoded {
     path: Arc<str>,
     read_problems: Vec<Skipped>,
-    chunks: Vec<(Vec<Record>, Vec<Skipped>)>,
+    chunks: Vec<(Vec<Piece>, Vec<Skipped>)>,
 }
 
-fn decode(batch: LineBatch, buffers: &kir_audit::source::BufferPool) -> Decoded {
-    const CHUNK: usize = 256;
+/// One record of a batch. The last stage of a request is matched where it was decoded, while its
+/// data is still in that core's cache; stages that wait for a later one are only decoded.
+enum Piece {
+    /// A stage that is not its request's last, with its merger key and fields.
+    Held(AuditEvent, u64, Presence),
+    /// A request's last (or only) record, with its merger key and fields and what the rules found.
+    Last(Box<AuditEvent>, u64, Presence, Vec<(usize, Finding)>),
+    Falco(kir_audit::FalcoAlert),
+}
+
+fn match_event(rules: &RuleSet, event: &AuditEvent) -> Vec<(usize, Finding)> {
+    let mut hits = Vec::new();
+    rules.matching(event, &mut hits);
+    hits.into_iter().map(|r| (r, rules.finding(r, event))).collect()
+}
+
+fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::BufferPool) -> Decoded {
+    const CHUNK: usize = 64;
     let chunks = batch
         .lines
         .par_chunks(CHUNK)
@@ -296,18 +315,33 @@ fn decode(batch: LineBatch, buffers: &kir_audit::source::BufferPool) -> Decoded 
                     Err(e) => skipped.push(Skipped::new(SkipKind::InvalidUtf8, origin, format!("{e}"))),
                 }
             }
-            (records, skipped)
+            let pieces = records
+                .into_iter()
+                .map(|record| match record {
+                    Record::Audit(e) if e.stage.is_some_and(|s| !s.is_final()) => {
+                        let (k, presence) = (merge_key(&e.audit_id), e.presence());
+                        Piece::Held(e, k, presence)
+                    }
+                    Record::Audit(e) => {
+                        let findings = match_event(rules, &e);
+                        let (k, presence) = (merge_key(&e.audit_id), e.presence());
+                        Piece::Last(Box::new(e), k, presence, findings)
+                    }
+                    Record::Falco(alert) => Piece::Falco(alert),
+                })
+                .collect();
+            (pieces, skipped)
         })
         .collect();
     buffers.give(batch.data);
     Decoded { path: batch.path, read_problems: batch.skipped, chunks }
 }
 
-/// What matching found on one event; the event itself is kept only when a correlation or the
-/// timeline needs it (everything else is freed on the worker that matched it).
-struct Matched {
-    findings: Vec<(usize, Finding)>,
-    event: Option<Box<AuditEvent>>,
+/// Events done with, to be freed together (on another worker when there is one).
+#[derive(Default)]
+struct Spent {
+    held: Vec<AuditEvent>,
+    last: Vec<Box<AuditEvent>>,
 }
 
 struct Pipeline<'a> {
@@ -334,7 +368,7 @@ impl<'a> Pipeline<'a> {
     fn message(&mut self, message: Message) {
         match message {
             Message::Batch(batch) => {
-                let decoded = decode(batch, &self.options.read.buffers);
+                let decoded = decode(batch, self.rules, &self.options.read.buffers);
                 self.process(decoded);
             }
             Message::Failed(problem) => self.report.file_problems.push(problem),
@@ -344,24 +378,29 @@ impl<'a> Pipeline<'a> {
 
     fn process(&mut self, decoded: Decoded) {
         let tally = self.tallies.entry(decoded.path.clone()).or_default();
-        let mut complete = Vec::with_capacity(decoded.chunks.iter().map(|(r, _)| r.len()).sum());
         for s in decoded.read_problems {
             tally.skipped += 1;
             tally.first_problem.get_or_insert_with(|| s.clone());
             self.report.stats.skipped.add(s);
         }
-        for (records, skipped) in decoded.chunks {
+        let mut released = Vec::new();
+        let mut spent = Spent::default();
+        for (pieces, skipped) in decoded.chunks {
+            let tally = self.tallies.entry(decoded.path.clone()).or_default();
             for s in skipped {
                 tally.skipped += 1;
                 tally.first_problem.get_or_insert_with(|| s.clone());
                 self.report.stats.skipped.add(s);
             }
-            for r in records {
-                tally.records += 1;
-                self.report.stats.records += 1;
-                match r {
-                    Record::Audit(e) => self.merger.push(e, &mut complete),
-                    Record::Falco(alert) => {
+            tally.records += pieces.len() as u64;
+            self.report.stats.records += pieces.len() as u64;
+            for piece in pieces {
+                match piece {
+                    Piece::Held(e, k, presence) => self.merger.hold(k, e, presence, &mut released),
+                    Piece::Last(event, k, presence, findings) => {
+                        self.complete(event, k, presence, findings, &mut spent)
+                    }
+                    Piece::Falco(alert) => {
                         self.report.stats.falco_alerts += 1;
                         let f = finding_from_falco(&alert);
                         if self.options.filter.keeps(&f) {
@@ -371,58 +410,89 @@ impl<'a> Pipeline<'a> {
                 }
             }
         }
-        self.detect(complete);
+        self.detect(released);
+        // Freeing a batch's events is a good share of the work: do it beside the next batch.
+        if self.options.threads > 1 {
+            rayon::spawn(move || drop(spent));
+        }
     }
 
+    /// A request's last stage arrived: joins it with the stages held for it and reports it.
+    fn complete(
+        &mut self,
+        event: Box<AuditEvent>,
+        k: u64,
+        presence: Presence,
+        findings: Vec<(usize, Finding)>,
+        spent: &mut Spent,
+    ) {
+        let Some((mut earlier, earlier_presence)) = self.merger.take(k, &event.audit_id) else {
+            self.record(&event, findings);
+            spent.last.push(event);
+            return;
+        };
+        if earlier_presence.adds_to(presence) {
+            // The earlier stage knows something the last does not: match the whole request again.
+            earlier.absorb(*event);
+            let findings = match_event(self.rules, &earlier);
+            self.record(&earlier, findings);
+            spent.held.push(earlier);
+            return;
+        }
+        // The usual case: the last stage has it all. Findings point at the request's first line.
+        let mut event = event;
+        event.origin = earlier.origin.clone();
+        spent.held.push(earlier);
+        let findings = findings
+            .into_iter()
+            .map(|(r, mut f)| {
+                f.source.line = event.origin.line;
+                f.source.path = event.origin.path.to_string();
+                (r, f)
+            })
+            .collect();
+        self.record(&event, findings);
+        spent.last.push(event);
+    }
+
+    /// Matches requests whose stages were joined (or released) here, in parallel.
     fn detect(&mut self, events: Vec<AuditEvent>) {
         if events.is_empty() {
             return;
         }
-        self.report.stats.events += events.len() as u64;
         let rules = self.rules;
-        let correlator = &self.correlator;
-        let filter = &self.options.filter;
-        let timeline = self.options.timeline;
-        // Most events match nothing: they are dropped where they were matched, in parallel,
-        // and only what matched comes back.
-        let matched: Vec<Matched> = events
+        let matched: Vec<(AuditEvent, Vec<(usize, Finding)>)> = events
             .into_par_iter()
             .with_min_len(64)
-            .filter_map(|event| {
-                let mut hits = Vec::new();
-                rules.matching(&event, &mut hits);
-                let on_timeline = timeline
-                    && if filter.selects_events_by_itself() { filter.selects_event(&event) } else { !hits.is_empty() };
-                if hits.is_empty() && !on_timeline {
-                    return None;
-                }
-                let keep = on_timeline || hits.iter().any(|&r| correlator.uses(r));
-                let findings = hits.into_iter().map(|r| (r, rules.finding(r, &event))).collect();
-                Some(Matched { findings, event: keep.then(|| Box::new(event)) })
+            .map(|e| {
+                let findings = match_event(rules, &e);
+                (e, findings)
             })
             .collect();
-        for m in matched {
-            let mut on_event: Vec<(String, Level)> = Vec::new();
-            for (rule, finding) in m.findings {
-                if let Some(event) = &m.event {
-                    for corr in self.correlator.observe(rule, event, &finding) {
-                        if filter.keeps(&corr) {
-                            on_event.push((corr.title.clone(), corr.severity));
-                            self.report.findings.push(corr);
-                        }
-                    }
-                }
-                if rules.reports(rule) && filter.keeps(&finding) {
-                    on_event.push((finding.title.clone(), finding.severity));
-                    self.report.findings.push(finding);
+        for (event, findings) in matched {
+            self.record(&event, findings);
+        }
+    }
+
+    /// Counts a request, feeds correlations, keeps findings and the timeline.
+    fn record(&mut self, event: &AuditEvent, findings: Vec<(usize, Finding)>) {
+        self.report.stats.events += 1;
+        let filter = &self.options.filter;
+        let mut on_event: Vec<(String, Level)> = Vec::new();
+        for (rule, finding) in findings {
+            for corr in self.correlator.observe(rule, event, &finding) {
+                if filter.keeps(&corr) {
+                    on_event.push((corr.title.clone(), corr.severity));
+                    self.report.findings.push(corr);
                 }
             }
-            if let Some(event) = m.event
-                && timeline
-                && self.keep_on_timeline(&event, &on_event)
-            {
-                self.report.timeline.push(timeline_entry(&event, on_event));
+            if self.rules.reports(rule) && filter.keeps(&finding) {
+                on_event.push((finding.title.clone(), finding.severity));
+                self.report.findings.push(finding);
             }
+        }
+        if self.options.timeline && self.keep_on_timeline(event, &on_event) {
+            self.report.timeline.push(timeline_entry(event, on_event));
         }
     }
 

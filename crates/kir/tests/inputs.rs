@@ -207,3 +207,33 @@ fn csv_output_is_quoted() {
     assert!(lines.next().unwrap().starts_with("severity,time,rule_id,title,user"));
     assert!(text.contains(",mallory,10.0.0.7,"), "{text}");
 }
+
+#[test]
+fn an_earlier_stage_that_knows_more_is_merged_before_matching() {
+    // Some exporters trim the last stage: the body is only in RequestReceived.
+    let received = json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": "p-1", "stage": "RequestReceived",
+        "verb": "create", "requestURI": "/api/v1/namespaces/shop/pods", "user": {"username": "mallory"},
+        "objectRef": {"resource": "pods", "namespace": "shop", "name": "x", "apiVersion": "v1"},
+        "requestObject": {"kind": "Pod", "spec": {"containers": [{"name": "x", "image": "nginx", "securityContext": {"privileged": true}}]}}
+    });
+    let complete = json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": "p-1", "stage": "ResponseComplete",
+        "verb": "create", "requestURI": "/api/v1/namespaces/shop/pods", "user": {"username": "mallory"},
+        "objectRef": {"resource": "pods", "namespace": "shop", "name": "x", "apiVersion": "v1"},
+        "responseStatus": {"code": 201}
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    std::fs::write(&path, format!("{received}\n{complete}\n")).unwrap();
+    for threads in ["1", "2"] {
+        let (code, doc, _) = hunt_json(&["--threads", threads], &path);
+        assert_eq!(code, 0);
+        assert_eq!(doc["stats"]["events"], 1);
+        let privileged: Vec<&Value> =
+            doc["findings"].as_array().unwrap().iter().filter(|f| f["rule_name"] == "privileged-container").collect();
+        assert_eq!(privileged.len(), 1, "threads {threads}: {doc}");
+        assert_eq!(privileged[0]["response_code"], 201);
+        assert_eq!(privileged[0]["source"]["line"], 1);
+    }
+}

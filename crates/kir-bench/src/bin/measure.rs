@@ -17,12 +17,17 @@ fn main() {
     let mut file = None;
     let mut threads = 1usize;
     let mut mode = "full".to_string();
+    let mut batch_kb = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--threads" => {
                 i += 1;
                 threads = args[i].parse().expect("--threads N");
+            }
+            "--batch-kb" => {
+                i += 1;
+                batch_kb = Some(args[i].parse::<usize>().expect("--batch-kb N"));
             }
             "--mode" => {
                 i += 1;
@@ -39,7 +44,10 @@ fn main() {
     };
     let inputs = kir_audit::discover(&[file.clone().into()]).expect("input exists");
     let size: u64 = inputs.iter().filter_map(|i| i.size).sum();
-    let options = HuntOptions { threads, ..Default::default() };
+    let mut options = HuntOptions { threads, ..Default::default() };
+    if let Some(kb) = batch_kb {
+        options.read.batch_bytes = kb << 10;
+    }
     let start = Instant::now();
     let report = kir_hunt::hunt(&inputs, &rules, &options);
     let secs = start.elapsed().as_secs_f64();
