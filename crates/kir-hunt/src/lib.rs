@@ -290,7 +290,7 @@ enum Piece {
     /// A stage that is not its request's last, with its merger key and fields.
     Held(AuditEvent, u64, Presence),
     /// A request's last (or only) record, with its merger key and fields and what the rules found.
-    Last(Box<AuditEvent>, u64, Presence, Vec<(usize, Finding)>),
+    Last(AuditEvent, u64, Presence, Vec<(usize, Finding)>),
     Falco(kir_audit::FalcoAlert),
 }
 
@@ -325,7 +325,7 @@ fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::Buffer
                     Record::Audit(e) => {
                         let findings = match_event(rules, &e);
                         let (k, presence) = (merge_key(&e.audit_id), e.presence());
-                        Piece::Last(Box::new(e), k, presence, findings)
+                        Piece::Last(e, k, presence, findings)
                     }
                     Record::Falco(alert) => Piece::Falco(alert),
                 })
@@ -341,7 +341,7 @@ fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::Buffer
 #[derive(Default)]
 struct Spent {
     held: Vec<AuditEvent>,
-    last: Vec<Box<AuditEvent>>,
+    last: Vec<AuditEvent>,
 }
 
 struct Pipeline<'a> {
@@ -420,7 +420,7 @@ impl<'a> Pipeline<'a> {
     /// A request's last stage arrived: joins it with the stages held for it and reports it.
     fn complete(
         &mut self,
-        event: Box<AuditEvent>,
+        event: AuditEvent,
         k: u64,
         presence: Presence,
         findings: Vec<(usize, Finding)>,
@@ -433,7 +433,7 @@ impl<'a> Pipeline<'a> {
         };
         if earlier_presence.adds_to(presence) {
             // The earlier stage knows something the last does not: match the whole request again.
-            earlier.absorb(*event);
+            earlier.absorb(event);
             let findings = match_event(self.rules, &earlier);
             self.record(&earlier, findings);
             spent.held.push(earlier);
