@@ -250,13 +250,15 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
         match message {
             Message::Batch(batch) => {
                 let current = pending.take();
-                let (next, ()) = rayon::join(
-                    || decode(batch, rules, &options.read.buffers),
+                // The serial part runs here; the other worker starts on the next batch at once,
+                // and this one joins it when done.
+                let ((), next) = rayon::join(
                     || {
                         if let Some(d) = current {
                             state.process(d);
                         }
                     },
+                    || decode(batch, rules, &options.read.buffers),
                 );
                 pending = Some(next);
             }
@@ -337,13 +339,6 @@ fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::Buffer
     Decoded { path: batch.path, read_problems: batch.skipped, chunks }
 }
 
-/// Events done with, to be freed together (on another worker when there is one).
-#[derive(Default)]
-struct Spent {
-    held: Vec<AuditEvent>,
-    last: Vec<AuditEvent>,
-}
-
 struct Pipeline<'a> {
     rules: &'a RuleSet,
     options: &'a HuntOptions,
@@ -384,7 +379,6 @@ impl<'a> Pipeline<'a> {
             self.report.stats.skipped.add(s);
         }
         let mut released = Vec::new();
-        let mut spent = Spent::default();
         for (pieces, skipped) in decoded.chunks {
             let tally = self.tallies.entry(decoded.path.clone()).or_default();
             for s in skipped {
@@ -397,9 +391,7 @@ impl<'a> Pipeline<'a> {
             for piece in pieces {
                 match piece {
                     Piece::Held(e, k, presence) => self.merger.hold(k, e, presence, &mut released),
-                    Piece::Last(event, k, presence, findings) => {
-                        self.complete(event, k, presence, findings, &mut spent)
-                    }
+                    Piece::Last(event, k, presence, findings) => self.complete(event, k, presence, findings),
                     Piece::Falco(alert) => {
                         self.report.stats.falco_alerts += 1;
                         let f = finding_from_falco(&alert);
@@ -411,24 +403,12 @@ impl<'a> Pipeline<'a> {
             }
         }
         self.detect(released);
-        // Freeing a batch's events is a good share of the work: do it beside the next batch.
-        if self.options.threads > 1 {
-            rayon::spawn(move || drop(spent));
-        }
     }
 
     /// A request's last stage arrived: joins it with the stages held for it and reports it.
-    fn complete(
-        &mut self,
-        event: AuditEvent,
-        k: u64,
-        presence: Presence,
-        findings: Vec<(usize, Finding)>,
-        spent: &mut Spent,
-    ) {
+    fn complete(&mut self, event: AuditEvent, k: u64, presence: Presence, findings: Vec<(usize, Finding)>) {
         let Some((mut earlier, earlier_presence)) = self.merger.take(k, &event.audit_id) else {
             self.record(&event, findings);
-            spent.last.push(event);
             return;
         };
         if earlier_presence.adds_to(presence) {
@@ -436,13 +416,11 @@ impl<'a> Pipeline<'a> {
             earlier.absorb(event);
             let findings = match_event(self.rules, &earlier);
             self.record(&earlier, findings);
-            spent.held.push(earlier);
             return;
         }
         // The usual case: the last stage has it all. Findings point at the request's first line.
         let mut event = event;
-        event.origin = earlier.origin.clone();
-        spent.held.push(earlier);
+        event.origin = earlier.origin;
         let findings = findings
             .into_iter()
             .map(|(r, mut f)| {
@@ -452,7 +430,6 @@ impl<'a> Pipeline<'a> {
             })
             .collect();
         self.record(&event, findings);
-        spent.last.push(event);
     }
 
     /// Matches requests whose stages were joined (or released) here, in parallel.
