@@ -4,6 +4,10 @@
 use std::io::Write;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+// The same allocator as the kir binary: the hunt's speed depends on it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use kir_detect::{Placeholders, RuleSet};
 use kir_hunt::HuntOptions;
 
