@@ -169,6 +169,9 @@ pub enum Field {
     ServiceAccountNamespace,
     ServiceAccountName,
     Decision,
+    /// `kir.csr.subject`: the readable strings of a CertificateSigningRequest's subject and
+    /// extensions (its `spec.request`, a base64 PEM of DER, decoded), e.g. `system:masters`.
+    CsrSubject,
     /// A name no audit event carries: the linter reports it, matching finds nothing.
     Unknown(String),
 }
@@ -262,6 +265,7 @@ impl Field {
             "kir.serviceAccount.namespace" => Field::ServiceAccountNamespace,
             "kir.serviceAccount.name" => Field::ServiceAccountName,
             "kir.decision" => Field::Decision,
+            "kir.csr.subject" => Field::CsrSubject,
             other => Field::Unknown(other.to_string()),
         }
     }
@@ -274,6 +278,7 @@ impl Field {
             Field::User(UserField::Groups | UserField::Extra(_))
             | Field::ImpersonatedUser(UserField::Groups | UserField::Extra(_)) => FieldKind::TextList,
             Field::RequestReceivedTimestamp | Field::StageTimestamp => FieldKind::Time,
+            Field::CsrSubject => FieldKind::TextList,
             Field::RequestObject(_)
             | Field::ResponseObject(_)
             | Field::PodSpec(_)
@@ -365,6 +370,7 @@ impl Field {
             Field::ServiceAccountNamespace => text(f, event.service_account().map(|(ns, _)| ns)),
             Field::ServiceAccountName => text(f, event.service_account().map(|(_, name)| name)),
             Field::Decision => text(f, event.decision()),
+            Field::CsrSubject => csr_strings(event).into_iter().any(|s| f(Scalar::Str(Cow::Owned(s)))),
             Field::Unknown(_) => false,
         }
     }
@@ -442,6 +448,23 @@ pub fn containers(event: &AuditEvent) -> impl Iterator<Item = &Value> {
         .flatten()
 }
 
+/// The printable strings (4 characters or more) inside the DER of a CSR's `spec.request`: the
+/// subject's common name and organizations (groups), and the names of its extensions.
+pub fn csr_strings(event: &AuditEvent) -> Vec<String> {
+    use base64::Engine as _;
+    let Some(body) = event.request_object.as_ref() else { return Vec::new() };
+    let Some(request) = body.value().pointer("/spec/request").and_then(Value::as_str) else { return Vec::new() };
+    let engine = base64::engine::general_purpose::STANDARD;
+    let Ok(pem) = engine.decode(request.trim()) else { return Vec::new() };
+    let pem = String::from_utf8_lossy(&pem);
+    let inner: String = pem.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
+    let Ok(der) = engine.decode(inner) else { return Vec::new() };
+    der.split(|b| !(b.is_ascii_graphic() || *b == b' '))
+        .filter(|run| run.len() >= 4)
+        .map(|run| String::from_utf8_lossy(run).into_owned())
+        .collect()
+}
+
 /// `nginx` → `docker.io/library/nginx`, `user/app:1` → `docker.io/user/app:1`; references that
 /// name a registry (a first part with a dot or a port, or `localhost`) stay as they are.
 pub fn normalize_image(image: &str) -> Cow<'_, str> {
@@ -492,6 +515,7 @@ pub const KNOWN_FIELDS: &[&str] = &[
     "kir.serviceAccount.namespace",
     "kir.serviceAccount.name",
     "kir.decision",
+    "kir.csr.subject",
 ];
 
 #[cfg(test)]
