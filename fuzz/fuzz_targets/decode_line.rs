@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(!out.is_empty() || !skipped.is_empty() || text.contains("items") || text.contains("records") || text.contains("logEvents"));
     for record in &out {
         if let Record::Audit(event) = record {
-            for name in ["verb", "user.groups", "requestObject.spec.containers.image", "kir.images", "kir.containers.args", "kir.podSpec.hostPID", "annotations.authorization.k8s.io/decision", "responseStatus.code", "kir.serviceAccount.namespace"] {
+            for name in ["verb", "user.groups", "requestObject.spec.containers.image", "kir.images", "kir.containers.args", "kir.podSpec.hostPID", "annotations.authorization.k8s.io/decision", "responseStatus.code", "kir.serviceAccount.namespace", "kir.csr.subject"] {
                 Field::parse(name).any(event, &mut |v| {
                     let _ = v.text();
                     false

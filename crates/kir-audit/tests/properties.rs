@@ -80,7 +80,7 @@ proptest! {
         decode(&value.to_string(), &origin(), &mut out, &mut skipped);
         for record in &out {
             if let Record::Audit(e) = record {
-                for name in ["verb", "user.groups", "requestObject.spec.containers.image", "kir.images", "kir.containers.image", "kir.podSpec.hostPID", "annotations.a.b/c", "responseStatus.code", "kir.serviceAccount.namespace"] {
+                for name in ["verb", "user.groups", "requestObject.spec.containers.image", "kir.images", "kir.containers.image", "kir.podSpec.hostPID", "annotations.a.b/c", "responseStatus.code", "kir.serviceAccount.namespace", "kir.csr.subject"] {
                     Field::parse(name).any(e, &mut |v| { let _ = v.text(); false });
                 }
             }
