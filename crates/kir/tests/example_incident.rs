@@ -185,3 +185,11 @@ fn table_output_has_no_colour_when_piped() {
         .clone();
     assert!(String::from_utf8(coloured).unwrap().contains('\u{1b}'));
 }
+
+#[test]
+fn one_thread_and_two_find_the_same() {
+    let one = hunt_jsonl(&["--threads", "1"], &example());
+    let two = hunt_jsonl(&["--threads", "2"], &example());
+    assert!(!one.is_empty());
+    assert_eq!(one, two);
+}
