@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{example, hunt_jsonl, kir};
+use common::{example, hunt_jsonl, kir, stdout_of};
 use serde_json::Value;
 
 fn findings(extra: &[&str]) -> Vec<Value> {
@@ -163,27 +163,12 @@ fn fail_on_sets_the_exit_code() {
 
 #[test]
 fn table_output_has_no_colour_when_piped() {
-    let out = kir()
-        .args(["hunt", "--min-severity", "critical"])
-        .arg(example())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = stdout_of(kir().args(["hunt", "--min-severity", "critical"]).arg(example()));
     assert!(!text.contains('\u{1b}'), "no escape codes when piped");
     assert!(text.contains("CRITICAL"));
     assert!(text.contains("Verdict: signs of an attack"));
-    let coloured = kir()
-        .args(["hunt", "--color", "always", "--min-severity", "critical"])
-        .arg(example())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert!(String::from_utf8(coloured).unwrap().contains('\u{1b}'));
+    let coloured = stdout_of(kir().args(["hunt", "--color", "always", "--min-severity", "critical"]).arg(example()));
+    assert!(coloured.contains('\u{1b}'));
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 mod common;
 
-use common::kir;
+use common::{kir, stdout_of};
 use serde_json::{Value, json};
 
 fn event(id: &str, stage: &str, verb: &str, user: &str) -> Value {
@@ -119,15 +119,7 @@ fn compressed_folders_rotations_and_stdin() {
     assert_eq!(doc["stats"]["files"], 3);
     assert_eq!(dump_findings(&doc), 3);
 
-    let out = kir()
-        .args(["hunt", "--format", "jsonl", "-"])
-        .write_stdin(dump_lines("stdin"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = stdout_of(kir().args(["hunt", "--format", "jsonl", "-"]).write_stdin(dump_lines("stdin")));
     assert!(text.lines().any(|l| l.contains("\"stdin\"")), "{text}");
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{example, kir, repo};
+use common::{example, kir, repo, stdout_of};
 use serde_json::Value;
 
 fn sigma() -> PathBuf {
@@ -51,20 +51,11 @@ fn every_sigmahq_rule_loads_and_the_broken_ones_are_named() {
 
 #[test]
 fn the_valid_sigmahq_rules_run() {
-    let out = kir()
-        .args(["hunt", "-q", "--no-builtin", "--format", "jsonl", "--rules"])
-        .arg(sigma())
-        .arg(example())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let titles: Vec<String> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["title"].as_str().unwrap().to_string())
-        .collect();
+    let out = stdout_of(
+        kir().args(["hunt", "-q", "--no-builtin", "--format", "jsonl", "--rules"]).arg(sigma()).arg(example()),
+    );
+    let titles: Vec<String> =
+        out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["title"].as_str().unwrap().to_string()).collect();
     for expected in [
         "Kubernetes Secrets Enumeration",
         "Kubernetes Rolebinding Modification",

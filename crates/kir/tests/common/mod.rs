@@ -20,6 +20,11 @@ pub fn kir() -> Command {
     Command::cargo_bin("kir").expect("the kir binary is built")
 }
 
+/// Runs a prepared command, expects success, and returns its standard output.
+pub fn stdout_of(command: &mut Command) -> String {
+    String::from_utf8(command.assert().success().get_output().stdout.clone()).expect("UTF-8 output")
+}
+
 /// Runs `kir hunt --format jsonl ARGS PATH`, expects success, and returns one value per line.
 pub fn hunt_jsonl(args: &[&str], path: &Path) -> Vec<Value> {
     let out =
