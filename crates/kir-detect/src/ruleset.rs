@@ -194,9 +194,6 @@ impl RuleSet {
         self.problems = problems;
     }
 
-    pub fn errors(&self) -> impl Iterator<Item = &RuleProblem> {
-        self.problems.iter().filter(|p| p.severity == ProblemSeverity::Error)
-    }
 
     /// Indices of the detection rules that match `event`.
     pub fn matching(&self, event: &AuditEvent, out: &mut Vec<usize>) {
@@ -236,35 +233,6 @@ impl RuleSet {
             event_count: 1,
             request_uri: event.request_uri.clone(),
         }
-    }
-
-    /// Keeps only the rules whose id, name or title is in `selectors` (and what they need).
-    pub fn retain_rules(&mut self, selectors: &[String]) {
-        let wanted = |m: &crate::rule::RuleMeta| {
-            selectors
-                .iter()
-                .any(|s| s == &m.id || m.name.as_deref() == Some(s.as_str()) || m.title.eq_ignore_ascii_case(s))
-        };
-        let keep_corr: Vec<bool> = self.correlations.iter().map(|c| wanted(&c.meta)).collect();
-        let mut keep_det: Vec<bool> = self.detections.iter().map(|d| wanted(&d.meta)).collect();
-        for (c, keep) in self.correlations.iter().zip(&keep_corr) {
-            if *keep {
-                for &r in &c.rules {
-                    keep_det[r] = true;
-                }
-            }
-        }
-        let mut i = 0;
-        self.detections.retain(|_| {
-            i += 1;
-            keep_det[i - 1]
-        });
-        let mut i = 0;
-        self.correlations.retain(|_| {
-            i += 1;
-            keep_corr[i - 1]
-        });
-        self.finish();
     }
 
     /// Every item of every detection rule, with the rule index.
