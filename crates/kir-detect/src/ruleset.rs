@@ -194,7 +194,6 @@ impl RuleSet {
         self.problems = problems;
     }
 
-
     /// Indices of the detection rules that match `event`.
     pub fn matching(&self, event: &AuditEvent, out: &mut Vec<usize>) {
         self.index.for_each_candidate(event, |i| {
