@@ -511,7 +511,8 @@ fn timeline_entry(e: &AuditEvent, findings: Vec<(String, Level)>) -> TimelineEnt
         resource: e.resource().map(str::to_string),
         subresource: e.subresource().map(str::to_string),
         namespace: e.namespace().map(str::to_string),
-        name: e.name().map(str::to_string),
+        // Pods made from a template get their name from the server: the response has it.
+        name: kir_detect::finding::object_of(e).name,
         request_uri: e.request_uri.clone(),
         response_code: e.response_code(),
         findings,

@@ -67,9 +67,9 @@ pub fn csv_line(fields: &[String]) -> String {
     fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",")
 }
 
-/// Cuts long text for a table cell (never for machine formats).
+/// Cuts long text for a table cell on a screen; piped tables keep every character, for grep.
 pub fn ellipsize(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
+    if !std::io::stdout().is_terminal() || text.chars().count() <= max {
         return text.to_string();
     }
     let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
