@@ -112,11 +112,6 @@ impl LazyJson {
         })
     }
 
-    /// Whether a reader has asked for the parsed value yet (for measurements).
-    pub fn is_parsed(&self) -> bool {
-        self.parsed.get().is_some()
-    }
-
     /// The compact JSON text, as logged.
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         match &self.raw {
@@ -225,24 +220,6 @@ impl AuditEvent {
         .enumerate()
         .fold(0u32, |acc, (i, present)| acc | (u32::from(*present) << i));
         Presence(bits | (self.annotations.len().min(255) as u32) << 24)
-    }
-
-    /// Whether this (earlier) stage knows something that `later` does not, so that merging the
-    /// two gives more than `later` alone. The API server logs every field again at each stage,
-    /// so in practice it never does; exporters that trim records might.
-    pub fn adds_to(&self, later: &AuditEvent) -> bool {
-        (self.request_object.is_some() && later.request_object.is_none())
-            || (self.object_ref.is_some() && later.object_ref.is_none())
-            || (self.impersonated_user.is_some() && later.impersonated_user.is_none())
-            || (self.user_agent.is_some() && later.user_agent.is_none())
-            || (self.response_status.is_some() && later.response_status.is_none())
-            || (!self.user.username.is_empty() && later.user.username.is_empty())
-            || (!self.verb.is_empty() && later.verb.is_empty())
-            || (!self.request_uri.is_empty() && later.request_uri.is_empty())
-            || (!self.source_ips.is_empty() && later.source_ips.is_empty())
-            || (self.api_version.is_some() && later.api_version.is_none())
-            || (self.level.is_some() && later.level.is_none())
-            || self.annotations.keys().any(|k| !later.annotations.contains_key(k))
     }
 
     /// Folds a later stage of the same request into this one: later stages know more

@@ -222,13 +222,7 @@ fn read_one(input: &Input, options: &HuntOptions, sink: &mut dyn FnMut(Message))
 fn hunt_inline(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
     let mut state = Pipeline::new(rules, options);
     for input in inputs {
-        read_one(input, options, &mut |message| match message {
-            Message::Batch(batch) => {
-                let decoded = decode(batch, rules, &options.read.buffers);
-                state.process(decoded);
-            }
-            other => state.message(other),
-        });
+        read_one(input, options, &mut |message| state.message(message));
     }
     state.finish()
 }
