@@ -27,7 +27,12 @@ pub use source::{Input, LineBatch, ReadOptions, discover, read_input, read_strea
 
 /// Decodes every line of a batch: records in line order, problems beside them.
 pub fn decode_batch(batch: &LineBatch, out: &mut Vec<Record>, skipped: &mut Vec<Skipped>) {
-    for span in &batch.lines {
+    decode_lines(batch, &batch.lines, out, skipped);
+}
+
+/// Decodes some lines of a batch (a parallel worker's share), as [`decode_batch`] does.
+pub fn decode_lines(batch: &LineBatch, spans: &[source::LineSpan], out: &mut Vec<Record>, skipped: &mut Vec<Skipped>) {
+    for span in spans {
         let origin = batch.origin(span);
         match std::str::from_utf8(batch.text(span)) {
             Ok(text) => decode(text, &origin, out, skipped),

@@ -15,9 +15,7 @@ use std::sync::mpsc;
 
 use jiff::Timestamp;
 use kir_audit::merge::key as merge_key;
-use kir_audit::{
-    AuditEvent, Input, LineBatch, Presence, ReadOptions, Record, SkipKind, SkipReport, Skipped, StageMerger,
-};
+use kir_audit::{AuditEvent, Input, LineBatch, Presence, ReadOptions, Record, SkipReport, Skipped, StageMerger};
 use kir_detect::{Finding, Level, RuleSet, finding_from_falco};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -304,13 +302,7 @@ fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::Buffer
         .map(|spans| {
             let mut records = Vec::with_capacity(spans.len());
             let mut skipped = Vec::new();
-            for span in spans {
-                let origin = batch.origin(span);
-                match std::str::from_utf8(batch.text(span)) {
-                    Ok(text) => kir_audit::decode(text, &origin, &mut records, &mut skipped),
-                    Err(e) => skipped.push(Skipped::new(SkipKind::InvalidUtf8, origin, format!("{e}"))),
-                }
-            }
+            kir_audit::decode_lines(&batch, spans, &mut records, &mut skipped);
             let pieces = records
                 .into_iter()
                 .map(|record| match record {
