@@ -183,6 +183,7 @@ fn correlation_finding(corr: &CorrelationRule, mut entries: Vec<Entry>) -> Findi
         severity: corr.meta.severity(),
         audit_ids,
         techniques: corr.meta.techniques.clone(),
+        tactics: corr.meta.tactics.clone(),
         threat_matrix: corr.meta.threat_matrix.clone(),
         kind: "correlation",
         rule_name: corr.meta.name.clone(),

@@ -16,6 +16,9 @@ pub struct Finding {
     pub time: Option<Timestamp>,
     pub audit_ids: Vec<String>,
     pub techniques: Vec<String>,
+    /// ATT&CK tactics of the rule, lower-case with dashes (`credential-access`).
+    #[serde(default)]
+    pub tactics: Vec<String>,
     pub threat_matrix: Vec<String>,
     pub actor: Actor,
     pub object: ObjectInfo,
@@ -124,6 +127,7 @@ pub fn finding_from_falco(alert: &FalcoAlert) -> Finding {
         })
         .map(|t| t.to_ascii_uppercase())
         .collect();
+    let tactics = tactics_of(&alert.tags);
     let pod = field("k8s.pod.name");
     Finding {
         rule_id: format!("falco:{}", alert.rule),
@@ -132,6 +136,7 @@ pub fn finding_from_falco(alert: &FalcoAlert) -> Finding {
         time: alert.time,
         audit_ids: Vec::new(),
         techniques,
+        tactics,
         threat_matrix: Vec::new(),
         actor: Actor { user: field("user.name").unwrap_or_default(), ..Default::default() },
         object: ObjectInfo {
@@ -149,4 +154,20 @@ pub fn finding_from_falco(alert: &FalcoAlert) -> Finding {
         event_count: 1,
         request_uri: String::new(),
     }
+}
+
+/// ATT&CK tactic names from Sigma tags (`attack.privilege-escalation`) and Falco tags
+/// (`mitre_privilege_escalation`), written the Sigma way: lower case with dashes.
+pub fn tactics_of(tags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for tag in tags {
+        let lower = tag.to_ascii_lowercase();
+        let Some(name) = lower.strip_prefix("attack.").or_else(|| lower.strip_prefix("mitre_")) else { continue };
+        let is_id = name.starts_with(['t', 'g', 's']) && name[1..].starts_with(|c: char| c.is_ascii_digit());
+        let name = name.replace('_', "-");
+        if !is_id && !name.is_empty() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }

@@ -65,6 +65,8 @@ pub struct RuleMeta {
     pub level: Option<Level>,
     pub tags: Vec<String>,
     pub techniques: Vec<String>,
+    /// ATT&CK tactics (`attack.credential-access` → `credential-access`).
+    pub tactics: Vec<String>,
     pub threat_matrix: Vec<String>,
     pub falsepositives: Vec<String>,
     pub author: Option<String>,
@@ -289,6 +291,7 @@ fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> 
         .filter(|t| t.len() > 1 && t.starts_with(['t', 'T']) && t[1..].starts_with(|c: char| c.is_ascii_digit()))
         .map(|t| t.to_ascii_uppercase())
         .collect();
+    let tactics = crate::finding::tactics_of(&tags);
     let threat_matrix =
         tags.iter().filter_map(|t| t.strip_prefix("threat-matrix.")).map(|t| t.to_ascii_uppercase()).collect();
     let examples = match map.get("examples") {
@@ -338,6 +341,7 @@ fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> 
         level,
         tags,
         techniques,
+        tactics,
         threat_matrix,
         falsepositives: string_list(map, "falsepositives")?,
         author: text("author")?,

@@ -221,6 +221,7 @@ impl RuleSet {
             time: event.time(),
             audit_ids: vec![event.audit_id.clone()],
             techniques: meta.techniques.clone(),
+            tactics: meta.tactics.clone(),
             threat_matrix: meta.threat_matrix.clone(),
             actor: actor_of(event),
             object: object_of(event),
