@@ -1,0 +1,360 @@
+//! Findings into incidents, as the plan says: rate, type and group each finding, attach it to
+//! the open incident of its group (or open one), raise severity and owner when the incident
+//! grows. All of it under the store's lock, so concurrent hunts into one store agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kir_detect::{Finding, Level};
+use kir_plan::{Plan, Routed};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
+
+use crate::model::{Incident, incident_columns, append, insert_ioc};
+use crate::{Result, Store};
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    /// Findings stored now.
+    pub attached: usize,
+    /// Findings the store already had (another run, or an earlier run over the same logs).
+    pub duplicates: usize,
+    /// Findings a routing rule ignores.
+    pub ignored: usize,
+    /// Findings too weak to open an incident, with no open incident to join.
+    pub below_threshold: usize,
+    pub opened: Vec<i64>,
+    pub updated: Vec<i64>,
+}
+
+/// Identity of a finding across runs: the rule and the audit events behind it (for runtime
+/// alerts without audit IDs, the rule, time, object and source).
+pub fn fingerprint(f: &Finding) -> String {
+    let mut h = Sha256::new();
+    h.update(f.rule_id.as_bytes());
+    h.update([0]);
+    if f.audit_ids.is_empty() {
+        h.update(f.time.map(|t| t.as_nanosecond().to_string()).unwrap_or_default().as_bytes());
+        for part in [&f.object.namespace, &f.object.name] {
+            h.update([0]);
+            h.update(part.as_deref().unwrap_or("").as_bytes());
+        }
+        h.update([0]);
+        h.update(f.actor.user.as_bytes());
+    } else {
+        let mut ids: Vec<&str> = f.audit_ids.iter().map(String::as_str).collect();
+        ids.sort_unstable();
+        for id in ids {
+            h.update([0]);
+            h.update(id.as_bytes());
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+struct Item<'a> {
+    finding: &'a Finding,
+    routed: Routed,
+    fingerprint: String,
+    time: i64,
+}
+
+impl Store {
+    /// Attaches findings to incidents as `plan` says. `now` is the discovery time.
+    pub async fn ingest(&self, plan: &Plan, findings: &[Finding], who: &str, now: i64) -> Result<IngestReport> {
+        let mut report = IngestReport::default();
+        let mut groups: BTreeMap<String, Vec<Item>> = BTreeMap::new();
+        for f in findings {
+            let routed = plan.route(f);
+            if routed.ignored {
+                report.ignored += 1;
+                continue;
+            }
+            let time = f.time.map(|t| t.as_millisecond()).unwrap_or(now);
+            groups
+                .entry(routed.group_key.clone())
+                .or_default()
+                .push(Item { finding: f, fingerprint: fingerprint(f), routed, time });
+        }
+        for items in groups.values_mut() {
+            items.sort_by_key(|i| i.time);
+        }
+        // One transaction per group keeps the lock short for concurrent writers.
+        for (key, items) in groups {
+            let plan = plan.clone();
+            let who = who.to_string();
+            let part = { let mut tx = self.lock().await?; let r = async { let c = tx.conn(); ingest_group(c, &plan, &key, &items, &who, now).await }.await; tx.finish(r).await }?;
+            report.attached += part.attached;
+            report.duplicates += part.duplicates;
+            report.below_threshold += part.below_threshold;
+            report.opened.extend(part.opened);
+            for id in part.updated {
+                if !report.updated.contains(&id) && !report.opened.contains(&id) {
+                    report.updated.push(id);
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+async fn ingest_group(
+    c: &mut AnyConnection,
+    plan: &Plan,
+    key: &str,
+    items: &[Item<'_>],
+    who: &str,
+    now: i64,
+) -> Result<IngestReport> {
+    let mut report = IngestReport::default();
+    let window = plan.grouping.window.as_millis();
+    let open: Vec<Incident> = sqlx::query_as(concat!("SELECT ", incident_columns!(), " FROM incidents WHERE group_key = $1 AND state IN ('new', 'acknowledged', 'contained') ORDER BY id"))
+    .bind(key)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut spans: Vec<(i64, i64, i64)> = open
+        .iter()
+        .map(|i| (i.id, i.first_event_at.unwrap_or(i.created_at), i.last_event_at.unwrap_or(i.created_at)))
+        .collect();
+    let mut pending: Vec<&Item> = Vec::new();
+    let mut touched: BTreeSet<i64> = BTreeSet::new();
+
+    for item in items {
+        let exists: Option<(i64,)> = sqlx::query_as("SELECT incident_id FROM findings WHERE fingerprint = $1")
+            .bind(&item.fingerprint)
+            .fetch_optional(&mut *c)
+            .await?;
+        if exists.is_some() {
+            report.duplicates += 1;
+            continue;
+        }
+        let joined =
+            spans.iter_mut().rev().find(|(_, first, last)| item.time >= *first - window && item.time <= *last + window);
+        let incident = match joined {
+            Some(span) => {
+                span.1 = span.1.min(item.time);
+                span.2 = span.2.max(item.time);
+                span.0
+            }
+            None if item.routed.opens => {
+                let id = create_incident(c, plan, key, item, who, now).await?;
+                report.opened.push(id);
+                spans.push((id, item.time, item.time));
+                id
+            }
+            None => {
+                pending.push(item);
+                continue;
+            }
+        };
+        attach(c, incident, item, who, now).await?;
+        report.attached += 1;
+        touched.insert(incident);
+        // Weaker findings seen before this incident opened join it when they are close in time.
+        let span = *spans.iter().find(|s| s.0 == incident).expect("just used");
+        let mut kept = Vec::new();
+        for p in pending.drain(..) {
+            if p.time >= span.1 - window && p.time <= span.2 + window {
+                attach(c, incident, p, who, now).await?;
+                report.attached += 1;
+                if let Some(s) = spans.iter_mut().find(|s| s.0 == incident) {
+                    s.1 = s.1.min(p.time);
+                }
+            } else {
+                kept.push(p);
+            }
+        }
+        pending = kept;
+    }
+    report.below_threshold = pending.len();
+    for id in touched {
+        refresh(c, plan, id, who, now).await?;
+        if !report.opened.contains(&id) {
+            report.updated.push(id);
+        }
+    }
+    Ok(report)
+}
+
+async fn create_incident(c: &mut AnyConnection, plan: &Plan, key: &str, item: &Item<'_>, who: &str, now: i64) -> Result<i64> {
+    let f = item.finding;
+    let severity = item.routed.severity;
+    let ownership = plan.ownership_for(severity);
+    let policy = ownership.and_then(|o| plan.escalation_policies.iter().find(|p| p.id == o.policy));
+    let actor = if f.actor.user.is_empty() {
+        format!("{}/{}", f.object.namespace.as_deref().unwrap_or("-"), f.object.name.as_deref().unwrap_or("-"))
+    } else {
+        f.actor.user.clone()
+    };
+    let title = format!("{}: {} ({actor})", plan.type_title(&item.routed.incident_type), f.title);
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO incidents (title, incident_type, severity, state, owner_role, owner_person, group_key, source, \
+         reported_by, description, plan_name, plan_digest, policy_id, policy_json, cycle, cycle_started_at, \
+         first_event_at, last_event_at, created_at, updated_at, finding_count) \
+         VALUES ($1, $2, $3, 'new', $4, NULL, $5, 'findings', $6, NULL, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15, 0) RETURNING id",
+    )
+    .bind(&title)
+    .bind(&item.routed.incident_type)
+    .bind(severity.as_str())
+    .bind(ownership.map(|o| o.owner.clone()))
+    .bind(key)
+    .bind(who)
+    .bind(&plan.metadata.name)
+    .bind(plan.digest())
+    .bind(policy.map(|p| p.id.clone()))
+    .bind(policy.map(|p| serde_json::to_string(p).unwrap_or_default()))
+    .bind(now)
+    .bind(item.time)
+    .bind(item.time)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await?;
+    let message = format!(
+        "incident opened from finding \"{}\" ({}); severity {severity}, owner {}, policy {}",
+        f.title,
+        f.rule_id,
+        ownership.map(|o| o.owner.as_str()).unwrap_or("none"),
+        policy.map(|p| p.id.as_str()).unwrap_or("none")
+    );
+    let data = serde_json::json!({"plan": plan.metadata.name, "plan_digest": plan.digest(), "group": key});
+    append(c, id, now, who, "opened", &message, Some(data)).await?;
+    Ok(id)
+}
+
+async fn attach(c: &mut AnyConnection, incident: i64, item: &Item<'_>, who: &str, now: i64) -> Result<()> {
+    let f = item.finding;
+    let body = serde_json::to_string(f).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO findings (incident_id, fingerprint, rule_id, title, severity, routed_severity, event_time, \
+         discovered_at, actor, namespace, resource, name, tactics, body, routed_type) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(incident)
+    .bind(&item.fingerprint)
+    .bind(&f.rule_id)
+    .bind(&f.title)
+    .bind(f.severity.as_str())
+    .bind(item.routed.severity.as_str())
+    .bind(f.time.map(|t| t.as_millisecond()))
+    .bind(now)
+    .bind(&f.actor.user)
+    .bind(&f.object.namespace)
+    .bind(&f.object.resource)
+    .bind(&f.object.name)
+    .bind(f.tactics.join(","))
+    .bind(&body)
+    .bind(&item.routed.incident_type)
+    .execute(&mut *c)
+    .await?;
+    let object = [f.object.resource.as_deref(), f.object.namespace.as_deref(), f.object.name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("/");
+    let message = format!("finding: {} [{}] {} {}", f.title, f.severity, f.verb, object).trim_end().to_string();
+    let data = serde_json::json!({
+        "rule_id": f.rule_id, "event_time": f.time.map(|t| t.to_string()), "audit_ids": f.audit_ids,
+        "actor": f.actor.user, "fingerprint": item.fingerprint,
+    });
+    append(c, incident, now, who, "finding", &message, Some(data)).await?;
+    for ip in &f.actor.source_ips {
+        insert_ioc(c, incident, "ip", ip, who, now).await?;
+    }
+    Ok(())
+}
+
+/// Counts, time span, severity (with the plan's raise rules) and owner after new findings.
+async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i64) -> Result<()> {
+    let inc = crate::model::fetch_incident(c, id).await?;
+    let rows: Vec<(String, String, Option<i64>, String, String)> = sqlx::query_as(
+        "SELECT rule_id, routed_severity, event_time, tactics, routed_type FROM findings WHERE incident_id = $1 ORDER BY event_time, id",
+    )
+            .bind(id)
+            .fetch_all(&mut *c)
+            .await?;
+    let mut severity: Level = inc.severity.parse().unwrap_or(Level::Medium);
+    let mut tactics = BTreeSet::new();
+    let mut rules = BTreeSet::new();
+    let (mut first, mut last) = (inc.first_event_at, inc.last_event_at);
+    // The type follows the strongest finding that names one (the first of equals).
+    let mut typed: Option<(Level, &str)> = None;
+    for (rule, routed, time, t, routed_type) in &rows {
+        let routed: Level = routed.parse().unwrap_or(Level::Informational);
+        if routed_type != &plan.routing.default_type && typed.is_none_or(|(l, _)| routed > l) {
+            typed = Some((routed, routed_type));
+        }
+        severity = severity.max(routed);
+        if routed >= plan.routing.open_incident_at {
+            rules.insert(rule.clone());
+            tactics.extend(t.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+        }
+        if let Some(t) = time {
+            first = Some(first.map_or(*t, |f| f.min(*t)));
+            last = Some(last.map_or(*t, |l| l.max(*t)));
+        }
+    }
+    let severity = plan.raised_severity(severity, tactics.len(), rules.len());
+    let incident_type = match typed {
+        Some((_, t)) if inc.source == "findings" => t.to_string(),
+        _ => inc.incident_type.clone(),
+    };
+    let mut title = inc.title.clone();
+    if incident_type != inc.incident_type {
+        let old_prefix = format!("{}: ", plan.type_title(&inc.incident_type));
+        if let Some(rest) = inc.title.strip_prefix(&old_prefix) {
+            title = format!("{}: {rest}", plan.type_title(&incident_type));
+        }
+        let message = format!("type changed from {} to {incident_type}", inc.incident_type);
+        append(c, id, now, who, "type", &message, None).await?;
+    }
+    sqlx::query(
+        "UPDATE incidents SET finding_count = $2, first_event_at = $3, last_event_at = $4, updated_at = $5, incident_type = $6, title = $7 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(rows.len() as i64)
+    .bind(first)
+    .bind(last)
+    .bind(now)
+    .bind(&incident_type)
+    .bind(&title)
+    .execute(&mut *c)
+    .await?;
+    let old: Level = inc.severity.parse().unwrap_or(Level::Medium);
+    if severity > old {
+        let ownership = plan.ownership_for(severity);
+        let new_policy = ownership.and_then(|o| plan.escalation_policies.iter().find(|p| p.id == o.policy));
+        let mut message = format!("severity raised from {old} to {severity}");
+        let new_owner = ownership.map(|o| o.owner.clone());
+        if new_owner != inc.owner_role {
+            message.push_str(&format!("; owner {} → {}", inc.owner_role.as_deref().unwrap_or("none"), new_owner.as_deref().unwrap_or("none")));
+        }
+        let policy_changes = new_policy.map(|p| p.id.as_str()) != inc.policy_id.as_deref();
+        if policy_changes {
+            // A stronger policy starts a new escalation cycle: its levels count from now.
+            message.push_str(&format!("; escalation policy {}", new_policy.map(|p| p.id.as_str()).unwrap_or("none")));
+            sqlx::query(
+                "UPDATE incidents SET severity = $2, owner_role = $3, policy_id = $4, policy_json = $5, cycle = cycle + 1, \
+                 cycle_started_at = $6 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(severity.as_str())
+            .bind(&new_owner)
+            .bind(new_policy.map(|p| p.id.clone()))
+            .bind(new_policy.map(|p| serde_json::to_string(p).unwrap_or_default()))
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+        } else {
+            sqlx::query("UPDATE incidents SET severity = $2, owner_role = $3 WHERE id = $1")
+                .bind(id)
+                .bind(severity.as_str())
+                .bind(&new_owner)
+                .execute(&mut *c)
+                .await?;
+        }
+        let data = serde_json::json!({"from": old.as_str(), "to": severity.as_str(), "distinct_tactics": tactics.len()});
+        append(c, id, now, who, "severity", &message, Some(data)).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! One suite, two databases: every scenario runs on SQLite and on a real PostgreSQL server.
+
+use kir_detect::{Actor, Finding, Level, ObjectInfo, SourceRef};
+use kir_plan::Plan;
+use kir_store::{CloseReason, ListFilter, NewIncident, State, Store, StoreError};
+use kir_testkit::PostgresServer;
+
+const T0: i64 = 1_795_000_000_000; // 2026-11-17
+const MIN: i64 = 60_000;
+
+fn finding(rule: &str, severity: Level, tactics: &[&str], user: &str, minute: i64, audit_id: &str) -> Finding {
+    Finding {
+        rule_id: rule.into(),
+        title: format!("title of {rule}"),
+        severity,
+        time: Some(jiff::Timestamp::from_millisecond(T0 + minute * MIN).unwrap()),
+        audit_ids: vec![audit_id.into()],
+        techniques: vec![],
+        tactics: tactics.iter().map(|s| s.to_string()).collect(),
+        threat_matrix: vec![],
+        actor: Actor { user: user.into(), source_ips: vec!["203.0.113.7".into()], ..Default::default() },
+        object: ObjectInfo {
+            resource: Some("pods".into()),
+            namespace: Some("shop".into()),
+            name: Some("web".into()),
+            ..Default::default()
+        },
+        verb: "create".into(),
+        response_code: Some(201),
+        source: SourceRef { path: "audit.log".into(), line: minute as u64 },
+        kind: "detection",
+        rule_name: Some(rule.into()),
+        event_count: 1,
+        request_uri: String::new(),
+    }
+}
+
+fn attack() -> Vec<Finding> {
+    vec![
+        finding("deployment-created-or-deleted", Level::Informational, &["execution"], "system:anonymous", 0, "a0"),
+        finding("pod-exec", Level::Medium, &["execution"], "system:anonymous", 1, "a1"),
+        finding("privileged-container", Level::High, &["privilege-escalation"], "system:anonymous", 2, "a2"),
+        finding("secret-read", Level::Informational, &["credential-access"], "alice", 3, "b1"),
+    ]
+}
+
+async fn scenario_ingest_groups_and_deduplicates(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let plan = kir_plan::starter();
+    let report = store.ingest(&plan, &attack(), "test", T0 + 10 * MIN).await.unwrap();
+    assert_eq!(report.opened.len(), 1, "{report:?}");
+    assert_eq!(report.attached, 3, "the informational finding before the opener joins it: {report:?}");
+    assert_eq!(report.below_threshold, 1, "alice's informational finding opens nothing");
+    let list = store.list(&ListFilter::default()).await.unwrap();
+    assert_eq!(list.len(), 1);
+    let inc = &list[0];
+    assert_eq!(inc.severity, "high");
+    assert_eq!(inc.owner_role.as_deref(), Some("soc"));
+    assert_eq!(inc.incident_type, "privilege-escalation");
+    assert_eq!(inc.finding_count, 3);
+    assert_eq!(inc.first_event_at, Some(T0));
+    assert_eq!(inc.last_event_at, Some(T0 + 2 * MIN));
+    assert_eq!(inc.created_at, T0 + 10 * MIN, "discovery time is kept apart from event time");
+
+    let again = store.ingest(&plan, &attack(), "test", T0 + 20 * MIN).await.unwrap();
+    assert_eq!(again.duplicates, 3);
+    assert_eq!(again.attached, 0);
+    assert!(again.opened.is_empty());
+    assert_eq!(store.list(&ListFilter::default()).await.unwrap()[0].finding_count, 3);
+
+    // A later finding of the same actor within the window joins; one far later opens a new incident.
+    let later = vec![
+        finding("pod-exec", Level::Medium, &["execution"], "system:anonymous", 60, "a3"),
+        finding("pod-exec", Level::Medium, &["execution"], "system:anonymous", 60 * 24 * 3, "a4"),
+    ];
+    let r = store.ingest(&plan, &later, "test", T0 + 60 * 24 * 3 * MIN).await.unwrap();
+    assert_eq!((r.attached, r.opened.len()), (2, 1), "{r:?}");
+    let all = store.list(&ListFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].finding_count, 4);
+    assert_eq!(all[1].severity, "medium");
+    assert_eq!(all[1].owner_role.as_deref(), Some("devops-oncall"));
+    let iocs = store.iocs(all[0].id).await.unwrap();
+    assert_eq!(iocs.iter().map(|i| i.value.as_str()).collect::<Vec<_>>(), vec!["203.0.113.7"]);
+    let timeline = store.timeline(all[0].id).await.unwrap();
+    assert_eq!(timeline[0].kind, "opened");
+    assert_eq!(timeline.iter().filter(|e| e.kind == "finding").count(), 4);
+}
+
+async fn scenario_attack_chain_raises_severity(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let plan = kir_plan::starter();
+    let chain = vec![
+        finding("pod-exec", Level::Medium, &["execution"], "mallory", 0, "c1"),
+        finding("serviceaccount-token-requested", Level::Medium, &["credential-access"], "mallory", 5, "c2"),
+        finding("nodeport-service-created", Level::Medium, &["initial-access"], "mallory", 9, "c3"),
+    ];
+    store.ingest(&plan, &chain[..2], "test", T0 + 6 * MIN).await.unwrap();
+    let inc = &store.list(&ListFilter::default()).await.unwrap()[0];
+    assert_eq!((inc.severity.as_str(), inc.owner_role.as_deref()), ("medium", Some("devops-oncall")));
+    assert_eq!(inc.policy_id.as_deref(), Some("devops-first"));
+    store.ingest(&plan, &chain[2..], "test", T0 + 10 * MIN).await.unwrap();
+    let inc = store.incident(inc.id).await.unwrap();
+    assert_eq!((inc.severity.as_str(), inc.owner_role.as_deref()), ("high", Some("soc")));
+    assert_eq!(inc.policy_id.as_deref(), Some("soc"));
+    assert_eq!(inc.cycle, 1, "the stronger policy starts a new cycle");
+    let timeline = store.timeline(inc.id).await.unwrap();
+    let raise = timeline.iter().find(|e| e.kind == "severity").expect("raise recorded");
+    assert!(raise.message.contains("medium to high") && raise.message.contains("soc"), "{}", raise.message);
+}
+
+async fn scenario_lifecycle(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let plan = kir_plan::starter();
+    let new = NewIncident {
+        title: "miner-like CPU on node ip-10-0-3-17".into(),
+        incident_type: "cryptomining".into(),
+        severity: Level::Medium,
+        description: None,
+        assign_role: None,
+        assign_person: None,
+        event_time: Some(T0 - 30 * MIN),
+    };
+    let id = store.open_incident(&plan, new, "dana", T0).await.unwrap();
+    let inc = store.incident(id).await.unwrap();
+    assert_eq!((inc.state(), inc.owner_role.as_deref(), inc.source.as_str()), (State::New, Some("devops-oncall"), "manual"));
+    assert_eq!(inc.reported_by, "dana");
+
+    let inc = store.assign(id, Some("soc".into()), None, "dana", T0 + MIN).await.unwrap();
+    assert_eq!(inc.owner_role.as_deref(), Some("soc"));
+    let inc = store.assign(id, None, Some("sam".into()), "lee", T0 + 2 * MIN).await.unwrap();
+    assert_eq!(inc.owner_person.as_deref(), Some("sam"));
+    store.note(id, "xmrig seen in ps output", "sam", T0 + 3 * MIN).await.unwrap();
+    let inc = store.acknowledge(id, "sam", T0 + 4 * MIN).await.unwrap();
+    assert_eq!((inc.state(), inc.acknowledged_at), (State::Acknowledged, Some(T0 + 4 * MIN)));
+    assert!(matches!(store.acknowledge(id, "sam", T0 + 5 * MIN).await, Err(StoreError::Refused(_))));
+    let inc = store.contain(id, "sam", T0 + 10 * MIN, Some("pod isolated".into())).await.unwrap();
+    assert_eq!(inc.contained_at, Some(T0 + 10 * MIN));
+    let inc = store.resolve(id, "sam", T0 + 60 * MIN, None).await.unwrap();
+    assert_eq!(inc.state(), State::Resolved);
+    let inc = store.close(id, CloseReason::TruePositive, "sam", T0 + 70 * MIN, None).await.unwrap();
+    assert_eq!((inc.state(), inc.close_reason.as_deref()), (State::Closed, Some("true-positive")));
+    assert!(matches!(store.close(id, CloseReason::Benign, "sam", T0 + 71 * MIN, None).await, Err(StoreError::Refused(_))));
+
+    let inc = store.reopen(id, "sam", T0 + 100 * MIN, Some("miner is back".into())).await.unwrap();
+    assert_eq!((inc.state(), inc.cycle, inc.cycle_started_at), (State::New, 1, T0 + 100 * MIN));
+    assert_eq!(inc.acknowledged_at, None);
+
+    let kinds: Vec<String> = store.timeline(id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        ["opened", "assigned", "assigned", "note", "acknowledged", "contained", "resolved", "closed", "reopened"]
+    );
+    assert!(matches!(store.incident(999).await, Err(StoreError::NoIncident(999))));
+}
+
+async fn scenario_escalation_at_the_plans_delays(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let plan = kir_plan::starter();
+    let f = vec![finding("privileged-container", Level::High, &["privilege-escalation"], "eve", 0, "e1")];
+    store.ingest(&plan, &f, "test", T0).await.unwrap();
+    let id = store.list(&ListFilter::default()).await.unwrap()[0].id;
+
+    let fired = store.tick(T0).await.unwrap();
+    assert_eq!(fired.iter().map(|f| (f.incident_id, f.level)).collect::<Vec<_>>(), vec![(id, 0)]);
+    assert_eq!(fired[0].notify, vec!["soc", "devops-oncall"]);
+    assert!(store.tick(T0).await.unwrap().is_empty(), "once per level");
+    assert!(store.tick(T0 + 15 * MIN - 1).await.unwrap().is_empty());
+    let fired = store.tick(T0 + 15 * MIN).await.unwrap();
+    assert_eq!(fired.iter().map(|f| f.level).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(fired[0].notify, vec!["incident-commander"]);
+    assert!(store.tick(T0 + 16 * MIN).await.unwrap().is_empty());
+
+    // Acknowledged: the not-contained level still fires at 4 h, then the policy repeats once.
+    store.acknowledge(id, "sam", T0 + 20 * MIN).await.unwrap();
+    assert!(store.tick(T0 + 4 * 60 * MIN - 1).await.unwrap().is_empty());
+    let fired = store.tick(T0 + 4 * 60 * MIN).await.unwrap();
+    assert_eq!(fired.iter().map(|f| (f.round, f.level)).collect::<Vec<_>>(), vec![(0, 2)]);
+    let fired = store.tick(T0 + 5 * 60 * MIN).await.unwrap();
+    assert_eq!(fired.iter().map(|f| (f.round, f.level)).collect::<Vec<_>>(), vec![(1, 0)], "repeat after 1 h");
+    let fired = store.tick(T0 + 24 * 60 * MIN).await.unwrap();
+    assert_eq!(
+        fired.iter().map(|f| (f.round, f.level)).collect::<Vec<_>>(),
+        vec![(1, 2)],
+        "the not-acknowledged level of the repeat is skipped: it was acknowledged"
+    );
+    assert!(store.tick(T0 + 48 * 60 * MIN).await.unwrap().is_empty());
+
+    // A re-opened incident starts its policy again.
+    store.resolve(id, "sam", T0 + 49 * 60 * MIN, None).await.unwrap();
+    assert!(store.tick(T0 + 50 * 60 * MIN).await.unwrap().is_empty());
+    store.reopen(id, "sam", T0 + 51 * 60 * MIN, None).await.unwrap();
+    let fired = store.tick(T0 + 51 * 60 * MIN).await.unwrap();
+    assert_eq!(fired.iter().map(|f| (f.cycle, f.level)).collect::<Vec<_>>(), vec![(1, 0)]);
+
+    // Manual escalation fires the next level now.
+    let manual = store.escalate(id, "sam", T0 + 51 * 60 * MIN + 1).await.unwrap();
+    assert_eq!((manual.level, manual.manual), (1, true));
+    assert!(store.tick(T0 + 51 * 60 * MIN + 15 * MIN).await.unwrap().is_empty(), "the manual level does not fire again");
+}
+
+async fn scenario_plan_change_keeps_incidents_in_flight(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let plan = kir_plan::starter();
+    let f = vec![finding("privileged-container", Level::High, &["privilege-escalation"], "eve", 0, "p1")];
+    store.ingest(&plan, &f, "test", T0).await.unwrap();
+    let id = store.list(&ListFilter::default()).await.unwrap()[0].id;
+    store.tick(T0).await.unwrap();
+
+    let mut changed: Plan = plan.clone();
+    let soc = changed.escalation_policies.iter_mut().find(|p| p.id == "soc").unwrap();
+    soc.levels[1].after = kir_plan::Duration::from_secs(60);
+    let more = vec![finding("pod-exec", Level::Medium, &["execution"], "eve", 1, "p2")];
+    store.ingest(&changed, &more, "test", T0 + 2 * MIN).await.unwrap();
+    assert_eq!(store.incident(id).await.unwrap().finding_count, 2);
+    assert!(store.tick(T0 + 5 * MIN).await.unwrap().is_empty(), "the incident keeps the policy it opened with");
+    assert_eq!(store.tick(T0 + 15 * MIN).await.unwrap().len(), 1);
+}
+
+async fn scenario_timeline_is_append_only(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let plan = kir_plan::starter();
+    let id = store
+        .open_incident(
+            &plan,
+            NewIncident {
+                title: "t".into(),
+                incident_type: "suspicious-activity".into(),
+                severity: Level::Low,
+                description: None,
+                assign_role: None,
+                assign_person: None,
+                event_time: None,
+            },
+            "dana",
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.timeline(id).await.unwrap().len(), 1);
+    let tampered = store.raw_execute("UPDATE timeline SET message = 'nothing happened'").await;
+    assert!(tampered.is_err(), "the database refuses to rewrite the timeline");
+    assert!(store.raw_execute("DELETE FROM timeline").await.is_err());
+    assert_eq!(store.timeline(id).await.unwrap()[0].who, "dana");
+}
+
+async fn scenario_concurrent_writers(url: String) {
+    // Eight writers, each with its own connection pool, the same and overlapping findings.
+    let plan = kir_plan::starter();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let url = url.clone();
+        let plan = plan.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = Store::open(&url).await.unwrap();
+            let mut fs = Vec::new();
+            for actor in 0..5 {
+                for n in 0..6 {
+                    // Writers overlap: w and w+1 share half their events.
+                    let event = (w / 2) * 6 + n;
+                    fs.push(finding(
+                        "pod-exec",
+                        Level::Medium,
+                        &["execution"],
+                        &format!("user-{actor}"),
+                        n,
+                        &format!("w{event}-a{actor}"),
+                    ));
+                }
+            }
+            store.ingest(&plan, &fs, &format!("writer-{w}"), T0 + 10 * MIN).await.unwrap()
+        }));
+    }
+    let mut attached = 0;
+    for t in tasks {
+        attached += t.await.unwrap().attached;
+    }
+    let store = Store::open(&url).await.unwrap();
+    let unique = 4 * 6 * 5;
+    assert_eq!(attached, unique, "every finding stored exactly once");
+    let incidents = store.list(&ListFilter::default()).await.unwrap();
+    assert_eq!(incidents.len(), 5, "one incident per actor: {incidents:?}");
+    assert_eq!(incidents.iter().map(|i| i.finding_count).sum::<i64>(), unique as i64);
+    for i in &incidents {
+        let findings = store.findings(i.id).await.unwrap();
+        assert_eq!(findings.len() as i64, i.finding_count);
+    }
+}
+
+async fn suite(make_url: impl Fn() -> String) {
+    scenario_ingest_groups_and_deduplicates(make_url()).await;
+    scenario_attack_chain_raises_severity(make_url()).await;
+    scenario_lifecycle(make_url()).await;
+    scenario_escalation_at_the_plans_delays(make_url()).await;
+    scenario_plan_change_keeps_incidents_in_flight(make_url()).await;
+    scenario_timeline_is_append_only(make_url()).await;
+    scenario_concurrent_writers(make_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicU32::new(0);
+    let base = dir.path().to_path_buf();
+    suite(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        format!("sqlite:{}", base.join(format!("store-{i}.db")).display())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_on_postgres() {
+    let server = PostgresServer::start();
+    suite(|| server.new_database()).await;
+}
