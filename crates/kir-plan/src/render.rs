@@ -253,7 +253,8 @@ pub fn markdown(plan: &Plan, now_ms: i64) -> String {
     md
 }
 
-/// Markdown to a standalone HTML page.
+/// Markdown to a standalone HTML page. Raw HTML in the text (a plan or a note someone wrote)
+/// is escaped; only `<br>` (line breaks kir puts in table cells) stays markup.
 pub fn html_page(title: &str, markdown: &str) -> String {
     let mut options = pulldown_cmark::Options::empty();
     options.insert(pulldown_cmark::Options::ENABLE_TABLES);
@@ -286,4 +287,4 @@ pub fn escape_html(text: &str) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;line-height:1.45;color:#1d1d1f}\
 table{border-collapse:collapse;margin:1rem 0;width:100%}th,td{border:1px solid #ccc;padding:.35rem .5rem;text-align:left;vertical-align:top}\
 th{background:#f2f2f5}code{background:#f2f2f5;padding:0 .2rem}h1{border-bottom:2px solid #333}h2{margin-top:2rem;border-bottom:1px solid #ccc}\
-li{margin:.2rem 0}";
+li{margin:.2rem 0}.chart{overflow-x:auto}";
