@@ -42,6 +42,9 @@ impl Plan {
     }
 
     fn group_key(&self, f: &Finding, incident_type: &str) -> String {
+        if self.grouping.delegates.iter().any(|d| glob_mid(d, &f.actor.user)) {
+            return format!("{DELEGATE_PREFIX}{}", f.object.namespace.as_deref().unwrap_or("-"));
+        }
         let workload = || {
             format!(
                 "{}/{}/{}",
@@ -123,6 +126,17 @@ fn matches(m: &Match, f: &Finding) -> bool {
         && any(&m.threat_matrix, &|t| f.threat_matrix.iter().any(|ft| ft.eq_ignore_ascii_case(t)))
         && any(&m.namespaces, &|n| f.object.namespace.as_deref().is_some_and(|ns| glob(n, ns)))
         && any(&m.actors, &|a| glob(a, &f.actor.user))
+}
+
+/// Group keys of findings made by a delegate (a controller) start with this, then the namespace.
+pub const DELEGATE_PREFIX: &str = "delegate namespace=";
+
+/// Exact, or `*` standing for any text at one place (`system:serviceaccount:kube-system:*-controller`).
+fn glob_mid(pattern: &str, value: &str) -> bool {
+    match pattern.split_once('*') {
+        Some((head, tail)) => value.len() >= head.len() + tail.len() && value.starts_with(head) && value.ends_with(tail),
+        None => pattern == value,
+    }
 }
 
 /// Exact, or a prefix when the pattern ends in `*`.

@@ -200,12 +200,26 @@ pub struct Grouping {
     pub window: Duration,
     #[serde(default)]
     pub raise: Vec<Raise>,
+    /// Identities that act on behalf of others (Kubernetes controllers: a Deployment's pods are
+    /// created by the replicaset-controller). Their findings join the open incident that already
+    /// has findings in the same namespace, instead of opening one of their own. `*` at the end
+    /// matches a prefix.
+    #[serde(default = "default_delegates")]
+    pub delegates: Vec<String>,
 }
 
 impl Default for Grouping {
     fn default() -> Self {
-        Grouping { by: default_group_by(), window: default_window(), raise: Vec::new() }
+        Grouping { by: default_group_by(), window: default_window(), raise: Vec::new(), delegates: default_delegates() }
     }
+}
+
+fn default_delegates() -> Vec<String> {
+    vec![
+        "system:kube-controller-manager".into(),
+        "system:serviceaccount:kube-system:*-controller".into(),
+        "system:serviceaccount:kube-system:generic-garbage-collector".into(),
+    ]
 }
 
 fn default_group_by() -> Vec<GroupKey> {

@@ -108,10 +108,27 @@ async fn ingest_group(
 ) -> Result<IngestReport> {
     let mut report = IngestReport::default();
     let window = plan.grouping.window.as_millis();
-    let open: Vec<Incident> = sqlx::query_as(concat!("SELECT ", incident_columns!(), " FROM incidents WHERE group_key = $1 AND state IN ('new', 'acknowledged', 'contained') ORDER BY id"))
+    let mut open: Vec<Incident> = sqlx::query_as(concat!("SELECT ", incident_columns!(), " FROM incidents WHERE group_key = $1 AND state IN ('new', 'acknowledged', 'contained') ORDER BY id"))
     .bind(key)
     .fetch_all(&mut *c)
     .await?;
+    if let Some(namespace) = key.strip_prefix(kir_plan::route::DELEGATE_PREFIX) {
+        // A controller's findings follow the open incident that already touched its namespace.
+        let linked: Vec<Incident> = sqlx::query_as(concat!(
+            "SELECT ",
+            incident_columns!(),
+            " FROM incidents WHERE state IN ('new', 'acknowledged', 'contained') AND id IN \
+             (SELECT incident_id FROM findings WHERE namespace = $1) ORDER BY updated_at, id"
+        ))
+        .bind(namespace)
+        .fetch_all(&mut *c)
+        .await?;
+        for i in linked {
+            if !open.iter().any(|o| o.id == i.id) {
+                open.push(i);
+            }
+        }
+    }
     let mut spans: Vec<(i64, i64, i64)> = open
         .iter()
         .map(|i| (i.id, i.first_event_at.unwrap_or(i.created_at), i.last_event_at.unwrap_or(i.created_at)))
@@ -267,22 +284,27 @@ async fn attach(c: &mut AnyConnection, incident: i64, item: &Item<'_>, who: &str
 /// Counts, time span, severity (with the plan's raise rules) and owner after new findings.
 async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i64) -> Result<()> {
     let inc = crate::model::fetch_incident(c, id).await?;
-    let rows: Vec<(String, String, Option<i64>, String, String)> = sqlx::query_as(
-        "SELECT rule_id, routed_severity, event_time, tactics, routed_type FROM findings WHERE incident_id = $1 ORDER BY event_time, id",
+    let rows: Vec<(String, String, Option<i64>, String, String, String)> = sqlx::query_as(
+        "SELECT rule_id, routed_severity, event_time, tactics, routed_type, title FROM findings WHERE incident_id = $1 ORDER BY event_time, id",
     )
-            .bind(id)
-            .fetch_all(&mut *c)
-            .await?;
+    .bind(id)
+    .fetch_all(&mut *c)
+    .await?;
     let mut severity: Level = inc.severity.parse().unwrap_or(Level::Medium);
     let mut tactics = BTreeSet::new();
     let mut rules = BTreeSet::new();
     let (mut first, mut last) = (inc.first_event_at, inc.last_event_at);
-    // The type follows the strongest finding that names one (the first of equals).
+    // The type and title follow the strongest finding (the first of equals); the type only
+    // when that finding names one.
     let mut typed: Option<(Level, &str)> = None;
-    for (rule, routed, time, t, routed_type) in &rows {
+    let mut strongest: Option<(Level, &str)> = None;
+    for (rule, routed, time, t, routed_type, title) in &rows {
         let routed: Level = routed.parse().unwrap_or(Level::Informational);
         if routed_type != &plan.routing.default_type && typed.is_none_or(|(l, _)| routed > l) {
             typed = Some((routed, routed_type));
+        }
+        if strongest.is_none_or(|(l, _)| routed > l) {
+            strongest = Some((routed, title));
         }
         severity = severity.max(routed);
         if routed >= plan.routing.open_incident_at {
@@ -300,11 +322,18 @@ async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i6
         _ => inc.incident_type.clone(),
     };
     let mut title = inc.title.clone();
+    if inc.source == "findings"
+        && let Some((_, finding_title)) = strongest
+    {
+        let subject = inc
+            .title
+            .rfind(" (")
+            .filter(|_| inc.title.ends_with(')'))
+            .map(|i| inc.title[i..].to_string())
+            .unwrap_or_default();
+        title = format!("{}: {finding_title}{subject}", plan.type_title(&incident_type));
+    }
     if incident_type != inc.incident_type {
-        let old_prefix = format!("{}: ", plan.type_title(&inc.incident_type));
-        if let Some(rest) = inc.title.strip_prefix(&old_prefix) {
-            title = format!("{}: {rest}", plan.type_title(&incident_type));
-        }
         let message = format!("type changed from {} to {incident_type}", inc.incident_type);
         append(c, id, now, who, "type", &message, None).await?;
     }

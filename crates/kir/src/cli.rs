@@ -35,6 +35,16 @@ pub struct Global {
     /// Print more about what was skipped and why.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The incident store: `sqlite:PATH` or `postgres://USER@HOST/DB` (default: kir.db in the
+    /// user's data folder, e.g. ~/.local/share/kir/kir.db).
+    #[arg(long, global = true, env = "KIR_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// The response plan (default: the starter plan, `kir plan init`).
+    #[arg(long, global = true, env = "KIR_PLAN", value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Who is acting, as recorded on incident timelines (default: $USER).
+    #[arg(long = "as", global = true, env = "KIR_USER", value_name = "NAME")]
+    pub actor: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -43,6 +53,10 @@ pub enum Format {
     Json,
     Jsonl,
     Csv,
+    /// Markdown (plans, reports, metrics).
+    Md,
+    /// A standalone HTML page (plans, reports, metrics).
+    Html,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,6 +82,204 @@ Examples:\n  kir hunt examples/exposed-console-cryptojack.audit.jsonl.gz\n  kir 
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// The response plan as code: write a starter plan, check one, render it for people.
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
+    /// Work the incident record: open, list, show, acknowledge, assign, note, escalate,
+    /// contain, resolve, close, report; `tick` runs the escalation timers.
+    #[command(alias = "incidents")]
+    Incident {
+        #[command(subcommand)]
+        command: IncidentCommand,
+    },
+    /// Response metrics across incidents: time to detect, acknowledge, contain and resolve, by
+    /// type and severity, and the rules behind false positives.
+    #[command(after_help = "Examples:\n  kir metrics --since 90d\n  kir metrics --since 2026-01-01 --format json\n  kir metrics --format html > metrics.html")]
+    Metrics(MetricsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Print a commented starter plan that works as it is: `kir plan init > plan.yaml`.
+    Init,
+    /// Validate a plan (`-` reads stdin): errors with line and column (exit 2), warnings for gaps.
+    #[command(after_help = "Checks every reference (roles, channels, policies, playbooks, types), durations, \
+and warns about gaps: a severity nobody is paged for, a role without contacts, a playbook step that destroys \
+evidence before any collect-evidence step, unused policies and channels.\n\nExamples:\n  kir plan check plan.yaml\n  kir plan init | kir plan check -")]
+    Check {
+        #[arg(value_name = "FILE")]
+        path: PathBuf,
+    },
+    /// Render a plan as the document people read (`--format md` or `html`).
+    #[command(after_help = "Examples:\n  kir plan render plan.yaml --format html > plan.html\n  kir plan render plan.yaml --format md")]
+    Render {
+        #[arg(value_name = "FILE")]
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Report an incident by hand: what you saw, how bad, what kind. The plan routes it.
+    #[command(after_help = "Examples:\n  kir incident open --title \"miner-like CPU on node ip-10-0-3-17\" --severity medium --type cryptomining\n  kir incident open --title \"unknown admin binding\" --severity high --assign soc\n  kir incident open --title \"odd exec into payments\" --severity medium --assign dana --seen 2026-11-27T23:50:00Z")]
+    Open(OpenArgs),
+    /// List incidents (open and closed); filter by state, severity, type or owner.
+    List(ListArgs),
+    /// Show one incident: fields, findings, IOCs and the timeline.
+    Show(IdArg),
+    /// Acknowledge: someone is working on it (stops not-acknowledged escalations).
+    #[command(alias = "acknowledge")]
+    Ack(IdArg),
+    /// Hand the incident to a role of the plan (`soc`) or a person (`dana`).
+    Assign(AssignArgs),
+    /// Add a note to the timeline. Notes starting with `lesson:` go into the report's lessons.
+    Note(NoteArgs),
+    /// Escalate now: fire the next level of the incident's escalation policy.
+    Escalate(IdArg),
+    /// Mark the incident contained (the attacker's access or spread is stopped).
+    Contain(StateArgs),
+    /// Mark the incident resolved.
+    Resolve(StateArgs),
+    /// Close the incident with a reason: true-positive, false-positive, benign or duplicate.
+    Close(CloseArgs),
+    /// Re-open a resolved or closed incident; its escalation policy starts again.
+    Reopen(StateArgs),
+    /// Add an indicator of compromise (`ip:203.0.113.7`, `image:evil/miner:1`, `sha256:…`, `domain:…`).
+    Ioc(IocArgs),
+    /// Fire the escalations that are due and send their notifications (run it from cron, e.g.
+    /// every minute).
+    #[command(after_help = "Each escalation level fires once per incident, at the plan's delay after the \
+incident opened (or re-opened), when its condition still holds. Notifications use the plan given with --plan \
+(channels and contacts); the levels are the ones the incident was opened with.\n\nExamples:\n  kir incident tick --plan plan.yaml\n  * * * * * kir incident tick --plan /etc/kir/plan.yaml --store sqlite:/var/lib/kir/kir.db")]
+    Tick(TickArgs),
+    /// The post-incident report: summary, timeline (with an SVG chart in HTML), findings,
+    /// affected objects, IOCs, actions, evidence, metrics and lessons learned.
+    #[command(after_help = "Examples:\n  kir incident report 7 --format html > incident-7.html\n  kir incident report 7 --format md --chart incident-7.svg")]
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Incident number.
+    #[arg(value_name = "ID")]
+    pub id: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// One line that says what is wrong.
+    #[arg(long)]
+    pub title: String,
+    /// low, medium, high or critical.
+    #[arg(long, value_parser = parse_level, default_value = "medium")]
+    pub severity: Level,
+    /// An incident type of the plan (e.g. cryptomining, credential-access).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub incident_type: Option<String>,
+    /// More words: what you saw and where.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// A role of the plan or a person's name (default: the plan decides by severity).
+    #[arg(long, value_name = "ROLE_OR_PERSON")]
+    pub assign: Option<String>,
+    /// When the first warning sign appeared (RFC 3339 or an age such as 2h): time to detect counts from it.
+    #[arg(long, value_name = "TIME")]
+    pub seen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only incidents in this state (repeatable): new, acknowledged, contained, resolved, closed.
+    #[arg(long)]
+    pub state: Vec<String>,
+    /// Only open incidents (new, acknowledged, contained).
+    #[arg(long)]
+    pub open: bool,
+    /// Only this severity or above.
+    #[arg(long, value_parser = parse_level)]
+    pub severity: Option<Level>,
+    #[arg(long = "type", value_name = "TYPE")]
+    pub incident_type: Option<String>,
+    /// Only incidents owned by this role or person.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Only incidents opened since (RFC 3339 or an age such as 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AssignArgs {
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// A role of the plan (`soc`, `devops-oncall`) or a person (`dana`).
+    #[arg(long, value_name = "ROLE_OR_PERSON")]
+    pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NoteArgs {
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    #[arg(value_name = "TEXT", required = true, num_args = 1..)]
+    pub text: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// Why, in a few words (goes on the timeline).
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CloseArgs {
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// true-positive, false-positive, benign or duplicate.
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IocArgs {
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// KIND:VALUE, e.g. ip:203.0.113.7 (repeatable).
+    #[arg(value_name = "KIND:VALUE", required = true, num_args = 1..)]
+    pub iocs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TickArgs {
+    /// The time to act at (RFC 3339), instead of the clock: for drills and tests.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// Fire escalations but send nothing (the timeline says so).
+    #[arg(long)]
+    pub no_notify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// Also write the timeline chart as an SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub chart: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Incidents opened since (an age such as 90d, or RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +334,9 @@ pub struct HuntArgs {
     /// Skip lines longer than this many bytes (they are counted and reported).
     #[arg(long, value_name = "BYTES", default_value_t = kir_audit::source::DEFAULT_MAX_LINE)]
     pub max_line: usize,
+    /// With --store or --plan: file the findings into incidents but send no notifications.
+    #[arg(long)]
+    pub no_notify: bool,
 }
 
 #[derive(Debug, Subcommand)]

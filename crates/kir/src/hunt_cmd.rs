@@ -84,6 +84,9 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
     {
         return Err(UserError(format!("writing the output: {e}")));
     }
+    if global.store.is_some() || global.plan.is_some() {
+        crate::incident_cmd::file_findings(global, &report.findings, !args.no_notify)?;
+    }
     if report.file_problems.iter().any(|p| p.explicit) {
         return Ok(exit::USAGE);
     }
@@ -97,7 +100,15 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
 
 /// The built-in pack and the user's rules, with placeholders from `--config`.
 pub fn load_rules(source: &RuleSource, global: &Global) -> Result<RuleSet, UserError> {
-    let placeholders = read_config(source.config.as_deref())?;
+    // The plan's `detection.placeholders` first; --config overrides them.
+    let mut placeholders = Placeholders::default();
+    if global.plan.is_some() {
+        let (plan, _) = crate::plan_cmd::load(global)?;
+        for (name, values) in plan.detection.placeholders.unwrap_or_default() {
+            placeholders.insert(name, values);
+        }
+    }
+    placeholders.extend(read_config(source.config.as_deref())?);
     let mut rules = if source.no_builtin {
         let mut defaults = kir_detect::ruleset::builtin_placeholders();
         defaults.extend(placeholders);
@@ -295,7 +306,7 @@ fn print_findings(out: &mut dyn Write, global: &Global, report: &HuntReport, col
                 writeln!(out, "{}", csv_line(&row))?;
             }
         }
-        Format::Table => {
+        Format::Table | Format::Md | Format::Html => {
             if findings.is_empty() {
                 writeln!(out, "No findings.")?;
             } else {
@@ -397,7 +408,7 @@ fn print_timeline(out: &mut dyn Write, global: &Global, report: &HuntReport, col
                 writeln!(out, "{}", csv_line(&row))?;
             }
         }
-        Format::Table => {
+        Format::Table | Format::Md | Format::Html => {
             if entries.is_empty() {
                 writeln!(out, "No matching requests.")?;
                 return Ok(());

@@ -7,7 +7,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 mod hunt_cmd;
+mod incident_cmd;
 mod output;
+mod plan_cmd;
 mod rules_cmd;
 
 use std::process::ExitCode;
@@ -45,6 +47,9 @@ fn main() -> ExitCode {
             RulesCommand::Check(args) => rules_cmd::check(&cli.global, args),
             RulesCommand::Test(args) => rules_cmd::test(&cli.global, args),
         },
+        Command::Plan { command } => plan_cmd::run(&cli.global, command),
+        Command::Incident { command } => incident_cmd::run(&cli.global, command),
+        Command::Metrics(args) => incident_cmd::metrics(&cli.global, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -76,3 +76,24 @@ pub fn ellipsize(text: &str, max: usize) -> String {
     out.push('…');
     out
 }
+
+/// Writes to stdout; a closed pipe (`kir … | head`) ends the output quietly instead of failing.
+pub fn emit(text: &str) -> Result<(), crate::UserError> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::UserError(format!("writing the output: {e}"))),
+        _ => Ok(()),
+    }
+}
+
+/// `print!` that stops quietly on a closed pipe (needs a function returning `Result<_, UserError>`).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::emit(&format!($($arg)*))? };
+}
+
+/// `println!` that stops quietly on a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::output::emit(&format!("{}\n", format_args!($($arg)*)))? };
+}
+
+pub(crate) use {out, outln};

@@ -64,7 +64,7 @@ pub fn list(global: &Global, args: &RulesListArgs) -> Result<u8, UserError> {
                 )
             })
         }
-        Format::Table => {
+        Format::Table | Format::Md | Format::Html => {
             let mut t = table(color, &["LEVEL", "TITLE", "ATT&CK", "THREAT MATRIX", "ID"]);
             for r in &rows {
                 let level = r["level"].as_str().and_then(|l| l.parse().ok()).unwrap_or(kir_detect::Level::Medium);

@@ -1,0 +1,633 @@
+//! `kir incident …`, `kir metrics`, and filing `kir hunt`'s findings into incidents.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use comfy_table::Cell;
+use kir_detect::{Finding, Level};
+use kir_notify::{Notice, Notifier, Retry};
+use kir_plan::Plan;
+use kir_report::IncidentRecord;
+use kir_store::{CloseReason, Fired, Incident, ListFilter, NewIncident, Store, rfc3339};
+
+use crate::cli::{Format, Global, IncidentCommand, MetricsArgs};
+use crate::output::{csv_line, out, outln, severity_cell, table, use_color};
+use crate::{UserError, exit};
+
+/// The clock: `KIR_NOW` (RFC 3339) replaces it for drills and tests.
+pub fn now_ms() -> Result<i64, UserError> {
+    match std::env::var("KIR_NOW") {
+        Ok(t) if !t.is_empty() => parse_instant(&t).map_err(|e| UserError(format!("KIR_NOW: {e}"))),
+        _ => Ok(jiff::Timestamp::now().as_millisecond()),
+    }
+}
+
+/// RFC 3339, a date, or an age before now (`30m`, `7d`).
+fn parse_instant(text: &str) -> Result<i64, String> {
+    if let Some(t) = kir_plan::parse_time(text) {
+        return Ok(t);
+    }
+    match kir_plan::Duration::parse(text) {
+        Ok(age) => Ok(jiff::Timestamp::now().as_millisecond() - age.as_millis()),
+        Err(_) => Err(format!("bad time {text:?}: write 2026-11-27T23:50:00Z, 2026-11-27 or an age such as 90d")),
+    }
+}
+
+fn since_arg(text: &str) -> Result<i64, UserError> {
+    // Ages count back from kir's clock, so drills with KIR_NOW see the same window.
+    if let Ok(age) = kir_plan::Duration::parse(text) {
+        return Ok(now_ms()? - age.as_millis());
+    }
+    parse_instant(text).map_err(UserError)
+}
+
+/// Who acts: `--as`, `KIR_USER`, else the login name.
+pub fn who(global: &Global) -> String {
+    global
+        .actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("USERNAME").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `--store`, else kir.db in the user's data folder.
+pub fn store_url(global: &Global) -> Result<String, UserError> {
+    if let Some(url) = &global.store {
+        return Ok(url.clone());
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .ok_or_else(|| UserError("no --store and no home folder: give --store sqlite:PATH".into()))?;
+    Ok(format!("sqlite:{}", base.join("kir").join("kir.db").display()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| UserError(format!("cannot start the async runtime: {e}")))
+}
+
+async fn open_store(global: &Global) -> Result<Store, UserError> {
+    let url = store_url(global)?;
+    Store::open(&url).await.map_err(|e| UserError(e.to_string()))
+}
+
+/// Files the hunt's findings into incidents, then fires what is due and notifies.
+pub fn file_findings(global: &Global, findings: &[Finding], notify: bool) -> Result<(), UserError> {
+    let (plan, plan_name) = crate::plan_cmd::load(global)?;
+    let who = who(global);
+    let now = now_ms()?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = open_store(global).await?;
+        let report = store.ingest(&plan, findings, &who, now).await.map_err(|e| UserError(e.to_string()))?;
+        let fired = tick_and_notify(&store, &plan, now, notify, &who).await?;
+        if !global.quiet {
+            let mut lines = Vec::new();
+            for id in report.opened.iter().chain(&report.updated) {
+                let i = store.incident(*id).await.map_err(|e| UserError(e.to_string()))?;
+                let verb = if report.opened.contains(id) { "opened" } else { "updated" };
+                lines.push(format!(
+                    "  #{} {verb}: {} {} ({}), owner {}, {} findings",
+                    i.id,
+                    i.severity.to_uppercase(),
+                    i.title,
+                    i.incident_type,
+                    i.owner_role.as_deref().unwrap_or("none"),
+                    i.finding_count
+                ));
+            }
+            eprintln!(
+                "incidents ({plan_name}, {}): {} opened, {} updated; {} findings filed, {} already known, {} below the plan's threshold, {} ignored; {} escalations fired",
+                kir_store::redact_url(&store_url(global)?),
+                report.opened.len(),
+                report.updated.len(),
+                report.attached,
+                report.duplicates,
+                report.below_threshold,
+                report.ignored,
+                fired
+            );
+            for l in lines {
+                eprintln!("{l}");
+            }
+        }
+        store.shutdown().await;
+        Ok(())
+    })
+}
+
+fn notice_for(plan: &Plan, inc: &Incident, f: &Fired, now: i64) -> Notice {
+    let policy = inc.policy();
+    let policy_id = inc.policy_id.clone().unwrap_or_default();
+    let reason = match policy.as_ref().and_then(|p| p.levels.get(f.level)) {
+        _ if f.manual => format!("escalated by hand (level {} of {policy_id})", f.level + 1),
+        Some(l) if f.level == 0 && f.round == 0 && l.after.as_secs() == 0 => {
+            format!("new {} incident (level 1 of {policy_id})", inc.severity)
+        }
+        Some(l) => format!(
+            "escalation level {} of {policy_id}: {} after opening, {}{}",
+            f.level + 1,
+            l.after,
+            l.condition.describe(),
+            if f.round > 0 { format!(" (repeat {})", f.round) } else { String::new() }
+        ),
+        None => format!("escalation level {} of {policy_id}", f.level + 1),
+    };
+    let severity: Option<Level> = inc.severity.parse().ok();
+    Notice {
+        incident_id: inc.id,
+        title: inc.title.clone(),
+        severity: inc.severity.clone(),
+        severity_label: plan.severities.iter().find(|s| Some(s.id) == severity).and_then(|s| s.label.clone()),
+        incident_type: inc.incident_type.clone(),
+        state: inc.state.clone(),
+        owner_role: inc.owner_role.clone(),
+        owner: inc.owner_person.clone(),
+        finding_count: inc.finding_count,
+        created: rfc3339(inc.created_at),
+        reason,
+        roles: f.notify.clone(),
+        on_call: f.notify.iter().filter_map(|r| plan.on_call(r, now).map(|c| (r.clone(), c.name.clone()))).collect(),
+    }
+}
+
+/// Fires due escalations and sends their notifications; every attempt goes on the timeline.
+async fn tick_and_notify(store: &Store, plan: &Plan, now: i64, notify: bool, who: &str) -> Result<usize, UserError> {
+    let fired = store.tick(now).await.map_err(|e| UserError(e.to_string()))?;
+    send_for(store, plan, &fired, now, notify, who).await?;
+    Ok(fired.len())
+}
+
+async fn send_for(store: &Store, plan: &Plan, fired: &[Fired], now: i64, notify: bool, who: &str) -> Result<(), UserError> {
+    let err = |e: kir_store::StoreError| UserError(e.to_string());
+    let notifier = Notifier::new(Retry::default());
+    for f in fired {
+        if f.notify.is_empty() {
+            continue;
+        }
+        let inc = store.incident(f.incident_id).await.map_err(err)?;
+        let notice = notice_for(plan, &inc, f, now);
+        if !notify {
+            let message = format!("notifications for {} not sent (--no-notify)", f.notify.join(", "));
+            store.record(inc.id, who, "notification", &message, None, now).await.map_err(err)?;
+            continue;
+        }
+        for d in notifier.notify_roles(plan, &notice).await {
+            if let Some(why) = &d.skipped {
+                let message = format!("{} ({}): skipped: {why}", d.channel, d.kind);
+                let data = serde_json::json!({"channel": d.channel, "kind": d.kind, "skipped": why, "roles": f.notify});
+                store.record(inc.id, who, "notification", &message, Some(data), now).await.map_err(err)?;
+                continue;
+            }
+            for a in &d.attempts {
+                let outcome = match (&a.error, a.status) {
+                    (None, Some(s)) => format!("delivered ({s})"),
+                    (None, None) => "delivered".to_string(),
+                    (Some(e), _) => format!("failed: {e}"),
+                };
+                let message = format!("{} ({}): attempt {} {outcome}", d.channel, d.kind, a.attempt);
+                let data = serde_json::json!({
+                    "channel": d.channel, "kind": d.kind, "attempt": a.attempt, "ok": a.ok, "status": a.status,
+                    "error": a.error, "attempted_at": rfc3339(a.at_ms), "roles": f.notify, "reason": notice.reason,
+                });
+                store.record(inc.id, who, "notification", &message, Some(data), now).await.map_err(err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(global: &Global, command: &IncidentCommand) -> Result<u8, UserError> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = open_store(global).await?;
+        let result = run_async(global, command, &store).await;
+        store.shutdown().await;
+        result
+    })
+}
+
+fn store_err(e: kir_store::StoreError) -> UserError {
+    UserError(e.to_string())
+}
+
+async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) -> Result<u8, UserError> {
+    let who = who(global);
+    let now = now_ms()?;
+    let color = use_color(global);
+    match command {
+        IncidentCommand::Open(a) => {
+            let (plan, _) = crate::plan_cmd::load(global)?;
+            let incident_type = a.incident_type.clone().unwrap_or_else(|| plan.routing.default_type.clone());
+            if !plan.types.iter().any(|t| t.id == incident_type) {
+                let known = plan.types.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ");
+                return Err(UserError(format!("unknown incident type {incident_type:?} (the plan has: {known})")));
+            }
+            let (assign_role, assign_person) = match &a.assign {
+                Some(x) if plan.roles.iter().any(|r| &r.id == x) => (Some(x.clone()), None),
+                Some(x) => (None, Some(x.clone())),
+                None => (None, None),
+            };
+            let event_time = a.seen.as_deref().map(since_arg).transpose()?;
+            let new = NewIncident {
+                title: a.title.clone(),
+                incident_type,
+                severity: a.severity,
+                description: a.description.clone(),
+                assign_role,
+                assign_person,
+                event_time,
+            };
+            let id = store.open_incident(&plan, new, &who, now).await.map_err(store_err)?;
+            let fired = tick_and_notify(store, &plan, now, true, &who).await?;
+            let inc = store.incident(id).await.map_err(store_err)?;
+            print_one(global, &inc, &format!("opened incident #{id}"), color)?;
+            if !global.quiet && fired > 0 {
+                eprintln!("{fired} escalation level(s) fired; see kir incident show {id}");
+            }
+            Ok(exit::OK)
+        }
+        IncidentCommand::List(a) => {
+            let filter = ListFilter {
+                states: a.state.iter().map(|s| s.parse()).collect::<Result<_, String>>().map_err(UserError)?,
+                open_only: a.open,
+                min_severity: a.severity,
+                incident_type: a.incident_type.clone(),
+                owner: a.owner.clone(),
+                since_ms: a.since.as_deref().map(since_arg).transpose()?,
+            };
+            let list = store.list(&filter).await.map_err(store_err)?;
+            print_list(global, &list, color, now)?;
+            Ok(exit::OK)
+        }
+        IncidentCommand::Show(a) => {
+            let record = record(store, a.id).await?;
+            print_show(global, &record, color)?;
+            Ok(exit::OK)
+        }
+        IncidentCommand::Ack(a) => done(global, store.acknowledge(a.id, &who, now).await, "acknowledged", color),
+        IncidentCommand::Assign(a) => {
+            let (plan, _) = crate::plan_cmd::load(global)?;
+            let is_role = plan.roles.iter().any(|r| r.id == a.to);
+            let (role, person) = if is_role { (Some(a.to.clone()), None) } else { (None, Some(a.to.clone())) };
+            done(global, store.assign(a.id, role, person, &who, now).await, &format!("assigned to {}", a.to), color)
+        }
+        IncidentCommand::Note(a) => {
+            store.note(a.id, &a.text.join(" "), &who, now).await.map_err(store_err)?;
+            if !global.quiet {
+                eprintln!("note added to incident #{}", a.id);
+            }
+            Ok(exit::OK)
+        }
+        IncidentCommand::Escalate(a) => {
+            let (plan, _) = crate::plan_cmd::load(global)?;
+            let fired = store.escalate(a.id, &who, now).await.map_err(store_err)?;
+            send_for(store, &plan, std::slice::from_ref(&fired), now, true, &who).await?;
+            let inc = store.incident(a.id).await.map_err(store_err)?;
+            let mut what = format!("escalated to level {}", fired.level + 1);
+            if !fired.notify.is_empty() {
+                what.push_str(&format!("; notified {}", fired.notify.join(", ")));
+            }
+            print_one(global, &inc, &what, color)?;
+            Ok(exit::OK)
+        }
+        IncidentCommand::Contain(a) => done(global, store.contain(a.id, &who, now, a.note.clone()).await, "contained", color),
+        IncidentCommand::Resolve(a) => done(global, store.resolve(a.id, &who, now, a.note.clone()).await, "resolved", color),
+        IncidentCommand::Close(a) => {
+            let reason: CloseReason = a.reason.parse().map_err(UserError)?;
+            done(global, store.close(a.id, reason, &who, now, a.note.clone()).await, &format!("closed as {}", reason.as_str()), color)
+        }
+        IncidentCommand::Reopen(a) => done(global, store.reopen(a.id, &who, now, a.note.clone()).await, "re-opened", color),
+        IncidentCommand::Ioc(a) => {
+            for ioc in &a.iocs {
+                let Some((kind, value)) = ioc.split_once(':').filter(|(k, v)| !k.is_empty() && !v.is_empty()) else {
+                    return Err(UserError(format!("bad indicator {ioc:?}: write KIND:VALUE, e.g. ip:203.0.113.7")));
+                };
+                let added = store.add_ioc(a.id, kind, value, &who, now).await.map_err(store_err)?;
+                if !global.quiet {
+                    eprintln!("{} {kind}:{value} on incident #{}", if added { "added" } else { "already had" }, a.id);
+                }
+            }
+            Ok(exit::OK)
+        }
+        IncidentCommand::Tick(a) => {
+            let (plan, _) = crate::plan_cmd::load(global)?;
+            let now = match &a.now {
+                Some(t) => parse_instant(t).map_err(UserError)?,
+                None => now,
+            };
+            let fired = store.tick(now).await.map_err(store_err)?;
+            send_for(store, &plan, &fired, now, !a.no_notify, &who).await?;
+            match global.format {
+                Format::Json => outln!("{}", serde_json::to_string_pretty(&fired)?),
+                Format::Jsonl => {
+                    for f in &fired {
+                        outln!("{}", serde_json::to_string(f)?);
+                    }
+                }
+                _ => {
+                    if !global.quiet {
+                        for f in &fired {
+                            outln!(
+                                "#{} level {}{} of its policy fired: notify {}{}",
+                                f.incident_id,
+                                f.level + 1,
+                                if f.round > 0 { format!(" (repeat {})", f.round) } else { String::new() },
+                                if f.notify.is_empty() { "nobody".into() } else { f.notify.join(", ") },
+                                f.assign.as_ref().map(|r| format!("; handed to {r}")).unwrap_or_default()
+                            );
+                        }
+                        eprintln!("{} escalation(s) fired at {}", fired.len(), rfc3339(now));
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        IncidentCommand::Report(a) => {
+            let record = record(store, a.id).await?;
+            if let Some(path) = &a.chart {
+                std::fs::write(path, kir_report::timeline_svg(&record))
+                    .map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
+            }
+            match global.format {
+                Format::Html => out!("{}", kir_report::report_html(&record)),
+                Format::Md | Format::Table => out!("{}", kir_report::report_markdown(&record)),
+                Format::Json | Format::Jsonl => outln!("{}", serde_json::to_string_pretty(&record_json(&record))?),
+                Format::Csv => return Err(UserError("a report is md, html or json".into())),
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn done(global: &Global, result: kir_store::Result<Incident>, what: &str, color: bool) -> Result<u8, UserError> {
+    let inc = result.map_err(store_err)?;
+    print_one(global, &inc, what, color)?;
+    Ok(exit::OK)
+}
+
+fn print_one(global: &Global, inc: &Incident, what: &str, color: bool) -> Result<(), UserError> {
+    match global.format {
+        Format::Json | Format::Jsonl => outln!("{}", inc.summary_json()),
+        _ => {
+            if !global.quiet {
+                let sev = inc.severity.parse().map(|l: Level| severity_cell(l, color).content()).unwrap_or(inc.severity.clone());
+                outln!(
+                    "#{} {what}: {sev} {} [{}] owner {}{}",
+                    inc.id,
+                    inc.title,
+                    inc.state,
+                    inc.owner_role.as_deref().unwrap_or("none"),
+                    inc.owner_person.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn record(store: &Store, id: i64) -> Result<IncidentRecord, UserError> {
+    Ok(IncidentRecord {
+        incident: store.incident(id).await.map_err(store_err)?,
+        findings: store.findings(id).await.map_err(store_err)?,
+        timeline: store.timeline(id).await.map_err(store_err)?,
+        iocs: store.iocs(id).await.map_err(store_err)?,
+    })
+}
+
+fn record_json(r: &IncidentRecord) -> serde_json::Value {
+    let findings: Vec<serde_json::Value> =
+        r.findings.iter().map(|f| serde_json::from_str(&f.body).unwrap_or(serde_json::Value::Null)).collect();
+    let timeline: Vec<serde_json::Value> = r
+        .timeline
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "at": rfc3339(e.at), "who": e.who, "kind": e.kind, "message": e.message,
+                "data": e.data.as_deref().and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok()),
+            })
+        })
+        .collect();
+    let iocs: Vec<serde_json::Value> =
+        r.iocs.iter().map(|i| serde_json::json!({"kind": i.kind, "value": i.value, "added_by": i.added_by, "added": rfc3339(i.added_at)})).collect();
+    let objects: Vec<String> = kir_report::affected_objects(&r.findings).into_iter().map(|(o, _)| o).collect();
+    serde_json::json!({
+        "incident": r.incident.summary_json(),
+        "description": r.incident.description,
+        "policy": r.incident.policy_id,
+        "plan": {"name": r.incident.plan_name, "digest": r.incident.plan_digest},
+        "findings": findings,
+        "affected_objects": objects,
+        "iocs": iocs,
+        "timeline": timeline,
+    })
+}
+
+fn age(now: i64, then: i64) -> String {
+    kir_report::human_duration(now - then)
+}
+
+fn print_list(global: &Global, list: &[Incident], color: bool, now: i64) -> Result<(), UserError> {
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let result = match global.format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&list.iter().map(Incident::summary_json).collect::<Vec<_>>())?
+        ),
+        Format::Jsonl => list.iter().try_for_each(|i| writeln!(out, "{}", i.summary_json())),
+        Format::Csv => {
+            writeln!(out, "id,title,type,severity,state,owner_role,owner,finding_count,created,updated")?;
+            list.iter().try_for_each(|i| {
+                writeln!(
+                    out,
+                    "{}",
+                    csv_line(&[
+                        i.id.to_string(),
+                        i.title.clone(),
+                        i.incident_type.clone(),
+                        i.severity.clone(),
+                        i.state.clone(),
+                        i.owner_role.clone().unwrap_or_default(),
+                        i.owner_person.clone().unwrap_or_default(),
+                        i.finding_count.to_string(),
+                        rfc3339(i.created_at),
+                        rfc3339(i.updated_at),
+                    ])
+                )
+            })
+        }
+        Format::Md | Format::Html => {
+            let mut md = String::from("| id | severity | state | type | owner | findings | opened | title |\n|---|---|---|---|---|---|---|---|\n");
+            for i in list {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    i.id,
+                    i.severity,
+                    i.state,
+                    i.incident_type,
+                    i.owner_role.as_deref().unwrap_or(""),
+                    i.finding_count,
+                    rfc3339(i.created_at),
+                    i.title.replace('|', "\\|")
+                ));
+            }
+            if global.format == Format::Html {
+                write!(out, "{}", kir_plan::render::html_page("Incidents", &format!("# Incidents\n\n{md}")))
+            } else {
+                write!(out, "{md}")
+            }
+        }
+        Format::Table => {
+            if list.is_empty() {
+                if !global.quiet {
+                    eprintln!("no incidents");
+                }
+                return Ok(());
+            }
+            let mut t = table(color, &["ID", "SEVERITY", "STATE", "TYPE", "OWNER", "FINDINGS", "AGE", "TITLE"]);
+            for i in list {
+                let sev = i.severity.parse().map(|l| severity_cell(l, color)).unwrap_or_else(|_| Cell::new(&i.severity));
+                let owner = match (&i.owner_role, &i.owner_person) {
+                    (Some(r), Some(p)) => format!("{r} ({p})"),
+                    (Some(r), None) => r.clone(),
+                    (None, Some(p)) => p.clone(),
+                    (None, None) => "-".into(),
+                };
+                t.add_row(vec![
+                    Cell::new(i.id),
+                    sev,
+                    Cell::new(&i.state),
+                    Cell::new(&i.incident_type),
+                    Cell::new(owner),
+                    Cell::new(i.finding_count),
+                    Cell::new(age(now, i.created_at)),
+                    Cell::new(&i.title),
+                ]);
+            }
+            writeln!(out, "{t}")
+        }
+    };
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(UserError(format!("writing the output: {e}"))),
+        _ => Ok(()),
+    }
+}
+
+fn print_show(global: &Global, r: &IncidentRecord, color: bool) -> Result<(), UserError> {
+    match global.format {
+        Format::Json | Format::Jsonl => {
+            outln!("{}", serde_json::to_string_pretty(&record_json(r))?);
+            return Ok(());
+        }
+        Format::Md => {
+            out!("{}", kir_report::report_markdown(r));
+            return Ok(());
+        }
+        Format::Html => {
+            out!("{}", kir_report::report_html(r));
+            return Ok(());
+        }
+        _ => {}
+    }
+    let i = &r.incident;
+    let sev = i.severity.parse().map(|l: Level| severity_cell(l, color).content()).unwrap_or(i.severity.clone());
+    let mut out = String::new();
+    out.push_str(&format!("Incident #{}: {}\n", i.id, i.title));
+    out.push_str(&format!("  severity   {sev}\n  type       {}\n  state      {}", i.incident_type, i.state));
+    if let Some(reason) = &i.close_reason {
+        out.push_str(&format!(" ({reason})"));
+    }
+    out.push_str(&format!(
+        "\n  owner      {}{}\n  opened     {} by {} ({})\n",
+        i.owner_role.as_deref().unwrap_or("none"),
+        i.owner_person.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
+        rfc3339(i.created_at),
+        i.reported_by,
+        if i.source == "manual" { "reported by a person" } else { "from findings" }
+    ));
+    if let Some(t) = i.first_event_at {
+        out.push_str(&format!("  first event {}\n", rfc3339(t)));
+    }
+    for (name, t) in [("acknowledged", i.acknowledged_at), ("contained", i.contained_at), ("resolved", i.resolved_at), ("closed", i.closed_at)] {
+        if let Some(t) = t {
+            out.push_str(&format!("  {name:<10} {}\n", rfc3339(t)));
+        }
+    }
+    out.push_str(&format!(
+        "  plan       {} ({}), escalation policy {}\n",
+        i.plan_name,
+        i.plan_digest,
+        i.policy_id.as_deref().unwrap_or("none")
+    ));
+    if let Some(d) = &i.description {
+        out.push_str(&format!("\n{d}\n"));
+    }
+    if !r.iocs.is_empty() {
+        out.push_str("\nIndicators:\n");
+        for ioc in &r.iocs {
+            out.push_str(&format!("  {}:{}\n", ioc.kind, ioc.value));
+        }
+    }
+    let objects = kir_report::affected_objects(&r.findings);
+    if !objects.is_empty() {
+        out.push_str("\nAffected objects:\n");
+        for (o, n) in objects {
+            out.push_str(&format!("  {o} ({n})\n"));
+        }
+    }
+    out!("{out}");
+    if !r.findings.is_empty() {
+        outln!("\nFindings ({}):", r.findings.len());
+        let mut t = table(color, &["EVENT TIME", "SEVERITY", "RULE", "ACTOR", "OBJECT"]);
+        for f in &r.findings {
+            let sev = f.severity.parse().map(|l| severity_cell(l, color)).unwrap_or_else(|_| Cell::new(&f.severity));
+            let object = [f.resource.as_deref(), f.namespace.as_deref(), f.name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("/");
+            t.add_row(vec![
+                Cell::new(f.event_time.map(rfc3339).unwrap_or_default()),
+                sev,
+                Cell::new(&f.title),
+                Cell::new(&f.actor),
+                Cell::new(object),
+            ]);
+        }
+        outln!("{t}");
+    }
+    outln!("\nTimeline:");
+    let mut t = table(color, &["WHEN", "WHO", "WHAT", "DETAIL"]);
+    for e in &r.timeline {
+        t.add_row(vec![Cell::new(rfc3339(e.at)), Cell::new(&e.who), Cell::new(&e.kind), Cell::new(&e.message)]);
+    }
+    outln!("{t}");
+    Ok(())
+}
+
+pub fn metrics(global: &Global, args: &MetricsArgs) -> Result<u8, UserError> {
+    let since = args.since.as_deref().map(since_arg).transpose()?;
+    let rt = runtime()?;
+    let m = rt.block_on(async {
+        let store = open_store(global).await?;
+        let incidents = store.list(&ListFilter::default()).await.map_err(store_err)?;
+        let findings = store.all_findings().await.map_err(store_err)?;
+        store.shutdown().await;
+        Ok::<_, UserError>(kir_report::metrics(&incidents, &findings, since))
+    })?;
+    match global.format {
+        Format::Json | Format::Jsonl => outln!("{}", serde_json::to_string_pretty(&m)?),
+        Format::Html => out!("{}", kir_plan::render::html_page("Response metrics", &kir_report::metrics_markdown(&m))),
+        _ => out!("{}", kir_report::metrics_markdown(&m)),
+    }
+    Ok(exit::OK)
+}
