@@ -66,6 +66,11 @@ const CONTROLLERS: [&str; 8] = [
 
 /// Generates events until `target_bytes` are written; returns (bytes, lines).
 pub fn generate(out: &mut dyn Write, target_bytes: u64, seed: u64) -> io::Result<(u64, u64)> {
+    generate_with(out, target_bytes, seed, true)
+}
+
+/// The same traffic; with `attacks: false`, only a busy cluster's benign work.
+pub fn generate_with(out: &mut dyn Write, target_bytes: u64, seed: u64, attacks: bool) -> io::Result<(u64, u64)> {
     let mut rng = Rng::new(seed);
     let mut clock_ms: u64 = 1_795_824_000_000; // 2026-11-28T00:00:00Z
     let (mut bytes, mut lines) = (0u64, 0u64);
@@ -74,7 +79,7 @@ pub fn generate(out: &mut dyn Write, target_bytes: u64, seed: u64) -> io::Result
     while bytes < target_bytes {
         request += 1;
         clock_ms += rng.below(40);
-        let stages = one_request(&mut rng, clock_ms, request);
+        let stages = one_request(&mut rng, clock_ms, request, attacks);
         for stage in stages {
             buf.clear();
             serde_json::to_writer(&mut buf, &stage)?;
@@ -123,11 +128,11 @@ struct Req {
     ip: String,
 }
 
-fn one_request(rng: &mut Rng, ms: u64, n: u64) -> Vec<Value> {
+fn one_request(rng: &mut Rng, ms: u64, n: u64, attacks: bool) -> Vec<Value> {
     let node = *rng.pick(&NODES);
     let ns = *rng.pick(&NAMESPACES);
     let roll = rng.below(1000);
-    let req = if n.is_multiple_of(250_000) {
+    let req = if attacks && n.is_multiple_of(250_000) {
         attack(rng, ns)
     } else if roll < 300 {
         lease_update(rng, node)

@@ -109,10 +109,13 @@ impl Default for Retry {
     }
 }
 
+/// Where secrets come from: the process environment, or a lookup the caller gives.
+type SecretLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 pub struct Notifier {
     http: reqwest::Client,
     retry: Retry,
-    env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    env: SecretLookup,
 }
 
 fn kind_name(kind: ChannelKind) -> &'static str {
@@ -222,7 +225,8 @@ impl Notifier {
         };
         match ch.kind {
             ChannelKind::Slack | ChannelKind::Webhook => {
-                let url = ch.url.clone().or_else(|| self.var(&ch.url_env)).ok_or_else(|| missing("URL", &ch.url_env))?;
+                let url =
+                    ch.url.clone().or_else(|| self.var(&ch.url_env)).ok_or_else(|| missing("URL", &ch.url_env))?;
                 if ch.kind == ChannelKind::Slack {
                     return Ok(Prepared::Http { url, body: slack_payload(notice), headers: Vec::new() });
                 }
@@ -232,18 +236,24 @@ impl Notifier {
                     let secret = self.var(&ch.secret_env).ok_or_else(|| missing("HMAC secret", &ch.secret_env))?;
                     let timestamp = jiff::Timestamp::now().as_second().to_string();
                     headers.push(("X-Kir-Timestamp".to_string(), timestamp.clone()));
-                    headers.push(("X-Kir-Signature".to_string(), format!("sha256={}", sign(&secret, &timestamp, &body))));
+                    headers
+                        .push(("X-Kir-Signature".to_string(), format!("sha256={}", sign(&secret, &timestamp, &body))));
                 }
                 Ok(Prepared::Http { url, body, headers })
             }
             ChannelKind::Pagerduty => {
                 let key = self.var(&ch.routing_key_env).ok_or_else(|| missing("routing key", &ch.routing_key_env))?;
-                let url = ch.url.clone().or_else(|| self.var(&ch.url_env)).unwrap_or_else(|| PAGERDUTY_EVENTS_URL.into());
+                let url =
+                    ch.url.clone().or_else(|| self.var(&ch.url_env)).unwrap_or_else(|| PAGERDUTY_EVENTS_URL.into());
                 Ok(Prepared::Http { url, body: pagerduty_payload(notice, &key), headers: Vec::new() })
             }
             ChannelKind::Email => {
                 let smtp = ch.smtp.as_ref().ok_or("no smtp settings")?;
-                let host = smtp.host.clone().or_else(|| self.var(&smtp.host_env)).ok_or_else(|| missing("SMTP host", &smtp.host_env))?;
+                let host = smtp
+                    .host
+                    .clone()
+                    .or_else(|| self.var(&smtp.host_env))
+                    .ok_or_else(|| missing("SMTP host", &smtp.host_env))?;
                 let to: Vec<String> = if ch.to.is_empty() { role_emails.to_vec() } else { ch.to.clone() };
                 if to.is_empty() {
                     return Err("no recipients: the notified roles list no email address".into());

@@ -74,10 +74,8 @@ pub fn load(text: &str) -> Result<Loaded, Vec<PlanProblem>> {
             let message = e.to_string();
             let message = message.lines().next().unwrap_or_default();
             // The position is reported in its own fields: drop saphyr's "error: line L column C: ".
-            let message = match message.find(|c: char| c == ':').zip(message.find(" column ")) {
-                Some((_, col)) if message.starts_with("error: line ") => {
-                    message[col..].split_once(": ").map(|(_, m)| m).unwrap_or(message)
-                }
+            let message = match message.strip_prefix("error: line ").and_then(|rest| rest.split_once(": ")) {
+                Some((position, text)) if position.contains(" column ") => text,
                 _ => message,
             }
             .to_string();
@@ -168,7 +166,12 @@ pub fn check(plan: &Plan, text: &str) -> Vec<PlanProblem> {
         if let Some(rot) = &role.rotation {
             for m in &rot.members {
                 if !role.contacts.iter().any(|k| &k.name == m) {
-                    c.error("roles", m, format!("{field}.rotation.members"), format!("{m:?} is not one of the role's contacts"));
+                    c.error(
+                        "roles",
+                        m,
+                        format!("{field}.rotation.members"),
+                        format!("{m:?} is not one of the role's contacts"),
+                    );
                 }
             }
             if crate::parse_time(&rot.start).is_none() {
@@ -190,7 +193,12 @@ pub fn check(plan: &Plan, text: &str) -> Vec<PlanProblem> {
             Some(p) if !playbooks.contains(p.as_str()) => {
                 c.error("types", p, format!("types[{}].playbook", t.id), format!("unknown playbook {p:?}"))
             }
-            None => c.warn("types", &t.id, format!("types[{}]", t.id), "has no playbook: responders start from nothing".into()),
+            None => c.warn(
+                "types",
+                &t.id,
+                format!("types[{}]", t.id),
+                "has no playbook: responders start from nothing".into(),
+            ),
             _ => {}
         }
     }
@@ -207,7 +215,12 @@ pub fn check(plan: &Plan, text: &str) -> Vec<PlanProblem> {
             c.error("routing", t, format!("{field}.type"), format!("unknown incident type {t:?}"));
         }
         if rule.incident_type.is_none() && rule.severity.is_none() && !rule.ignore {
-            c.warn("routing", "match", field.clone(), "does nothing: give it a type, a severity or ignore: true".into());
+            c.warn(
+                "routing",
+                "match",
+                field.clone(),
+                "does nothing: give it a type, a severity or ignore: true".into(),
+            );
         }
     }
 
@@ -216,7 +229,12 @@ pub fn check(plan: &Plan, text: &str) -> Vec<PlanProblem> {
         let field = format!("ownership[{i}]");
         role_ref(&mut c, "ownership", format!("{field}.owner"), &own.owner);
         if !policies.contains(own.policy.as_str()) {
-            c.error("ownership", &own.policy, format!("{field}.policy"), format!("unknown escalation policy {:?}", own.policy));
+            c.error(
+                "ownership",
+                &own.policy,
+                format!("{field}.policy"),
+                format!("unknown escalation policy {:?}", own.policy),
+            );
         }
         for s in &own.severities {
             if !covered.insert(*s) {
@@ -257,11 +275,21 @@ pub fn check(plan: &Plan, text: &str) -> Vec<PlanProblem> {
                 );
             }
             if level.after.as_secs() < 0 {
-                c.error("escalationPolicies", "after", format!("{field}.levels[{l}].after"), "must not be negative".into());
+                c.error(
+                    "escalationPolicies",
+                    "after",
+                    format!("{field}.levels[{l}].after"),
+                    "must not be negative".into(),
+                );
             }
             last = level.after.as_secs();
             if level.notify.is_empty() && level.assign.is_none() {
-                c.warn("escalationPolicies", &policy.id, format!("{field}.levels[{l}]"), "notifies nobody and assigns nobody".into());
+                c.warn(
+                    "escalationPolicies",
+                    &policy.id,
+                    format!("{field}.levels[{l}]"),
+                    "notifies nobody and assigns nobody".into(),
+                );
             }
         }
         if let Some(rep) = &policy.repeat {
@@ -269,7 +297,12 @@ pub fn check(plan: &Plan, text: &str) -> Vec<PlanProblem> {
                 c.error("escalationPolicies", "times", format!("{field}.repeat.times"), "at most 10 repeats".into());
             }
             if rep.after.as_secs() <= 0 {
-                c.error("escalationPolicies", "repeat", format!("{field}.repeat.after"), "must be longer than 0".into());
+                c.error(
+                    "escalationPolicies",
+                    "repeat",
+                    format!("{field}.repeat.after"),
+                    "must be longer than 0".into(),
+                );
             }
         }
         if !plan.ownership.iter().any(|o| o.policy == policy.id) {
@@ -280,9 +313,11 @@ pub fn check(plan: &Plan, text: &str) -> Vec<PlanProblem> {
     // A severity nobody is paged for: its policy's levels reach no role with a channel.
     for own in &plan.ownership {
         let Some(policy) = plan.escalation_policies.iter().find(|p| p.id == own.policy) else { continue };
-        let reachable = policy.levels.iter().flat_map(|l| &l.notify).any(|r| {
-            plan.roles.iter().any(|role| &role.id == r && !role.notify.is_empty())
-        });
+        let reachable = policy
+            .levels
+            .iter()
+            .flat_map(|l| &l.notify)
+            .any(|r| plan.roles.iter().any(|role| &role.id == r && !role.notify.is_empty()));
         if !reachable {
             let sev = own.severities.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
             c.warn(
@@ -332,9 +367,12 @@ pub fn check(plan: &Plan, text: &str) -> Vec<PlanProblem> {
             ChannelKind::Slack | ChannelKind::Webhook if ch.url.is_none() && ch.url_env.is_none() => {
                 c.error("channels", &ch.id, field.clone(), "needs url or urlEnv".into())
             }
-            ChannelKind::Pagerduty if ch.routing_key_env.is_none() => {
-                c.error("channels", &ch.id, field.clone(), "needs routingKeyEnv (the integration key's variable)".into())
-            }
+            ChannelKind::Pagerduty if ch.routing_key_env.is_none() => c.error(
+                "channels",
+                &ch.id,
+                field.clone(),
+                "needs routingKeyEnv (the integration key's variable)".into(),
+            ),
             ChannelKind::Email => match &ch.smtp {
                 None => c.error("channels", &ch.id, field.clone(), "needs smtp".into()),
                 Some(smtp) => {
@@ -361,7 +399,12 @@ pub fn check(plan: &Plan, text: &str) -> Vec<PlanProblem> {
         }
     }
     if plan.grouping.by.is_empty() {
-        c.error("grouping", "by", "grouping.by".into(), "name at least one of actor, namespace, workload, rule, type".into());
+        c.error(
+            "grouping",
+            "by",
+            "grouping.by".into(),
+            "name at least one of actor, namespace, workload, rule, type".into(),
+        );
     }
     c.out
 }

@@ -119,7 +119,11 @@ mod tests {
             1,
         );
         let loaded = load(&text).unwrap();
-        assert!(loaded.warnings.iter().any(|w| w.message.contains("destroys evidence before")), "{:?}", loaded.warnings);
+        assert!(
+            loaded.warnings.iter().any(|w| w.message.contains("destroys evidence before")),
+            "{:?}",
+            loaded.warnings
+        );
     }
 
     #[test]

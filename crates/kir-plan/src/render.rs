@@ -61,7 +61,9 @@ pub fn markdown(plan: &Plan, now_ms: i64) -> String {
         );
     }
 
-    md.push_str("\n## Roles\n\n| role | what they do | contacts | on call now | paged through |\n|---|---|---|---|---|\n");
+    md.push_str(
+        "\n## Roles\n\n| role | what they do | contacts | on call now | paged through |\n|---|---|---|---|---|\n",
+    );
     for role in &plan.roles {
         let contacts = role
             .contacts
@@ -135,7 +137,8 @@ pub fn markdown(plan: &Plan, now_ms: i64) -> String {
                 None => md.push_str(" |"),
             }
         }
-        let repeat = p.repeat.as_ref().map(|r| format!("{}× after {}", r.times, r.after)).unwrap_or_else(|| "no".into());
+        let repeat =
+            p.repeat.as_ref().map(|r| format!("{}× after {}", r.times, r.after)).unwrap_or_else(|| "no".into());
         let _ = writeln!(md, " {repeat} |");
     }
 

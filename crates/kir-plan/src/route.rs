@@ -134,7 +134,9 @@ pub const DELEGATE_PREFIX: &str = "delegate namespace=";
 /// Exact, or `*` standing for any text at one place (`system:serviceaccount:kube-system:*-controller`).
 fn glob_mid(pattern: &str, value: &str) -> bool {
     match pattern.split_once('*') {
-        Some((head, tail)) => value.len() >= head.len() + tail.len() && value.starts_with(head) && value.ends_with(tail),
+        Some((head, tail)) => {
+            value.len() >= head.len() + tail.len() && value.starts_with(head) && value.ends_with(tail)
+        }
         None => pattern == value,
     }
 }

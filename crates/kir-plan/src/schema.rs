@@ -542,9 +542,9 @@ impl<'de> Deserialize<'de> for Duration {
         match Raw::deserialize(d)? {
             Raw::Text(t) => Duration::parse(&t).map_err(serde::de::Error::custom),
             Raw::Number(0) => Ok(Duration { seconds: 0 }),
-            Raw::Number(n) => Err(serde::de::Error::custom(format!(
-                "bad duration {n}: give a unit, e.g. {n}m or {n}s"
-            ))),
+            Raw::Number(n) => {
+                Err(serde::de::Error::custom(format!("bad duration {n}: give a unit, e.g. {n}m or {n}s")))
+            }
         }
     }
 }

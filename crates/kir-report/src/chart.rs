@@ -52,7 +52,8 @@ pub fn timeline_svg(r: &IncidentRecord) -> String {
     );
     let _ = write!(svg, "<title>Incident #{} timeline, {} to {}</title>", i.id, rfc3339(start), rfc3339(end));
     let axis_y = 40.0;
-    let _ = write!(svg, "<line x1=\"{LEFT}\" y1=\"{axis_y}\" x2=\"{}\" y2=\"{axis_y}\" stroke=\"#333\"/>", WIDTH - RIGHT);
+    let _ =
+        write!(svg, "<line x1=\"{LEFT}\" y1=\"{axis_y}\" x2=\"{}\" y2=\"{axis_y}\" stroke=\"#333\"/>", WIDTH - RIGHT);
     let _ = write!(svg, "<text x=\"{LEFT}\" y=\"15\">{}</text>", escape(&rfc3339(start)));
     let _ = write!(
         svg,

@@ -68,18 +68,43 @@ pub fn report_markdown(r: &IncidentRecord) -> String {
         ("Type", i.incident_type.clone()),
         ("Severity", i.severity.clone()),
         ("State", i.state.clone()),
-        ("Owner", format!("{}{}", i.owner_role.as_deref().unwrap_or("none"), i.owner_person.as_deref().map(|p| format!(" ({p})")).unwrap_or_default())),
-        ("Opened by", format!("{} ({})", i.reported_by, if i.source == "manual" { "reported by a person" } else { "from findings" })),
-        ("Plan", format!("{} (digest {}), escalation policy {}", i.plan_name, i.plan_digest, i.policy_id.as_deref().unwrap_or("none"))),
+        (
+            "Owner",
+            format!(
+                "{}{}",
+                i.owner_role.as_deref().unwrap_or("none"),
+                i.owner_person.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
+            ),
+        ),
+        (
+            "Opened by",
+            format!(
+                "{} ({})",
+                i.reported_by,
+                if i.source == "manual" { "reported by a person" } else { "from findings" }
+            ),
+        ),
+        (
+            "Plan",
+            format!(
+                "{} (digest {}), escalation policy {}",
+                i.plan_name,
+                i.plan_digest,
+                i.policy_id.as_deref().unwrap_or("none")
+            ),
+        ),
         ("First malicious event", i.first_event_at.map(rfc3339).unwrap_or_else(|| "unknown".into())),
         ("Discovered (incident opened)", rfc3339(i.created_at)),
         ("Acknowledged", i.acknowledged_at.map(rfc3339).unwrap_or_else(|| "—".into())),
         ("Contained", i.contained_at.map(rfc3339).unwrap_or_else(|| "—".into())),
         ("Resolved", i.resolved_at.map(rfc3339).unwrap_or_else(|| "—".into())),
-        ("Closed", match (i.closed_at, &i.close_reason) {
-            (Some(t), Some(r)) => format!("{} as {r}", rfc3339(t)),
-            _ => "—".into(),
-        }),
+        (
+            "Closed",
+            match (i.closed_at, &i.close_reason) {
+                (Some(t), Some(r)) => format!("{} as {r}", rfc3339(t)),
+                _ => "—".into(),
+            },
+        ),
         ("Findings", i.finding_count.to_string()),
     ];
     for (k, v) in rows {
@@ -94,7 +119,8 @@ pub fn report_markdown(r: &IncidentRecord) -> String {
         (Some(a), Some(b)) => human_duration(b - a),
         _ => "—".into(),
     };
-    let _ = writeln!(md, "| time to detect (first event → incident) | {} |", span(i.first_event_at, Some(i.created_at)));
+    let _ =
+        writeln!(md, "| time to detect (first event → incident) | {} |", span(i.first_event_at, Some(i.created_at)));
     let _ = writeln!(md, "| time to acknowledge | {} |", span(Some(i.created_at), i.acknowledged_at));
     let _ = writeln!(md, "| time to contain | {} |", span(Some(i.created_at), i.contained_at));
     let _ = writeln!(md, "| time to resolve | {} |", span(Some(i.created_at), i.resolved_at));
@@ -181,8 +207,11 @@ pub fn report_markdown(r: &IncidentRecord) -> String {
     }
 
     md.push_str("\n## Lessons learned\n\n");
-    let lessons: Vec<&TimelineEntry> =
-        r.timeline.iter().filter(|e| e.kind == "note" && e.message.to_ascii_lowercase().starts_with("lesson")).collect();
+    let lessons: Vec<&TimelineEntry> = r
+        .timeline
+        .iter()
+        .filter(|e| e.kind == "note" && e.message.to_ascii_lowercase().starts_with("lesson"))
+        .collect();
     for e in &lessons {
         let _ = writeln!(md, "- {} ({})", e.message, e.who);
     }
@@ -203,5 +232,9 @@ pub fn report_html(r: &IncidentRecord) -> String {
     let marker = format!("kir-chart-{:x}", jiff::Timestamp::now().as_nanosecond() ^ 0x5deece66d);
     let md = md.replacen("\n## Timeline\n", &format!("\n## Timeline\n\n{marker}\n"), 1);
     let title = format!("Incident #{}: {}", r.incident.id, r.incident.title);
-    kir_plan::render::html_page(&title, &md).replacen(&format!("<p>{marker}</p>"), &format!("<div class=\"chart\">{svg}</div>"), 1)
+    kir_plan::render::html_page(&title, &md).replacen(
+        &format!("<p>{marker}</p>"),
+        &format!("<div class=\"chart\">{svg}</div>"),
+        1,
+    )
 }

@@ -98,11 +98,8 @@ pub fn metrics(incidents: &[Incident], findings: &[StoredFinding], since_ms: Opt
             *closed_as.entry(r.clone()).or_default() += 1;
         }
     }
-    let fp_incidents: BTreeMap<i64, ()> = chosen
-        .iter()
-        .filter(|i| i.close_reason.as_deref() == Some("false-positive"))
-        .map(|i| (i.id, ()))
-        .collect();
+    let fp_incidents: BTreeMap<i64, ()> =
+        chosen.iter().filter(|i| i.close_reason.as_deref() == Some("false-positive")).map(|i| (i.id, ())).collect();
     let in_scope: BTreeMap<i64, ()> = chosen.iter().map(|i| (i.id, ())).collect();
     let mut rules: BTreeMap<String, RuleNoise> = BTreeMap::new();
     let mut fp_incidents_by_rule: BTreeMap<String, BTreeMap<i64, ()>> = BTreeMap::new();
@@ -128,7 +125,8 @@ pub fn metrics(incidents: &[Incident], findings: &[StoredFinding], since_ms: Opt
             r
         })
         .collect();
-    false_positive_rules.sort_by(|a, b| b.false_positive_findings.cmp(&a.false_positive_findings).then(a.rule_id.cmp(&b.rule_id)));
+    false_positive_rules
+        .sort_by(|a, b| b.false_positive_findings.cmp(&a.false_positive_findings).then(a.rule_id.cmp(&b.rule_id)));
     Metrics {
         since: since_ms.map(kir_store::rfc3339),
         overall: measures(&chosen),
@@ -150,7 +148,10 @@ fn fmt_stat(s: &Stat) -> String {
 pub fn metrics_markdown(m: &Metrics) -> String {
     let mut md = String::from("# Response metrics\n\n");
     if let Some(s) = &m.since {
-        let _ = writeln!(md, "Incidents opened since {s}. Medians, with the 90th percentile and how many incidents had the measure.\n");
+        let _ = writeln!(
+            md,
+            "Incidents opened since {s}. Medians, with the 90th percentile and how many incidents had the measure.\n"
+        );
     }
     let header = "| | incidents | time to detect | time to acknowledge | time to contain | time to resolve |\n|---|---|---|---|---|---|\n";
     let row = |md: &mut String, name: &str, x: &Measures| {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
-use crate::model::{Incident, incident_columns, append, insert_ioc};
+use crate::model::{Incident, append, incident_columns, insert_ioc};
 use crate::{Result, Store};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -71,10 +71,12 @@ impl Store {
                 continue;
             }
             let time = f.time.map(|t| t.as_millisecond()).unwrap_or(now);
-            groups
-                .entry(routed.group_key.clone())
-                .or_default()
-                .push(Item { finding: f, fingerprint: fingerprint(f), routed, time });
+            groups.entry(routed.group_key.clone()).or_default().push(Item {
+                finding: f,
+                fingerprint: fingerprint(f),
+                routed,
+                time,
+            });
         }
         for items in groups.values_mut() {
             items.sort_by_key(|i| i.time);
@@ -83,7 +85,15 @@ impl Store {
         for (key, items) in groups {
             let plan = plan.clone();
             let who = who.to_string();
-            let part = { let mut tx = self.lock().await?; let r = async { let c = tx.conn(); ingest_group(c, &plan, &key, &items, &who, now).await }.await; tx.finish(r).await }?;
+            let part = {
+                let mut tx = self.lock().await?;
+                let r = async {
+                    let c = tx.conn();
+                    ingest_group(c, &plan, &key, &items, &who, now).await
+                }
+                .await;
+                tx.finish(r).await
+            }?;
             report.attached += part.attached;
             report.duplicates += part.duplicates;
             report.below_threshold += part.below_threshold;
@@ -108,7 +118,11 @@ async fn ingest_group(
 ) -> Result<IngestReport> {
     let mut report = IngestReport::default();
     let window = plan.grouping.window.as_millis();
-    let mut open: Vec<Incident> = sqlx::query_as(concat!("SELECT ", incident_columns!(), " FROM incidents WHERE group_key = $1 AND state IN ('new', 'acknowledged', 'contained') ORDER BY id"))
+    let mut open: Vec<Incident> = sqlx::query_as(concat!(
+        "SELECT ",
+        incident_columns!(),
+        " FROM incidents WHERE group_key = $1 AND state IN ('new', 'acknowledged', 'contained') ORDER BY id"
+    ))
     .bind(key)
     .fetch_all(&mut *c)
     .await?;
@@ -193,7 +207,14 @@ async fn ingest_group(
     Ok(report)
 }
 
-async fn create_incident(c: &mut AnyConnection, plan: &Plan, key: &str, item: &Item<'_>, who: &str, now: i64) -> Result<i64> {
+async fn create_incident(
+    c: &mut AnyConnection,
+    plan: &Plan,
+    key: &str,
+    item: &Item<'_>,
+    who: &str,
+    now: i64,
+) -> Result<i64> {
     let f = item.finding;
     let severity = item.routed.severity;
     let ownership = plan.ownership_for(severity);
@@ -356,7 +377,11 @@ async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i6
         let mut message = format!("severity raised from {old} to {severity}");
         let new_owner = ownership.map(|o| o.owner.clone());
         if new_owner != inc.owner_role {
-            message.push_str(&format!("; owner {} → {}", inc.owner_role.as_deref().unwrap_or("none"), new_owner.as_deref().unwrap_or("none")));
+            message.push_str(&format!(
+                "; owner {} → {}",
+                inc.owner_role.as_deref().unwrap_or("none"),
+                new_owner.as_deref().unwrap_or("none")
+            ));
         }
         let policy_changes = new_policy.map(|p| p.id.as_str()) != inc.policy_id.as_deref();
         if policy_changes {
@@ -382,7 +407,8 @@ async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i6
                 .execute(&mut *c)
                 .await?;
         }
-        let data = serde_json::json!({"from": old.as_str(), "to": severity.as_str(), "distinct_tactics": tactics.len()});
+        let data =
+            serde_json::json!({"from": old.as_str(), "to": severity.as_str(), "distinct_tactics": tactics.len()});
         append(c, id, now, who, "severity", &message, Some(data)).await?;
     }
     Ok(())

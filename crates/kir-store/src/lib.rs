@@ -105,9 +105,11 @@ impl Store {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // Concurrent kir processes wait for each other instead of failing.
-                        sqlx::raw_sql("PRAGMA busy_timeout = 60000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
-                            .execute(&mut *conn)
-                            .await?;
+                        sqlx::raw_sql(
+                            "PRAGMA busy_timeout = 60000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL",
+                        )
+                        .execute(&mut *conn)
+                        .await?;
                     }
                     Ok(())
                 })
@@ -191,4 +193,3 @@ impl Drop for Locked {
 pub fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_else(|_| ms.to_string())
 }
-

@@ -251,7 +251,9 @@ impl Store {
 
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Incident>> {
         let mut rows: Vec<Incident> =
-            sqlx::query_as(concat!("SELECT ", incident_columns!(), " FROM incidents ORDER BY id")).fetch_all(&self.pool).await?;
+            sqlx::query_as(concat!("SELECT ", incident_columns!(), " FROM incidents ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
         rows.retain(|i| {
             let state = i.state();
             (filter.states.is_empty() || filter.states.contains(&state))
@@ -307,7 +309,10 @@ impl Store {
 
     pub async fn add_ioc(&self, id: i64, kind: &str, value: &str, who: &str, now: i64) -> Result<bool> {
         let (kind, value, who) = (kind.to_string(), value.to_string(), who.to_string());
-        { let mut tx = self.lock().await?; let r = async { let c = tx.conn();
+        {
+            let mut tx = self.lock().await?;
+            let r = async {
+                let c = tx.conn();
                 fetch_incident(c, id).await?;
                 let added = insert_ioc(c, id, &kind, &value, &who, now).await?;
                 if added {
@@ -315,18 +320,24 @@ impl Store {
                     touch(c, id, now).await?;
                 }
                 Ok(added)
-            }.await; tx.finish(r).await }
+            }
+            .await;
+            tx.finish(r).await
+        }
     }
 
     /// Opens an incident a person reported. The plan decides the owner unless one is given.
     pub async fn open_incident(&self, plan: &Plan, new: NewIncident, who: &str, now: i64) -> Result<i64> {
         let ownership = plan.ownership_for(new.severity).cloned();
-        let policy = ownership.as_ref().and_then(|o| plan.escalation_policies.iter().find(|p| p.id == o.policy)).cloned();
+        let policy =
+            ownership.as_ref().and_then(|o| plan.escalation_policies.iter().find(|p| p.id == o.policy)).cloned();
         let owner_role = new.assign_role.clone().or_else(|| ownership.as_ref().map(|o| o.owner.clone()));
         let plan_name = plan.metadata.name.clone();
         let digest = plan.digest();
         let who = who.to_string();
-        { let mut tx = self.lock().await?; let r = async { let c = tx.conn();
+        {
+            let mut tx = self.lock().await?;
+            let r = async { let c = tx.conn();
                 let policy_json = policy.as_ref().map(|p| serde_json::to_string(p).unwrap_or_default());
                 let (id,): (i64,) = sqlx::query_as(
                     "INSERT INTO incidents (title, incident_type, severity, state, owner_role, owner_person, group_key, \
@@ -366,7 +377,9 @@ impl Store {
                 let data = serde_json::json!({"plan": plan_name, "plan_digest": digest, "policy": policy.as_ref().map(|p| &p.id)});
                 append(c, id, now, &who, "opened", &message, Some(data)).await?;
                 Ok(id)
-            }.await; tx.finish(r).await }
+            }.await;
+            tx.finish(r).await
+        }
     }
 
     pub async fn acknowledge(&self, id: i64, who: &str, now: i64) -> Result<Incident> {
@@ -381,7 +394,14 @@ impl Store {
         self.transition(id, who, now, Transition::Resolve, note).await
     }
 
-    pub async fn close(&self, id: i64, reason: CloseReason, who: &str, now: i64, note: Option<String>) -> Result<Incident> {
+    pub async fn close(
+        &self,
+        id: i64,
+        reason: CloseReason,
+        who: &str,
+        now: i64,
+        note: Option<String>,
+    ) -> Result<Incident> {
         self.transition(id, who, now, Transition::Close(reason), note).await
     }
 
@@ -391,7 +411,9 @@ impl Store {
 
     async fn transition(&self, id: i64, who: &str, now: i64, t: Transition, note: Option<String>) -> Result<Incident> {
         let who = who.to_string();
-        { let mut tx = self.lock().await?; let r = async { let c = tx.conn();
+        {
+            let mut tx = self.lock().await?;
+            let r = async { let c = tx.conn();
                 let inc = fetch_incident(c, id).await?;
                 let state = inc.state();
                 let refuse = |what: &str| Err(StoreError::Refused(format!("incident {id} is {state}: cannot {what}")));
@@ -452,23 +474,38 @@ impl Store {
                 let data = serde_json::json!({"from": state.as_str()});
                 append(c, id, now, &who, kind, &message, Some(data)).await?;
                 fetch_incident(c, id).await
-            }.await; tx.finish(r).await }
+            }.await;
+            tx.finish(r).await
+        }
     }
 
     /// Hands the incident to a role of the plan or to a named person.
-    pub async fn assign(&self, id: i64, role: Option<String>, person: Option<String>, who: &str, now: i64) -> Result<Incident> {
+    pub async fn assign(
+        &self,
+        id: i64,
+        role: Option<String>,
+        person: Option<String>,
+        who: &str,
+        now: i64,
+    ) -> Result<Incident> {
         let who = who.to_string();
-        { let mut tx = self.lock().await?; let r = async { let c = tx.conn();
+        {
+            let mut tx = self.lock().await?;
+            let r = async {
+                let c = tx.conn();
                 let inc = fetch_incident(c, id).await?;
                 if let Some(r) = &role {
-                    sqlx::query("UPDATE incidents SET owner_role = $2, owner_person = NULL, updated_at = $3 WHERE id = $1")
-                        .bind(id)
-                        .bind(r)
-                        .bind(now)
-                        .execute(&mut *c)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE incidents SET owner_role = $2, owner_person = NULL, updated_at = $3 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(r)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
                     let from = inc.owner_role.clone().unwrap_or_else(|| "nobody".into());
-                    append(c, id, now, &who, "assigned", &format!("assigned to role {r} (was {from}) by {who}"), None).await?;
+                    append(c, id, now, &who, "assigned", &format!("assigned to role {r} (was {from}) by {who}"), None)
+                        .await?;
                 }
                 if let Some(p) = &person {
                     sqlx::query("UPDATE incidents SET owner_person = $2, updated_at = $3 WHERE id = $1")
@@ -480,16 +517,25 @@ impl Store {
                     append(c, id, now, &who, "assigned", &format!("assigned to {p} by {who}"), None).await?;
                 }
                 fetch_incident(c, id).await
-            }.await; tx.finish(r).await }
+            }
+            .await;
+            tx.finish(r).await
+        }
     }
 
     pub async fn note(&self, id: i64, text: &str, who: &str, now: i64) -> Result<()> {
         let (text, who) = (text.to_string(), who.to_string());
-        { let mut tx = self.lock().await?; let r = async { let c = tx.conn();
+        {
+            let mut tx = self.lock().await?;
+            let r = async {
+                let c = tx.conn();
                 fetch_incident(c, id).await?;
                 append(c, id, now, &who, "note", &text, None).await?;
                 touch(c, id, now).await
-            }.await; tx.finish(r).await }
+            }
+            .await;
+            tx.finish(r).await
+        }
     }
 
     /// Appends an entry to an incident's timeline (actions, evidence, notification attempts).
@@ -503,18 +549,31 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let (who, kind, message) = (who.to_string(), kind.to_string(), message.to_string());
-        { let mut tx = self.lock().await?; let r = async { let c = tx.conn();
+        {
+            let mut tx = self.lock().await?;
+            let r = async {
+                let c = tx.conn();
                 fetch_incident(c, id).await?;
                 append(c, id, now, &who, &kind, &message, data).await?;
                 touch(c, id, now).await
-            }.await; tx.finish(r).await }
+            }
+            .await;
+            tx.finish(r).await
+        }
     }
 
     /// Fires every escalation level due at `now` on every open incident, once each, and says
     /// who must be notified. Safe to run from several processes at once.
     pub async fn tick(&self, now: i64) -> Result<Vec<Fired>> {
-        { let mut tx = self.lock().await?; let r = async { let c = tx.conn();
-                let open: Vec<Incident> = sqlx::query_as(concat!("SELECT ", incident_columns!(), " FROM incidents WHERE state IN ('new', 'acknowledged', 'contained') ORDER BY id"))
+        {
+            let mut tx = self.lock().await?;
+            let r = async {
+                let c = tx.conn();
+                let open: Vec<Incident> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    incident_columns!(),
+                    " FROM incidents WHERE state IN ('new', 'acknowledged', 'contained') ORDER BY id"
+                ))
                 .fetch_all(&mut *c)
                 .await?;
                 let mut fired = Vec::new();
@@ -522,19 +581,27 @@ impl Store {
                     let Some(policy) = inc.policy() else { continue };
                     let state = escalation_state(c, &inc).await?;
                     for due in kir_plan::due(&policy, &state, now) {
-                        if let Some(f) = fire(c, &inc, &policy, due.round, due.level, due.due_ms, false, "kir", now).await? {
+                        if let Some(f) =
+                            fire(c, &inc, &policy, due.round, due.level, due.due_ms, false, "kir", now).await?
+                        {
                             fired.push(f);
                         }
                     }
                 }
                 Ok(fired)
-            }.await; tx.finish(r).await }
+            }
+            .await;
+            tx.finish(r).await
+        }
     }
 
     /// Fires the next level of the incident's policy now, whatever its delay and condition.
     pub async fn escalate(&self, id: i64, who: &str, now: i64) -> Result<Fired> {
         let who = who.to_string();
-        { let mut tx = self.lock().await?; let r = async { let c = tx.conn();
+        {
+            let mut tx = self.lock().await?;
+            let r = async {
+                let c = tx.conn();
                 let inc = fetch_incident(c, id).await?;
                 if !inc.state().is_open() {
                     return Err(StoreError::Refused(format!("incident {id} is {}: re-open it first", inc.state)));
@@ -556,7 +623,10 @@ impl Store {
                 fire(c, &inc, &policy, round, level, now, true, &who, now)
                     .await?
                     .ok_or_else(|| StoreError::Refused("another kir escalated it at the same moment".into()))
-            }.await; tx.finish(r).await }
+            }
+            .await;
+            tx.finish(r).await
+        }
     }
 }
 
@@ -603,7 +673,14 @@ pub(crate) async fn touch(c: &mut AnyConnection, id: i64, now: i64) -> Result<()
     Ok(())
 }
 
-pub(crate) async fn insert_ioc(c: &mut AnyConnection, id: i64, kind: &str, value: &str, who: &str, now: i64) -> Result<bool> {
+pub(crate) async fn insert_ioc(
+    c: &mut AnyConnection,
+    id: i64,
+    kind: &str,
+    value: &str,
+    who: &str,
+    now: i64,
+) -> Result<bool> {
     let done = sqlx::query(
         "INSERT INTO iocs (incident_id, kind, value, added_at, added_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
     )
@@ -618,11 +695,12 @@ pub(crate) async fn insert_ioc(c: &mut AnyConnection, id: i64, kind: &str, value
 }
 
 async fn escalation_state(c: &mut AnyConnection, inc: &Incident) -> Result<EscalationState> {
-    let fired: Vec<(i64, i64)> = sqlx::query_as("SELECT round, level FROM escalations WHERE incident_id = $1 AND cycle = $2")
-        .bind(inc.id)
-        .bind(inc.cycle)
-        .fetch_all(&mut *c)
-        .await?;
+    let fired: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT round, level FROM escalations WHERE incident_id = $1 AND cycle = $2")
+            .bind(inc.id)
+            .bind(inc.cycle)
+            .fetch_all(&mut *c)
+            .await?;
     Ok(EscalationState {
         cycle_started_ms: inc.cycle_started_at,
         acknowledged: inc.acknowledged_at.is_some(),

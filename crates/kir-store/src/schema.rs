@@ -26,7 +26,8 @@ async fn apply(conn: &mut AnyConnection, backend: Backend) -> Result<()> {
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS kir_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
         .execute(&mut *conn)
         .await?;
-    let (current,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM kir_schema").fetch_one(&mut *conn).await?;
+    let (current,): (Option<i64>,) =
+        sqlx::query_as("SELECT MAX(version) FROM kir_schema").fetch_one(&mut *conn).await?;
     let current = current.unwrap_or(0);
     let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
     if current > known {

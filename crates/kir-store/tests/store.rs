@@ -90,7 +90,7 @@ async fn scenario_ingest_groups_and_deduplicates(url: String) {
 async fn scenario_attack_chain_raises_severity(url: String) {
     let store = Store::open(&url).await.unwrap();
     let plan = kir_plan::starter();
-    let chain = vec![
+    let chain = [
         finding("pod-exec", Level::Medium, &["execution"], "mallory", 0, "c1"),
         finding("serviceaccount-token-requested", Level::Medium, &["credential-access"], "mallory", 5, "c2"),
         finding("nodeport-service-created", Level::Medium, &["initial-access"], "mallory", 9, "c3"),
@@ -123,7 +123,10 @@ async fn scenario_lifecycle(url: String) {
     };
     let id = store.open_incident(&plan, new, "dana", T0).await.unwrap();
     let inc = store.incident(id).await.unwrap();
-    assert_eq!((inc.state(), inc.owner_role.as_deref(), inc.source.as_str()), (State::New, Some("devops-oncall"), "manual"));
+    assert_eq!(
+        (inc.state(), inc.owner_role.as_deref(), inc.source.as_str()),
+        (State::New, Some("devops-oncall"), "manual")
+    );
     assert_eq!(inc.reported_by, "dana");
 
     let inc = store.assign(id, Some("soc".into()), None, "dana", T0 + MIN).await.unwrap();
@@ -140,7 +143,10 @@ async fn scenario_lifecycle(url: String) {
     assert_eq!(inc.state(), State::Resolved);
     let inc = store.close(id, CloseReason::TruePositive, "sam", T0 + 70 * MIN, None).await.unwrap();
     assert_eq!((inc.state(), inc.close_reason.as_deref()), (State::Closed, Some("true-positive")));
-    assert!(matches!(store.close(id, CloseReason::Benign, "sam", T0 + 71 * MIN, None).await, Err(StoreError::Refused(_))));
+    assert!(matches!(
+        store.close(id, CloseReason::Benign, "sam", T0 + 71 * MIN, None).await,
+        Err(StoreError::Refused(_))
+    ));
 
     let inc = store.reopen(id, "sam", T0 + 100 * MIN, Some("miner is back".into())).await.unwrap();
     assert_eq!((inc.state(), inc.cycle, inc.cycle_started_at), (State::New, 1, T0 + 100 * MIN));
@@ -196,7 +202,10 @@ async fn scenario_escalation_at_the_plans_delays(url: String) {
     // Manual escalation fires the next level now.
     let manual = store.escalate(id, "sam", T0 + 51 * 60 * MIN + 1).await.unwrap();
     assert_eq!((manual.level, manual.manual), (1, true));
-    assert!(store.tick(T0 + 51 * 60 * MIN + 15 * MIN).await.unwrap().is_empty(), "the manual level does not fire again");
+    assert!(
+        store.tick(T0 + 51 * 60 * MIN + 15 * MIN).await.unwrap().is_empty(),
+        "the manual level does not fire again"
+    );
 }
 
 async fn scenario_plan_change_keeps_incidents_in_flight(url: String) {

@@ -21,7 +21,6 @@ impl ReceivedRequest {
         self.headers.iter().find(|(k, _)| k == &name.to_ascii_lowercase()).map(|(_, v)| v.as_str())
     }
 
-
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -48,7 +47,8 @@ impl HttpReceiver {
     pub fn with_statuses(statuses: &[u16]) -> HttpReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
-        let shared = Arc::new(Mutex::new(Shared { requests: Vec::new(), statuses: statuses.iter().copied().collect() }));
+        let shared =
+            Arc::new(Mutex::new(Shared { requests: Vec::new(), statuses: statuses.iter().copied().collect() }));
         let s = shared.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -106,7 +106,8 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
                 headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
             }
         }
-        let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        let len: usize =
+            headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0; len];
         reader.read_exact(&mut body)?;
         let status = {

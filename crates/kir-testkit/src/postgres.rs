@@ -42,8 +42,9 @@ fn find_bin() -> Option<PathBuf> {
         .collect();
     dirs.sort();
     dirs.pop().or_else(|| {
-        std::env::var_os("PATH")
-            .and_then(|paths| std::env::split_paths(&paths).find(|p| p.join("pg_ctl").exists() && p.join("initdb").exists()))
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths).find(|p| p.join("pg_ctl").exists() && p.join("initdb").exists())
+        })
     })
 }
 
@@ -66,7 +67,11 @@ impl PostgresServer {
         let dir = tempfile::Builder::new().prefix("kir-pg-").tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let user = if as_postgres { "postgres".to_string() } else { std::env::var("USER").unwrap_or_else(|_| "postgres".into()) };
+        let user = if as_postgres {
+            "postgres".to_string()
+        } else {
+            std::env::var("USER").unwrap_or_else(|_| "postgres".into())
+        };
         if as_postgres {
             // initdb refuses to run as root; the data directory belongs to the postgres user.
             run(Command::new("chown").arg("-R").arg("postgres").arg(dir.path()), "chown");
@@ -82,7 +87,11 @@ impl PostgresServer {
             }
         };
         run(
-            command("initdb").arg("-D").arg(&data).args(["--auth=trust", "-U", &user, "--no-sync"]).stdout(Stdio::null()),
+            command("initdb")
+                .arg("-D")
+                .arg(&data)
+                .args(["--auth=trust", "-U", &user, "--no-sync"])
+                .stdout(Stdio::null()),
             "initdb",
         );
         let options = format!(
@@ -109,7 +118,10 @@ impl PostgresServer {
     pub fn new_database(&self) -> String {
         let name = format!("kir_test_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
         let psql = self.psql();
-        run(Command::new(&psql).args([&self.admin_url, "-q", "-c", &format!("CREATE DATABASE {name}")]), "CREATE DATABASE");
+        run(
+            Command::new(&psql).args([&self.admin_url, "-q", "-c", &format!("CREATE DATABASE {name}")]),
+            "CREATE DATABASE",
+        );
         let base = self.admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&self.admin_url);
         format!("{base}/{name}")
     }

@@ -44,7 +44,7 @@ pub struct Global {
     pub plan: Option<PathBuf>,
     /// Who is acting, as recorded on incident timelines (default: $USER).
     #[arg(long = "as", global = true, env = "KIR_USER", value_name = "NAME")]
-    pub actor: Option<String>,
+    pub acting_as: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,7 +96,9 @@ Examples:\n  kir hunt examples/exposed-console-cryptojack.audit.jsonl.gz\n  kir 
     },
     /// Response metrics across incidents: time to detect, acknowledge, contain and resolve, by
     /// type and severity, and the rules behind false positives.
-    #[command(after_help = "Examples:\n  kir metrics --since 90d\n  kir metrics --since 2026-01-01 --format json\n  kir metrics --format html > metrics.html")]
+    #[command(
+        after_help = "Examples:\n  kir metrics --since 90d\n  kir metrics --since 2026-01-01 --format json\n  kir metrics --format html > metrics.html"
+    )]
     Metrics(MetricsArgs),
 }
 
@@ -113,7 +115,9 @@ evidence before any collect-evidence step, unused policies and channels.\n\nExam
         path: PathBuf,
     },
     /// Render a plan as the document people read (`--format md` or `html`).
-    #[command(after_help = "Examples:\n  kir plan render plan.yaml --format html > plan.html\n  kir plan render plan.yaml --format md")]
+    #[command(
+        after_help = "Examples:\n  kir plan render plan.yaml --format html > plan.html\n  kir plan render plan.yaml --format md"
+    )]
     Render {
         #[arg(value_name = "FILE")]
         path: PathBuf,
@@ -123,7 +127,9 @@ evidence before any collect-evidence step, unused policies and channels.\n\nExam
 #[derive(Debug, Subcommand)]
 pub enum IncidentCommand {
     /// Report an incident by hand: what you saw, how bad, what kind. The plan routes it.
-    #[command(after_help = "Examples:\n  kir incident open --title \"miner-like CPU on node ip-10-0-3-17\" --severity medium --type cryptomining\n  kir incident open --title \"unknown admin binding\" --severity high --assign soc\n  kir incident open --title \"odd exec into payments\" --severity medium --assign dana --seen 2026-11-27T23:50:00Z")]
+    #[command(
+        after_help = "Examples:\n  kir incident open --title \"miner-like CPU on node ip-10-0-3-17\" --severity medium --type cryptomining\n  kir incident open --title \"unknown admin binding\" --severity high --assign soc\n  kir incident open --title \"odd exec into payments\" --severity medium --assign dana --seen 2026-11-27T23:50:00Z"
+    )]
     Open(OpenArgs),
     /// List incidents (open and closed); filter by state, severity, type or owner.
     List(ListArgs),
@@ -156,7 +162,9 @@ incident opened (or re-opened), when its condition still holds. Notifications us
     Tick(TickArgs),
     /// The post-incident report: summary, timeline (with an SVG chart in HTML), findings,
     /// affected objects, IOCs, actions, evidence, metrics and lessons learned.
-    #[command(after_help = "Examples:\n  kir incident report 7 --format html > incident-7.html\n  kir incident report 7 --format md --chart incident-7.svg")]
+    #[command(
+        after_help = "Examples:\n  kir incident report 7 --format html > incident-7.html\n  kir incident report 7 --format md --chart incident-7.svg"
+    )]
     Report(ReportArgs),
 }
 

@@ -44,7 +44,7 @@ fn since_arg(text: &str) -> Result<i64, UserError> {
 /// Who acts: `--as`, `KIR_USER`, else the login name.
 pub fn who(global: &Global) -> String {
     global
-        .actor
+        .acting_as
         .clone()
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("USERNAME").ok())
@@ -165,7 +165,14 @@ async fn tick_and_notify(store: &Store, plan: &Plan, now: i64, notify: bool, who
     Ok(fired.len())
 }
 
-async fn send_for(store: &Store, plan: &Plan, fired: &[Fired], now: i64, notify: bool, who: &str) -> Result<(), UserError> {
+async fn send_for(
+    store: &Store,
+    plan: &Plan,
+    fired: &[Fired],
+    now: i64,
+    notify: bool,
+    who: &str,
+) -> Result<(), UserError> {
     let err = |e: kir_store::StoreError| UserError(e.to_string());
     let notifier = Notifier::new(Retry::default());
     for f in fired {
@@ -298,13 +305,24 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
             print_one(global, &inc, &what, color)?;
             Ok(exit::OK)
         }
-        IncidentCommand::Contain(a) => done(global, store.contain(a.id, &who, now, a.note.clone()).await, "contained", color),
-        IncidentCommand::Resolve(a) => done(global, store.resolve(a.id, &who, now, a.note.clone()).await, "resolved", color),
+        IncidentCommand::Contain(a) => {
+            done(global, store.contain(a.id, &who, now, a.note.clone()).await, "contained", color)
+        }
+        IncidentCommand::Resolve(a) => {
+            done(global, store.resolve(a.id, &who, now, a.note.clone()).await, "resolved", color)
+        }
         IncidentCommand::Close(a) => {
             let reason: CloseReason = a.reason.parse().map_err(UserError)?;
-            done(global, store.close(a.id, reason, &who, now, a.note.clone()).await, &format!("closed as {}", reason.as_str()), color)
+            done(
+                global,
+                store.close(a.id, reason, &who, now, a.note.clone()).await,
+                &format!("closed as {}", reason.as_str()),
+                color,
+            )
         }
-        IncidentCommand::Reopen(a) => done(global, store.reopen(a.id, &who, now, a.note.clone()).await, "re-opened", color),
+        IncidentCommand::Reopen(a) => {
+            done(global, store.reopen(a.id, &who, now, a.note.clone()).await, "re-opened", color)
+        }
         IncidentCommand::Ioc(a) => {
             for ioc in &a.iocs {
                 let Some((kind, value)) = ioc.split_once(':').filter(|(k, v)| !k.is_empty() && !v.is_empty()) else {
@@ -378,7 +396,11 @@ fn print_one(global: &Global, inc: &Incident, what: &str, color: bool) -> Result
         Format::Json | Format::Jsonl => outln!("{}", inc.summary_json()),
         _ => {
             if !global.quiet {
-                let sev = inc.severity.parse().map(|l: Level| severity_cell(l, color).content()).unwrap_or(inc.severity.clone());
+                let sev = inc
+                    .severity
+                    .parse()
+                    .map(|l: Level| severity_cell(l, color).content())
+                    .unwrap_or(inc.severity.clone());
                 outln!(
                     "#{} {what}: {sev} {} [{}] owner {}{}",
                     inc.id,
@@ -466,7 +488,9 @@ fn print_list(global: &Global, list: &[Incident], color: bool, now: i64) -> Resu
             })
         }
         Format::Md | Format::Html => {
-            let mut md = String::from("| id | severity | state | type | owner | findings | opened | title |\n|---|---|---|---|---|---|---|---|\n");
+            let mut md = String::from(
+                "| id | severity | state | type | owner | findings | opened | title |\n|---|---|---|---|---|---|---|---|\n",
+            );
             for i in list {
                 md.push_str(&format!(
                     "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
@@ -495,7 +519,8 @@ fn print_list(global: &Global, list: &[Incident], color: bool, now: i64) -> Resu
             }
             let mut t = table(color, &["ID", "SEVERITY", "STATE", "TYPE", "OWNER", "FINDINGS", "AGE", "TITLE"]);
             for i in list {
-                let sev = i.severity.parse().map(|l| severity_cell(l, color)).unwrap_or_else(|_| Cell::new(&i.severity));
+                let sev =
+                    i.severity.parse().map(|l| severity_cell(l, color)).unwrap_or_else(|_| Cell::new(&i.severity));
                 let owner = match (&i.owner_role, &i.owner_person) {
                     (Some(r), Some(p)) => format!("{r} ({p})"),
                     (Some(r), None) => r.clone(),
@@ -557,7 +582,12 @@ fn print_show(global: &Global, r: &IncidentRecord, color: bool) -> Result<(), Us
     if let Some(t) = i.first_event_at {
         out.push_str(&format!("  first event {}\n", rfc3339(t)));
     }
-    for (name, t) in [("acknowledged", i.acknowledged_at), ("contained", i.contained_at), ("resolved", i.resolved_at), ("closed", i.closed_at)] {
+    for (name, t) in [
+        ("acknowledged", i.acknowledged_at),
+        ("contained", i.contained_at),
+        ("resolved", i.resolved_at),
+        ("closed", i.closed_at),
+    ] {
         if let Some(t) = t {
             out.push_str(&format!("  {name:<10} {}\n", rfc3339(t)));
         }

@@ -81,7 +81,9 @@ pub fn ellipsize(text: &str, max: usize) -> String {
 pub fn emit(text: &str) -> Result<(), crate::UserError> {
     use std::io::Write;
     match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::UserError(format!("writing the output: {e}"))),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(crate::UserError(format!("writing the output: {e}")))
+        }
         _ => Ok(()),
     }
 }

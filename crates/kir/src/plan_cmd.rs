@@ -20,7 +20,9 @@ pub fn run(global: &Global, command: &PlanCommand) -> Result<u8, UserError> {
             let (plan, _) = load_path(path, global)?;
             let md = kir_plan::render::markdown(&plan, crate::incident_cmd::now_ms()?);
             match global.format {
-                Format::Html => out!("{}", kir_plan::render::html_page(&format!("Response plan: {}", plan.metadata.name), &md)),
+                Format::Html => {
+                    out!("{}", kir_plan::render::html_page(&format!("Response plan: {}", plan.metadata.name), &md))
+                }
                 Format::Md | Format::Table => out!("{md}"),
                 Format::Json | Format::Jsonl => outln!("{}", serde_json::to_string_pretty(&plan)?),
                 Format::Csv => return Err(UserError("a plan renders as md, html or json".into())),
@@ -33,10 +35,13 @@ pub fn run(global: &Global, command: &PlanCommand) -> Result<u8, UserError> {
 fn read_text(path: &Path) -> Result<(String, String), UserError> {
     if path.as_os_str() == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| UserError(format!("reading the plan from stdin: {e}")))?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| UserError(format!("reading the plan from stdin: {e}")))?;
         Ok((text, "<stdin>".into()))
     } else {
-        let text = std::fs::read_to_string(path).map_err(|e| UserError(format!("cannot read {}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| UserError(format!("cannot read {}: {e}", path.display())))?;
         Ok((text, path.display().to_string()))
     }
 }

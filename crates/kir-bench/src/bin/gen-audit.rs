@@ -22,6 +22,7 @@ fn main() {
     let mut size = 100u64 << 20;
     let mut seed = 42u64;
     let mut gzip = false;
+    let mut benign = false;
     let mut out = None;
     let mut i = 0;
     while i < args.len() {
@@ -35,6 +36,7 @@ fn main() {
                 seed = args.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| usage());
             }
             "--gzip" => gzip = true,
+            "--benign" => benign = true,
             "-h" | "--help" => usage(),
             other => out = Some(other.to_string()),
         }
@@ -50,7 +52,7 @@ fn main() {
     } else {
         Box::new(BufWriter::with_capacity(1 << 20, file))
     };
-    match kir_bench::generate(&mut writer, size, seed).and_then(|r| writer.flush().map(|_| r)) {
+    match kir_bench::generate_with(&mut writer, size, seed, !benign).and_then(|r| writer.flush().map(|_| r)) {
         Ok((bytes, lines)) => eprintln!("gen-audit: wrote {bytes} bytes, {lines} lines to {path}"),
         Err(e) => {
             eprintln!("gen-audit: {path}: {e}");
@@ -61,7 +63,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: gen-audit [--size 1G] [--seed 42] [--gzip] OUT\n  Writes a realistic audit log of a busy cluster (uncompressed size)."
+        "usage: gen-audit [--size 1G] [--seed 42] [--gzip] [--benign] OUT\n  Writes a realistic audit log of a busy cluster (uncompressed size); --benign leaves the attacks out."
     );
     std::process::exit(2)
 }
