@@ -86,7 +86,11 @@ pub fn next_due(policy: &EscalationPolicy, state: &EscalationState, now_ms: i64)
     (0..rounds)
         .flat_map(|round| {
             policy.levels.iter().enumerate().map(move |(index, level)| {
-                (round, index, state.cycle_started_ms + period * round as i64 + level.after.as_millis())
+                let at = state
+                    .cycle_started_ms
+                    .saturating_add(period.saturating_mul(round as i64))
+                    .saturating_add(level.after.as_millis());
+                (round, index, at)
             })
         })
         .filter(|(round, index, at)| *at > now_ms && !state.fired.contains(&(*round, *index)))
