@@ -79,6 +79,12 @@ pub fn load(text: &str) -> Result<Loaded, Vec<PlanProblem>> {
                 _ => message,
             }
             .to_string();
+            // A field missing from the top-level map is reported where that map ends (column 1,
+            // the last top-level key): the start of the plan is the place a reader looks.
+            let (line, column) = match column {
+                Some(1) if message.starts_with("missing field") => (Some(1), Some(1)),
+                _ => (line, column),
+            };
             return Err(vec![PlanProblem { severity: Severity::Error, line, column, field: String::new(), message }]);
         }
     };

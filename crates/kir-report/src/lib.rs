@@ -42,6 +42,24 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
+/// ATT&CK tactics, techniques and threat-matrix ids across the findings, each sorted: the
+/// incident's tags.
+pub fn tags(findings: &[StoredFinding]) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut tactics = std::collections::BTreeSet::new();
+    let mut techniques = std::collections::BTreeSet::new();
+    let mut matrix = std::collections::BTreeSet::new();
+    for f in findings {
+        tactics.extend(f.tactics.split(',').filter(|t| !t.is_empty()).map(str::to_string));
+        let body: serde_json::Value = serde_json::from_str(&f.body).unwrap_or_default();
+        for (key, set) in [("techniques", &mut techniques), ("threat_matrix", &mut matrix)] {
+            if let Some(list) = body.get(key).and_then(|v| v.as_array()) {
+                set.extend(list.iter().filter_map(|v| v.as_str()).map(str::to_string));
+            }
+        }
+    }
+    (tactics.into_iter().collect(), techniques.into_iter().collect(), matrix.into_iter().collect())
+}
+
 /// Objects the findings name: `resource namespace/name` with how often.
 pub fn affected_objects(findings: &[StoredFinding]) -> Vec<(String, usize)> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -107,6 +125,16 @@ pub fn report_markdown(r: &IncidentRecord) -> String {
         ),
         ("Findings", i.finding_count.to_string()),
     ];
+    let (tactics, techniques, matrix) = tags(&r.findings);
+    let rows: Vec<(&str, String)> = rows
+        .into_iter()
+        .chain([
+            ("ATT&CK tactics", tactics.join(", ")),
+            ("ATT&CK techniques", techniques.join(", ")),
+            ("Threat matrix", matrix.join(", ")),
+        ])
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
     for (k, v) in rows {
         let _ = writeln!(md, "| {k} | {} |", cell(&v));
     }

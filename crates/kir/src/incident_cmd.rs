@@ -440,6 +440,7 @@ fn record_json(r: &IncidentRecord) -> serde_json::Value {
     let iocs: Vec<serde_json::Value> =
         r.iocs.iter().map(|i| serde_json::json!({"kind": i.kind, "value": i.value, "added_by": i.added_by, "added": rfc3339(i.added_at)})).collect();
     let objects: Vec<String> = kir_report::affected_objects(&r.findings).into_iter().map(|(o, _)| o).collect();
+    let (tactics, techniques, threat_matrix) = kir_report::tags(&r.findings);
     serde_json::json!({
         "incident": r.incident.summary_json(),
         "description": r.incident.description,
@@ -447,6 +448,7 @@ fn record_json(r: &IncidentRecord) -> serde_json::Value {
         "plan": {"name": r.incident.plan_name, "digest": r.incident.plan_digest},
         "findings": findings,
         "affected_objects": objects,
+        "tags": {"tactics": tactics, "techniques": techniques, "threat_matrix": threat_matrix},
         "iocs": iocs,
         "timeline": timeline,
     })

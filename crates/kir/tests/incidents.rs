@@ -72,7 +72,7 @@ fn broken_plans_fail_with_the_line() {
         .write_stdin(missing)
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("kind"));
+        .stderr(predicates::str::contains("<stdin>:1:1: error: missing field `kind`"));
 }
 
 #[test]
@@ -436,4 +436,36 @@ fn false_positives_are_counted_by_rule() {
     );
     let table = stdout_of(kir_at(home.path()).args(["metrics", "--store", &store]));
     assert!(table.contains("## Rules behind false positives"));
+}
+
+/// The eight Kubernetes techniques of Stratus Red Team, as audit events shaped after their
+/// documented API calls (tests/data/stratus-like.audit.jsonl): each actor's incident is high or
+/// critical and belongs to the SOC.
+#[test]
+fn stratus_techniques_become_soc_incidents() {
+    let home = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", home.path().join("ir.db").display());
+    let data = repo("crates/kir/tests/data/stratus-like.audit.jsonl");
+    kir_at(home.path()).args(["hunt", "-q", "--no-notify", "--store", &store]).arg(&data).assert().success();
+    let incidents = list(home.path(), &store);
+    let actors = [
+        "stratus-dump-secrets@example.com",
+        "stratus-steal-token@example.com",
+        "stratus-admin-role@example.com",
+        "stratus-client-cert@example.com",
+        "stratus-token@example.com",
+        "stratus-hostpath@example.com",
+        "stratus-nodes-proxy@example.com",
+        "system:serviceaccount:stratus-red-team-nodes-proxy:stratus-red-team-sa",
+        "stratus-privileged@example.com",
+    ];
+    assert_eq!(incidents.len(), actors.len(), "{incidents:#?}");
+    for actor in actors {
+        let i = incidents
+            .iter()
+            .find(|i| i["title"].as_str().unwrap().ends_with(&format!("({actor})")))
+            .unwrap_or_else(|| panic!("an incident for {actor}: {incidents:#?}"));
+        assert!(["high", "critical"].contains(&i["severity"].as_str().unwrap()), "{i}");
+        assert_eq!(i["owner_role"], "soc", "{i}");
+    }
 }
