@@ -64,6 +64,15 @@ pub struct Loaded {
 
 /// Parses and checks a plan. `Err` holds every error found (and the warnings, after them).
 pub fn load(text: &str) -> Result<Loaded, Vec<PlanProblem>> {
+    // YAML breaks lines at CR, LF and CRLF; so does every editor. One form keeps the YAML
+    // parser's line numbers and ours (for references) the same.
+    let normalized;
+    let text = if text.contains('\r') {
+        normalized = text.replace("\r\n", "\n").replace('\r', "\n");
+        normalized.as_str()
+    } else {
+        text
+    };
     let plan: Plan = match serde_saphyr::from_str(text) {
         Ok(plan) => plan,
         Err(e) => {

@@ -10,7 +10,12 @@ proptest! {
     /// Whatever a person does to a plan, kir answers with a plan or with problems that point
     /// inside the file, never with a panic.
     #[test]
-    fn edited_plans_never_panic(cut in 0usize..400, insert in "[ -~]{0,20}", drop_line in any::<bool>()) {
+    fn edited_plans_never_panic(
+        cut in 0usize..400,
+        insert in "[ -~]{0,20}",
+        drop_line in any::<bool>(),
+        newline in prop::sample::select(vec!["\n", "\r\n", "\r"]),
+    ) {
         let lines: Vec<&str> = STARTER.lines().collect();
         let at = cut % lines.len();
         let mut edited: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
@@ -19,7 +24,7 @@ proptest! {
         } else {
             edited[at] = format!("{}{insert}", edited[at]);
         }
-        let text = edited.join("\n");
+        let text = edited.join(newline);
         if let Err(problems) = load(&text) {
             prop_assert!(!problems.is_empty());
             for p in problems {

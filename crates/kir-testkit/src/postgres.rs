@@ -95,7 +95,7 @@ impl PostgresServer {
             "initdb",
         );
         let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=120 -c shared_buffers=16MB -c dynamic_shared_memory_type=mmap",
             dir.path().display()
         );
         run(
