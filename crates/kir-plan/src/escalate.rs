@@ -30,44 +30,49 @@ pub struct Due {
     pub assign: Option<String>,
 }
 
-/// Levels due at `now_ms`, oldest first.
-pub fn due(policy: &EscalationPolicy, state: &EscalationState, now_ms: i64) -> Vec<Due> {
-    let mut out = Vec::new();
-    if state.resolved || policy.levels.is_empty() {
-        return out;
-    }
+/// Every `(round, level, due time)` of the policy for a cycle that began at `cycle_started_ms`,
+/// in the policy's order (round by round, level by level).
+pub fn schedule(policy: &EscalationPolicy, cycle_started_ms: i64) -> impl Iterator<Item = (u32, usize, i64)> + '_ {
     let last_after = policy.levels.last().map(|l| l.after.as_millis()).unwrap_or(0);
     let (rounds, period) = match &policy.repeat {
         Some(rep) => (rep.times.min(10) + 1, last_after.saturating_add(rep.after.as_millis()).max(1)),
         None => (1, 0),
     };
-    for round in 0..rounds {
-        for (index, level) in policy.levels.iter().enumerate() {
-            let due_ms = state
-                .cycle_started_ms
+    (0..rounds).flat_map(move |round| {
+        policy.levels.iter().enumerate().map(move |(index, level)| {
+            let at = cycle_started_ms
                 .saturating_add(period.saturating_mul(round as i64))
                 .saturating_add(level.after.as_millis());
-            if due_ms > now_ms || state.fired.contains(&(round, index)) {
-                continue;
-            }
+            (round, index, at)
+        })
+    })
+}
+
+/// Levels due at `now_ms`, oldest first.
+pub fn due(policy: &EscalationPolicy, state: &EscalationState, now_ms: i64) -> Vec<Due> {
+    if state.resolved {
+        return Vec::new();
+    }
+    let mut out: Vec<Due> = schedule(policy, state.cycle_started_ms)
+        .filter(|(round, index, at)| *at <= now_ms && !state.fired.contains(&(*round, *index)))
+        .filter_map(|(round, index, due_ms)| {
+            let level = &policy.levels[index];
             let holds = match level.condition {
                 Condition::Always => true,
                 Condition::NotAcknowledged => !state.acknowledged,
                 Condition::NotContained => !state.contained,
                 Condition::NotResolved => !state.resolved,
             };
-            if holds {
-                out.push(Due {
-                    round,
-                    level: index,
-                    due_ms,
-                    condition: level.condition,
-                    notify: level.notify.clone(),
-                    assign: level.assign.clone(),
-                });
-            }
-        }
-    }
+            holds.then(|| Due {
+                round,
+                level: index,
+                due_ms,
+                condition: level.condition,
+                notify: level.notify.clone(),
+                assign: level.assign.clone(),
+            })
+        })
+        .collect();
     out.sort_by_key(|d| (d.due_ms, d.round, d.level));
     out
 }
@@ -78,21 +83,7 @@ pub fn next_due(policy: &EscalationPolicy, state: &EscalationState, now_ms: i64)
     if state.resolved {
         return None;
     }
-    let last_after = policy.levels.last().map(|l| l.after.as_millis()).unwrap_or(0);
-    let (rounds, period) = match &policy.repeat {
-        Some(rep) => (rep.times.min(10) + 1, last_after.saturating_add(rep.after.as_millis()).max(1)),
-        None => (1, 0),
-    };
-    (0..rounds)
-        .flat_map(|round| {
-            policy.levels.iter().enumerate().map(move |(index, level)| {
-                let at = state
-                    .cycle_started_ms
-                    .saturating_add(period.saturating_mul(round as i64))
-                    .saturating_add(level.after.as_millis());
-                (round, index, at)
-            })
-        })
+    schedule(policy, state.cycle_started_ms)
         .filter(|(round, index, at)| *at > now_ms && !state.fired.contains(&(*round, *index)))
         .map(|(_, _, at)| at)
         .min()

@@ -17,7 +17,7 @@ pub mod schema;
 use sha2_free::digest;
 
 pub use check::{Loaded, PlanProblem, Severity, load};
-pub use escalate::{Due, EscalationState, due, next_due};
+pub use escalate::{Due, EscalationState, due, next_due, schedule};
 pub use route::Routed;
 pub use schema::{Action, Channel, ChannelKind, Contact, Duration, EscalationPolicy, Plan};
 

@@ -610,9 +610,8 @@ impl Store {
                     return Err(StoreError::Refused(format!("incident {id} has no escalation policy")));
                 };
                 let state = escalation_state(c, &inc).await?;
-                let rounds = policy.repeat.as_ref().map(|r| r.times.min(10) + 1).unwrap_or(1);
-                let next = (0..rounds)
-                    .flat_map(|r| (0..policy.levels.len()).map(move |l| (r, l)))
+                let next = kir_plan::schedule(&policy, inc.cycle_started_at)
+                    .map(|(round, level, _)| (round, level))
                     .find(|k| !state.fired.contains(k));
                 let Some((round, level)) = next else {
                     return Err(StoreError::Refused(format!(
