@@ -277,6 +277,14 @@ pub fn check(plan: &Plan, text: &str) -> Vec<PlanProblem> {
         for (l, level) in policy.levels.iter().enumerate() {
             for r in &level.notify {
                 role_ref(&mut c, "escalationPolicies", format!("{field}.levels[{l}].notify"), r);
+                if plan.roles.iter().any(|role| &role.id == r && role.notify.is_empty()) {
+                    c.warn(
+                        "escalationPolicies",
+                        r,
+                        format!("{field}.levels[{l}].notify"),
+                        format!("role {r:?} has no channel: nobody hears this page"),
+                    );
+                }
             }
             if let Some(r) = &level.assign {
                 role_ref(&mut c, "escalationPolicies", format!("{field}.levels[{l}].assign"), r);
