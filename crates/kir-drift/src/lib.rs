@@ -83,11 +83,14 @@ pub struct Drift {
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Summary {
+    /// Files (every type but folders) in each list.
     pub added: usize,
     pub modified: usize,
     pub deleted: usize,
     pub ignored: usize,
     pub new_executables: usize,
+    pub directories_added: usize,
+    pub directories_deleted: usize,
     pub critical: usize,
     pub high: usize,
     pub medium: usize,
@@ -156,8 +159,12 @@ pub fn compare(image: &Tree, container: &Tree, options: &Options) -> Drift {
             _ => true,
         }
     };
+    let (mut dirs_added, mut dirs_deleted) = (0, 0);
     for (path, now) in &container.entries {
         match image.get(path) {
+            // Folders are where files go, not what changed: counted, not listed (a checkpoint's
+            // rootfs diff does not even carry them).
+            None if now.kind == Kind::Dir => dirs_added += 1,
             None => {
                 if keep(now, &mut ignored) {
                     added.push(FileInfo::of(now));
@@ -172,6 +179,10 @@ pub fn compare(image: &Tree, container: &Tree, options: &Options) -> Drift {
         }
     }
     for (path, before) in &image.entries {
+        if before.kind == Kind::Dir && !container.entries.contains_key(path) {
+            dirs_deleted += 1;
+            continue;
+        }
         if !container.entries.contains_key(path) && keep(before, &mut ignored) {
             deleted.push(FileInfo::of(before));
         }
@@ -183,6 +194,8 @@ pub fn compare(image: &Tree, container: &Tree, options: &Options) -> Drift {
         deleted: deleted.len(),
         ignored: ignored.len(),
         new_executables: added.iter().filter(|a| a.executable || a.elf.is_some()).count(),
+        directories_added: dirs_added,
+        directories_deleted: dirs_deleted,
         ..Default::default()
     };
     for f in &findings {

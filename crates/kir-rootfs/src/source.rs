@@ -81,8 +81,7 @@ pub fn read_layer(
             return (layer, problems);
         }
     };
-    let mut count = 0usize;
-    for item in entries {
+    for (count, item) in entries.enumerate() {
         let mut member = match item {
             Ok(m) => m,
             Err(e) => {
@@ -94,7 +93,6 @@ pub fn read_layer(
                 break;
             }
         };
-        count += 1;
         let raw = String::from_utf8_lossy(&member.path_bytes()).into_owned();
         let Some(path) = normalize(&raw) else {
             problems.push(Problem {
@@ -208,6 +206,18 @@ pub fn read_layer(
     (layer, problems)
 }
 
+/// An input of which nothing could be read is an error, not an empty filesystem.
+fn nothing_read(path: &Path, layer: &Layer, problems: &[Problem]) -> Result<(), Error> {
+    if layer.entries.is_empty()
+        && layer.whiteouts.is_empty()
+        && layer.hardlinks.is_empty()
+        && let Some(p) = problems.first()
+    {
+        return Err(input_err(path, format!("not an image or filesystem archive ({})", p.message)));
+    }
+    Ok(())
+}
+
 /// Members of an uncompressed tar file, by name, for reading one without reading the others.
 pub struct TarIndex {
     path: PathBuf,
@@ -251,6 +261,11 @@ impl TarIndex {
 
     pub fn has(&self, name: &str) -> bool {
         self.members.contains_key(name)
+    }
+
+    /// A member's size in bytes.
+    pub fn size(&self, name: &str) -> Option<u64> {
+        self.members.get(name.trim_start_matches("./")).map(|m| m.1)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -420,6 +435,7 @@ pub fn open_image(path: &Path) -> Result<(Tree, ImageForm), Error> {
     }
     let file = File::open(path).map_err(io_err(path))?;
     let (layer, problems) = read_layer(file, &path.display().to_string(), None);
+    nothing_read(path, &layer, &problems)?;
     tree.apply(layer);
     tree.problems.extend(problems);
     Ok((tree, ImageForm::LayerTar))
@@ -493,6 +509,7 @@ pub fn open_container(
     drop(index);
     let file = File::open(path).map_err(io_err(path))?;
     let (layer, problems) = read_layer(file, &path.display().to_string(), observer);
+    nothing_read(path, &layer, &problems)?;
     let mut tree = Tree::new();
     tree.apply(layer);
     tree.problems.extend(problems);

@@ -219,11 +219,14 @@ pub fn whiteout_of(path: &str) -> Whiteout {
     }
 }
 
+/// Sees each chunk of a file's bytes.
+pub type ChunkObserver<'a> = &'a mut dyn FnMut(&[u8]);
+
 /// Reads a file's content once: size, SHA-256 and the ELF verdict, with an optional observer of
 /// the bytes (the scanner).
 pub fn digest(
     mut reader: impl Read,
-    mut observe: Option<&mut dyn FnMut(&[u8])>,
+    mut observe: Option<ChunkObserver<'_>>,
 ) -> std::io::Result<(u64, String, Option<ElfInfo>)> {
     let mut hasher = Sha256::new();
     let mut elf = ElfSniffer::new();

@@ -206,11 +206,14 @@ impl Scanner {
         // The walk only lists; contents are read in parallel below.
         let files = list_files(root, &mut tree)?;
         let source = root.display().to_string();
+        let base = source.trim_end_matches('/').to_string();
         let results: Vec<Result<Vec<Match>, String>> = files
             .par_iter()
             .map(|(rel, full)| {
-                let f = std::fs::File::open(full).map_err(|e| format!("{rel}: {e}"))?;
-                self.scan_reader(rel, &source, f, false).map_err(|e| format!("{rel}: {e}"))
+                // Folder scans name files by their real path: several folders may be scanned at once.
+                let shown = if rel.starts_with('/') { format!("{base}{rel}") } else { rel.clone() };
+                let f = std::fs::File::open(full).map_err(|e| format!("{shown}: {e}"))?;
+                self.scan_reader(&shown, &source, f, false).map_err(|e| format!("{shown}: {e}"))
             })
             .collect();
         let mut matches = Vec::new();

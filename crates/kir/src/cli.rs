@@ -100,6 +100,30 @@ Examples:\n  kir hunt examples/exposed-console-cryptojack.audit.jsonl.gz\n  kir 
         after_help = "Examples:\n  kir metrics --since 90d\n  kir metrics --since 2026-01-01 --format json\n  kir metrics --format html > metrics.html"
     )]
     Metrics(MetricsArgs),
+    /// What a running container changed against its image: added, modified and deleted files,
+    /// executables marked, the shapes of compromise named. Nothing is mounted or extracted.
+    #[command(after_help = "Images: an OCI image layout (folder or tar), a docker/podman save archive, a layer tar \
+(plain, gzip, zstd) or a root filesystem folder. Containers: an export tar (docker export), a folder (a mounted \
+snapshot), an overlay upperdir (--upper, or a folder named upperdir/upper/diff) or a kubelet checkpoint archive \
+(its rootfs-diff.tar and deleted.files). Files every runtime writes (/etc/hosts, /etc/resolv.conf, /.dockerenv, \
+/dev, /proc, secret mounts) are left out unless --all.\n\nExamples:\n  kir drift --image nginx-1.25.tar --container web-export.tar\n  \
+kir drift --image oci-layout/ --container /mnt/snap/var/lib/containerd/.../fs --upper\n  \
+kir drift --image nginx.tar --container checkpoint-web.tar --format json > drift.json\n  \
+kir drift --image nginx.tar --container web-export.tar --scan --fail-on high\n\nExit codes: 0 done, 1 --fail-on met, 2 unreadable input.")]
+    Drift(DriftArgs),
+    /// Scan folders, files and tars (layers, exports, bundles) for miners, attack tools, reverse
+    /// shells and listed hashes.
+    #[command(after_help = "Built-in rules (kir scan --list-rules) look for cryptominers (XMRig and its kin, stratum \
+URLs, pool domains, miner configs), Kubernetes attack tools and reverse shells. --rules adds rule files in the same \
+YAML form (rules/scan/*.yml shows it); --hashes adds SHA-256 lists (one hash per line, an optional name after it).\n\n\
+Examples:\n  kir scan /mnt/snapshot/\n  kir scan evidence/shop-web-7f9c/ --hashes iocs.txt --format jsonl\n  \
+kir scan web-export.tar --rules our-rules.yml --fail-on high\n\nExit codes: 0 done (matches or not), 1 --fail-on met, 2 unreadable input.")]
+    Scan(ScanArgs),
+    /// Kubelet checkpoint archives (the kubelet checkpoint API, kubectl checkpoint).
+    Checkpoint {
+        #[command(subcommand)]
+        command: CheckpointCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -378,4 +402,85 @@ pub struct RulesCheckArgs {
 
 fn parse_level(s: &str) -> Result<Level, String> {
     s.parse()
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The image the container runs.
+    #[arg(long, value_name = "PATH")]
+    pub image: PathBuf,
+    /// The container's filesystem (export tar, folder, upperdir or checkpoint archive).
+    #[arg(long, value_name = "PATH")]
+    pub container: PathBuf,
+    /// The container folder is an overlay upperdir (only the changes, with whiteouts).
+    #[arg(long)]
+    pub upper: bool,
+    /// Keep files every container runtime writes (/etc/hosts, /dev, ...) in the lists.
+    #[arg(long)]
+    pub all: bool,
+    /// Also scan the added and modified files with the built-in rules.
+    #[arg(long)]
+    pub scan: bool,
+    /// Exit with code 1 when a finding (or scan match) at this level or above is found.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    pub fail_on: Option<Level>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files, folders or tars to scan.
+    #[arg(value_name = "PATH", required_unless_present = "list_rules")]
+    pub paths: Vec<PathBuf>,
+    /// More rules in the built-in YAML form (repeatable).
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// SHA-256 indicator lists (repeatable).
+    #[arg(long = "hashes", value_name = "FILE")]
+    pub hashes: Vec<PathBuf>,
+    /// List the rules and exit.
+    #[arg(long)]
+    pub list_rules: bool,
+    /// Exit with code 1 when a match at this level or above is found.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    pub fail_on: Option<Level>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// Show a checkpoint archive: container and pod, the process tree with command lines, open
+    /// files, sockets, mounts, the filesystem drift, and strings in memory pages.
+    #[command(after_help = "Environment values are redacted unless --show-env: they often hold secrets.\n\n\
+Examples:\n  kir checkpoint inspect checkpoint-web_shop-nginx-2026-11-28T10:00:00Z.tar\n  kir checkpoint inspect cp.tar --ps-tree --files --sockets\n  \
+kir checkpoint inspect cp.tar --search stratum+tcp:// --search-regex '4[0-9AB][1-9A-HJ-NP-Za-km-z]{93}'\n  kir checkpoint inspect cp.tar --image nginx-1.25.tar --format json")]
+    Inspect(CheckpointArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    #[arg(value_name = "ARCHIVE")]
+    pub archive: PathBuf,
+    /// Show the process tree (everything is shown when no section is chosen).
+    #[arg(long)]
+    pub ps_tree: bool,
+    /// Show open files (and the files the rootfs diff holds).
+    #[arg(long)]
+    pub files: bool,
+    /// Show sockets.
+    #[arg(long)]
+    pub sockets: bool,
+    /// Show mounts.
+    #[arg(long)]
+    pub mounts: bool,
+    /// Show environment values instead of redacting them.
+    #[arg(long)]
+    pub show_env: bool,
+    /// Search process memory for this text (repeatable).
+    #[arg(long = "search", value_name = "TEXT")]
+    pub search: Vec<String>,
+    /// Search process memory with this regular expression (repeatable).
+    #[arg(long = "search-regex", value_name = "REGEX")]
+    pub search_regex: Vec<String>,
+    /// The image, to show the container's filesystem drift.
+    #[arg(long, value_name = "PATH")]
+    pub image: Option<PathBuf>,
 }

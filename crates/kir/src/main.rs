@@ -5,7 +5,9 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod checkpoint_cmd;
 mod cli;
+mod forensics_cmd;
 mod hunt_cmd;
 mod incident_cmd;
 mod output;
@@ -50,6 +52,11 @@ fn main() -> ExitCode {
         Command::Plan { command } => plan_cmd::run(&cli.global, command),
         Command::Incident { command } => incident_cmd::run(&cli.global, command),
         Command::Metrics(args) => incident_cmd::metrics(&cli.global, args),
+        Command::Drift(args) => forensics_cmd::drift(&cli.global, args),
+        Command::Scan(args) => forensics_cmd::scan(&cli.global, args),
+        Command::Checkpoint { command } => match command {
+            cli::CheckpointCommand::Inspect(args) => checkpoint_cmd::inspect(&cli.global, args),
+        },
     };
     match result {
         Ok(code) => ExitCode::from(code),

