@@ -162,13 +162,18 @@ impl Archive {
     fn entries(&self, name: &str, magic: u32, problems: &mut Vec<String>) -> Vec<Vec<u8>> {
         let Some(bytes) = self.read(name, problems) else { return Vec::new() };
         match image(&bytes) {
-            Some(img) if img.magic == magic => img.entries.into_iter().map(<[u8]>::to_vec).collect(),
+            Some(img) if img.magic == magic => {
+                if img.truncated {
+                    problems.push(format!("{name}: cut short after {} entries; those are shown", img.entries.len()));
+                }
+                img.entries.into_iter().map(<[u8]>::to_vec).collect()
+            }
             Some(img) => {
                 problems.push(format!("{name}: magic {:#x}, expected {magic:#x}", img.magic));
                 Vec::new()
             }
             None => {
-                problems.push(format!("{name}: cut short or not a CRIU image"));
+                problems.push(format!("{name}: not a CRIU image (no magic)"));
                 Vec::new()
             }
         }

@@ -137,9 +137,11 @@ pub const SERVICE_MAGIC: u32 = 0x5510_5940;
 pub struct Image<'a> {
     pub magic: u32,
     pub entries: Vec<&'a [u8]>,
+    /// The file ends inside an entry: the entries before it are kept.
+    pub truncated: bool,
 }
 
-/// Splits a CRIU image into its entries. `None` when it is cut or not an image.
+/// Splits a CRIU image into its entries. `None` when it has no magic.
 pub fn image(b: &[u8]) -> Option<Image<'_>> {
     let word = |at: usize| -> Option<u32> { Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?)) };
     let mut pos = 4;
@@ -149,14 +151,21 @@ pub fn image(b: &[u8]) -> Option<Image<'_>> {
         pos = 8;
     }
     let mut entries = Vec::new();
+    let mut truncated = false;
     while pos < b.len() {
-        let size = word(pos)? as usize;
-        pos += 4;
-        let end = pos.checked_add(size)?;
-        entries.push(b.get(pos..end)?);
-        pos = end;
+        let entry = word(pos).and_then(|size| b.get(pos + 4..(pos + 4).checked_add(size as usize)?));
+        match entry {
+            Some(e) => {
+                pos += 4 + e.len();
+                entries.push(e);
+            }
+            None => {
+                truncated = true;
+                break;
+            }
+        }
     }
-    Some(Image { magic, entries })
+    Some(Image { magic, entries, truncated })
 }
 
 #[cfg(test)]
