@@ -12,7 +12,7 @@ use common::{kir, stdout_of};
 use forensics_fixtures::{Item, archive, layer};
 use serde_json::{Value, json};
 
-const MINER_ARGS: &[u8] = b"/tmp/.cache/xmrig\0--url\0stratum+tcp://pool.example.net:3333\0--threads\04\0";
+const MINER_ARGS: &[u8] = b"/tmp/.cache/xmrig\0--url\0stratum+tcp://pool.example.net:3333\0--threads\x004\0";
 const MINER_ENV: &[u8] = b"PATH=/usr/bin\0WALLET=4AbcSECRETWALLET\0";
 const MARKER: &[u8] = b"planted: stratum+tcp://evil.example.org:4444 in memory";
 
