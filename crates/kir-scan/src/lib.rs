@@ -96,6 +96,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
 ];
 
 pub struct Scanner {
+    #[cfg(feature = "yara")]
+    yara: Option<yara_x::Rules>,
     rules: Vec<Rule>,
     automaton: AhoCorasick,
     /// Pattern index → (rule index, `true` for an `all` string, string index).
@@ -111,9 +113,19 @@ impl Scanner {
         for (name, text) in BUILTIN {
             rules.extend(parse_rules(text, name)?);
         }
+        #[cfg(feature = "yara")]
+        let mut yara_sources: Vec<(String, String)> = Vec::new();
         for path in extra_rules {
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
             if matches!(ext, "yar" | "yara") {
+                #[cfg(feature = "yara")]
+                {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+                    yara_sources.push((path.display().to_string(), text));
+                    continue;
+                }
+                #[cfg(not(feature = "yara"))]
                 return Err(Error::Rules {
                     path: path.display().to_string(),
                     message: "YARA rules need kir built with the `yara` feature (cargo install --features yara); the built-in string rules and hash lists work without it".into(),
@@ -144,7 +156,20 @@ impl Scanner {
                 hashes.insert(hash, name);
             }
         }
-        Self::build(rules, hashes)
+        #[allow(unused_mut)]
+        let mut scanner = Self::build(rules, hashes)?;
+        #[cfg(feature = "yara")]
+        if !yara_sources.is_empty() {
+            let mut compiler = yara_x::Compiler::new();
+            for (path, text) in &yara_sources {
+                compiler.add_source(text.as_str()).map_err(|e| Error::Rules {
+                    path: path.clone(),
+                    message: e.to_string().lines().next().unwrap_or_default().to_string(),
+                })?;
+            }
+            scanner.yara = Some(compiler.build());
+        }
+        Ok(scanner)
     }
 
     fn build(rules: Vec<Rule>, hashes: HashMap<String, String>) -> Result<Scanner, Error> {
@@ -166,7 +191,15 @@ impl Scanner {
             .match_kind(MatchKind::Standard)
             .build(&texts)
             .map_err(|e| Error::Rules { path: "rules".into(), message: e.to_string() })?;
-        Ok(Scanner { rules, automaton, patterns, longest, hashes })
+        Ok(Scanner {
+            #[cfg(feature = "yara")]
+            yara: None,
+            rules,
+            automaton,
+            patterns,
+            longest,
+            hashes,
+        })
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -300,7 +333,14 @@ pub struct FileScan<'s> {
     /// Per rule: which `all` and `any` strings were seen.
     seen_all: Vec<Vec<bool>>,
     seen_any: Vec<Vec<bool>>,
+    /// The content, kept for YARA (which needs it whole) up to `YARA_LIMIT`.
+    #[cfg(feature = "yara")]
+    content: Option<Vec<u8>>,
 }
+
+/// Files larger than this are not given to YARA (the string rules and hashes still run).
+#[cfg(feature = "yara")]
+pub const YARA_LIMIT: usize = 64 << 20;
 
 impl<'s> FileScan<'s> {
     fn new(scanner: &'s Scanner) -> Self {
@@ -312,10 +352,20 @@ impl<'s> FileScan<'s> {
             carry: Vec::new(),
             seen_all: scanner.rules.iter().map(|r| vec![false; r.all.len()]).collect(),
             seen_any: scanner.rules.iter().map(|r| vec![false; r.any.len()]).collect(),
+            #[cfg(feature = "yara")]
+            content: scanner.yara.as_ref().map(|_| Vec::new()),
         }
     }
 
     pub fn update(&mut self, chunk: &[u8]) {
+        #[cfg(feature = "yara")]
+        if let Some(c) = self.content.as_mut() {
+            if c.len() + chunk.len() <= YARA_LIMIT {
+                c.extend_from_slice(chunk);
+            } else {
+                self.content = None;
+            }
+        }
         self.hasher.update(chunk);
         self.size += chunk.len() as u64;
         if self.head.len() < 8192 {
@@ -347,6 +397,31 @@ impl<'s> FileScan<'s> {
         let is_elf = self.head.starts_with(b"\x7fELF");
         let is_text = !self.head.contains(&0);
         let mut out = Vec::new();
+        #[cfg(feature = "yara")]
+        if let (Some(rules), Some(content)) = (self.scanner.yara.as_ref(), self.content.as_ref()) {
+            let mut scanner = yara_x::Scanner::new(rules);
+            if let Ok(results) = scanner.scan(content) {
+                for rule in results.matching_rules() {
+                    let severity = rule
+                        .metadata()
+                        .find_map(|(k, v)| match (k, v) {
+                            ("severity", yara_x::MetaValue::String(s)) => Some(s.to_string()),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| "high".into());
+                    out.push(Match {
+                        path: path.to_string(),
+                        rule: format!("yara:{}", rule.identifier()),
+                        title: rule.identifier().to_string(),
+                        severity,
+                        sha256: sha256.clone(),
+                        size: self.size,
+                        strings: rule.patterns().filter(|p| p.matches().len() > 0).map(|p| p.identifier().to_string()).collect(),
+                        source: source.to_string(),
+                    });
+                }
+            }
+        }
         if let Some(name) = self.scanner.hashes.get(&sha256) {
             out.push(Match {
                 path: path.to_string(),
@@ -440,6 +515,17 @@ mod tests {
     fn builtin_rules_load() {
         let s = Scanner::new(&[], &[]).unwrap();
         assert!(s.rules().len() >= 8);
+    }
+
+    #[cfg(feature = "yara")]
+    #[test]
+    fn yara_rules_match_with_the_feature() {
+        let dir = tempfile::tempdir().unwrap();
+        let rule = dir.path().join("miners.yar");
+        std::fs::write(&rule, "rule planted_miner { meta: severity = \"critical\" strings: $a = \"stratum+tcp://\" condition: $a }").unwrap();
+        let s = Scanner::new(&[rule], &[]).unwrap();
+        let m = s.scan_reader("/x", "t", &b"connect stratum+tcp://pool:3333"[..], false).unwrap();
+        assert!(m.iter().any(|m| m.rule == "yara:planted_miner" && m.severity == "critical"), "{m:?}");
     }
 
     #[test]
