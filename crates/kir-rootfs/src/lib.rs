@@ -13,7 +13,7 @@ pub mod tree;
 
 pub use elf::{ElfInfo, sniff};
 pub use source::{
-    ContainerForm, ContentObserver, Error, ImageForm, TarIndex, decompress, open_container, open_image, read_folder,
-    read_layer,
+    ContainerForm, ContentObserver, Error, ImageForm, TarIndex, decompress, open_container, open_image,
+    open_image_observed, read_folder, read_layer,
 };
 pub use tree::{Entry, Kind, Layer, Problem, Tree, normalize};

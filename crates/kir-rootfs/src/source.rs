@@ -55,10 +55,10 @@ pub fn decompress<'a>(reader: impl Read + 'a) -> std::io::Result<Box<dyn Read + 
 }
 
 /// Reads one layer (or export, or diff) tar into the changes it brings.
-pub fn read_layer(
+pub fn read_layer<'o>(
     reader: impl Read,
     source: &str,
-    mut observer: Option<&mut dyn ContentObserver>,
+    mut observer: Option<&mut (dyn ContentObserver + 'o)>,
 ) -> (Layer, Vec<Problem>) {
     let mut layer = Layer::default();
     let mut problems = Vec::new();
@@ -396,11 +396,16 @@ fn layer_names(blobs: &Blobs, origin: &Path) -> Result<Vec<String>, Error> {
     Err(input_err(origin, "neither manifest.json (docker save) nor index.json (OCI layout)"))
 }
 
-fn apply_layers(blobs: &Blobs, origin: &Path, tree: &mut Tree) -> Result<usize, Error> {
+fn apply_layers<'o>(
+    blobs: &Blobs,
+    origin: &Path,
+    tree: &mut Tree,
+    mut observer: Option<&mut (dyn ContentObserver + 'o)>,
+) -> Result<usize, Error> {
     let names = layer_names(blobs, origin)?;
     for name in &names {
         let reader = blobs.open(name)?;
-        let (layer, problems) = read_layer(reader, &format!("{}:{name}", origin.display()), None);
+        let (layer, problems) = read_layer(reader, &format!("{}:{name}", origin.display()), observer.as_deref_mut());
         tree.apply(layer);
         tree.problems.extend(problems);
     }
@@ -418,23 +423,31 @@ pub enum ImageForm {
 
 /// Reads an image as the merged filesystem its layers make.
 pub fn open_image(path: &Path) -> Result<(Tree, ImageForm), Error> {
+    open_image_observed(path, None)
+}
+
+/// Reads an image, showing every file of every layer (in layer order) to `observer`.
+pub fn open_image_observed<'o>(
+    path: &Path,
+    mut observer: Option<&mut (dyn ContentObserver + 'o)>,
+) -> Result<(Tree, ImageForm), Error> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     let mut tree = Tree::new();
     if meta.is_dir() {
         if path.join("index.json").is_file() || path.join("manifest.json").is_file() {
-            apply_layers(&Blobs::Dir(path), path, &mut tree)?;
+            apply_layers(&Blobs::Dir(path), path, &mut tree, observer)?;
             return Ok((tree, ImageForm::OciLayout));
         }
-        read_folder(path, false, &mut tree, None)?;
+        read_folder(path, false, &mut tree, observer)?;
         return Ok((tree, ImageForm::Folder));
     }
     let index = TarIndex::open(path)?;
     if index.has("manifest.json") || index.has("index.json") {
-        apply_layers(&Blobs::Tar(&index), path, &mut tree)?;
+        apply_layers(&Blobs::Tar(&index), path, &mut tree, observer.as_deref_mut())?;
         return Ok((tree, ImageForm::ImageArchive));
     }
     let file = File::open(path).map_err(io_err(path))?;
-    let (layer, problems) = read_layer(file, &path.display().to_string(), None);
+    let (layer, problems) = read_layer(file, &path.display().to_string(), observer);
     nothing_read(path, &layer, &problems)?;
     tree.apply(layer);
     tree.problems.extend(problems);
@@ -454,11 +467,11 @@ pub enum ContainerForm {
 
 /// Reads a container's filesystem. Diff forms (`upper`, or a checkpoint archive) apply on
 /// `image`. `observer` sees the content of every file the container input holds.
-pub fn open_container(
+pub fn open_container<'o>(
     path: &Path,
     image: Option<&Tree>,
     upper: bool,
-    observer: Option<&mut dyn ContentObserver>,
+    observer: Option<&mut (dyn ContentObserver + 'o)>,
 ) -> Result<(Tree, ContainerForm), Error> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     let need_image =
@@ -518,11 +531,11 @@ pub fn open_container(
 
 /// Walks a folder without following links. In `upper` mode, overlay whiteouts (character
 /// devices 0:0) and opaque folders are returned instead of recorded as entries.
-pub fn read_folder(
+pub fn read_folder<'o>(
     root: &Path,
     upper: bool,
     tree: &mut Tree,
-    mut observer: Option<&mut dyn ContentObserver>,
+    mut observer: Option<&mut (dyn ContentObserver + 'o)>,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut whiteouts = Vec::new();

@@ -416,7 +416,11 @@ impl<'s> FileScan<'s> {
                         severity,
                         sha256: sha256.clone(),
                         size: self.size,
-                        strings: rule.patterns().filter(|p| p.matches().len() > 0).map(|p| p.identifier().to_string()).collect(),
+                        strings: rule
+                            .patterns()
+                            .filter(|p| p.matches().len() > 0)
+                            .map(|p| p.identifier().to_string())
+                            .collect(),
                         source: source.to_string(),
                     });
                 }
@@ -472,7 +476,8 @@ impl<'s> FileScan<'s> {
     }
 }
 
-/// Scans every file of a tar (a layer, an export, a diff) as it streams.
+/// Scans every file of a tar (a layer, an export, a diff) as it streams; an image (OCI layout,
+/// image archive) layer by layer.
 pub fn scan_tar(scanner: &Scanner, path: &Path, drift: bool) -> Result<(Vec<Match>, usize, Vec<String>), Error> {
     struct Observer<'a, 's> {
         scanner: &'s Scanner,
@@ -499,12 +504,11 @@ pub fn scan_tar(scanner: &Scanner, path: &Path, drift: bool) -> Result<(Vec<Matc
         }
     }
     let mut matches = Vec::new();
-    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
     let mut observer =
         Observer { scanner, current: None, matches: &mut matches, files: 0, source: path.display().to_string(), drift };
-    let (_, problems) = kir_rootfs::read_layer(file, &path.display().to_string(), Some(&mut observer));
+    let (tree, _) = kir_rootfs::open_image_observed(path, Some(&mut observer))?;
     let files = observer.files;
-    Ok((matches, files, problems.into_iter().map(|p| format!("{}: {}", p.path, p.message)).collect()))
+    Ok((matches, files, tree.problems.into_iter().map(|p| format!("{}: {}", p.path, p.message)).collect()))
 }
 
 #[cfg(test)]
@@ -522,7 +526,11 @@ mod tests {
     fn yara_rules_match_with_the_feature() {
         let dir = tempfile::tempdir().unwrap();
         let rule = dir.path().join("miners.yar");
-        std::fs::write(&rule, "rule planted_miner { meta: severity = \"critical\" strings: $a = \"stratum+tcp://\" condition: $a }").unwrap();
+        std::fs::write(
+            &rule,
+            "rule planted_miner { meta: severity = \"critical\" strings: $a = \"stratum+tcp://\" condition: $a }",
+        )
+        .unwrap();
         let s = Scanner::new(&[rule], &[]).unwrap();
         let m = s.scan_reader("/x", "t", &b"connect stratum+tcp://pool:3333"[..], false).unwrap();
         assert!(m.iter().any(|m| m.rule == "yara:planted_miner" && m.severity == "critical"), "{m:?}");

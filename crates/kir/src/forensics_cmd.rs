@@ -307,6 +307,9 @@ pub fn scan(global: &Global, args: &ScanArgs) -> Result<u8, UserError> {
 /// A folder (in parallel), or a tar as it streams (image archives: each layer).
 fn scan_one(scanner: &Scanner, path: &Path) -> Result<(Vec<Match>, usize, Vec<String>), UserError> {
     let meta = std::fs::metadata(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    if meta.is_dir() && (path.join("index.json").is_file() || path.join("manifest.json").is_file()) {
+        return Ok(kir_scan::scan_tar(scanner, path, false)?);
+    }
     if meta.is_dir() {
         return Ok(scanner.scan_folder(path)?);
     }

@@ -328,6 +328,13 @@ fn scan_reads_tars_as_they_stream_and_stays_quiet_on_a_clean_system() {
     std::fs::write(&export_path, forensics_fixtures::gzip(&export())).unwrap();
     let out = stdout_of(kir().args(["scan", "--format", "jsonl"]).arg(&export_path));
     assert!(out.contains("\"rule\":\"xmrig-miner\"") && out.contains("\"path\":\"/tmp/.cache/xmrig\""), "{out}");
+    // An image archive is scanned layer by layer, its files by their paths in the image.
+    let save = dir.path().join("image.tar");
+    let mut layers = image_layers();
+    layers.push(layer(&[Item::File("usr/local/bin/kworkerd", 0o755, &miner())]));
+    docker_save(&save, &layers);
+    let out = stdout_of(kir().args(["scan", "--format", "jsonl"]).arg(&save));
+    assert!(out.contains("\"path\":\"/usr/local/bin/kworkerd\""), "{out}");
     // The machine's own Debian binaries and configuration raise nothing.
     let clean = stdout_of(kir().args(["scan", "-q", "--format", "jsonl", "/etc", "/usr/bin", "/usr/sbin"]));
     assert_eq!(clean, "", "false positives on a clean Debian system");
