@@ -41,6 +41,23 @@ pub trait ContentObserver {
     fn end(&mut self);
 }
 
+/// Digests a file's content, showing it to the observer between `begin` and `end`.
+fn observed_digest(
+    reader: impl Read,
+    path: &str,
+    observer: Option<&mut (dyn ContentObserver + '_)>,
+) -> std::io::Result<(u64, String, Option<crate::ElfInfo>)> {
+    match observer {
+        Some(o) => {
+            o.begin(path);
+            let r = digest(reader, Some(&mut |b: &[u8]| o.chunk(b)));
+            o.end();
+            r
+        }
+        None => digest(reader, None),
+    }
+}
+
 /// Wraps a stream in the right decompressor, by its first bytes.
 pub fn decompress<'a>(reader: impl Read + 'a) -> std::io::Result<Box<dyn Read + 'a>> {
     let mut buf = BufReader::with_capacity(256 * 1024, reader);
@@ -138,17 +155,7 @@ pub fn read_layer<'o>(
         use tar::EntryType as T;
         match entry_type {
             T::Regular | T::Continuous | T::GNUSparse => {
-                if let Some(o) = observer.as_deref_mut() {
-                    o.begin(&path);
-                }
-                let result = match observer.as_deref_mut() {
-                    Some(o) => digest(&mut member, Some(&mut |b: &[u8]| o.chunk(b))),
-                    None => digest(&mut member, None),
-                };
-                if let Some(o) = observer.as_deref_mut() {
-                    o.end();
-                }
-                match result {
+                match observed_digest(&mut member, &path, observer.as_deref_mut()) {
                     Ok((size, sha, elf)) => {
                         entry.size = size;
                         entry.sha256 = Some(sha);
@@ -608,20 +615,7 @@ pub fn read_folder<'o>(
                 entry.kind = Kind::Symlink;
                 entry.link = std::fs::read_link(&full).ok().map(|t| t.to_string_lossy().into_owned());
             } else if ft.is_file() {
-                let opened = File::open(&full);
-                let result = opened.and_then(|f| {
-                    if let Some(o) = observer.as_deref_mut() {
-                        o.begin(&path);
-                    }
-                    let r = match observer.as_deref_mut() {
-                        Some(o) => digest(f, Some(&mut |b: &[u8]| o.chunk(b))),
-                        None => digest(f, None),
-                    };
-                    if let Some(o) = observer.as_deref_mut() {
-                        o.end();
-                    }
-                    r
-                });
+                let result = File::open(&full).and_then(|f| observed_digest(f, &path, observer.as_deref_mut()));
                 match result {
                     Ok((size, sha, elf)) => {
                         entry.size = size;

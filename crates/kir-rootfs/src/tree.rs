@@ -123,16 +123,7 @@ impl Tree {
     /// then the layer's own entries, then its hard links.
     pub fn apply(&mut self, layer: Layer) {
         for dir in &layer.opaque {
-            let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
-            let doomed: Vec<String> = self
-                .entries
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in doomed {
-                self.entries.remove(&k);
-            }
+            self.remove_below(dir);
         }
         for path in &layer.whiteouts {
             self.remove_subtree(path);
@@ -173,7 +164,12 @@ impl Tree {
     /// Removes a path and everything below it.
     pub fn remove_subtree(&mut self, path: &str) {
         self.entries.remove(path);
-        let prefix = format!("{path}/");
+        self.remove_below(path);
+    }
+
+    /// Removes everything below a folder, keeping the folder.
+    fn remove_below(&mut self, dir: &str) {
+        let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
         let doomed: Vec<String> = self
             .entries
             .range(prefix.clone()..)
@@ -225,28 +221,35 @@ pub type ChunkObserver<'a> = &'a mut dyn FnMut(&[u8]);
 /// Reads a file's content once: size, SHA-256 and the ELF verdict, with an optional observer of
 /// the bytes (the scanner).
 pub fn digest(
-    mut reader: impl Read,
+    reader: impl Read,
     mut observe: Option<ChunkObserver<'_>>,
 ) -> std::io::Result<(u64, String, Option<ElfInfo>)> {
     let mut hasher = Sha256::new();
     let mut elf = ElfSniffer::new();
+    let total = stream(reader, |chunk| {
+        hasher.update(chunk);
+        elf.update(chunk);
+        if let Some(o) = observe.as_mut() {
+            o(chunk);
+        }
+    })?;
+    Ok((total, hex::encode(hasher.finalize()), elf.finish()))
+}
+
+/// Feeds a reader to `each` in 256 KiB chunks, to its end; returns the byte count.
+pub fn stream(mut reader: impl Read, mut each: impl FnMut(&[u8])) -> std::io::Result<u64> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        hasher.update(&buf[..n]);
-        elf.update(&buf[..n]);
-        if let Some(o) = observe.as_mut() {
-            o(&buf[..n]);
-        }
+        each(&buf[..n]);
         total += n as u64;
     }
-    Ok((total, hex::encode(hasher.finalize()), elf.finish()))
 }
 
 #[cfg(test)]

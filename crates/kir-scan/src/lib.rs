@@ -220,16 +220,7 @@ impl Scanner {
         drift: bool,
     ) -> std::io::Result<Vec<Match>> {
         let mut f = self.file();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            f.update(&buf[..n]);
-        }
+        kir_rootfs::tree::stream(&mut reader, |chunk| f.update(chunk))?;
         Ok(f.finish(path, source, drift))
     }
 
