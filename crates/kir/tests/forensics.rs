@@ -339,3 +339,54 @@ fn scan_reads_tars_as_they_stream_and_stays_quiet_on_a_clean_system() {
     let clean = stdout_of(kir().args(["scan", "-q", "--format", "jsonl", "/etc", "/usr/bin", "/usr/sbin"]));
     assert_eq!(clean, "", "false positives on a clean Debian system");
 }
+
+/// A GNU sparse member (a 1 MiB file holding 4 KiB of data) and a 48 MiB member: sizes and
+/// hashes are those of the whole files, read as they stream.
+#[test]
+fn sparse_and_large_files_are_hashed_whole() {
+    use sha2::Digest;
+    let octal12 = |n: u64| {
+        let mut f = [0u8; 12];
+        f[..11].copy_from_slice(format!("{n:011o}").as_bytes());
+        f
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = vec![b'm'; 4096];
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_mode(0o755);
+    h.set_path("var/tmp/sparse.bin").unwrap();
+    h.set_size(data.len() as u64);
+    {
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].offset = octal12(512 * 1024);
+        gnu.sparse[0].numbytes = octal12(4096);
+        // GNU tar ends the map with an empty chunk at the real size.
+        gnu.sparse[1].offset = octal12(1024 * 1024);
+        gnu.sparse[1].numbytes = octal12(0);
+        gnu.realsize = octal12(1024 * 1024);
+    }
+    h.set_cksum();
+    b.append(&h, &data[..]).unwrap();
+    let big = vec![0x5au8; 48 << 20];
+    let mut hb = tar::Header::new_gnu();
+    hb.set_entry_type(tar::EntryType::Regular);
+    hb.set_mode(0o644);
+    hb.set_size(big.len() as u64);
+    b.append_data(&mut hb, "srv/big.bin", &big[..]).unwrap();
+    let container = dir.path().join("c.tar");
+    std::fs::write(&container, b.into_inner().unwrap()).unwrap();
+    let image = dir.path().join("empty.tar");
+    std::fs::write(&image, layer(&[Item::Dir("tmp")])).unwrap();
+    let v = drift_json(&image, &container, &[]);
+    let added = v["added"].as_array().unwrap();
+    let sparse = added.iter().find(|e| e["path"] == "/var/tmp/sparse.bin").unwrap();
+    let mut whole = vec![0u8; 1024 * 1024];
+    whole[512 * 1024..512 * 1024 + 4096].copy_from_slice(&data);
+    assert_eq!(sparse["size"], 1024 * 1024);
+    assert_eq!(sparse["sha256"], hex::encode(sha2::Sha256::digest(&whole)));
+    let large = added.iter().find(|e| e["path"] == "/srv/big.bin").unwrap();
+    assert_eq!(large["size"], 48u64 << 20);
+    assert_eq!(large["sha256"], hex::encode(sha2::Sha256::digest(&big)));
+}
