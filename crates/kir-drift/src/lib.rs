@@ -117,6 +117,11 @@ fn runtime_reason(e: &Entry) -> Option<&'static str> {
     if p.starts_with("/dev/") && e.kind != Kind::File {
         return Some("device or mount point under /dev");
     }
+    // Empty files under /dev are bind-mount targets (/dev/console, Kubernetes'
+    // /dev/termination-log); a dropped binary there is not empty.
+    if p.starts_with("/dev/") && e.kind == Kind::File && e.size == 0 {
+        return Some("mount target under /dev");
+    }
     if matches!(p, "/run/secrets" | "/var/run/secrets")
         || p.starts_with("/run/secrets/")
         || p.starts_with("/var/run/secrets/")
