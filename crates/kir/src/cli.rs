@@ -11,8 +11,10 @@ use kir_detect::Level;
     version,
     about = "Kubernetes incident response: find attacks in audit logs, run the response plan, keep the evidence",
     long_about = "kir finds attacks in Kubernetes audit logs with Sigma rules (a built-in pack tagged with MITRE ATT&CK \
-and the Microsoft threat matrix for Kubernetes, plus your own), offline over archives or from stdin.",
-    after_help = "Examples:\n  kir hunt /var/log/kubernetes/audit/\n  kir hunt audit.log.3.gz --format jsonl > findings.jsonl\n  kubectl logs -n kube-system kube-apiserver-node1 | kir hunt -\n  kir hunt --rules ./our-rules/ --min-severity high --fail-on high archive/\n  kir hunt --timeline --actor system:anonymous archive/\n  kir rules list\n  kir rules check ./our-rules/\n  kir rules test\n\nExit codes: 0 done (findings or not), 1 --fail-on met, 2 usage error or unreadable input."
+and the Microsoft threat matrix for Kubernetes, plus your own), offline over archives or from stdin; runs the \
+incident response plan (incidents with owners, timelines, escalation and notifications, reports and metrics); and \
+examines containers offline (drift against the image, malware scans, kubelet checkpoint archives).",
+    after_help = "Examples:\n  kir hunt /var/log/kubernetes/audit/\n  kir hunt audit.log.3.gz --format jsonl > findings.jsonl\n  kubectl logs -n kube-system kube-apiserver-node1 | kir hunt -\n  kir hunt --rules ./our-rules/ --min-severity high --fail-on high archive/\n  kir hunt --timeline --actor system:anonymous archive/\n  kir rules list\n  kir rules check ./our-rules/\n  kir rules test\n  kir plan init > plan.yaml\n  kir hunt audit/ --plan plan.yaml --store sqlite:ir.db\n  kir incident list --open\n  kir incident tick --plan plan.yaml\n  kir drift --image nginx.tar --container web-export.tar\n  kir scan /mnt/snapshot/\n  kir checkpoint inspect checkpoint.tar\n\nExit codes: 0 done (findings or not), 1 --fail-on met, 2 usage error or unreadable input."
 )]
 pub struct Cli {
     #[command(flatten)]
