@@ -1,4 +1,5 @@
-//! Embeds the built-in rule pack (`rules/` at the workspace root) into the crate.
+//! Embeds the built-in rule pack (`rules/` at the workspace root) into the crate. `rules/scan/`
+//! holds the file-scanning rules of `kir scan` (another format, embedded by kir-scan): not Sigma.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,13 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     };
     for e in entries.flatten() {
         let p = e.path();
+        if p.is_dir()
+            && p.file_name().is_some_and(|n| n == "scan")
+            && p.parent() == Some(Path::new(&dir))
+            && dir.ends_with("rules")
+        {
+            continue;
+        }
         if p.is_dir() {
             println!("cargo:rerun-if-changed={}", p.display());
             collect(&p, out);
