@@ -121,6 +121,11 @@ YAML form (rules/scan/*.yml shows it); --hashes adds SHA-256 lists (one hash per
 Examples:\n  kir scan /mnt/snapshot/\n  kir scan evidence/shop-web-7f9c/ --hashes iocs.txt --format jsonl\n  \
 kir scan web-export.tar --rules our-rules.yml --fail-on high\n\nExit codes: 0 done (matches or not), 1 --fail-on met, 2 unreadable input.")]
     Scan(ScanArgs),
+    /// Evidence bundles: verify hashes, custody and signature; record custody; make signing keys.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// Kubelet checkpoint archives (the kubelet checkpoint API, kubectl checkpoint).
     Checkpoint {
         #[command(subcommand)]
@@ -426,6 +431,8 @@ pub struct DriftArgs {
     /// Exit with code 1 when a finding (or scan match) at this level or above is found.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     pub fail_on: Option<Level>,
+    #[command(flatten)]
+    pub out: EvidenceOut,
 }
 
 #[derive(Debug, Args)]
@@ -445,6 +452,8 @@ pub struct ScanArgs {
     /// Exit with code 1 when a match at this level or above is found.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     pub fail_on: Option<Level>,
+    #[command(flatten)]
+    pub out: EvidenceOut,
 }
 
 #[derive(Debug, Subcommand)]
@@ -485,4 +494,63 @@ pub struct CheckpointArgs {
     /// The image, to show the container's filesystem drift.
     #[arg(long, value_name = "PATH")]
     pub image: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Check a bundle: every file against the manifest (changed, missing, added), the custody
+    /// chain, and the signature. Exit 1 when anything is wrong.
+    #[command(
+        after_help = "Examples:\n  kir evidence verify evidence/drift-web-20261128T100000Z/\n  kir evidence verify bundle/ --key $(cat kir-evidence.pub)\n  kir evidence verify bundle/ --format json\n\nExit codes: 0 intact, 1 something changed, is missing or was added, the custody chain is broken or the signature fails, 2 not a bundle."
+    )]
+    Verify(EvidenceVerifyArgs),
+    /// Show a bundle's manifest and custody log.
+    Show {
+        #[arg(value_name = "BUNDLE")]
+        bundle: PathBuf,
+    },
+    /// Append a chain-of-custody entry (copied, verified, handed-over, received, …).
+    #[command(
+        after_help = "Examples:\n  kir evidence custody bundle/ --action handed-over --note \"to Example IR, ticket 4711\"\n  kir evidence custody bundle/ --action received --as \"ir-firm analyst\""
+    )]
+    Custody(EvidenceCustodyArgs),
+    /// Make an ed25519 signing key: FILE (private, mode 0600) and FILE.pub.
+    Keygen {
+        #[arg(long, value_name = "FILE", default_value = "kir-evidence.key")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EvidenceVerifyArgs {
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// The signer's public key (hex, or a .pub file): without it the key the manifest names is
+    /// used, which proves integrity but not who signed.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvidenceCustodyArgs {
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    #[arg(long)]
+    pub action: String,
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+/// Where `kir drift` and `kir scan` write their results as an evidence bundle.
+#[derive(Debug, Args, Clone)]
+pub struct EvidenceOut {
+    /// Also write the results as a sealed evidence bundle in this folder.
+    #[arg(long, value_name = "DIR")]
+    pub evidence: Option<PathBuf>,
+    /// Sign the bundle with this key (`kir evidence keygen`).
+    #[arg(long, value_name = "FILE", requires = "evidence")]
+    pub sign_key: Option<PathBuf>,
+    /// Record the bundle as evidence of this incident.
+    #[arg(long, value_name = "ID", requires = "evidence")]
+    pub incident: Option<i64>,
 }

@@ -73,15 +73,27 @@ pub fn drift(global: &Global, args: &DriftArgs) -> Result<u8, UserError> {
     problems.extend(container.problems.iter().map(|p| format!("container {}: {} {}", p.source, p.path, p.message)));
 
     let color = use_color(global);
+    let mut v = serde_json::to_value(&report)?;
+    v["scan"] = serde_json::to_value(&matches)?;
+    v["inputs"] = serde_json::json!({
+        "image": {"path": args.image, "form": format!("{image_form:?}"), "entries": image.len()},
+        "container": {"path": args.container, "form": format!("{container_form:?}"), "entries": container.len()},
+    });
+    v["problems"] = serde_json::to_value(&problems)?;
+    let subject = args.container.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if let Some(dir) = crate::evidence_cmd::write_results(
+        global,
+        &args.out,
+        "drift",
+        &subject,
+        &[("drift.json", v.clone())],
+        &[args.image.as_path(), args.container.as_path()],
+    )? && let Some(id) = args.out.incident
+    {
+        crate::incident_cmd::record_evidence(global, id, &dir, "drift of the container against its image")?;
+    }
     match global.format {
         Format::Json | Format::Jsonl => {
-            let mut v = serde_json::to_value(&report)?;
-            v["scan"] = serde_json::to_value(&matches)?;
-            v["inputs"] = serde_json::json!({
-                "image": {"path": args.image, "form": format!("{image_form:?}"), "entries": image.len()},
-                "container": {"path": args.container, "form": format!("{container_form:?}"), "entries": container.len()},
-            });
-            v["problems"] = serde_json::to_value(&problems)?;
             if global.format == Format::Json {
                 outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -248,6 +260,20 @@ pub fn scan(global: &Global, args: &ScanArgs) -> Result<u8, UserError> {
                 failed = true;
             }
         }
+    }
+    let paths: Vec<&Path> = args.paths.iter().map(|p| p.as_path()).collect();
+    let subject =
+        args.paths.first().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if let Some(dir) = crate::evidence_cmd::write_results(
+        global,
+        &args.out,
+        "scan",
+        &subject,
+        &[("scan.json", serde_json::json!({"files": files, "matches": matches}))],
+        &paths,
+    )? && let Some(id) = args.out.incident
+    {
+        crate::incident_cmd::record_evidence(global, id, &dir, "malware scan")?;
     }
     match global.format {
         Format::Jsonl => {

@@ -211,6 +211,26 @@ async fn send_for(
     Ok(())
 }
 
+/// Puts an evidence bundle on an incident's timeline (with its manifest's hash).
+pub fn record_evidence(global: &Global, id: i64, bundle: &std::path::Path, what: &str) -> Result<(), UserError> {
+    let manifest = std::fs::read(bundle.join(kir_evidence::MANIFEST)).unwrap_or_default();
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&manifest))
+    };
+    let who = who(global);
+    let now = now_ms()?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = open_store(global).await?;
+        let message = format!("evidence: {what}: {}", bundle.display());
+        let data = serde_json::json!({"bundle": bundle, "manifest_sha256": digest});
+        let r = store.record(id, &who, "evidence", &message, Some(data), now).await.map_err(store_err);
+        store.shutdown().await;
+        r
+    })
+}
+
 pub fn run(global: &Global, command: &IncidentCommand) -> Result<u8, UserError> {
     let rt = runtime()?;
     rt.block_on(async {

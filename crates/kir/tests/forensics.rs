@@ -390,3 +390,79 @@ fn sparse_and_large_files_are_hashed_whole() {
     assert_eq!(large["size"], 48u64 << 20);
     assert_eq!(large["sha256"], hex::encode(sha2::Sha256::digest(&big)));
 }
+
+/// Drift results as a signed evidence bundle on an incident's timeline; `kir evidence verify`
+/// catches a changed byte, a missing file, an added file and a broken custody chain.
+#[test]
+fn drift_results_become_a_signed_bundle_that_verify_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    docker_save(&dir.path().join("image.tar"), &image_layers());
+    let export_path = dir.path().join("web-export.tar");
+    std::fs::write(&export_path, export()).unwrap();
+    let key = dir.path().join("kir-evidence.key");
+    let public = stdout_of(kir().args(["evidence", "keygen", "-q", "--out"]).arg(&key)).trim().to_string();
+    assert_eq!(public.len(), 64);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    let store = format!("sqlite:{}", dir.path().join("ir.db").display());
+    stdout_of(
+        kir()
+            .args(["incident", "open", "--title", "miner in web", "--severity", "high", "--store", &store])
+            .env_remove("KIR_PLAN"),
+    );
+
+    let evidence = dir.path().join("evidence");
+    let assert = kir()
+        .args(["drift", "-q", "--image"])
+        .arg(dir.path().join("image.tar"))
+        .arg("--container")
+        .arg(&export_path)
+        .arg("--evidence")
+        .arg(&evidence)
+        .arg("--sign-key")
+        .arg(&key)
+        .args(["--incident", "1", "--store", &store])
+        .assert()
+        .success();
+    drop(assert);
+    let bundle = std::fs::read_dir(&evidence).unwrap().next().unwrap().unwrap().path();
+    assert!(bundle.file_name().unwrap().to_string_lossy().starts_with("drift-web-export.tar-"));
+    let verify = |extra: &[&str]| kir().args(["evidence", "verify"]).arg(&bundle).args(extra).assert();
+    verify(&["--key", &public]).code(0).stdout(predicates::str::contains("signature valid — INTACT"));
+    let drift: Value = serde_json::from_slice(&std::fs::read(bundle.join("drift.json")).unwrap()).unwrap();
+    assert_eq!(paths(&drift, "added"), set(&ADDED));
+
+    // The incident's timeline names the bundle.
+    let shown = stdout_of(kir().args(["incident", "show", "1", "--format", "json", "--store", &store]));
+    assert!(shown.contains("\"kind\": \"evidence\"") && shown.contains("drift of the container"), "{shown}");
+
+    // Custody: hand it over, still intact; a foreign key is refused.
+    kir()
+        .args(["evidence", "custody"])
+        .arg(&bundle)
+        .args(["--action", "handed-over", "--note", "to the IR firm"])
+        .assert()
+        .success();
+    verify(&[]).code(0);
+    let (_, stranger) = kir_evidence::keygen().unwrap();
+    verify(&["--key", &stranger]).code(1).stdout(predicates::str::contains("key mismatch"));
+
+    // One changed byte, a removed file, an added file: each makes it fail.
+    let original = std::fs::read(bundle.join("drift.json")).unwrap();
+    let mut changed = original.clone();
+    changed[10] ^= 1;
+    std::fs::write(bundle.join("drift.json"), &changed).unwrap();
+    verify(&[]).code(1).stdout(predicates::str::contains("changed: drift.json"));
+    std::fs::remove_file(bundle.join("drift.json")).unwrap();
+    verify(&[]).code(1).stdout(predicates::str::contains("missing: drift.json"));
+    std::fs::write(bundle.join("drift.json"), &original).unwrap();
+    verify(&[]).code(0);
+    std::fs::write(bundle.join("notes.txt"), b"added later").unwrap();
+    verify(&[]).code(1).stdout(predicates::str::contains("added: notes.txt"));
+    std::fs::remove_file(bundle.join("notes.txt")).unwrap();
+    // A rewritten custody entry breaks the chain.
+    let log = std::fs::read_to_string(bundle.join("custody.jsonl")).unwrap();
+    std::fs::write(bundle.join("custody.jsonl"), log.replacen("handed-over", "destroyed", 1)).unwrap();
+    verify(&[]).code(1).stdout(predicates::str::contains("the chain is broken"));
+    kir().args(["evidence", "verify"]).arg(dir.path()).assert().code(2);
+}
