@@ -262,10 +262,22 @@ impl Notifier {
                     (Some(u), Some(p)) => Some((u, p)),
                     _ => None,
                 };
+                let port = match self.var(&smtp.port_env) {
+                    Some(p) => p
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("{} is not a port: {p:?}", smtp.port_env.as_deref().unwrap_or("port")))?,
+                    None => smtp.port,
+                };
+                let tls =
+                    self.var(&smtp.tls_env).map(|t| t.trim().to_ascii_lowercase()).unwrap_or_else(|| smtp.tls.clone());
+                if !["none", "starttls", "tls"].contains(&tls.as_str()) {
+                    return Err(format!("TLS mode {tls:?}: write none, starttls or tls"));
+                }
                 Ok(Prepared::Email {
                     host,
-                    port: smtp.port,
-                    tls: smtp.tls.clone(),
+                    port,
+                    tls,
                     from: ch.from.clone().unwrap_or_else(|| "kir@localhost".into()),
                     to,
                     credentials,

@@ -454,9 +454,15 @@ pub struct Smtp {
     pub host_env: Option<String>,
     #[serde(default = "default_smtp_port")]
     pub port: u16,
+    /// The port from this environment variable, when it is set.
+    #[serde(default)]
+    pub port_env: Option<String>,
     /// `none`, `starttls` or `tls`.
     #[serde(default = "default_smtp_tls")]
     pub tls: String,
+    /// The TLS mode from this environment variable, when it is set.
+    #[serde(default)]
+    pub tls_env: Option<String>,
     #[serde(default)]
     pub username_env: Option<String>,
     #[serde(default)]

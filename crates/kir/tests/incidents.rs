@@ -469,3 +469,42 @@ fn stratus_techniques_become_soc_incidents() {
         assert_eq!(i["owner_role"], "soc", "{i}");
     }
 }
+
+/// The starter plan as it is, its channels pointed at local receivers by environment variables.
+#[test]
+fn the_starter_plan_notifies_through_its_environment_variables() {
+    let home = tempfile::tempdir().unwrap();
+    let http = HttpReceiver::start();
+    let smtp = SmtpReceiver::start();
+    let store = format!("sqlite:{}", home.path().join("ir.db").display());
+    kir_at(home.path())
+        .args([
+            "incident",
+            "open",
+            "--title",
+            "cloud credentials read by a pod",
+            "--severity",
+            "high",
+            "--type",
+            "credential-access",
+            "--store",
+            &store,
+        ])
+        .env("KIR_NOW", T0)
+        .env("KIR_SOC_WEBHOOK_URL", http.url("/soc"))
+        .env("KIR_SOC_WEBHOOK_SECRET", "k")
+        .env("KIR_SLACK_DEVOPS_URL", http.url("/slack"))
+        .env("KIR_PAGERDUTY_ROUTING_KEY", "rk")
+        .env("KIR_PAGERDUTY_URL", http.url("/pd"))
+        .env("KIR_SMTP_HOST", "127.0.0.1")
+        .env("KIR_SMTP_PORT", smtp.port().to_string())
+        .env("KIR_SMTP_TLS", "none")
+        .assert()
+        .success();
+    let mut paths: Vec<String> = http.wait_for(3, Duration::from_secs(10)).iter().map(|r| r.path.clone()).collect();
+    paths.sort();
+    assert_eq!(paths, ["/pd", "/slack", "/soc"]);
+    let mut to: Vec<Vec<String>> = smtp.wait_for(2, Duration::from_secs(10)).into_iter().map(|m| m.to).collect();
+    to.sort();
+    assert_eq!(to, [vec!["devops-oncall@example.com".to_string()], vec!["soc@example.com".to_string()]]);
+}
