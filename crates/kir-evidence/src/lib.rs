@@ -301,7 +301,8 @@ pub struct Report {
     /// Custody log problems: `line 3: prev does not match line 2`.
     pub custody: Vec<String>,
     pub custody_entries: usize,
-    /// `valid`, `invalid`, `absent`, or `key mismatch`.
+    /// `valid`, `invalid`, `absent` (never signed, no key given), `missing` (a key was given but
+    /// there is no signature) or `key mismatch`.
     pub signature: String,
     pub problems: Vec<String>,
 }
@@ -314,6 +315,7 @@ impl Report {
             && self.custody.is_empty()
             && self.problems.is_empty()
             && self.signature != "invalid"
+            && self.signature != "missing"
             && self.signature != "key mismatch"
     }
 }
@@ -392,6 +394,8 @@ pub fn verify(dir: &Path, trusted_key: Option<&str>) -> Result<Report, Error> {
     let sig_path = dir.join(SIGNATURE);
     r.signature = match std::fs::read_to_string(&sig_path) {
         Err(_) if manifest.signed_by.is_some() => "invalid".into(),
+        // A pinned key expects a signature: a bundle stripped of it is not the one signed.
+        Err(_) if trusted_key.is_some() => "missing".into(),
         Err(_) => "absent".into(),
         Ok(text) => {
             let key_hex = trusted_key.map(str::to_string).or(manifest.signed_by.clone());
@@ -530,6 +534,15 @@ mod tests {
         assert!(r.custody.iter().any(|c| c.contains("recorded a different manifest")));
         let (_, stranger) = keygen().unwrap();
         assert_eq!(verify(&b, Some(&stranger)).unwrap().signature, "key mismatch");
+
+        // An unsigned bundle passes without a key, not with one.
+        let third = dir.path().join("t");
+        std::fs::create_dir(&third).unwrap();
+        let unsigned = bundle(&third, None);
+        assert!(verify(&unsigned, None).unwrap().ok());
+        let r = verify(&unsigned, Some(&stranger)).unwrap();
+        assert_eq!(r.signature, "missing");
+        assert!(!r.ok());
     }
 
     #[test]

@@ -64,25 +64,30 @@ impl Store {
     pub async fn ingest(&self, plan: &Plan, findings: &[Finding], who: &str, now: i64) -> Result<IngestReport> {
         let mut report = IngestReport::default();
         let mut groups: BTreeMap<String, Vec<Item>> = BTreeMap::new();
+        let mut seen = std::collections::HashSet::new();
         for f in findings {
             let routed = plan.route(f);
             if routed.ignored {
                 report.ignored += 1;
                 continue;
             }
+            // The same finding twice in one batch (a request logged twice, overlapping files).
+            let fingerprint = fingerprint(f);
+            if !seen.insert(fingerprint.clone()) {
+                report.duplicates += 1;
+                continue;
+            }
             let time = f.time.map(|t| t.as_millisecond()).unwrap_or(now);
-            groups.entry(routed.group_key.clone()).or_default().push(Item {
-                finding: f,
-                fingerprint: fingerprint(f),
-                routed,
-                time,
-            });
+            groups.entry(routed.group_key.clone()).or_default().push(Item { finding: f, fingerprint, routed, time });
         }
         for items in groups.values_mut() {
             items.sort_by_key(|i| i.time);
         }
+        // Controllers' findings last: they follow incidents the other groups may open now.
+        let mut ordered: Vec<(String, Vec<Item>)> = groups.into_iter().collect();
+        ordered.sort_by_key(|(key, _)| key.starts_with(kir_plan::route::DELEGATE_PREFIX));
         // One transaction per group keeps the lock short for concurrent writers.
-        for (key, items) in groups {
+        for (key, items) in ordered {
             let plan = plan.clone();
             let who = who.to_string();
             let part = {
@@ -181,19 +186,22 @@ async fn ingest_group(
         attach(c, incident, item, who, now).await?;
         report.attached += 1;
         touched.insert(incident);
-        // Weaker findings seen before this incident opened join it when they are close in time.
-        let span = *spans.iter().find(|s| s.0 == incident).expect("just used");
+        // Weaker findings seen before this incident opened join it when they are close in time;
+        // newest first, so each one that joins can bring an older one within reach.
+        let mut span = *spans.iter().find(|s| s.0 == incident).expect("just used");
         let mut kept = Vec::new();
-        for p in pending.drain(..) {
+        for p in pending.drain(..).rev() {
             if p.time >= span.1 - window && p.time <= span.2 + window {
                 attach(c, incident, p, who, now).await?;
                 report.attached += 1;
-                if let Some(s) = spans.iter_mut().find(|s| s.0 == incident) {
-                    s.1 = s.1.min(p.time);
-                }
+                span.1 = span.1.min(p.time);
             } else {
                 kept.push(p);
             }
+        }
+        kept.reverse();
+        if let Some(s) = spans.iter_mut().find(|s| s.0 == incident) {
+            *s = span;
         }
         pending = kept;
     }
@@ -306,7 +314,7 @@ async fn attach(c: &mut AnyConnection, incident: i64, item: &Item<'_>, who: &str
 async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i64) -> Result<()> {
     let inc = crate::model::fetch_incident(c, id).await?;
     let rows: Vec<(String, String, Option<i64>, String, String, String)> = sqlx::query_as(
-        "SELECT rule_id, routed_severity, event_time, tactics, routed_type, title FROM findings WHERE incident_id = $1 ORDER BY event_time, id",
+        "SELECT rule_id, routed_severity, event_time, tactics, routed_type, title FROM findings WHERE incident_id = $1 ORDER BY event_time IS NULL, event_time, id",
     )
     .bind(id)
     .fetch_all(&mut *c)

@@ -63,8 +63,23 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// The URL without its password, for messages.
+/// The URL without its password (in the user part or a `password=` parameter), for messages.
 pub fn redact_url(url: &str) -> String {
+    let url = &match url.split_once('?') {
+        Some((base, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword") => {
+                        format!("{k}=***")
+                    }
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+        None => url.to_string(),
+    };
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -84,7 +99,7 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (backend, connect_url) = if let Some(path) = url.strip_prefix("sqlite://").or(url.strip_prefix("sqlite:")) {
             if path.is_empty() {
-                return Err(StoreError::BadUrl(url.into()));
+                return Err(StoreError::BadUrl(redact_url(url)));
             }
             let path = path.split('?').next().unwrap_or(path);
             if let Some(parent) = std::path::Path::new(path).parent()
@@ -96,9 +111,9 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_string())
         } else {
-            return Err(StoreError::BadUrl(url.into()));
+            return Err(StoreError::BadUrl(redact_url(url)));
         };
-        let options = AnyConnectOptions::from_str(&connect_url).map_err(|_| StoreError::BadUrl(url.into()))?;
+        let options = AnyConnectOptions::from_str(&connect_url).map_err(|_| StoreError::BadUrl(redact_url(url)))?;
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .after_connect(move |conn, _| {
@@ -139,18 +154,21 @@ impl Store {
 
     /// Begins a transaction that holds the store's write lock. Finish it with [`Locked::finish`].
     pub(crate) async fn lock(&self) -> Result<Locked> {
-        let mut conn = self.pool.acquire().await?;
+        // The guard exists before BEGIN: if BEGIN or the lock fails, or this future is dropped
+        // while waiting, the guard closes the connection instead of returning a half-open
+        // transaction (and a held lock) to the pool.
+        let mut locked = Locked { conn: Some(self.pool.acquire().await?) };
         match self.backend {
             Backend::Sqlite => {
                 // WAL lets readers go on while a writer holds the lock; set once, kept by the file.
-                let _ = sqlx::raw_sql("PRAGMA journal_mode = WAL").execute(&mut *conn).await;
-                sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let _ = sqlx::raw_sql("PRAGMA journal_mode = WAL").execute(locked.conn()).await;
+                sqlx::raw_sql("BEGIN IMMEDIATE").execute(locked.conn()).await?;
             }
             Backend::Postgres => {
-                sqlx::raw_sql("BEGIN; SELECT pg_advisory_xact_lock(7151002)").execute(&mut *conn).await?;
+                sqlx::raw_sql("BEGIN; SELECT pg_advisory_xact_lock(7151002)").execute(locked.conn()).await?;
             }
         }
-        Ok(Locked { conn: Some(conn) })
+        Ok(locked)
     }
 }
 
@@ -192,4 +210,19 @@ impl Drop for Locked {
 /// Milliseconds since the epoch → RFC 3339 text.
 pub fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_else(|_| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_messages() {
+        use super::redact_url;
+        assert_eq!(redact_url("postgres://kir:s3cret@db:5432/ir"), "postgres://kir:***@db:5432/ir");
+        assert_eq!(redact_url("postgres://kir:pa/ss@db/ir"), "postgres://kir:***@db/ir");
+        assert_eq!(
+            redact_url("postgres://db/ir?user=kir&password=s3cret&sslmode=require"),
+            "postgres://db/ir?user=kir&password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite:/tmp/ir.db"), "sqlite:/tmp/ir.db");
+    }
 }

@@ -281,7 +281,7 @@ impl Store {
     pub async fn findings(&self, id: i64) -> Result<Vec<StoredFinding>> {
         Ok(sqlx::query_as(
             "SELECT id, incident_id, fingerprint, rule_id, title, severity, routed_severity, event_time, discovered_at, \
-             actor, namespace, resource, name, tactics, body FROM findings WHERE incident_id = $1 ORDER BY event_time, id",
+             actor, namespace, resource, name, tactics, body FROM findings WHERE incident_id = $1 ORDER BY event_time IS NULL, event_time, id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -595,6 +595,24 @@ impl Store {
         }
     }
 
+    /// Gives back a fired level whose notifications all failed, so the next tick fires it again.
+    pub async fn release(&self, fired: &Fired, who: &str, message: &str, now: i64) -> Result<()> {
+        let mut tx = self.lock().await?;
+        let r = async {
+            let c = tx.conn();
+            sqlx::query("DELETE FROM escalations WHERE incident_id = $1 AND cycle = $2 AND round = $3 AND level = $4")
+                .bind(fired.incident_id)
+                .bind(fired.cycle)
+                .bind(fired.round as i64)
+                .bind(fired.level as i64)
+                .execute(&mut *c)
+                .await?;
+            append(c, fired.incident_id, now, who, "notification", message, None).await
+        }
+        .await;
+        tx.finish(r).await
+    }
+
     /// Fires the next level of the incident's policy now, whatever its delay and condition.
     pub async fn escalate(&self, id: i64, who: &str, now: i64) -> Result<Fired> {
         let who = who.to_string();
@@ -610,9 +628,12 @@ impl Store {
                     return Err(StoreError::Refused(format!("incident {id} has no escalation policy")));
                 };
                 let state = escalation_state(c, &inc).await?;
-                let next = kir_plan::schedule(&policy, inc.cycle_started_at)
-                    .map(|(round, level, _)| (round, level))
-                    .find(|k| !state.fired.contains(k));
+                // The first level after the furthest one already fired: escalating never goes back
+                // to a level a condition skipped.
+                let order: Vec<(u32, usize)> =
+                    kir_plan::schedule(&policy, inc.cycle_started_at).map(|(round, level, _)| (round, level)).collect();
+                let furthest = order.iter().rposition(|k| state.fired.contains(k));
+                let next = order.iter().skip(furthest.map_or(0, |i| i + 1)).copied().next();
                 let Some((round, level)) = next else {
                     return Err(StoreError::Refused(format!(
                         "incident {id} has used every level of policy {}: assign it by hand",

@@ -11,7 +11,8 @@ const SQLITE_APPEND_ONLY: &str = "CREATE TRIGGER timeline_no_update BEFORE UPDAT
 CREATE TRIGGER timeline_no_delete BEFORE DELETE ON timeline BEGIN SELECT RAISE(ABORT, 'the incident timeline is append-only'); END;";
 
 const POSTGRES_APPEND_ONLY: &str = "CREATE FUNCTION kir_timeline_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the incident timeline is append-only'; END $$;
-CREATE TRIGGER timeline_append_only BEFORE UPDATE OR DELETE ON timeline FOR EACH ROW EXECUTE FUNCTION kir_timeline_append_only();";
+CREATE TRIGGER timeline_append_only BEFORE UPDATE OR DELETE ON timeline FOR EACH ROW EXECUTE FUNCTION kir_timeline_append_only();
+CREATE TRIGGER timeline_no_truncate BEFORE TRUNCATE ON timeline FOR EACH STATEMENT EXECUTE FUNCTION kir_timeline_append_only();";
 
 impl Store {
     pub(crate) async fn migrate(&self) -> Result<()> {

@@ -296,6 +296,42 @@ async fn scenario_concurrent_writers(url: String) {
     }
 }
 
+async fn scenario_batch_edge_cases(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let plan = kir_plan::starter();
+    let weak = finding("deployment-created-or-deleted", Level::Informational, &["execution"], "eve", 2 * 60, "w1");
+    let mut runtime = finding("falco-miner", Level::High, &["impact"], "", 13 * 60, "r1");
+    runtime.audit_ids.clear();
+    let mut controller = finding(
+        "host-access-pod-created-by-controller",
+        Level::Medium,
+        &["execution"],
+        "system:serviceaccount:kube-system:replicaset-controller",
+        13 * 60 + 1,
+        "c1",
+    );
+    controller.object.name = Some("web-abc".into());
+    let batch = vec![
+        // The same weak finding twice (a request logged twice), a chain of weak findings 5 h
+        // apart, then the one that opens the incident.
+        weak.clone(),
+        weak,
+        finding("service-created-or-deleted", Level::Informational, &["execution"], "eve", 7 * 60, "w2"),
+        finding("privileged-container", Level::High, &["privilege-escalation"], "eve", 13 * 60, "o1"),
+        // A runtime alert without a user, and a controller acting in its namespace.
+        runtime,
+        controller,
+    ];
+    let r = store.ingest(&plan, &batch, "test", T0 + 14 * 60 * MIN).await.unwrap();
+    assert_eq!(r.duplicates, 1, "{r:?}");
+    let incidents = store.list(&ListFilter::default()).await.unwrap();
+    assert_eq!(incidents.len(), 2, "{incidents:#?}");
+    let eve = incidents.iter().find(|i| i.group_key.as_deref() == Some("actor=eve")).unwrap();
+    assert_eq!(eve.finding_count, 3, "both weak findings chain into the incident");
+    let workload = incidents.iter().find(|i| i.group_key.as_deref() != Some("actor=eve")).unwrap();
+    assert_eq!(workload.finding_count, 2, "the controller follows the incident of its namespace");
+}
+
 async fn suite(make_url: impl Fn() -> String) {
     scenario_ingest_groups_and_deduplicates(make_url()).await;
     scenario_attack_chain_raises_severity(make_url()).await;
@@ -304,6 +340,7 @@ async fn suite(make_url: impl Fn() -> String) {
     scenario_plan_change_keeps_incidents_in_flight(make_url()).await;
     scenario_timeline_is_append_only(make_url()).await;
     scenario_concurrent_writers(make_url()).await;
+    scenario_batch_edge_cases(make_url()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

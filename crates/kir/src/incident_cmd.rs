@@ -43,12 +43,13 @@ fn since_arg(text: &str) -> Result<i64, UserError> {
 
 /// Who acts: `--as`, `KIR_USER`, else the login name.
 pub fn who(global: &Global) -> String {
+    let present = |s: &String| !s.trim().is_empty();
     global
         .acting_as
         .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("USERNAME").ok())
-        .filter(|s| !s.is_empty())
+        .filter(present)
+        .or_else(|| std::env::var("USER").ok().filter(present))
+        .or_else(|| std::env::var("USERNAME").ok().filter(present))
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -161,10 +162,26 @@ fn notice_for(plan: &Plan, inc: &Incident, f: &Fired, now: i64) -> Notice {
 /// Fires due escalations and sends their notifications; every attempt goes on the timeline.
 async fn tick_and_notify(store: &Store, plan: &Plan, now: i64, notify: bool, who: &str) -> Result<usize, UserError> {
     let fired = store.tick(now).await.map_err(|e| UserError(e.to_string()))?;
-    send_for(store, plan, &fired, now, notify, who).await?;
+    let sent = send_for(store, plan, &fired, now, notify, who).await?;
+    if sent.failed > 0 {
+        eprintln!("kir: {} notification channel(s) failed; see the incidents' timelines", sent.failed);
+    }
     Ok(fired.len())
 }
 
+/// How the notifications of a tick went.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sent {
+    pub delivered: usize,
+    /// Channels tried that never delivered.
+    pub failed: usize,
+    /// Channels not configured (their environment variable is not set).
+    pub skipped: usize,
+}
+
+/// Sends the notifications of fired levels; every attempt goes on the timeline. A level whose
+/// channels all failed is released, so the next tick fires it again: a page is not lost to a
+/// receiver that was down for a minute.
 async fn send_for(
     store: &Store,
     plan: &Plan,
@@ -172,26 +189,39 @@ async fn send_for(
     now: i64,
     notify: bool,
     who: &str,
-) -> Result<(), UserError> {
-    let err = |e: kir_store::StoreError| UserError(e.to_string());
+) -> Result<Sent, UserError> {
     let notifier = Notifier::new(Retry::default());
+    let mut sent = Sent::default();
+    // A timeline write that fails must not stop the other pages: it is said, and sending goes on.
+    let note = |r: kir_store::Result<()>| {
+        if let Err(e) = r {
+            eprintln!("kir: could not write the timeline: {e}");
+        }
+    };
     for f in fired {
         if f.notify.is_empty() {
             continue;
         }
-        let inc = store.incident(f.incident_id).await.map_err(err)?;
+        let inc = store.incident(f.incident_id).await.map_err(|e| UserError(e.to_string()))?;
         let notice = notice_for(plan, &inc, f, now);
         if !notify {
             let message = format!("notifications for {} not sent (--no-notify)", f.notify.join(", "));
-            store.record(inc.id, who, "notification", &message, None, now).await.map_err(err)?;
+            note(store.record(inc.id, who, "notification", &message, None, now).await);
             continue;
         }
+        let (mut delivered, mut failed) = (0, 0);
         for d in notifier.notify_roles(plan, &notice).await {
             if let Some(why) = &d.skipped {
+                sent.skipped += 1;
                 let message = format!("{} ({}): skipped: {why}", d.channel, d.kind);
                 let data = serde_json::json!({"channel": d.channel, "kind": d.kind, "skipped": why, "roles": f.notify});
-                store.record(inc.id, who, "notification", &message, Some(data), now).await.map_err(err)?;
+                note(store.record(inc.id, who, "notification", &message, Some(data), now).await);
                 continue;
+            }
+            if d.delivered {
+                delivered += 1;
+            } else {
+                failed += 1;
             }
             for a in &d.attempts {
                 let outcome = match (&a.error, a.status) {
@@ -204,16 +234,24 @@ async fn send_for(
                     "channel": d.channel, "kind": d.kind, "attempt": a.attempt, "ok": a.ok, "status": a.status,
                     "error": a.error, "attempted_at": rfc3339(a.at_ms), "roles": f.notify, "reason": notice.reason,
                 });
-                store.record(inc.id, who, "notification", &message, Some(data), now).await.map_err(err)?;
+                note(store.record(inc.id, who, "notification", &message, Some(data), now).await);
             }
         }
+        sent.delivered += delivered;
+        sent.failed += failed;
+        if delivered == 0 && failed > 0 && !f.manual {
+            let message =
+                format!("no channel delivered escalation level {}: it fires again at the next tick", f.level + 1);
+            note(store.release(f, who, &message, now).await);
+        }
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// Puts an evidence bundle on an incident's timeline (with its manifest's hash).
 pub fn record_evidence(global: &Global, id: i64, bundle: &std::path::Path, what: &str) -> Result<(), UserError> {
-    let manifest = std::fs::read(bundle.join(kir_evidence::MANIFEST)).unwrap_or_default();
+    let manifest_path = bundle.join(kir_evidence::MANIFEST);
+    let manifest = std::fs::read(&manifest_path).map_err(|e| UserError(format!("{}: {e}", manifest_path.display())))?;
     let digest = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&manifest))
@@ -316,14 +354,20 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
         IncidentCommand::Escalate(a) => {
             let (plan, _) = crate::plan_cmd::load(global)?;
             let fired = store.escalate(a.id, &who, now).await.map_err(store_err)?;
-            send_for(store, &plan, std::slice::from_ref(&fired), now, true, &who).await?;
+            let sent = send_for(store, &plan, std::slice::from_ref(&fired), now, true, &who).await?;
             let inc = store.incident(a.id).await.map_err(store_err)?;
             let mut what = format!("escalated to level {}", fired.level + 1);
             if !fired.notify.is_empty() {
-                what.push_str(&format!("; notified {}", fired.notify.join(", ")));
+                what.push_str(&format!(
+                    "; paging {}: {} channel(s) delivered, {} failed, {} not configured",
+                    fired.notify.join(", "),
+                    sent.delivered,
+                    sent.failed,
+                    sent.skipped
+                ));
             }
             print_one(global, &inc, &what, color)?;
-            Ok(exit::OK)
+            Ok(if sent.failed > 0 { exit::FAIL_ON } else { exit::OK })
         }
         IncidentCommand::Contain(a) => {
             done(global, store.contain(a.id, &who, now, a.note.clone()).await, "contained", color)
@@ -358,11 +402,11 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
         IncidentCommand::Tick(a) => {
             let (plan, _) = crate::plan_cmd::load(global)?;
             let now = match &a.now {
-                Some(t) => parse_instant(t).map_err(UserError)?,
+                Some(t) => since_arg(t)?,
                 None => now,
             };
             let fired = store.tick(now).await.map_err(store_err)?;
-            send_for(store, &plan, &fired, now, !a.no_notify, &who).await?;
+            let sent = send_for(store, &plan, &fired, now, !a.no_notify, &who).await?;
             match global.format {
                 Format::Json => outln!("{}", serde_json::to_string_pretty(&fired)?),
                 Format::Jsonl => {
@@ -382,11 +426,20 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
                                 f.assign.as_ref().map(|r| format!("; handed to {r}")).unwrap_or_default()
                             );
                         }
-                        eprintln!("{} escalation(s) fired at {}", fired.len(), rfc3339(now));
+                        eprintln!(
+                            "{} escalation(s) fired at {}; {} channel(s) delivered, {} failed, {} not configured",
+                            fired.len(),
+                            rfc3339(now),
+                            sent.delivered,
+                            sent.failed,
+                            sent.skipped
+                        );
                     }
                 }
             }
-            Ok(exit::OK)
+            // Cron mails what a job prints and watches its exit code: a page that did not go out
+            // must be seen.
+            Ok(if sent.failed > 0 { exit::FAIL_ON } else { exit::OK })
         }
         IncidentCommand::Report(a) => {
             let record = record(store, a.id).await?;

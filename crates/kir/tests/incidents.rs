@@ -508,3 +508,32 @@ fn the_starter_plan_notifies_through_its_environment_variables() {
     to.sort();
     assert_eq!(to, [vec!["devops-oncall@example.com".to_string()], vec!["soc@example.com".to_string()]]);
 }
+
+/// A page whose every channel failed is not lost: the level fires again at the next tick, and
+/// the tick says so with exit code 1.
+#[test]
+fn a_failed_page_fires_again_at_the_next_tick() {
+    let home = tempfile::tempdir().unwrap();
+    // Six failures: every attempt of the first two deliveries.
+    let http = HttpReceiver::with_statuses(&[503, 503, 503, 503, 503, 503]);
+    let store = format!("sqlite:{}", home.path().join("ir.db").display());
+    let run = |args: &[&str], now: &str| {
+        let mut c = kir_at(home.path());
+        c.args(args).args(["--store", &store]).env("KIR_NOW", now).env("KIR_SLACK_DEVOPS_URL", http.url("/slack"));
+        c
+    };
+    run(&["incident", "open", "--title", "odd CPU on a node", "--severity", "medium"], T0).assert().success();
+    assert_eq!(http.wait_for(3, Duration::from_secs(20)).len(), 3, "three attempts");
+    // Still down: the tick tries again and says it failed.
+    run(&["incident", "tick"], &at(1)).assert().code(1).stderr(predicates::str::contains("1 failed"));
+    // The receiver is back: the next tick delivers the same level.
+    let out = run(&["incident", "tick", "--format", "json"], &at(2)).assert().code(0).get_output().stdout.clone();
+    let fired: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(fired.as_array().unwrap().len(), 1, "{fired}");
+    assert_eq!(fired[0]["level"], 0);
+    assert_eq!(http.wait_for(7, Duration::from_secs(10)).len(), 7);
+    let shown = json_of(&mut run(&["incident", "show", "1", "--format", "json"], &at(3)));
+    let text = shown["timeline"].to_string();
+    assert!(text.contains("no channel delivered escalation level 1: it fires again at the next tick"), "{text}");
+    assert!(text.contains("slack-devops (slack): attempt 1 delivered (200)"), "{text}");
+}
