@@ -44,6 +44,13 @@ pub struct Global {
     /// The response plan (default: the starter plan, `kir plan init`).
     #[arg(long, global = true, env = "KIR_PLAN", value_name = "FILE")]
     pub plan: Option<PathBuf>,
+    /// The kubeconfig for live-cluster commands (default: $KUBECONFIG, ~/.kube/config, or the
+    /// in-cluster service account).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: the current context).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
     /// Who is acting, as recorded on incident timelines (default: $USER).
     #[arg(long = "as", global = true, env = "KIR_USER", value_name = "NAME")]
     pub acting_as: Option<String>,
@@ -121,6 +128,11 @@ YAML form (rules/scan/*.yml shows it); --hashes adds SHA-256 lists (one hash per
 Examples:\n  kir scan /mnt/snapshot/\n  kir scan evidence/shop-web-7f9c/ --hashes iocs.txt --format jsonl\n  \
 kir scan web-export.tar --rules our-rules.yml --fail-on high\n\nExit codes: 0 done (matches or not), 1 --fail-on met, 2 unreadable input.")]
     Scan(ScanArgs),
+    /// Collect evidence from a live cluster into a bundle (read-only: it changes nothing).
+    Collect {
+        #[command(subcommand)]
+        command: CollectCommand,
+    },
     /// Evidence bundles: verify hashes, custody and signature; record custody; make signing keys.
     Evidence {
         #[command(subcommand)]
@@ -552,5 +564,37 @@ pub struct EvidenceOut {
     pub sign_key: Option<PathBuf>,
     /// Record the bundle as evidence of this incident.
     #[arg(long, value_name = "ID", requires = "evidence")]
+    pub incident: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CollectCommand {
+    /// A pod and what explains it: owners, node, service account and its bindings, events,
+    /// logs of every container (current and previous), mounted ConfigMaps and Secrets (values
+    /// replaced by their SHA-256), NetworkPolicies and Services that select it, resolved images.
+    #[command(
+        after_help = "Examples:\n  kir collect pod shop/web-7f9c --out evidence/\n  kir collect pod shop/web-7f9c --out evidence/ --context prod-eu --incident 7 --sign-key kir-evidence.key\n  kir evidence verify evidence/pod-shop-web-7f9c-20261128T100000Z/"
+    )]
+    Pod(CollectPodArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CollectPodArgs {
+    /// NAMESPACE/NAME (or NAME with --namespace).
+    #[arg(value_name = "NAMESPACE/NAME")]
+    pub pod: String,
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+    /// The folder the bundle is written into (as a new folder named after the pod and time).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Keep Secret values in the bundle (by default each value is replaced by its SHA-256).
+    #[arg(long)]
+    pub include_secret_values: bool,
+    /// Sign the bundle with this key (`kir evidence keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    /// Record the bundle on this incident's timeline.
+    #[arg(long, value_name = "ID")]
     pub incident: Option<i64>,
 }

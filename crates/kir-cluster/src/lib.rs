@@ -1,0 +1,109 @@
+//! The live cluster through kube-rs: connecting like kubectl (kubeconfig, `--context`,
+//! in-cluster), saying plainly what is wrong (unreachable, a missing permission named, an object
+//! that does not exist), and collecting evidence into bundles.
+//!
+//! Requests go through `kube::Client::request_text`, so a bundle keeps the API server's JSON as
+//! it was sent, not a re-serialization of typed objects. Tests drive the same code through a
+//! `tower-test` mock service that checks every request and answers with recorded responses.
+
+pub mod collect;
+
+use std::path::Path;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach the cluster: {0}")]
+    Unreachable(String),
+    #[error("kubeconfig: {0}")]
+    Config(String),
+    #[error("missing permission: {verb} {resource}{scope} (ask for it, or use deploy/rbac.yaml)")]
+    Forbidden { verb: String, resource: String, scope: String },
+    #[error("{kind} {name} does not exist")]
+    NotFound { kind: String, name: String },
+    #[error("the API server answered {code} to {what}: {message}")]
+    Api { code: u16, what: String, message: String },
+    #[error("{0}")]
+    Evidence(#[from] kir_evidence::Error),
+}
+
+/// Who and where: what a bundle records about the cluster it came from.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub server: String,
+    pub context: Option<String>,
+    pub user: Option<String>,
+}
+
+/// Connects as kubectl would: `kubeconfig` (else `KUBECONFIG` or `~/.kube/config`, else the
+/// in-cluster service account), with `context` or the current context.
+pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<(Client, Target), Error> {
+    let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
+    let (config, context_name, user) = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            let (ctx, user) = context_of(&kc, context);
+            let config =
+                Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| Error::Config(e.to_string()))?;
+            (config, ctx, user)
+        }
+        None => match Kubeconfig::read() {
+            Ok(kc) => {
+                let (ctx, user) = context_of(&kc, context);
+                let config =
+                    Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| Error::Config(e.to_string()))?;
+                (config, ctx, user)
+            }
+            Err(_) => {
+                let config = Config::incluster().map_err(|e| {
+                    Error::Config(format!("no kubeconfig (KUBECONFIG, ~/.kube/config) and not inside a cluster: {e}"))
+                })?;
+                (config, None, Some("in-cluster service account".into()))
+            }
+        },
+    };
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|e| Error::Unreachable(e.to_string()))?;
+    Ok((client, Target { server, context: context_name, user }))
+}
+
+fn context_of(kc: &Kubeconfig, wanted: Option<&str>) -> (Option<String>, Option<String>) {
+    let name = wanted.map(str::to_string).or_else(|| kc.current_context.clone());
+    let user = name
+        .as_ref()
+        .and_then(|n| kc.contexts.iter().find(|c| &c.name == n))
+        .and_then(|c| c.context.as_ref())
+        .and_then(|c| c.user.clone());
+    (name, user)
+}
+
+/// Turns a kube error into what a responder needs to read.
+pub fn explain(e: kube::Error, verb: &str, resource: &str, namespace: Option<&str>, name: Option<&str>) -> Error {
+    match e {
+        kube::Error::Api(status) => {
+            let code = status.code;
+            match code {
+                403 => Error::Forbidden {
+                    verb: verb.into(),
+                    resource: resource.into(),
+                    scope: match namespace {
+                        Some(ns) => format!(" in namespace {ns}"),
+                        None => " (cluster-wide)".into(),
+                    },
+                },
+                404 => Error::NotFound {
+                    kind: resource.trim_end_matches('s').into(),
+                    name: match (namespace, name) {
+                        (Some(ns), Some(n)) => format!("{ns}/{n}"),
+                        (None, Some(n)) => n.into(),
+                        _ => resource.into(),
+                    },
+                },
+                _ => Error::Api { code, what: format!("{verb} {resource}"), message: status.message },
+            }
+        }
+        other => Error::Unreachable(other.to_string()),
+    }
+}
