@@ -7,6 +7,7 @@
 //! `tower-test` mock service that checks every request and answers with recorded responses.
 
 pub mod collect;
+pub mod contain;
 
 use std::path::Path;
 

@@ -13,6 +13,7 @@
 //! - Times are milliseconds since the Unix epoch (UTC) in the database; event time (when it
 //!   happened) and discovery time (when kir saw it) are kept apart.
 
+mod actions;
 mod ingest;
 mod model;
 mod schema;
@@ -23,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection};
 
+pub use actions::ActionRecord;
 pub use ingest::{IngestReport, fingerprint};
 pub use model::*;
 

@@ -332,6 +332,45 @@ async fn scenario_batch_edge_cases(url: String) {
     assert_eq!(workload.finding_count, 2, "the controller follows the incident of its namespace");
 }
 
+async fn scenario_actions_are_recorded_and_undone_once(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let plan = kir_plan::starter();
+    let new = NewIncident {
+        title: "miner".into(),
+        incident_type: "cryptomining".into(),
+        severity: Level::High,
+        description: None,
+        assign_role: None,
+        assign_person: None,
+        event_time: None,
+    };
+    let id = store.open_incident(&plan, new, "dana", T0).await.unwrap();
+    let record = kir_store::ActionRecord {
+        id: "act-0123456789".into(),
+        action: "cordon".into(),
+        target: "node/ip-10-0-3-17".into(),
+        incident_id: Some(id),
+        dry_run: 0,
+        who: "sam".into(),
+        at: T0 + MIN,
+        cluster: Some("https://10.0.0.1:6443".into()),
+        before_state: r#"{"unschedulable":false}"#.into(),
+        changes: r#"[{"op":"patch"}]"#.into(),
+        undone_at: None,
+        undone_by: None,
+    };
+    store.record_action(&record).await.unwrap();
+    assert!(store.record_action(&record).await.is_err(), "an action id is recorded once");
+    assert_eq!(store.actions().await.unwrap().len(), 1);
+    assert!(store.mark_undone("act-0123456789", "sam", T0 + 2 * MIN).await.unwrap());
+    assert!(!store.mark_undone("act-0123456789", "sam", T0 + 3 * MIN).await.unwrap(), "undone once");
+    let a = store.action("act-0123456789").await.unwrap().unwrap();
+    assert_eq!((a.undone_at, a.undone_by.as_deref()), (Some(T0 + 2 * MIN), Some("sam")));
+    let kinds: Vec<String> = store.timeline(id).await.unwrap().into_iter().map(|e| e.message).collect();
+    assert!(kinds.iter().any(|m| m == "cordon node/ip-10-0-3-17 (action act-0123456789)"), "{kinds:?}");
+    assert!(kinds.iter().any(|m| m.starts_with("undone: cordon node/ip-10-0-3-17")), "{kinds:?}");
+}
+
 async fn suite(make_url: impl Fn() -> String) {
     scenario_ingest_groups_and_deduplicates(make_url()).await;
     scenario_attack_chain_raises_severity(make_url()).await;
@@ -341,6 +380,7 @@ async fn suite(make_url: impl Fn() -> String) {
     scenario_timeline_is_append_only(make_url()).await;
     scenario_concurrent_writers(make_url()).await;
     scenario_batch_edge_cases(make_url()).await;
+    scenario_actions_are_recorded_and_undone_once(make_url()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

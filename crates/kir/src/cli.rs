@@ -133,6 +133,11 @@ kir scan web-export.tar --rules our-rules.yml --fail-on high\n\nExit codes: 0 do
         #[command(subcommand)]
         command: CollectCommand,
     },
+    /// Containment on a live cluster, dry-run first, every action recorded and reversible.
+    Contain {
+        #[command(subcommand)]
+        command: ContainCommand,
+    },
     /// Evidence bundles: verify hashes, custody and signature; record custody; make signing keys.
     Evidence {
         #[command(subcommand)]
@@ -595,6 +600,42 @@ pub struct CollectPodArgs {
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
     /// Record the bundle on this incident's timeline.
+    #[arg(long, value_name = "ID")]
+    pub incident: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainCommand {
+    /// Mark a node unschedulable: running pods stay (evidence first), nothing new lands on it.
+    #[command(
+        after_help = "Examples:\n  kir contain cordon node ip-10-0-3-17 --dry-run\n  kir contain cordon node ip-10-0-3-17 --incident 7\n  kir contain undo act-3f9c2a1b7e\n\nIt reads the node first: a node already cordoned is left as it is (nothing changes, undo keeps it cordoned)."
+    )]
+    Cordon {
+        #[command(subcommand)]
+        target: CordonTarget,
+    },
+    /// Reverse a recorded action (the state before it was saved).
+    Undo {
+        #[arg(value_name = "ACTION_ID")]
+        action_id: String,
+    },
+    /// List the recorded actions.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CordonTarget {
+    Node(ContainNodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ContainNodeArgs {
+    #[arg(value_name = "NODE")]
+    pub node: String,
+    /// Show what would change and let the API server validate it (dryRun=All); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Record the action on this incident's timeline.
     #[arg(long, value_name = "ID")]
     pub incident: Option<i64>,
 }

@@ -8,6 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod checkpoint_cmd;
 mod cli;
 mod collect_cmd;
+mod contain_cmd;
 mod evidence_cmd;
 mod forensics_cmd;
 mod hunt_cmd;
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => forensics_cmd::scan(&cli.global, args),
         Command::Evidence { command } => evidence_cmd::run(&cli.global, command),
         Command::Collect { command } => collect_cmd::run(&cli.global, command),
+        Command::Contain { command } => contain_cmd::run(&cli.global, command),
         Command::Checkpoint { command } => match command {
             cli::CheckpointCommand::Inspect(args) => checkpoint_cmd::inspect(&cli.global, args),
         },

@@ -1,0 +1,110 @@
+//! Containment actions: what was done, to what, by whom, and the state before (for undo).
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use crate::{Result, Store};
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct ActionRecord {
+    pub id: String,
+    pub action: String,
+    pub target: String,
+    pub incident_id: Option<i64>,
+    pub dry_run: i64,
+    pub who: String,
+    pub at: i64,
+    pub cluster: Option<String>,
+    /// JSON: what undo needs to restore.
+    pub before_state: String,
+    /// JSON: the changes made.
+    pub changes: String,
+    pub undone_at: Option<i64>,
+    pub undone_by: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, action, target, incident_id, dry_run, who, at, cluster, before_state, changes, undone_at, undone_by";
+
+impl Store {
+    pub async fn record_action(&self, a: &ActionRecord) -> Result<()> {
+        let mut tx = self.lock().await?;
+        let r = async {
+            let c = tx.conn();
+            sqlx::query(
+                "INSERT INTO actions (id, action, target, incident_id, dry_run, who, at, cluster, before_state, changes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&a.id)
+            .bind(&a.action)
+            .bind(&a.target)
+            .bind(a.incident_id)
+            .bind(a.dry_run)
+            .bind(&a.who)
+            .bind(a.at)
+            .bind(&a.cluster)
+            .bind(&a.before_state)
+            .bind(&a.changes)
+            .execute(&mut *c)
+            .await?;
+            if let Some(id) = a.incident_id {
+                crate::model::fetch_incident(c, id).await?;
+                let message = format!(
+                    "{}{} {} (action {})",
+                    if a.dry_run != 0 { "dry run: " } else { "" },
+                    a.action,
+                    a.target,
+                    a.id
+                );
+                let data = serde_json::json!({"action_id": a.id, "changes": serde_json::from_str::<serde_json::Value>(&a.changes).ok()});
+                crate::model::append(c, id, a.at, &a.who, "action", &message, Some(data)).await?;
+                crate::model::touch(c, id, a.at).await?;
+            }
+            Ok(())
+        }
+        .await;
+        tx.finish(r).await
+    }
+
+    pub async fn actions(&self) -> Result<Vec<ActionRecord>> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM actions ORDER BY at, id")))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn action(&self, id: &str) -> Result<Option<ActionRecord>> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM actions WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Marks an action undone (once); `false` when it already was.
+    pub async fn mark_undone(&self, id: &str, who: &str, now: i64) -> Result<bool> {
+        let mut tx = self.lock().await?;
+        let r = async {
+            let c = tx.conn();
+            let done =
+                sqlx::query("UPDATE actions SET undone_at = $2, undone_by = $3 WHERE id = $1 AND undone_at IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .bind(who)
+                    .execute(&mut *c)
+                    .await?;
+            if done.rows_affected() == 1 {
+                let row: Option<(Option<i64>, String, String)> =
+                    sqlx::query_as("SELECT incident_id, action, target FROM actions WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                if let Some((Some(incident), action, target)) = row {
+                    let message = format!("undone: {action} {target} (action {id})");
+                    crate::model::append(c, incident, now, who, "action", &message, None).await?;
+                }
+            }
+            Ok(done.rows_affected() == 1)
+        }
+        .await;
+        tx.finish(r).await
+    }
+}
