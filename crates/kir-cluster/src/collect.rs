@@ -8,7 +8,7 @@ use kube::Client;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{Error, explain};
+use crate::{Error, encode, explain};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -27,18 +27,6 @@ struct Collector<'a> {
     client: &'a Client,
     bundle: &'a mut kir_evidence::BundleWriter,
     report: Report,
-}
-
-fn encode(v: &str) -> String {
-    let mut out = String::new();
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 impl Collector<'_> {

@@ -6,7 +6,7 @@ use kube::Client;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{Error, explain};
+use crate::{Error, encode, explain};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Change {
@@ -32,18 +32,6 @@ async fn request(
         None => Vec::new(),
     };
     client.request_text(b.body(bytes).expect("a request builds")).await
-}
-
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// Marks a node unschedulable (what `kubectl cordon` does). Returns the changes and the state

@@ -80,6 +80,19 @@ fn context_of(kc: &Kubeconfig, wanted: Option<&str>) -> (Option<String>, Option<
     (name, user)
 }
 
+/// Percent-encodes a name or a query value for an API path.
+pub(crate) fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Turns a kube error into what a responder needs to read.
 pub fn explain(e: kube::Error, verb: &str, resource: &str, namespace: Option<&str>, name: Option<&str>) -> Error {
     match e {

@@ -19,6 +19,21 @@ fn severity_cell(s: &str, color: bool) -> Cell {
     crate::output::severity_cell(level(s), color)
 }
 
+/// Scan matches for people: what matched where, and the file's hash.
+fn matches_table(matches: &[Match], color: bool) -> comfy_table::Table {
+    let mut t = table(color, &["SEVERITY", "RULE", "PATH", "SHA-256", "MATCHED"]);
+    for m in matches {
+        t.add_row(vec![
+            severity_cell(&m.severity, color),
+            Cell::new(&m.rule),
+            Cell::new(&m.path),
+            Cell::new(&m.sha256),
+            Cell::new(m.strings.join(", ")),
+        ]);
+    }
+    t
+}
+
 /// Feeds a container's files to the scanner while the drift reader streams them.
 struct ScanObserver<'s> {
     scanner: &'s Scanner,
@@ -164,16 +179,7 @@ pub fn drift(global: &Global, args: &DriftArgs) -> Result<u8, UserError> {
                 outln!("\n{t}");
             }
             if !matches.is_empty() {
-                let mut t = table(color, &["SEVERITY", "SCAN RULE", "PATH", "SHA-256"]);
-                for m in &matches {
-                    t.add_row(vec![
-                        severity_cell(&m.severity, color),
-                        Cell::new(&m.rule),
-                        Cell::new(&m.path),
-                        Cell::new(&m.sha256),
-                    ]);
-                }
-                outln!("\n{t}");
+                outln!("\n{}", matches_table(&matches, color));
             }
             let mut t = table(color, &["CHANGE", "TYPE", "MODE", "OWNER", "SIZE", "WHAT", "PATH"]);
             let rows = report
@@ -303,17 +309,7 @@ pub fn scan(global: &Global, args: &ScanArgs) -> Result<u8, UserError> {
         }
         _ => {
             if !matches.is_empty() {
-                let mut t = table(color, &["SEVERITY", "RULE", "PATH", "SHA-256", "MATCHED"]);
-                for m in &matches {
-                    t.add_row(vec![
-                        severity_cell(&m.severity, color),
-                        Cell::new(&m.rule),
-                        Cell::new(&m.path),
-                        Cell::new(&m.sha256),
-                        Cell::new(m.strings.join(", ")),
-                    ]);
-                }
-                outln!("{t}");
+                outln!("{}", matches_table(&matches, color));
             }
             if !global.quiet {
                 eprintln!("kir: scanned {files} files: {} matches", matches.len());
