@@ -614,6 +614,15 @@ pub enum ContainCommand {
         #[command(subcommand)]
         target: CordonTarget,
     },
+    /// Cut a pod off the network (deny all ingress and egress), leaving it running for forensics.
+    #[command(after_help = "kir labels that pod only (kir.dev/quarantine=ACTION_ID) and creates one NetworkPolicy, \
+kir-quarantine-POD, that selects the label and allows nothing in or out (--allow-cidr keeps the responders' network \
+reachable). Running it again changes nothing; kir contain undo removes both.\n\nExamples:\n  kir contain isolate pod shop/web-7f9c --dry-run\n  \
+kir contain isolate pod shop/web-7f9c --incident 7 --allow-cidr 10.10.0.0/24")]
+    Isolate {
+        #[command(subcommand)]
+        target: IsolateTarget,
+    },
     /// Reverse a recorded action (the state before it was saved).
     Undo {
         #[arg(value_name = "ACTION_ID")]
@@ -635,6 +644,27 @@ pub struct ContainNodeArgs {
     /// Show what would change and let the API server validate it (dryRun=All); change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Record the action on this incident's timeline.
+    #[arg(long, value_name = "ID")]
+    pub incident: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IsolateTarget {
+    Pod(ContainPodArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ContainPodArgs {
+    /// NAMESPACE/NAME.
+    #[arg(value_name = "NAMESPACE/NAME")]
+    pub pod: String,
+    /// Show what would change and let the API server validate it (dryRun=All); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep this network reachable in both directions (repeatable), e.g. the responders' subnet.
+    #[arg(long = "allow-cidr", value_name = "CIDR")]
+    pub allow_cidr: Vec<String>,
     /// Record the action on this incident's timeline.
     #[arg(long, value_name = "ID")]
     pub incident: Option<i64>,

@@ -3,7 +3,7 @@
 use comfy_table::Cell;
 use kir_store::ActionRecord;
 
-use crate::cli::{ContainCommand, CordonTarget, Format, Global};
+use crate::cli::{ContainCommand, CordonTarget, Format, Global, IsolateTarget};
 use crate::output::{outln, table, use_color};
 use crate::{UserError, exit};
 
@@ -107,6 +107,33 @@ pub fn run(global: &Global, command: &ContainCommand) -> Result<u8, UserError> {
                 print_action(global, &record)?;
                 Ok(exit::OK)
             }
+            ContainCommand::Isolate { target: IsolateTarget::Pod(a) } => {
+                let Some((ns, name)) = a.pod.split_once('/') else {
+                    return Err(UserError(format!("write the pod as NAMESPACE/NAME, not {:?}", a.pod)));
+                };
+                let (client, target) =
+                    kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
+                let id = action_id(&a.pod, now);
+                let (changes, before) =
+                    kir_cluster::contain::isolate_pod(&client, ns, name, &id, &a.allow_cidr, a.dry_run).await?;
+                let record = ActionRecord {
+                    id,
+                    action: "isolate".into(),
+                    target: format!("pod/{ns}/{name}"),
+                    incident_id: a.incident,
+                    dry_run: a.dry_run as i64,
+                    who: who.clone(),
+                    at: now,
+                    cluster: Some(target.server.clone()),
+                    before_state: before.to_string(),
+                    changes: serde_json::to_string(&changes)?,
+                    undone_at: None,
+                    undone_by: None,
+                };
+                store.record_action(&record).await.map_err(|e| UserError(e.to_string()))?;
+                print_action(global, &record)?;
+                Ok(exit::OK)
+            }
             ContainCommand::Undo { action_id } => {
                 let a = store.action(action_id).await.map_err(|e| UserError(e.to_string()))?.ok_or_else(|| {
                     UserError(format!("no recorded action {action_id} (kir contain list shows them)"))
@@ -122,6 +149,12 @@ pub fn run(global: &Global, command: &ContainCommand) -> Result<u8, UserError> {
                 let (client, _) = kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
                 let changes = match (a.action.as_str(), a.target.strip_prefix("node/")) {
                     ("cordon", Some(node)) => kir_cluster::contain::undo_cordon(&client, node, &before).await?,
+                    ("isolate", _) => {
+                        let Some((ns, name)) = a.target.strip_prefix("pod/").and_then(|t| t.split_once('/')) else {
+                            return Err(UserError(format!("a damaged action record: {}", a.target)));
+                        };
+                        kir_cluster::contain::undo_isolate_pod(&client, ns, name, &before).await?
+                    }
                     _ => return Err(UserError(format!("kir cannot undo {} {}", a.action, a.target))),
                 };
                 store.mark_undone(action_id, &who, now).await.map_err(|e| UserError(e.to_string()))?;
