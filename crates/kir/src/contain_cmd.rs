@@ -47,6 +47,46 @@ fn print_action(global: &Global, a: &ActionRecord) -> Result<(), UserError> {
     Ok(())
 }
 
+/// An action that was carried out (or dry-run), before it is recorded.
+struct Done {
+    id: String,
+    action: &'static str,
+    target: String,
+    incident: Option<i64>,
+    dry_run: bool,
+}
+
+/// Records an action with the state before it (for undo) and prints it.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    global: &Global,
+    store: &kir_store::Store,
+    done: Done,
+    who: &str,
+    now: i64,
+    cluster: &kir_cluster::Target,
+    changes: &[kir_cluster::contain::Change],
+    before: &serde_json::Value,
+) -> Result<u8, UserError> {
+    let record = ActionRecord {
+        id: done.id,
+        action: done.action.into(),
+        target: done.target,
+        incident_id: done.incident,
+        dry_run: done.dry_run as i64,
+        who: who.to_string(),
+        at: now,
+        cluster: Some(cluster.server.clone()),
+        before_state: before.to_string(),
+        changes: serde_json::to_string(changes)?,
+        undone_at: None,
+        undone_by: None,
+    };
+    store.record_action(&record).await.map_err(|e| UserError(e.to_string()))?;
+    print_action(global, &record)?;
+    Ok(exit::OK)
+}
+
 pub fn run(global: &Global, command: &ContainCommand) -> Result<u8, UserError> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
@@ -89,23 +129,14 @@ pub fn run(global: &Global, command: &ContainCommand) -> Result<u8, UserError> {
                 let (client, target) =
                     kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
                 let (changes, before) = kir_cluster::contain::cordon(&client, &a.node, a.dry_run).await?;
-                let record = ActionRecord {
+                let done = Done {
                     id: action_id(&a.node, now),
-                    action: "cordon".into(),
+                    action: "cordon",
                     target: format!("node/{}", a.node),
-                    incident_id: a.incident,
-                    dry_run: a.dry_run as i64,
-                    who: who.clone(),
-                    at: now,
-                    cluster: Some(target.server.clone()),
-                    before_state: before.to_string(),
-                    changes: serde_json::to_string(&changes)?,
-                    undone_at: None,
-                    undone_by: None,
+                    incident: a.incident,
+                    dry_run: a.dry_run,
                 };
-                store.record_action(&record).await.map_err(|e| UserError(e.to_string()))?;
-                print_action(global, &record)?;
-                Ok(exit::OK)
+                finish(global, &store, done, &who, now, &target, &changes, &before).await
             }
             ContainCommand::Isolate { target: IsolateTarget::Pod(a) } => {
                 let Some((ns, name)) = a.pod.split_once('/') else {
@@ -116,23 +147,14 @@ pub fn run(global: &Global, command: &ContainCommand) -> Result<u8, UserError> {
                 let id = action_id(&a.pod, now);
                 let (changes, before) =
                     kir_cluster::contain::isolate_pod(&client, ns, name, &id, &a.allow_cidr, a.dry_run).await?;
-                let record = ActionRecord {
+                let done = Done {
                     id,
-                    action: "isolate".into(),
+                    action: "isolate",
                     target: format!("pod/{ns}/{name}"),
-                    incident_id: a.incident,
-                    dry_run: a.dry_run as i64,
-                    who: who.clone(),
-                    at: now,
-                    cluster: Some(target.server.clone()),
-                    before_state: before.to_string(),
-                    changes: serde_json::to_string(&changes)?,
-                    undone_at: None,
-                    undone_by: None,
+                    incident: a.incident,
+                    dry_run: a.dry_run,
                 };
-                store.record_action(&record).await.map_err(|e| UserError(e.to_string()))?;
-                print_action(global, &record)?;
-                Ok(exit::OK)
+                finish(global, &store, done, &who, now, &target, &changes, &before).await
             }
             ContainCommand::Undo { action_id } => {
                 let a = store.action(action_id).await.map_err(|e| UserError(e.to_string()))?.ok_or_else(|| {
