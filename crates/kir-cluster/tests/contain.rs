@@ -212,29 +212,17 @@ async fn isolate_pod_labels_that_pod_only_and_denies_all_traffic_then_undoes() {
     assert!(err.to_string().starts_with("missing permission: get pods in namespace checkout"), "{err}");
 }
 
+/// Every request answered 200; a request with a body must be a strategic merge patch.
 fn mock(expected: Vec<Expect>) -> (Client, tokio::task::JoinHandle<()>) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let server = tokio::spawn(async move {
-        for e in expected {
-            let (request, send) = handle.next_request().await.expect("the expected request");
-            assert_eq!(request.method(), e.method, "{}", e.path);
-            assert_eq!(request.uri().path_and_query().unwrap().as_str(), e.path);
-            if let Some(want) = e.body {
-                assert_eq!(request.headers()["content-type"], "application/strategic-merge-patch+json");
-                let bytes = http_body_util::BodyExt::collect(request.into_body()).await.unwrap().to_bytes();
-                let got: Value = serde_json::from_slice(&bytes).unwrap();
-                assert_eq!(got, want);
-            }
-            send.send_response(
-                Response::builder()
-                    .status(200)
-                    .header("content-type", "application/json")
-                    .body(Body::from(e.reply))
-                    .unwrap(),
-            );
-        }
-    });
-    (Client::new(service, "default"), server)
+    mock_calls(
+        expected
+            .into_iter()
+            .map(|e| {
+                let content_type = e.body.as_ref().map(|_| "application/strategic-merge-patch+json");
+                Call { e, status: 200, content_type }
+            })
+            .collect(),
+    )
 }
 
 #[tokio::test]
