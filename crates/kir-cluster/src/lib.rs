@@ -11,8 +11,9 @@ pub mod contain;
 
 use std::path::Path;
 
+pub use kube::Client;
+use kube::Config;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,6 +23,11 @@ pub enum Error {
     Config(String),
     #[error("missing permission: {verb} {resource}{scope} (ask for it, or use deploy/rbac.yaml)")]
     Forbidden { verb: String, resource: String, scope: String },
+    #[error(
+        "missing permissions, so nothing was changed: {} (ask for them, or use deploy/rbac.yaml)",
+        .0.join("; ")
+    )]
+    MissingPermissions(Vec<String>),
     #[error("{kind} {name} does not exist")]
     NotFound { kind: String, name: String },
     #[error("the API server answered {code} to {what}: {message}")]
@@ -84,7 +90,7 @@ fn context_of(kc: &Kubeconfig, wanted: Option<&str>) -> (Option<String>, Option<
 pub(crate) fn encode(v: &str) -> String {
     v.bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")

@@ -610,62 +610,122 @@ pub enum ContainCommand {
     #[command(
         after_help = "Examples:\n  kir contain cordon node ip-10-0-3-17 --dry-run\n  kir contain cordon node ip-10-0-3-17 --incident 7\n  kir contain undo act-3f9c2a1b7e\n\nIt reads the node first: a node already cordoned is left as it is (nothing changes, undo keeps it cordoned)."
     )]
-    Cordon {
-        #[command(subcommand)]
-        target: CordonTarget,
-    },
+    Cordon(NodeTarget),
+    /// Cordon a node and taint it kir.dev/quarantine=ACTION_ID:NoSchedule (DaemonSets stay off too).
+    #[command(after_help = "The cordon keeps new pods off; the taint also keeps off DaemonSet pods, which tolerate a \
+plain cordon. Pods already running stay running (the taint is NoSchedule, not NoExecute): evidence first. \
+kir contain undo takes off only what kir added.\n\nExamples:\n  kir contain quarantine node ip-10-0-3-17 --dry-run\n  \
+kir contain quarantine node ip-10-0-3-17 --incident 7")]
+    Quarantine(NodeTarget),
+    /// Cordon a node and evict its pods (PodDisruptionBudgets respected, DaemonSets skipped).
+    #[command(after_help = "Draining ends the node's pods: their memory and writable layers are gone. kir refuses \
+while a pod it would evict has no evidence collected (kir collect pod), unless --force. Evictions a \
+PodDisruptionBudget refuses are retried until --timeout, then reported as blocked. Undo uncordons; evicted pods \
+are not brought back (their controllers run them elsewhere).\n\nExamples:\n  kir contain drain node ip-10-0-3-17 --dry-run\n  \
+kir contain drain node ip-10-0-3-17 --timeout 10m --incident 7")]
+    Drain(DrainArgs),
     /// Cut a pod off the network (deny all ingress and egress), leaving it running for forensics.
     #[command(after_help = "kir labels that pod only (kir.dev/quarantine=ACTION_ID) and creates one NetworkPolicy, \
 kir-quarantine-POD, that selects the label and allows nothing in or out (--allow-cidr keeps the responders' network \
 reachable). Running it again changes nothing; kir contain undo removes both.\n\nExamples:\n  kir contain isolate pod shop/web-7f9c --dry-run\n  \
 kir contain isolate pod shop/web-7f9c --incident 7 --allow-cidr 10.10.0.0/24")]
-    Isolate {
-        #[command(subcommand)]
-        target: IsolateTarget,
-    },
+    Isolate(IsolateArgs),
+    /// Label a pod or node as under investigation (kir.dev/investigation, kir.dev/incident).
+    #[command(after_help = "KIND is pod (NAMESPACE/NAME) or node (NAME).\n\nExamples:\n  \
+kir contain label pod shop/web-7f9c --incident 7\n  kir contain label node ip-10-0-3-17 --incident 7\n  kubectl get pods -A -l kir.dev/investigation")]
+    Label(KindTarget),
+    /// Remove every RBAC grant to a service account (and its token Secrets), a user or a group.
+    #[command(after_help = "KIND is serviceaccount (NAMESPACE/NAME), user or group (NAME). A binding that names only \
+that subject is deleted; a binding shared with others loses only that entry. For a service account its legacy \
+token Secrets are deleted too. Copies are kept in kir's store for undo (Secret values are not kept: created again, \
+the token controller issues new tokens, so a stolen token stays dead).\n\nExamples:\n  \
+kir contain revoke serviceaccount ci/jenkins --dry-run\n  kir contain revoke user alice --incident 7\n  kir contain revoke group dev-team")]
+    Revoke(KindTarget),
+    /// Scale a Deployment, StatefulSet or ReplicaSet to zero replicas (undo restores the count).
+    #[command(
+        name = "scale-down",
+        after_help = "KIND is deployment, statefulset or replicaset; the target is \
+NAMESPACE/NAME. Its pods end: kir refuses while one of them has no evidence collected (kir collect pod), unless \
+--force.\n\nExamples:\n  kir contain scale-down deployment shop/web --dry-run\n  kir contain scale-down deployment shop/web --incident 7"
+    )]
+    ScaleDown(KindTarget),
+    /// Suspend a CronJob (no new Jobs; running ones stay).
+    #[command(after_help = "Examples:\n  kir contain suspend cronjob shop/backup --incident 7")]
+    Suspend(KindTarget),
+    /// Delete a pod (gracefully). Cannot be undone: collect evidence first.
+    #[command(after_help = "kir refuses while the pod has no evidence collected (kir collect pod), unless --force. \
+The pod as it was is kept in the action record (kir contain list --format json).\n\nExamples:\n  \
+kir contain delete pod shop/web-7f9c --incident 7")]
+    Delete(KindTarget),
     /// Reverse a recorded action (the state before it was saved).
     Undo {
         #[arg(value_name = "ACTION_ID")]
         action_id: String,
     },
-    /// List the recorded actions.
+    /// List the recorded actions (and the evidence collections they are checked against).
     List,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum CordonTarget {
-    Node(ContainNodeArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ContainNodeArgs {
-    #[arg(value_name = "NODE")]
-    pub node: String,
-    /// Show what would change and let the API server validate it (dryRun=All); change nothing.
+/// What every containment action takes.
+#[derive(Debug, Args, Clone)]
+pub struct ActionArgs {
+    /// Show the exact requests and let the API server validate them (dryRun=All); change nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Record the action on this incident's timeline.
     #[arg(long, value_name = "ID")]
     pub incident: Option<i64>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum IsolateTarget {
-    Pod(ContainPodArgs),
+    /// Go ahead even though evidence the action destroys has not been collected.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ContainPodArgs {
+pub struct NodeTarget {
+    /// Always `node`.
+    #[arg(value_name = "KIND", value_parser = ["node"])]
+    pub kind: String,
+    #[arg(value_name = "NODE")]
+    pub node: String,
+    #[command(flatten)]
+    pub common: ActionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    #[command(flatten)]
+    pub target: NodeTarget,
+    /// Give up on evictions still refused (PodDisruptionBudgets) after this long.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: String,
+    /// Wait this long between attempts of a refused eviction.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub retry_every: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IsolateArgs {
+    /// Always `pod`.
+    #[arg(value_name = "KIND", value_parser = ["pod"])]
+    pub kind: String,
     /// NAMESPACE/NAME.
     #[arg(value_name = "NAMESPACE/NAME")]
     pub pod: String,
-    /// Show what would change and let the API server validate it (dryRun=All); change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
     /// Keep this network reachable in both directions (repeatable), e.g. the responders' subnet.
     #[arg(long = "allow-cidr", value_name = "CIDR")]
     pub allow_cidr: Vec<String>,
-    /// Record the action on this incident's timeline.
-    #[arg(long, value_name = "ID")]
-    pub incident: Option<i64>,
+    #[command(flatten)]
+    pub common: ActionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KindTarget {
+    /// What kind of object (see below).
+    #[arg(value_name = "KIND")]
+    pub kind: String,
+    /// NAMESPACE/NAME, or NAME for cluster-wide kinds.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+    #[command(flatten)]
+    pub common: ActionArgs,
 }

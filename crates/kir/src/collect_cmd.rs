@@ -68,14 +68,60 @@ fn pod(global: &Global, a: &CollectPodArgs) -> Result<u8, UserError> {
             }
         }
         let dir = w.finish(key.as_ref())?;
-        Ok::<_, UserError>((dir, report.files.len()))
+        Ok::<_, UserError>((dir, report.files.len(), target.server))
     })?;
     outln!("{}", dir.0.display());
     if !global.quiet {
         eprintln!("kir: {} files collected; check with: kir evidence verify {}", dir.1, dir.0.display());
     }
+    if let Err(e) = record_collection(global, &format!("pod/{ns}/{name}"), &dir.0, &dir.2) {
+        eprintln!(
+            "kir: warning: the bundle is sealed but not recorded in kir's store ({}); evidence-first checks will not see it",
+            e.0
+        );
+    }
     if let Some(id) = a.incident {
         crate::incident_cmd::record_evidence(global, id, &dir.0, &format!("collected pod {ns}/{name}"))?;
     }
     Ok(exit::OK)
+}
+
+/// Records a sealed bundle in the store as a `collect` action: what the evidence-first check of
+/// destructive actions (`kir contain delete`, `scale-down`, `drain`) looks for.
+pub fn record_collection(
+    global: &Global,
+    target: &str,
+    bundle: &std::path::Path,
+    server: &str,
+) -> Result<(), UserError> {
+    let manifest_path = bundle.join(kir_evidence::MANIFEST);
+    let manifest = std::fs::read(&manifest_path).map_err(|e| UserError(format!("{}: {e}", manifest_path.display())))?;
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&manifest))
+    };
+    let now = crate::incident_cmd::now_ms()?;
+    let record = kir_store::ActionRecord {
+        id: format!("col-{}", &digest[..10]),
+        action: "collect".into(),
+        target: target.to_string(),
+        incident_id: None,
+        dry_run: 0,
+        who: crate::incident_cmd::who(global),
+        at: now,
+        cluster: Some(server.to_string()),
+        before_state: serde_json::json!({"bundle": bundle, "manifest_sha256": digest}).to_string(),
+        changes: "[]".into(),
+        undone_at: None,
+        undone_by: None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let store = kir_store::Store::open(&crate::incident_cmd::store_url(global)?)
+            .await
+            .map_err(|e| UserError(e.to_string()))?;
+        let r = store.record_action(&record).await.map_err(|e| UserError(e.to_string()));
+        store.shutdown().await;
+        r
+    })
 }

@@ -1,11 +1,14 @@
-//! `kir contain cordon node / undo / list`.
+//! `kir contain …`: every action is planned from what the cluster holds, checked against the
+//! caller's RBAC before anything changes, applied (or dry-run), recorded with the state before
+//! and printed; `kir contain undo` plans the way back the same way.
 
 use comfy_table::Cell;
 use kir_store::ActionRecord;
 
-use crate::cli::{ContainCommand, CordonTarget, Format, Global, IsolateTarget};
+use crate::cli::{ActionArgs, ContainCommand, Format, Global, KindTarget};
 use crate::output::{outln, table, use_color};
 use crate::{UserError, exit};
+use kir_cluster::contain::{self as contain, Labelled, Planned, Subject};
 
 fn action_id(target: &str, now: i64) -> String {
     use sha2::Digest;
@@ -14,14 +17,26 @@ fn action_id(target: &str, now: i64) -> String {
     format!("act-{}", &hex::encode(h.finalize())[..10])
 }
 
-fn print_action(global: &Global, a: &ActionRecord) -> Result<(), UserError> {
+/// The exact requests of a plan, as a dry run shows them.
+fn requests_of(planned: &Planned) -> Vec<serde_json::Value> {
+    planned
+        .writes
+        .iter()
+        .map(|w| serde_json::json!({"method": w.method.as_str(), "path": w.path, "content_type": w.content_type, "body": w.body}))
+        .collect()
+}
+
+fn print_action(global: &Global, a: &ActionRecord, requests: Option<&[serde_json::Value]>) -> Result<(), UserError> {
     let changes: serde_json::Value = serde_json::from_str(&a.changes).unwrap_or_default();
     match global.format {
-        Format::Json | Format::Jsonl => outln!(
-            "{}",
-            serde_json::json!({"action_id": a.id, "action": a.action, "target": a.target, "dry_run": a.dry_run != 0,
-                "changes": changes, "incident": a.incident_id, "who": a.who, "at": kir_store::rfc3339(a.at), "undone": a.undone_at.map(kir_store::rfc3339)})
-        ),
+        Format::Json | Format::Jsonl => {
+            let mut v = serde_json::json!({"action_id": a.id, "action": a.action, "target": a.target, "dry_run": a.dry_run != 0,
+                "changes": changes, "incident": a.incident_id, "who": a.who, "at": kir_store::rfc3339(a.at), "undone": a.undone_at.map(kir_store::rfc3339)});
+            if let Some(r) = requests {
+                v["requests"] = serde_json::json!(r);
+            }
+            outln!("{v}")
+        }
         _ => {
             let nothing = changes.as_array().is_some_and(|c| c.iter().all(|c| c["op"] == "none"));
             let verb = if a.dry_run != 0 { "would" } else { "did" };
@@ -42,154 +57,385 @@ fn print_action(global: &Global, a: &ActionRecord) -> Result<(), UserError> {
                     c["after"]
                 );
             }
+            if let Some(r) = requests.filter(|_| a.dry_run != 0) {
+                outln!("  requests the API server validated (dryRun=All) and did not persist:");
+                for q in r {
+                    outln!(
+                        "    {} {} {}",
+                        q["method"].as_str().unwrap_or(""),
+                        q["path"].as_str().unwrap_or(""),
+                        q["body"]
+                    );
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// An action that was carried out (or dry-run), before it is recorded.
-struct Done {
-    id: String,
-    action: &'static str,
-    target: String,
-    incident: Option<i64>,
-    dry_run: bool,
+/// One containment action, with its target.
+#[derive(Debug, Clone)]
+pub enum Request {
+    Cordon { node: String },
+    Quarantine { node: String },
+    Drain { node: String, interval: std::time::Duration, limit: std::time::Duration },
+    Isolate { namespace: String, pod: String, allow_cidrs: Vec<String> },
+    LabelPod { namespace: String, pod: String },
+    LabelNode { node: String },
+    Revoke(Subject),
+    ScaleDown { resource: &'static str, namespace: String, name: String },
+    Suspend { namespace: String, name: String },
+    Delete { namespace: String, pod: String },
 }
 
-/// Records an action with the state before it (for undo) and prints it.
-#[allow(clippy::too_many_arguments)]
-async fn finish(
-    global: &Global,
-    store: &kir_store::Store,
-    done: Done,
-    who: &str,
-    now: i64,
-    cluster: &kir_cluster::Target,
-    changes: &[kir_cluster::contain::Change],
-    before: &serde_json::Value,
-) -> Result<u8, UserError> {
+impl Request {
+    /// The action's name as recorded (`kir contain list`, undo).
+    pub fn action(&self) -> &'static str {
+        match self {
+            Request::Cordon { .. } => "cordon",
+            Request::Quarantine { .. } => "quarantine",
+            Request::Drain { .. } => "drain",
+            Request::Isolate { .. } => "isolate",
+            Request::LabelPod { .. } | Request::LabelNode { .. } => "label",
+            Request::Revoke(_) => "revoke",
+            Request::ScaleDown { .. } => "scale-down",
+            Request::Suspend { .. } => "suspend",
+            Request::Delete { .. } => "delete",
+        }
+    }
+
+    pub fn target(&self) -> String {
+        match self {
+            Request::Cordon { node }
+            | Request::Quarantine { node }
+            | Request::Drain { node, .. }
+            | Request::LabelNode { node } => {
+                format!("node/{node}")
+            }
+            Request::Isolate { namespace, pod, .. }
+            | Request::LabelPod { namespace, pod }
+            | Request::Delete { namespace, pod } => {
+                format!("pod/{namespace}/{pod}")
+            }
+            Request::Revoke(s) => s.target(),
+            Request::ScaleDown { resource, namespace, name } => {
+                format!("{}/{namespace}/{name}", resource.trim_end_matches('s'))
+            }
+            Request::Suspend { namespace, name } => format!("cronjob/{namespace}/{name}"),
+        }
+    }
+}
+
+/// What an action needs around it: the cluster, the store, who and when.
+pub struct Ctx<'a> {
+    pub global: &'a Global,
+    pub store: &'a kir_store::Store,
+    pub client: kir_cluster::Client,
+    pub cluster: kir_cluster::Target,
+    pub who: String,
+    pub now: i64,
+}
+
+/// Pods with a collected evidence bundle (`kir collect pod` records one action per bundle).
+pub async fn collected_pods(store: &kir_store::Store) -> Result<std::collections::BTreeSet<String>, UserError> {
+    let list = store.actions().await.map_err(|e| UserError(e.to_string()))?;
+    Ok(list.into_iter().filter(|a| a.action == "collect" && a.dry_run == 0).map(|a| a.target).collect())
+}
+
+/// Evidence first: an action that ends pods is refused while one of them has no evidence
+/// collected, unless `--force`. A dry run only warns.
+async fn require_evidence(ctx: &Ctx<'_>, what: &str, pods: &[String], common: &ActionArgs) -> Result<(), UserError> {
+    let collected = collected_pods(ctx.store).await?;
+    let missing: Vec<&String> = pods.iter().filter(|p| !collected.contains(&format!("pod/{p}"))).collect();
+    if missing.is_empty() || common.force {
+        return Ok(());
+    }
+    let list = missing.iter().map(|p| format!("pod {p}")).collect::<Vec<_>>().join(", ");
+    let commands =
+        missing.iter().map(|p| format!("  kir collect pod {p} --out evidence/")).collect::<Vec<_>>().join("\n");
+    if common.dry_run {
+        if !ctx.global.quiet {
+            eprintln!("kir: warning: {what} would end pods whose evidence is not collected yet: {list}");
+        }
+        return Ok(());
+    }
+    Err(UserError(format!(
+        "refusing to {what}: it would end pods whose evidence has not been collected ({list}); their memory, \
+processes and writable layers would be lost.\nCollect first (evidence first, then containment):\n{commands}\nor pass \
+--force to go ahead without it."
+    )))
+}
+
+/// Plans, checks permissions, applies and records one action. The record and the exact requests.
+pub async fn perform(
+    ctx: &Ctx<'_>,
+    request: &Request,
+    common: &ActionArgs,
+) -> Result<(ActionRecord, Vec<serde_json::Value>), UserError> {
+    let target = request.target();
+    let id = action_id(&target, ctx.now);
+    let client = &ctx.client;
+    let planned = match request {
+        Request::Cordon { node } => contain::cordon(client, node).await?,
+        Request::Quarantine { node } => contain::quarantine_node(client, node, &id).await?,
+        Request::Drain { node, interval, limit } => {
+            let (planned, pods) = contain::drain_node(client, node, *interval, *limit).await?;
+            let ending: Vec<String> =
+                pods.iter().filter(|p| p.skipped.is_none()).map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+            require_evidence(ctx, &format!("drain node {node}"), &ending, common).await?;
+            if !ctx.global.quiet {
+                for p in pods.iter().filter(|p| p.skipped.is_some()) {
+                    eprintln!(
+                        "kir: drain leaves pod {}/{}: {}",
+                        p.namespace,
+                        p.name,
+                        p.skipped.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            planned
+        }
+        Request::Isolate { namespace, pod, allow_cidrs } => {
+            contain::isolate_pod(client, namespace, pod, &id, allow_cidrs).await?
+        }
+        Request::LabelPod { namespace, pod } => {
+            contain::label(client, Labelled::Pod { namespace, name: pod }, &id, common.incident).await?
+        }
+        Request::LabelNode { node } => {
+            contain::label(client, Labelled::Node { name: node }, &id, common.incident).await?
+        }
+        Request::Revoke(subject) => contain::revoke(client, subject).await?,
+        Request::ScaleDown { resource, namespace, name } => {
+            let (planned, pods) = contain::scale_down(client, resource, namespace, name).await?;
+            let ending: Vec<String> = pods.iter().map(|p| format!("{namespace}/{p}")).collect();
+            require_evidence(ctx, &format!("scale down {target}"), &ending, common).await?;
+            planned
+        }
+        Request::Suspend { namespace, name } => contain::suspend_cronjob(client, namespace, name).await?,
+        Request::Delete { namespace, pod } => {
+            let planned = contain::delete_pod(client, namespace, pod).await?;
+            if !planned.writes.is_empty() {
+                require_evidence(
+                    ctx,
+                    &format!("delete pod {namespace}/{pod}"),
+                    &[format!("{namespace}/{pod}")],
+                    common,
+                )
+                .await?;
+            }
+            planned
+        }
+    };
+    let changes = contain::apply(client, &planned, common.dry_run).await?;
     let record = ActionRecord {
-        id: done.id,
-        action: done.action.into(),
-        target: done.target,
-        incident_id: done.incident,
-        dry_run: done.dry_run as i64,
-        who: who.to_string(),
-        at: now,
-        cluster: Some(cluster.server.clone()),
-        before_state: before.to_string(),
-        changes: serde_json::to_string(changes)?,
+        id,
+        action: request.action().into(),
+        target,
+        incident_id: common.incident,
+        dry_run: common.dry_run as i64,
+        who: ctx.who.clone(),
+        at: ctx.now,
+        cluster: Some(ctx.cluster.server.clone()),
+        before_state: planned.before.to_string(),
+        changes: serde_json::to_string(&changes)?,
         undone_at: None,
         undone_by: None,
     };
-    store.record_action(&record).await.map_err(|e| UserError(e.to_string()))?;
-    print_action(global, &record)?;
-    Ok(exit::OK)
+    ctx.store.record_action(&record).await.map_err(|e| UserError(e.to_string()))?;
+    Ok((record, requests_of(&planned)))
+}
+
+fn namespaced(target: &str, what: &str) -> Result<(String, String), UserError> {
+    match target.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => Err(UserError(format!("write the {what} as NAMESPACE/NAME, not {target:?}"))),
+    }
+}
+
+fn duration(text: &str, flag: &str) -> Result<std::time::Duration, UserError> {
+    let d = kir_plan::Duration::parse(text).map_err(|e| UserError(format!("{flag}: {e}")))?;
+    Ok(std::time::Duration::from_secs(d.as_secs().max(0) as u64))
+}
+
+/// Turns the command line into a request.
+fn request_of(command: &ContainCommand) -> Result<Option<(Request, &ActionArgs)>, UserError> {
+    let kinds = |t: &KindTarget, allowed: &str| {
+        UserError(format!("kir contain cannot act on a {:?} here; KIND is one of: {allowed}", t.kind))
+    };
+    Ok(Some(match command {
+        ContainCommand::List | ContainCommand::Undo { .. } => return Ok(None),
+        ContainCommand::Cordon(t) => (Request::Cordon { node: t.node.clone() }, &t.common),
+        ContainCommand::Quarantine(t) => (Request::Quarantine { node: t.node.clone() }, &t.common),
+        ContainCommand::Drain(d) => (
+            Request::Drain {
+                node: d.target.node.clone(),
+                interval: duration(&d.retry_every, "--retry-every")?,
+                limit: duration(&d.timeout, "--timeout")?,
+            },
+            &d.target.common,
+        ),
+        ContainCommand::Isolate(a) => {
+            let (namespace, pod) = namespaced(&a.pod, "pod")?;
+            (Request::Isolate { namespace, pod, allow_cidrs: a.allow_cidr.clone() }, &a.common)
+        }
+        ContainCommand::Label(t) => match t.kind.as_str() {
+            "pod" | "pods" | "po" => {
+                let (namespace, pod) = namespaced(&t.target, "pod")?;
+                (Request::LabelPod { namespace, pod }, &t.common)
+            }
+            "node" | "nodes" | "no" => (Request::LabelNode { node: t.target.clone() }, &t.common),
+            _ => return Err(kinds(t, "pod, node")),
+        },
+        ContainCommand::Revoke(t) => match t.kind.as_str() {
+            "serviceaccount" | "serviceaccounts" | "sa" => {
+                let (namespace, name) = namespaced(&t.target, "service account")?;
+                (Request::Revoke(Subject::ServiceAccount { namespace, name }), &t.common)
+            }
+            "user" => (Request::Revoke(Subject::User(t.target.clone())), &t.common),
+            "group" => (Request::Revoke(Subject::Group(t.target.clone())), &t.common),
+            _ => return Err(kinds(t, "serviceaccount, user, group")),
+        },
+        ContainCommand::ScaleDown(t) => {
+            let resource =
+                contain::workload_resource(&t.kind).ok_or_else(|| kinds(t, "deployment, statefulset, replicaset"))?;
+            let (namespace, name) = namespaced(&t.target, "workload")?;
+            (Request::ScaleDown { resource, namespace, name }, &t.common)
+        }
+        ContainCommand::Suspend(t) => {
+            if !matches!(t.kind.as_str(), "cronjob" | "cronjobs" | "cj") {
+                return Err(kinds(t, "cronjob"));
+            }
+            let (namespace, name) = namespaced(&t.target, "CronJob")?;
+            (Request::Suspend { namespace, name }, &t.common)
+        }
+        ContainCommand::Delete(t) => {
+            if !matches!(t.kind.as_str(), "pod" | "pods" | "po") {
+                return Err(kinds(t, "pod"));
+            }
+            let (namespace, pod) = namespaced(&t.target, "pod")?;
+            (Request::Delete { namespace, pod }, &t.common)
+        }
+    }))
+}
+
+/// Plans the way back from a recorded action.
+async fn undo_plan(client: &kir_cluster::Client, a: &ActionRecord) -> Result<Planned, UserError> {
+    let before: serde_json::Value = serde_json::from_str(&a.before_state).unwrap_or_default();
+    let damaged = || UserError(format!("a damaged action record: {} {}", a.action, a.target));
+    let parts: Vec<&str> = a.target.splitn(3, '/').collect();
+    Ok(match (a.action.as_str(), parts.as_slice()) {
+        ("cordon" | "drain", ["node", node]) => contain::undo_cordon(node, &before),
+        ("quarantine", ["node", node]) => contain::undo_quarantine_node(client, node, &before).await?,
+        ("isolate", ["pod", ns, pod]) => contain::undo_isolate_pod(ns, pod, &before),
+        ("label", ["pod", ns, pod]) => contain::undo_label(Labelled::Pod { namespace: ns, name: pod }, &before),
+        ("label", ["node", node]) => contain::undo_label(Labelled::Node { name: node }, &before),
+        ("revoke", _) => contain::undo_revoke(client, &before).await?,
+        ("scale-down", [kind, ns, name]) => {
+            let resource = contain::workload_resource(kind).ok_or_else(damaged)?;
+            contain::undo_scale_down(resource, ns, name, &before)
+        }
+        ("suspend", ["cronjob", ns, name]) => contain::undo_suspend_cronjob(ns, name, &before),
+        ("delete", _) => {
+            return Err(UserError(format!(
+                "{}: a deleted pod cannot be brought back (its controller runs a new one); the pod as it was is in \
+kir contain list --format json",
+                a.id
+            )));
+        }
+        ("collect", _) => return Err(UserError(format!("{}: collecting evidence changed nothing to undo", a.id))),
+        _ => return Err(damaged()),
+    })
 }
 
 pub fn run(global: &Global, command: &ContainCommand) -> Result<u8, UserError> {
+    let request = request_of(command)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
         let store = kir_store::Store::open(&crate::incident_cmd::store_url(global)?)
             .await
             .map_err(|e| UserError(e.to_string()))?;
-        let who = crate::incident_cmd::who(global);
-        let now = crate::incident_cmd::now_ms()?;
-        let result = match command {
-            ContainCommand::List => {
-                let list = store.actions().await.map_err(|e| UserError(e.to_string()))?;
-                if matches!(global.format, Format::Json | Format::Jsonl) {
-                    for a in &list {
-                        print_action(global, a)?;
-                    }
-                } else {
-                    let color = use_color(global);
-                    let mut t = table(color, &["ACTION", "WHAT", "TARGET", "WHEN", "WHO", "INCIDENT", "STATE"]);
-                    for a in &list {
-                        let state = match (a.dry_run != 0, a.undone_at) {
-                            (true, _) => "dry run".to_string(),
-                            (false, Some(t)) => format!("undone {}", kir_store::rfc3339(t)),
-                            (false, None) => "in effect".to_string(),
-                        };
-                        t.add_row(vec![
-                            Cell::new(&a.id),
-                            Cell::new(&a.action),
-                            Cell::new(&a.target),
-                            Cell::new(kir_store::rfc3339(a.at)),
-                            Cell::new(&a.who),
-                            Cell::new(a.incident_id.map(|i| format!("#{i}")).unwrap_or_default()),
-                            Cell::new(state),
-                        ]);
-                    }
-                    outln!("{t}");
-                }
-                Ok(exit::OK)
-            }
-            ContainCommand::Cordon { target: CordonTarget::Node(a) } => {
-                let (client, target) =
-                    kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
-                let (changes, before) = kir_cluster::contain::cordon(&client, &a.node, a.dry_run).await?;
-                let done = Done {
-                    id: action_id(&a.node, now),
-                    action: "cordon",
-                    target: format!("node/{}", a.node),
-                    incident: a.incident,
-                    dry_run: a.dry_run,
-                };
-                finish(global, &store, done, &who, now, &target, &changes, &before).await
-            }
-            ContainCommand::Isolate { target: IsolateTarget::Pod(a) } => {
-                let Some((ns, name)) = a.pod.split_once('/') else {
-                    return Err(UserError(format!("write the pod as NAMESPACE/NAME, not {:?}", a.pod)));
-                };
-                let (client, target) =
-                    kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
-                let id = action_id(&a.pod, now);
-                let (changes, before) =
-                    kir_cluster::contain::isolate_pod(&client, ns, name, &id, &a.allow_cidr, a.dry_run).await?;
-                let done = Done {
-                    id,
-                    action: "isolate",
-                    target: format!("pod/{ns}/{name}"),
-                    incident: a.incident,
-                    dry_run: a.dry_run,
-                };
-                finish(global, &store, done, &who, now, &target, &changes, &before).await
-            }
-            ContainCommand::Undo { action_id } => {
-                let a = store.action(action_id).await.map_err(|e| UserError(e.to_string()))?.ok_or_else(|| {
-                    UserError(format!("no recorded action {action_id} (kir contain list shows them)"))
-                })?;
-                if a.dry_run != 0 {
-                    return Err(UserError(format!("{action_id} was a dry run: there is nothing to undo")));
-                }
-                if a.undone_at.is_some() {
-                    outln!("{action_id} was already undone: nothing to do");
-                    return Ok(exit::OK);
-                }
-                let before: serde_json::Value = serde_json::from_str(&a.before_state).unwrap_or_default();
-                let (client, _) = kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
-                let changes = match (a.action.as_str(), a.target.strip_prefix("node/")) {
-                    ("cordon", Some(node)) => kir_cluster::contain::undo_cordon(&client, node, &before).await?,
-                    ("isolate", _) => {
-                        let Some((ns, name)) = a.target.strip_prefix("pod/").and_then(|t| t.split_once('/')) else {
-                            return Err(UserError(format!("a damaged action record: {}", a.target)));
-                        };
-                        kir_cluster::contain::undo_isolate_pod(&client, ns, name, &before).await?
-                    }
-                    _ => return Err(UserError(format!("kir cannot undo {} {}", a.action, a.target))),
-                };
-                store.mark_undone(action_id, &who, now).await.map_err(|e| UserError(e.to_string()))?;
-                match global.format {
-                    Format::Json | Format::Jsonl => {
-                        outln!("{}", serde_json::json!({"action_id": action_id, "undone": true, "changes": changes}))
-                    }
-                    _ => outln!("{action_id}: undone ({} {} restored)", a.action, a.target),
-                }
-                Ok(exit::OK)
-            }
-        };
+        let result = run_in(global, command, request, &store).await;
         store.shutdown().await;
         result
     })
+}
+
+async fn run_in(
+    global: &Global,
+    command: &ContainCommand,
+    request: Option<(Request, &ActionArgs)>,
+    store: &kir_store::Store,
+) -> Result<u8, UserError> {
+    let who = crate::incident_cmd::who(global);
+    let now = crate::incident_cmd::now_ms()?;
+    if let Some((request, common)) = request {
+        let (client, cluster) = kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
+        let ctx = Ctx { global, store, client, cluster, who, now };
+        let (record, requests) = perform(&ctx, &request, common).await?;
+        print_action(global, &record, Some(&requests))?;
+        return Ok(exit::OK);
+    }
+    match command {
+        ContainCommand::Undo { action_id } => {
+            let a =
+                store.action(action_id).await.map_err(|e| UserError(e.to_string()))?.ok_or_else(|| {
+                    UserError(format!("no recorded action {action_id} (kir contain list shows them)"))
+                })?;
+            if a.dry_run != 0 {
+                return Err(UserError(format!("{action_id} was a dry run: there is nothing to undo")));
+            }
+            if a.undone_at.is_some() {
+                outln!("{action_id} was already undone: nothing to do");
+                return Ok(exit::OK);
+            }
+            let (client, _) = kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
+            let planned = undo_plan(&client, &a).await?;
+            let changes = contain::apply(&client, &planned, false).await?;
+            store.mark_undone(action_id, &who, now).await.map_err(|e| UserError(e.to_string()))?;
+            match global.format {
+                Format::Json | Format::Jsonl => {
+                    outln!("{}", serde_json::json!({"action_id": action_id, "undone": true, "changes": changes}))
+                }
+                _ => {
+                    outln!("{action_id}: undone ({} {} restored)", a.action, a.target);
+                    for c in &changes {
+                        outln!("  {} {}: {} → {}", c.op, c.object, c.before, c.after);
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        _ => {
+            let list = store.actions().await.map_err(|e| UserError(e.to_string()))?;
+            if matches!(global.format, Format::Json | Format::Jsonl) {
+                for a in &list {
+                    print_action(global, a, None)?;
+                }
+            } else {
+                let color = use_color(global);
+                let mut t = table(color, &["ACTION", "WHAT", "TARGET", "WHEN", "WHO", "INCIDENT", "STATE"]);
+                for a in &list {
+                    let state = match (a.action.as_str(), a.dry_run != 0, a.undone_at) {
+                        ("collect", _, _) => "evidence".to_string(),
+                        (_, true, _) => "dry run".to_string(),
+                        (_, false, Some(t)) => format!("undone {}", kir_store::rfc3339(t)),
+                        (_, false, None) => "in effect".to_string(),
+                    };
+                    t.add_row(vec![
+                        Cell::new(&a.id),
+                        Cell::new(&a.action),
+                        Cell::new(&a.target),
+                        Cell::new(kir_store::rfc3339(a.at)),
+                        Cell::new(&a.who),
+                        Cell::new(a.incident_id.map(|i| format!("#{i}")).unwrap_or_default()),
+                        Cell::new(state),
+                    ]);
+                }
+                outln!("{t}");
+            }
+            Ok(exit::OK)
+        }
+    }
 }
