@@ -426,7 +426,9 @@ pub async fn undo_quarantine_node(client: &Client, node: &str, before: &Value) -
         .is_some_and(|t| t.iter().any(|t| t["key"] == QUARANTINE_LABEL));
     let mut spec = serde_json::Map::new();
     if !taint_was_there && has_ours {
-        spec.insert("taints".into(), Value::Array(taints_without_ours(&current)));
+        // No taint left: the field goes, as it was before (the API server omits an empty list).
+        let rest = taints_without_ours(&current);
+        spec.insert("taints".into(), if rest.is_empty() { Value::Null } else { Value::Array(rest) });
     }
     if !was && current.pointer("/spec/unschedulable").and_then(|v| v.as_bool()).unwrap_or(false) {
         spec.insert("unschedulable".into(), Value::Null);
@@ -1192,4 +1194,72 @@ pub async fn undo_revoke(client: &Client, before: &Value) -> Result<Planned, Err
     }
     let object = before.get("subject").and_then(|s| s.as_str()).unwrap_or("subject").to_string();
     Ok(Planned { before: before.clone(), writes, object, retry_429: None })
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a pod leads to: the targets of a playbook's steps.
+
+/// A pod's node, service account and the workload that owns it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodContext {
+    pub node: Option<String>,
+    pub service_account: Option<String>,
+    /// (`deployments`|`statefulsets`|`replicasets`, name): what `scale-down` acts on.
+    pub workload: Option<(&'static str, String)>,
+    /// The CronJob that started the pod's Job, if any.
+    pub cronjob: Option<String>,
+}
+
+fn controller_of(object: &Value) -> Option<(String, String)> {
+    object.pointer("/metadata/ownerReferences").and_then(|o| o.as_array()).and_then(|o| {
+        o.iter().find(|r| r["controller"] == true).or_else(|| o.first()).map(|r| {
+            (r["kind"].as_str().unwrap_or_default().to_string(), r["name"].as_str().unwrap_or_default().to_string())
+        })
+    })
+}
+
+/// Reads a pod and follows its owners (ReplicaSet → Deployment, Job → CronJob).
+pub async fn pod_context(client: &Client, namespace: &str, pod: &str) -> Result<PodContext, Error> {
+    let p = get_json(client, &pod_path(namespace, pod), "pods", Some(namespace), Some(pod)).await?;
+    let mut ctx = PodContext {
+        node: p.pointer("/spec/nodeName").and_then(|v| v.as_str()).map(str::to_string),
+        service_account: p.pointer("/spec/serviceAccountName").and_then(|v| v.as_str()).map(str::to_string),
+        ..Default::default()
+    };
+    match controller_of(&p) {
+        Some((kind, name)) if kind == "ReplicaSet" => {
+            let rs = get_json(
+                client,
+                &workload_path("replicasets", namespace, &name),
+                "replicasets",
+                Some(namespace),
+                Some(&name),
+            )
+            .await
+            .ok();
+            ctx.workload = match rs.as_ref().and_then(controller_of) {
+                Some((kind, dep)) if kind == "Deployment" => Some(("deployments", dep)),
+                _ => Some(("replicasets", name)),
+            };
+        }
+        Some((kind, name)) if kind == "StatefulSet" => ctx.workload = Some(("statefulsets", name)),
+        Some((kind, name)) if kind == "Job" => {
+            let job = get_json(
+                client,
+                &format!("/apis/batch/v1/namespaces/{}/jobs/{}", encode(namespace), encode(&name)),
+                "jobs",
+                Some(namespace),
+                Some(&name),
+            )
+            .await
+            .ok();
+            if let Some((kind, cj)) = job.as_ref().and_then(controller_of)
+                && kind == "CronJob"
+            {
+                ctx.cronjob = Some(cj);
+            }
+        }
+        _ => {}
+    }
+    Ok(ctx)
 }

@@ -26,10 +26,14 @@ impl ReceivedRequest {
     }
 }
 
+/// Answers a request: status, content type, body.
+pub type Handler = dyn Fn(&ReceivedRequest) -> (u16, String, Vec<u8>) + Send + Sync;
+
 #[derive(Default)]
 struct Shared {
     requests: Vec<ReceivedRequest>,
     statuses: VecDeque<u16>,
+    handler: Option<Arc<Handler>>,
 }
 
 pub struct HttpReceiver {
@@ -45,10 +49,20 @@ impl HttpReceiver {
 
     /// Answers the first requests with these statuses, then 200.
     pub fn with_statuses(statuses: &[u16]) -> HttpReceiver {
+        Self::listen(Shared { requests: Vec::new(), statuses: statuses.iter().copied().collect(), handler: None })
+    }
+
+    /// Answers every request with what `handler` says (e.g. a fake Kubernetes API server).
+    pub fn with_handler(
+        handler: impl Fn(&ReceivedRequest) -> (u16, String, Vec<u8>) + Send + Sync + 'static,
+    ) -> HttpReceiver {
+        Self::listen(Shared { requests: Vec::new(), statuses: VecDeque::new(), handler: Some(Arc::new(handler)) })
+    }
+
+    fn listen(shared: Shared) -> HttpReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
-        let shared =
-            Arc::new(Mutex::new(Shared { requests: Vec::new(), statuses: statuses.iter().copied().collect() }));
+        let shared = Arc::new(Mutex::new(shared));
         let s = shared.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -110,17 +124,24 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
             headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0; len];
         reader.read_exact(&mut body)?;
-        let status = {
-            let mut s = shared.lock().unwrap();
-            s.requests.push(ReceivedRequest { method, path, headers, body });
-            s.statuses.pop_front().unwrap_or(200)
+        let request = ReceivedRequest { method, path, headers, body };
+        let handler = shared.lock().unwrap().handler.clone();
+        let (status, content_type, reply) = match handler {
+            Some(h) => h(&request),
+            None => {
+                let status = shared.lock().unwrap().statuses.pop_front().unwrap_or(200);
+                let reply: &[u8] =
+                    if status < 300 { b"{\"status\":\"success\",\"ok\":true}" } else { b"{\"error\":\"try again\"}" };
+                (status, "application/json".to_string(), reply.to_vec())
+            }
         };
-        let reply = if status < 300 { "{\"status\":\"success\",\"ok\":true}" } else { "{\"error\":\"try again\"}" };
+        shared.lock().unwrap().requests.push(request);
         write!(
             writer,
-            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+            "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
             reply.len()
         )?;
+        writer.write_all(&reply)?;
         writer.flush()?;
     }
 }

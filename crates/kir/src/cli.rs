@@ -133,6 +133,12 @@ kir scan web-export.tar --rules our-rules.yml --fail-on high\n\nExit codes: 0 do
         #[command(subcommand)]
         command: CollectCommand,
     },
+    /// Run the plan's playbook for an incident, step by step: evidence first, approvals where
+    /// the plan asks for them, every step recorded; run it again to resume.
+    #[command(
+        after_help = "kir picks the playbook of the incident's type (the plan's types[].playbook) and its targets: the pods the incident's findings name (or --pod), their nodes, service accounts and workloads, and the users behind the findings. Steps already done are skipped. It stops at a step that needs a role's approval (approve it with kir incident approve ID) or a person's hands (do it, then kir respond ID --confirm STEP), and at a failed step; fix the cause and run it again.\n\nExit codes: 0 the playbook is done, 3 it waits for an approval or a confirmation, 1 a step failed, 2 usage error.\n\nExamples:\n  kir respond 7 --dry-run\n  kir respond 7 --out evidence/\n  kir incident approve 7 --as dana\n  kir respond 7 --pod shop/web-7f9c\n  kir respond 7 --confirm 8"
+    )]
+    Respond(RespondArgs),
     /// Containment on a live cluster, dry-run first, every action recorded and reversible.
     Contain {
         #[command(subcommand)]
@@ -208,12 +214,52 @@ pub enum IncidentCommand {
 incident opened (or re-opened), when its condition still holds. Notifications use the plan given with --plan \
 (channels and contacts); the levels are the ones the incident was opened with.\n\nExamples:\n  kir incident tick --plan plan.yaml\n  * * * * * kir incident tick --plan /etc/kir/plan.yaml --store sqlite:/var/lib/kir/kir.db")]
     Tick(TickArgs),
+    /// Approve the playbook step that waits for your role's approval (kir respond then goes on).
+    #[command(after_help = "The approval names the step's role and the person (--as or KIR_USER); a person who is \
+not a contact of that role in the plan is warned and the warning is written on the timeline.\n\nExamples:\n  \
+kir incident approve 7 --as dana\n  kir incident approve 7 --step 3 --note \"isolate it, the miner is still running\"")]
+    Approve(ApproveArgs),
     /// The post-incident report: summary, timeline (with an SVG chart in HTML), findings,
     /// affected objects, IOCs, actions, evidence, metrics and lessons learned.
     #[command(
         after_help = "Examples:\n  kir incident report 7 --format html > incident-7.html\n  kir incident report 7 --format md --chart incident-7.svg"
     )]
     Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Incident number.
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// The step to approve (default: the step kir respond is waiting at).
+    #[arg(long, value_name = "N")]
+    pub step: Option<usize>,
+    /// Why, for the timeline.
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RespondArgs {
+    /// Incident number.
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// Act on this pod (NAMESPACE/NAME, repeatable) instead of the pods the findings name.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub pod: Vec<String>,
+    /// Where collect-evidence steps write their bundles.
+    #[arg(long, value_name = "DIR", default_value = "evidence")]
+    pub out: PathBuf,
+    /// Sign the evidence bundles with this key (kir evidence keygen).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    /// Show every step and let the API server validate each action (dryRun=All); change and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Mark this manual step as done by you (it is recorded), then go on.
+    #[arg(long, value_name = "STEP")]
+    pub confirm: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -583,7 +629,7 @@ pub enum CollectCommand {
     Pod(CollectPodArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct CollectPodArgs {
     /// NAMESPACE/NAME (or NAME with --namespace).
     #[arg(value_name = "NAMESPACE/NAME")]

@@ -16,6 +16,15 @@ fn pod(global: &Global, a: &CollectPodArgs) -> Result<u8, UserError> {
         (None, Some(ns)) => (ns.clone(), a.pod.clone()),
         (None, None) => ("default".to_string(), a.pod.clone()),
     };
+    let dir = collect_pod(global, &ns, &name, a)?;
+    outln!("{}", dir.display());
+    Ok(exit::OK)
+}
+
+/// Collects one pod into a sealed bundle under `a.out`, records it in the store (and on the
+/// incident's timeline with `a.incident`); returns the bundle's folder.
+pub fn collect_pod(global: &Global, ns: &str, name: &str, a: &CollectPodArgs) -> Result<std::path::PathBuf, UserError> {
+    let (ns, name) = (ns.to_string(), name.to_string());
     let key = a.sign_key.as_deref().map(kir_evidence::load_key).transpose()?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let dir = rt.block_on(async {
@@ -70,7 +79,6 @@ fn pod(global: &Global, a: &CollectPodArgs) -> Result<u8, UserError> {
         let dir = w.finish(key.as_ref())?;
         Ok::<_, UserError>((dir, report.files.len(), target.server))
     })?;
-    outln!("{}", dir.0.display());
     if !global.quiet {
         eprintln!("kir: {} files collected; check with: kir evidence verify {}", dir.1, dir.0.display());
     }
@@ -83,7 +91,7 @@ fn pod(global: &Global, a: &CollectPodArgs) -> Result<u8, UserError> {
     if let Some(id) = a.incident {
         crate::incident_cmd::record_evidence(global, id, &dir.0, &format!("collected pod {ns}/{name}"))?;
     }
-    Ok(exit::OK)
+    Ok(dir.0)
 }
 
 /// Records a sealed bundle in the store as a `collect` action: what the evidence-first check of

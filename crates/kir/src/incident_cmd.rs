@@ -288,6 +288,7 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
     let now = now_ms()?;
     let color = use_color(global);
     match command {
+        IncidentCommand::Approve(a) => crate::respond_cmd::approve(global, a, store, &who, now).await,
         IncidentCommand::Open(a) => {
             let (plan, _) = crate::plan_cmd::load(global)?;
             let incident_type = a.incident_type.clone().unwrap_or_else(|| plan.routing.default_type.clone());

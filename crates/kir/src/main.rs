@@ -15,6 +15,7 @@ mod hunt_cmd;
 mod incident_cmd;
 mod output;
 mod plan_cmd;
+mod respond_cmd;
 mod rules_cmd;
 
 use std::process::ExitCode;
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         Command::Evidence { command } => evidence_cmd::run(&cli.global, command),
         Command::Collect { command } => collect_cmd::run(&cli.global, command),
         Command::Contain { command } => contain_cmd::run(&cli.global, command),
+        Command::Respond(args) => respond_cmd::run(&cli.global, args),
         Command::Checkpoint { command } => match command {
             cli::CheckpointCommand::Inspect(args) => checkpoint_cmd::inspect(&cli.global, args),
         },

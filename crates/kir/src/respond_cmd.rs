@@ -1,0 +1,507 @@
+//! `kir respond ID` and `kir incident approve ID`: the plan's playbook, run step by step.
+//!
+//! The state of a run lives on the incident's timeline (append-only): a `playbook` entry for each
+//! step done, failed or waiting, an `approval` entry for each approval. Running again reads it
+//! and goes on where it stopped, so a crash, a refusal or a night's wait loses nothing.
+
+use std::collections::BTreeSet;
+
+use kir_plan::schema::{Playbook, Step};
+use kir_plan::{Action, Plan};
+use kir_store::{Store, TimelineEntry};
+use serde_json::{Value, json};
+
+use crate::cli::{ActionArgs, ApproveArgs, CollectPodArgs, Format, Global, RespondArgs};
+use crate::contain_cmd::{Ctx, Request};
+use crate::output::outln;
+use crate::{UserError, exit};
+use kir_cluster::contain::Subject;
+
+/// `kir respond` waits for an approval or a person's confirmation.
+pub const WAITING: u8 = 3;
+
+fn store_err(e: kir_store::StoreError) -> UserError {
+    UserError(e.to_string())
+}
+
+/// The incident's playbook, from its type.
+fn playbook_for<'p>(plan: &'p Plan, incident_type: &str) -> Result<&'p Playbook, UserError> {
+    let t = plan.types.iter().find(|t| t.id == incident_type).ok_or_else(|| {
+        UserError(format!("the plan has no incident type {incident_type:?} (kir plan render lists the types)"))
+    })?;
+    let id = t
+        .playbook
+        .as_deref()
+        .ok_or_else(|| UserError(format!("the plan names no playbook for incident type {incident_type:?}")))?;
+    plan.playbooks.iter().find(|p| p.id == id).ok_or_else(|| {
+        UserError(format!("the plan's type {incident_type:?} names playbook {id:?}, which it does not define"))
+    })
+}
+
+fn step_entries<'t>(
+    timeline: &'t [TimelineEntry],
+    kind: &str,
+    playbook: &str,
+) -> Vec<(usize, Value, &'t TimelineEntry)> {
+    timeline
+        .iter()
+        .filter(|e| e.kind == kind)
+        .filter_map(|e| {
+            let data: Value = serde_json::from_str(e.data.as_deref()?).ok()?;
+            if data["playbook"] != playbook {
+                return None;
+            }
+            Some((data["step"].as_u64()? as usize, data, e))
+        })
+        .collect()
+}
+
+/// Steps done (or confirmed) and steps approved, by number (from 1).
+fn progress(timeline: &[TimelineEntry], playbook: &str) -> (BTreeSet<usize>, BTreeSet<usize>) {
+    let done = step_entries(timeline, "playbook", playbook)
+        .into_iter()
+        .filter(|(_, d, _)| d["status"] == "done")
+        .map(|(n, _, _)| n)
+        .collect();
+    let approved = step_entries(timeline, "approval", playbook).into_iter().map(|(n, _, _)| n).collect();
+    (done, approved)
+}
+
+fn step_title(step: &Step) -> String {
+    step.title.clone().unwrap_or_else(|| step.action.as_str().to_string())
+}
+
+/// What the steps act on.
+#[derive(Debug, Default)]
+struct Targets {
+    pods: Vec<(String, String)>,
+    nodes: BTreeSet<String>,
+    service_accounts: BTreeSet<(String, String)>,
+    users: BTreeSet<String>,
+    workloads: BTreeSet<(&'static str, String, String)>,
+    cronjobs: BTreeSet<(String, String)>,
+}
+
+fn split_pod(p: &str) -> Result<(String, String), UserError> {
+    match p.split_once('/') {
+        Some((ns, n)) if !ns.is_empty() && !n.is_empty() => Ok((ns.to_string(), n.to_string())),
+        _ => Err(UserError(format!("write the pod as NAMESPACE/NAME, not {p:?}"))),
+    }
+}
+
+/// Pods from `--pod` or the findings; service accounts and users from the findings' actors.
+fn targets_from(args: &RespondArgs, findings: &[kir_store::StoredFinding]) -> Result<Targets, UserError> {
+    let mut t = Targets::default();
+    if !args.pod.is_empty() {
+        for p in &args.pod {
+            t.pods.push(split_pod(p)?);
+        }
+    } else {
+        let mut seen = BTreeSet::new();
+        for f in findings {
+            if f.resource.as_deref() == Some("pods")
+                && let (Some(ns), Some(name)) = (&f.namespace, &f.name)
+                && seen.insert((ns.clone(), name.clone()))
+            {
+                t.pods.push((ns.clone(), name.clone()));
+            }
+        }
+    }
+    for f in findings {
+        if let Some(rest) = f.actor.strip_prefix("system:serviceaccount:") {
+            if let Some((ns, name)) = rest.split_once(':') {
+                t.service_accounts.insert((ns.to_string(), name.to_string()));
+            }
+        } else if !f.actor.is_empty() && !f.actor.starts_with("system:") {
+            t.users.insert(f.actor.clone());
+        }
+    }
+    Ok(t)
+}
+
+/// Reads each pod's node, service account and owners. A pod that is gone is said so and left out.
+async fn resolve(client: &kir_cluster::Client, t: &mut Targets, quiet: bool) -> Result<(), UserError> {
+    let mut present = Vec::new();
+    for (ns, name) in &t.pods {
+        match kir_cluster::contain::pod_context(client, ns, name).await {
+            Ok(c) => {
+                if let Some(n) = c.node {
+                    t.nodes.insert(n);
+                }
+                if let Some(sa) = c.service_account {
+                    t.service_accounts.insert((ns.clone(), sa));
+                }
+                if let Some((resource, w)) = c.workload {
+                    t.workloads.insert((resource, ns.clone(), w));
+                }
+                if let Some(cj) = c.cronjob {
+                    t.cronjobs.insert((ns.clone(), cj));
+                }
+                present.push((ns.clone(), name.clone()));
+            }
+            Err(kir_cluster::Error::NotFound { .. }) => {
+                if !quiet {
+                    eprintln!("kir: pod {ns}/{name} no longer exists: steps leave it out");
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    t.pods = present;
+    Ok(())
+}
+
+/// The containment requests of a step.
+fn requests_of(step: &Step, t: &Targets) -> Vec<Request> {
+    let pods = || t.pods.iter();
+    match step.action {
+        Action::Label => pods()
+            .map(|(ns, p)| Request::LabelPod { namespace: ns.clone(), pod: p.clone() })
+            .chain(t.nodes.iter().map(|n| Request::LabelNode { node: n.clone() }))
+            .collect(),
+        Action::IsolatePod => {
+            let allow: Vec<String> = step
+                .with
+                .get("allowCidr")
+                .map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            pods()
+                .map(|(ns, p)| Request::Isolate { namespace: ns.clone(), pod: p.clone(), allow_cidrs: allow.clone() })
+                .collect()
+        }
+        Action::CordonNode => t.nodes.iter().map(|n| Request::Cordon { node: n.clone() }).collect(),
+        Action::QuarantineNode => t.nodes.iter().map(|n| Request::Quarantine { node: n.clone() }).collect(),
+        Action::DrainNode => {
+            let limit = step
+                .with
+                .get("timeout")
+                .and_then(|d| kir_plan::Duration::parse(d).ok())
+                .map(|d| d.as_secs().max(0) as u64)
+                .unwrap_or(300);
+            t.nodes
+                .iter()
+                .map(|n| Request::Drain {
+                    node: n.clone(),
+                    interval: std::time::Duration::from_secs(5),
+                    limit: std::time::Duration::from_secs(limit),
+                })
+                .collect()
+        }
+        Action::RevokeServiceaccount => t
+            .service_accounts
+            .iter()
+            .map(|(ns, n)| Request::Revoke(Subject::ServiceAccount { namespace: ns.clone(), name: n.clone() }))
+            .collect(),
+        Action::RevokeUser => t.users.iter().map(|u| Request::Revoke(Subject::User(u.clone()))).collect(),
+        Action::ScaleDown => t
+            .workloads
+            .iter()
+            .map(|(r, ns, n)| Request::ScaleDown { resource: r, namespace: ns.clone(), name: n.clone() })
+            .collect(),
+        Action::SuspendCronjob => {
+            t.cronjobs.iter().map(|(ns, n)| Request::Suspend { namespace: ns.clone(), name: n.clone() }).collect()
+        }
+        Action::DeletePod => pods().map(|(ns, p)| Request::Delete { namespace: ns.clone(), pod: p.clone() }).collect(),
+        Action::CollectEvidence | Action::SnapshotVolumes | Action::SnapshotNode | Action::Notify | Action::Manual => {
+            vec![]
+        }
+    }
+}
+
+/// Steps a person does (kir shows what, the person confirms).
+fn by_hand(action: Action) -> bool {
+    matches!(action, Action::Manual | Action::SnapshotVolumes | Action::SnapshotNode | Action::Notify)
+}
+
+struct Run<'a> {
+    global: &'a Global,
+    args: &'a RespondArgs,
+    incident: i64,
+    playbook: String,
+    report: Vec<Value>,
+}
+
+impl Run<'_> {
+    fn say(&mut self, n: usize, step: &Step, status: &str, detail: &str) -> Result<(), UserError> {
+        if !matches!(self.global.format, Format::Json | Format::Jsonl) {
+            let mark = match status {
+                "done" | "done earlier" | "would run" => "✓",
+                "waiting for approval" | "waiting for you" | "needs approval" => "⏸",
+                "failed" => "✗",
+                _ => "·",
+            };
+            outln!(
+                "{mark} step {n} {}: {} — {status}{}",
+                step.action.as_str(),
+                step_title(step),
+                if detail.is_empty() { String::new() } else { format!(": {detail}") }
+            );
+        }
+        self.report.push(json!({"step": n, "action": step.action.as_str(), "title": step_title(step),
+            "approval": step.approval, "status": status, "detail": detail}));
+        Ok(())
+    }
+
+    fn finish(&self, state: &str) -> Result<(), UserError> {
+        if matches!(self.global.format, Format::Json | Format::Jsonl) {
+            outln!(
+                "{}",
+                json!({"incident": self.incident, "playbook": self.playbook, "dry_run": self.args.dry_run, "state": state, "steps": self.report})
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn record_step(
+    store: &Store,
+    r: &Run<'_>,
+    n: usize,
+    step: &Step,
+    status: &str,
+    detail: Value,
+    who: &str,
+) -> Result<(), UserError> {
+    if r.args.dry_run {
+        return Ok(());
+    }
+    let now = crate::incident_cmd::now_ms()?;
+    let message = format!("playbook {} step {n} ({}): {status}", r.playbook, step.action.as_str());
+    let data =
+        json!({"playbook": r.playbook, "step": n, "action": step.action.as_str(), "status": status, "detail": detail});
+    store.record(r.incident, who, "playbook", &message, Some(data), now).await.map_err(store_err)
+}
+
+pub fn run(global: &Global, args: &RespondArgs) -> Result<u8, UserError> {
+    let (plan, _) = crate::plan_cmd::load(global)?;
+    let who = crate::incident_cmd::who(global);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let store = rt.block_on(async {
+        Store::open(&crate::incident_cmd::store_url(global)?).await.map_err(|e| UserError(e.to_string()))
+    })?;
+    let result = respond(global, args, &plan, &store, &rt, &who);
+    rt.block_on(store.shutdown());
+    result
+}
+
+fn respond(
+    global: &Global,
+    args: &RespondArgs,
+    plan: &Plan,
+    store: &Store,
+    rt: &tokio::runtime::Runtime,
+    who: &str,
+) -> Result<u8, UserError> {
+    let incident = rt.block_on(store.incident(args.id)).map_err(store_err)?;
+    if !incident.state().is_open() {
+        return Err(UserError(format!(
+            "incident #{} is {}: reopen it first (kir incident reopen {})",
+            args.id, incident.state, args.id
+        )));
+    }
+    let playbook = playbook_for(plan, &incident.incident_type)?;
+    let findings = rt.block_on(store.findings(args.id)).map_err(store_err)?;
+    let mut targets = targets_from(args, &findings)?;
+    let (client, cluster) =
+        rt.block_on(kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()))?;
+    rt.block_on(resolve(&client, &mut targets, global.quiet))?;
+    let mut r = Run { global, args, incident: args.id, playbook: playbook.id.clone(), report: vec![] };
+    if !matches!(global.format, Format::Json | Format::Jsonl) {
+        let pods: Vec<String> = targets.pods.iter().map(|(n, p)| format!("{n}/{p}")).collect();
+        outln!(
+            "{}playbook {} ({}) for incident #{} ({}, {}); pods: {}",
+            if args.dry_run { "dry run of " } else { "" },
+            playbook.id,
+            playbook.title,
+            args.id,
+            incident.incident_type,
+            incident.severity,
+            if pods.is_empty() { "none named (use --pod NAMESPACE/NAME)".to_string() } else { pods.join(", ") }
+        );
+    }
+    for (i, step) in playbook.steps.iter().enumerate() {
+        let n = i + 1;
+        // Re-read each time: an approval or a confirmation may have just been recorded.
+        let timeline = rt.block_on(store.timeline(args.id)).map_err(store_err)?;
+        let (done, approved) = progress(&timeline, &playbook.id);
+        if done.contains(&n) {
+            r.say(n, step, "done earlier", "")?;
+            continue;
+        }
+        if let Some(role) = &step.approval
+            && !approved.contains(&n)
+        {
+            if args.dry_run {
+                r.say(n, step, "needs approval", &format!("by {role}"))?;
+            } else {
+                let waiting_already = step_entries(&timeline, "playbook", &playbook.id)
+                    .iter()
+                    .any(|(s, d, _)| *s == n && d["status"] == "waiting for approval");
+                if !waiting_already {
+                    rt.block_on(record_step(store, &r, n, step, "waiting for approval", json!({"role": role}), who))?;
+                }
+                r.say(
+                    n,
+                    step,
+                    "waiting for approval",
+                    &format!("by {role}: kir incident approve {} --step {n}", args.id),
+                )?;
+                r.finish("waiting")?;
+                return Ok(WAITING);
+            }
+        }
+        if by_hand(step.action) {
+            if args.confirm == Some(n) && !args.dry_run {
+                rt.block_on(record_step(store, &r, n, step, "done", json!({"confirmed_by": who}), who))?;
+                r.say(n, step, "done", &format!("confirmed by {who}"))?;
+                continue;
+            }
+            if args.dry_run {
+                r.say(n, step, "by hand", "a person does it, then confirms")?;
+                continue;
+            }
+            r.say(n, step, "waiting for you", &format!("do it, then: kir respond {} --confirm {n}", args.id))?;
+            r.finish("waiting")?;
+            return Ok(WAITING);
+        }
+        let outcome = if step.action == Action::CollectEvidence {
+            collect_step(global, args, &targets)
+        } else {
+            let ctx = Ctx {
+                global,
+                store,
+                client: client.clone(),
+                cluster: cluster.clone(),
+                who: who.to_string(),
+                now: crate::incident_cmd::now_ms()?,
+            };
+            let common = ActionArgs { dry_run: args.dry_run, incident: Some(args.id), force: false };
+            let requests = requests_of(step, &targets);
+            rt.block_on(async {
+                if requests.is_empty() {
+                    return Err(UserError(format!(
+                        "nothing to {} here: the incident names no {} (name a pod with --pod NAMESPACE/NAME)",
+                        step.action.as_str(),
+                        match step.action {
+                            Action::RevokeUser => "user",
+                            Action::RevokeServiceaccount => "service account",
+                            Action::CordonNode | Action::QuarantineNode | Action::DrainNode => "node",
+                            Action::ScaleDown => "workload",
+                            Action::SuspendCronjob => "CronJob",
+                            _ => "pod",
+                        }
+                    )));
+                }
+                let mut ids = Vec::new();
+                for q in &requests {
+                    let (record, _) = crate::contain_cmd::perform(&ctx, q, &common).await?;
+                    ids.push(format!("{} {} ({})", record.action, record.target, record.id));
+                }
+                Ok(ids)
+            })
+        };
+        match outcome {
+            Ok(lines) => {
+                rt.block_on(record_step(store, &r, n, step, "done", json!({"results": lines}), who))?;
+                r.say(n, step, if args.dry_run { "would run" } else { "done" }, &lines.join("; "))?;
+            }
+            Err(UserError(why)) => {
+                rt.block_on(record_step(store, &r, n, step, "failed", json!({"error": why}), who))?;
+                r.say(n, step, "failed", &why)?;
+                if !global.quiet && !matches!(global.format, Format::Json | Format::Jsonl) {
+                    eprintln!(
+                        "kir: stopped at step {n}; fix the cause and run kir respond {} again to go on from there",
+                        args.id
+                    );
+                }
+                r.finish("failed")?;
+                return Ok(exit::FAIL_ON);
+            }
+        }
+    }
+    r.finish(if args.dry_run { "dry run" } else { "done" })?;
+    if !matches!(global.format, Format::Json | Format::Jsonl) && !args.dry_run {
+        outln!("playbook {} done for incident #{}", playbook.id, args.id);
+    }
+    Ok(exit::OK)
+}
+
+/// Collects every target pod into its own bundle. A dry run says what it would collect.
+fn collect_step(global: &Global, args: &RespondArgs, t: &Targets) -> Result<Vec<String>, UserError> {
+    if t.pods.is_empty() {
+        return Err(UserError(
+            "nothing to collect: the incident names no pod (name one with --pod NAMESPACE/NAME)".into(),
+        ));
+    }
+    let mut lines = Vec::new();
+    for (ns, name) in &t.pods {
+        if args.dry_run {
+            lines.push(format!("would collect pod {ns}/{name} into {}", args.out.display()));
+            continue;
+        }
+        let a = CollectPodArgs {
+            pod: format!("{ns}/{name}"),
+            namespace: None,
+            out: args.out.clone(),
+            include_secret_values: false,
+            sign_key: args.sign_key.clone(),
+            incident: Some(args.id),
+        };
+        let dir = crate::collect_cmd::collect_pod(global, ns, name, &a)?;
+        lines.push(format!("pod {ns}/{name} → {}", dir.display()));
+    }
+    Ok(lines)
+}
+
+/// `kir incident approve`: records the approval of the waiting step (or `--step`).
+pub async fn approve(global: &Global, a: &ApproveArgs, store: &Store, who: &str, now: i64) -> Result<u8, UserError> {
+    let (plan, _) = crate::plan_cmd::load(global)?;
+    let incident = store.incident(a.id).await.map_err(store_err)?;
+    let playbook = playbook_for(&plan, &incident.incident_type)?;
+    let timeline = store.timeline(a.id).await.map_err(store_err)?;
+    let (done, approved) = progress(&timeline, &playbook.id);
+    let n = match a.step {
+        Some(n) => n,
+        None => step_entries(&timeline, "playbook", &playbook.id)
+            .iter()
+            .rev()
+            .find(|(s, d, _)| d["status"] == "waiting for approval" && !approved.contains(s))
+            .map(|(s, _, _)| *s)
+            .ok_or_else(|| {
+                UserError(format!("no step of incident #{} waits for approval; name one with --step N", a.id))
+            })?,
+    };
+    let step = playbook.steps.get(n.wrapping_sub(1)).ok_or_else(|| {
+        UserError(format!("playbook {} has steps 1 to {}, not {n}", playbook.id, playbook.steps.len()))
+    })?;
+    let Some(role) = &step.approval else {
+        return Err(UserError(format!("step {n} ({}) needs no approval", step.action.as_str())));
+    };
+    if done.contains(&n) {
+        return Err(UserError(format!("step {n} is done already")));
+    }
+    if approved.contains(&n) {
+        outln!("step {n} of incident #{} is approved already: nothing to do", a.id);
+        return Ok(exit::OK);
+    }
+    let member = plan.roles.iter().find(|r| &r.id == role).is_some_and(|r| {
+        r.contacts.iter().any(|c| c.name == who || c.email.as_deref() == Some(who))
+            || r.rotation.as_ref().is_some_and(|rot| rot.members.iter().any(|m| m == who))
+    });
+    if !member {
+        eprintln!(
+            "kir: warning: {who} is not a contact of role {role} in the plan; the approval is recorded with this warning"
+        );
+    }
+    let message = format!(
+        "approved step {n} ({}) of playbook {} as {role}{}{}",
+        step.action.as_str(),
+        playbook.id,
+        if member { "" } else { " (not a listed contact of the role)" },
+        a.note.as_deref().map(|t| format!(": {t}")).unwrap_or_default()
+    );
+    let data = json!({"playbook": playbook.id, "step": n, "role": role, "member": member, "note": a.note});
+    store.record(a.id, who, "approval", &message, Some(data), now).await.map_err(store_err)?;
+    outln!("incident #{}: {message}; go on with: kir respond {}", a.id, a.id);
+    Ok(exit::OK)
+}

@@ -1,0 +1,307 @@
+//! A fake Kubernetes API server on a real HTTP listener, for driving the `kir` binary end to end:
+//! it keeps objects (seeded from the recorded v1.26 responses), applies the writes kir sends
+//! (merge patches, creates, deletes, evictions, `dryRun=All` validated but not kept), answers
+//! lists, SelfSubjectAccessReviews (allowed unless denied here), and logs every request. Real
+//! request shapes are asserted in crates/kir-cluster/tests against recorded answers; this fake
+//! exists to check what a whole command leaves behind.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use kir_testkit::{HttpReceiver, ReceivedRequest};
+use serde_json::{Value, json};
+
+pub fn recordings() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../kir-cluster/tests/k8s-api")
+}
+
+fn recorded(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(recordings().join(name)).unwrap()).unwrap()
+}
+
+#[derive(Default)]
+pub struct State {
+    /// Object path → object.
+    pub objects: BTreeMap<String, Value>,
+    /// `verb resource` pairs the caller lacks.
+    pub denied: BTreeSet<String>,
+    /// Fixed answers for GETs kept as recorded (logs, events): path and query → (status, type, body).
+    fixed: BTreeMap<String, (u16, String, Vec<u8>)>,
+    version: u64,
+}
+
+pub struct FakeCluster {
+    pub state: Arc<Mutex<State>>,
+    server: HttpReceiver,
+}
+
+fn status(code: u16, reason: &str, message: &str) -> (u16, String, Vec<u8>) {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code});
+    (code, "application/json".into(), serde_json::to_vec(&body).unwrap())
+}
+
+fn ok(v: &Value, code: u16) -> (u16, String, Vec<u8>) {
+    (code, "application/json".into(), serde_json::to_vec(v).unwrap())
+}
+
+/// RFC 7386 merge: objects merge, `null` deletes, anything else replaces.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+fn object_path(v: &Value, collection: &str) -> String {
+    format!("{collection}/{}", v.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default())
+}
+
+/// The collection path an object path belongs to, and the all-namespaces form of it.
+fn list_matches(list: &str, object: &str) -> bool {
+    let Some((parent, _name)) = object.rsplit_once('/') else { return false };
+    if parent == list {
+        return true;
+    }
+    // /apis/G/V/rolebindings lists /apis/G/V/namespaces/NS/rolebindings/NAME too.
+    let (prefix, plural) = match list.rsplit_once('/') {
+        Some(x) => x,
+        None => return false,
+    };
+    parent
+        .strip_prefix(&format!("{prefix}/namespaces/"))
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(_, p)| p == plural)
+}
+
+fn field(v: &Value, path: &str) -> String {
+    v.pointer(&format!("/{}", path.replace('.', "/"))).and_then(|s| s.as_str()).unwrap_or_default().to_string()
+}
+
+impl State {
+    fn put(&mut self, path: String, mut v: Value) {
+        self.version += 1;
+        v["metadata"]["resourceVersion"] = json!(self.version.to_string());
+        self.objects.insert(path, v);
+    }
+
+    fn handle(&mut self, r: &ReceivedRequest) -> (u16, String, Vec<u8>) {
+        let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
+        let path = path.replace("%3A", ":");
+        let dry_run = query.split('&').any(|q| q == "dryRun=All");
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        if r.method == "POST" && path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" {
+            let a = &body["spec"]["resourceAttributes"];
+            let key = format!("{} {}", a["verb"].as_str().unwrap_or(""), a["resource"].as_str().unwrap_or(""));
+            let mut answer = body.clone();
+            answer["status"] = json!({"allowed": !self.denied.contains(&key)});
+            return ok(&answer, 201);
+        }
+        match r.method.as_str() {
+            "GET" => {
+                if let Some(v) = self.objects.get(&path) {
+                    return ok(v, 200);
+                }
+                if let Some(fixed) = self.fixed.get(&r.path) {
+                    return fixed.clone();
+                }
+                let selector: Vec<(String, String)> = query
+                    .split('&')
+                    .filter_map(|q| q.strip_prefix("fieldSelector="))
+                    .map(|s| s.replace("%3D", "=").replace("%2F", "/"))
+                    .filter_map(|s| s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                    .collect();
+                let items: Vec<Value> = self
+                    .objects
+                    .iter()
+                    .filter(|(p, _)| list_matches(&path, p))
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| selector.iter().all(|(k, want)| &field(v, k) == want))
+                    .collect();
+                let is_list = path.ends_with('s') && !path.contains("/log");
+                if items.is_empty() && !is_list {
+                    return status(404, "NotFound", &format!("{path} not found"));
+                }
+                ok(
+                    &json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": self.version.to_string()}, "items": items}),
+                    200,
+                )
+            }
+            "PATCH" => {
+                let Some(current) = self.objects.get(&path).cloned() else {
+                    return status(404, "NotFound", &format!("{path} not found"));
+                };
+                if let Some(rv) = body.pointer("/metadata/resourceVersion")
+                    && rv != &current["metadata"]["resourceVersion"]
+                {
+                    return status(409, "Conflict", "the object has been modified");
+                }
+                let mut next = current;
+                merge(&mut next, &body);
+                if dry_run {
+                    return ok(&next, 200);
+                }
+                self.put(path.clone(), next);
+                ok(&self.objects[&path], 200)
+            }
+            "POST" if path.ends_with("/eviction") => {
+                let pod = path.trim_end_matches("/eviction").to_string();
+                if !self.objects.contains_key(&pod) {
+                    return status(404, "NotFound", "pod not found");
+                }
+                if !dry_run {
+                    self.objects.remove(&pod);
+                }
+                ok(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}), 201)
+            }
+            "POST" => {
+                let target = object_path(&body, &path);
+                if self.objects.contains_key(&target) {
+                    return status(409, "AlreadyExists", "already exists");
+                }
+                if dry_run {
+                    return ok(&body, 201);
+                }
+                self.put(target.clone(), body);
+                ok(&self.objects[&target], 201)
+            }
+            "DELETE" => {
+                if !self.objects.contains_key(&path) {
+                    return status(404, "NotFound", &format!("{path} not found"));
+                }
+                let gone = if dry_run { self.objects[&path].clone() } else { self.objects.remove(&path).unwrap() };
+                ok(&gone, 200)
+            }
+            _ => status(405, "MethodNotAllowed", "not here"),
+        }
+    }
+}
+
+impl FakeCluster {
+    /// The recorded `checkout` namespace: three pods on `k8s-real-node`, their ReplicaSet and
+    /// Deployment, the service account, the node and every recorded binding.
+    pub fn start() -> FakeCluster {
+        let mut s = State::default();
+        for p in recorded("GET_api_v1_namespaces_checkout_pods.json")["items"].as_array().unwrap() {
+            s.put(object_path(p, "/api/v1/namespaces/checkout/pods"), p.clone());
+        }
+        let pod = recorded("GET_api_v1_namespaces_checkout_pods_checkout-api-64db89f569-blm5l.json");
+        s.put(object_path(&pod, "/api/v1/namespaces/checkout/pods"), pod);
+        s.put(
+            "/apis/apps/v1/namespaces/checkout/replicasets/checkout-api-64db89f569".into(),
+            recorded("GET_apis_apps_v1_namespaces_checkout_replicasets_checkout-api-64db89f569.json"),
+        );
+        s.put(
+            "/apis/apps/v1/namespaces/checkout/deployments/checkout-api".into(),
+            recorded("GET_apis_apps_v1_namespaces_checkout_deployments_checkout-api.json"),
+        );
+        s.put("/api/v1/nodes/k8s-real-node".into(), recorded("GET_api_v1_nodes_k8s-real-node.json"));
+        s.put(
+            "/api/v1/namespaces/checkout/serviceaccounts/checkout-api".into(),
+            recorded("GET_api_v1_namespaces_checkout_serviceaccounts_checkout-api.json"),
+        );
+        for b in recorded("GET_apis_rbac.authorization.k8s.io_v1_rolebindings.json")["items"].as_array().unwrap() {
+            let ns = b["metadata"]["namespace"].as_str().unwrap();
+            s.put(
+                object_path(b, &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings")),
+                b.clone(),
+            );
+        }
+        for b in recorded("GET_apis_rbac.authorization.k8s.io_v1_clusterrolebindings.json")["items"].as_array().unwrap()
+        {
+            s.put(object_path(b, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"), b.clone());
+        }
+        s.put(
+            "/api/v1/namespaces/kube-system".into(),
+            json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system", "uid": "5c1e0f3a-0000-4000-8000-00000000c0de"}}),
+        );
+        // Logs and events as recorded.
+        let index: Vec<Value> =
+            serde_json::from_slice(&std::fs::read(recordings().join("index.json")).unwrap()).unwrap();
+        for e in index.iter().filter(|e| e["method"] == "GET" && e["who"] == "admin") {
+            let path = e["path"].as_str().unwrap();
+            if !(path.contains("/log") || path.contains("/events")) {
+                continue;
+            }
+            let query = e["query"].as_str().unwrap_or_default();
+            let key = if query.is_empty() {
+                path.to_string()
+            } else {
+                format!(
+                    "{path}?{}",
+                    query.replace("fieldSelector=involvedObject.name=", "fieldSelector=involvedObject.name%3D")
+                )
+            };
+            let body = std::fs::read(recordings().join(e["body_file"].as_str().unwrap())).unwrap();
+            s.fixed.entry(key).or_insert((
+                e["status"].as_u64().unwrap() as u16,
+                e["content_type"].as_str().unwrap().to_string(),
+                body,
+            ));
+        }
+        let state = Arc::new(Mutex::new(s));
+        let shared = state.clone();
+        let server = HttpReceiver::with_handler(move |r| shared.lock().unwrap().handle(r));
+        FakeCluster { state, server }
+    }
+
+    /// A kubeconfig whose current context points at this server.
+    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: responder\n  user: {{token: fake-token}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: responder, namespace: checkout}}\ncurrent-context: fake\n",
+                self.server.url("")
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.server.requests()
+    }
+
+    /// The writes (everything but GETs and permission reviews), as `METHOD path`.
+    pub fn writes(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method != "GET" && !r.path.contains("selfsubjectaccessreviews"))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    pub fn deny(&self, verb_resource: &str) {
+        self.state.lock().unwrap().denied.insert(verb_resource.to_string());
+    }
+
+    /// Every object, without resourceVersions: compare before and after to see what changed.
+    pub fn snapshot(&self) -> BTreeMap<String, Value> {
+        let s = self.state.lock().unwrap();
+        s.objects
+            .iter()
+            .map(|(k, v)| {
+                let mut v = v.clone();
+                if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                    m.remove("resourceVersion");
+                }
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
+    pub fn object(&self, path: &str) -> Option<Value> {
+        self.state.lock().unwrap().objects.get(path).cloned()
+    }
+}
