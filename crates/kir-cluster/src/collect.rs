@@ -372,3 +372,300 @@ pub async fn kube_system_uid(client: &Client) -> Option<String> {
     let v: Value = serde_json::from_str(&text).ok()?;
     v.pointer("/metadata/uid").and_then(|u| u.as_str()).map(str::to_string)
 }
+
+impl Collector<'_> {
+    /// GET a list, keep the items `keep` accepts, write them as one JSON array. A list that
+    /// cannot be read is noted, not fatal.
+    async fn save_items(
+        &mut self,
+        path: &str,
+        file: &str,
+        what: (&str, Option<&str>),
+        keep: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<Value>, Error> {
+        match self.get(path).await {
+            Ok(text) => {
+                let items: Vec<Value> =
+                    list_items(&serde_json::from_str(&text).ok()).into_iter().filter(|v| keep(v)).collect();
+                self.bundle.add(
+                    file,
+                    &serde_json::to_vec_pretty(&items).unwrap_or_default(),
+                    Some(&format!("GET {path}")),
+                )?;
+                self.report.files.push(file.to_string());
+                Ok(items)
+            }
+            Err(e) => {
+                let err = explain(e, "list", what.0, what.1, None);
+                match err {
+                    Error::Unreachable(_) => Err(err),
+                    other => {
+                        self.report.skipped.push(format!("{file}: {other}"));
+                        Ok(Vec::new())
+                    }
+                }
+            }
+        }
+    }
+
+    /// GET text into a file; noted when it cannot be read.
+    async fn save_text(&mut self, path: &str, file: &str, what: &str) -> Result<(), Error> {
+        match self.get(path).await {
+            Ok(text) => {
+                self.bundle.add(file, text.as_bytes(), Some(&format!("GET {path}")))?;
+                self.report.files.push(file.to_string());
+                Ok(())
+            }
+            Err(e) => match explain(e, "get", what, None, None) {
+                err @ Error::Unreachable(_) => Err(err),
+                other => {
+                    self.report.skipped.push(format!("{file}: {other}"));
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
+/// What node collection may also do: read the node's own logs through the kubelet (`nodes/proxy`,
+/// a powerful permission, so asked for).
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    pub node_logs: bool,
+}
+
+/// The node logs asked for with `node_logs`: files under /var/log the kubelet serves, and the
+/// journal units through the kubelet's log query (Kubernetes 1.27+, NodeLogQuery).
+pub const NODE_LOG_FILES: &[&str] = &["auth.log", "secure", "syslog", "messages", "audit/audit.log"];
+pub const NODE_LOG_UNITS: &[&str] = &["kubelet", "containerd", "crio", "sshd"];
+
+/// Collects a node: the object (conditions, taints, addresses, attached volumes), its pods, the
+/// VolumeAttachments (the disks to snapshot), events, the kubelet's stats summary, and with
+/// `node_logs` the node's OS logs through the kubelet, without logging in.
+pub async fn node(
+    client: &Client,
+    name: &str,
+    options: &NodeOptions,
+    bundle: &mut kir_evidence::BundleWriter,
+) -> Result<Report, Error> {
+    let mut c = Collector { client, bundle, report: Report::default() };
+    let node_path = format!("/api/v1/nodes/{}", encode(name));
+    let text = c.get(&node_path).await.map_err(|e| explain(e, "get", "nodes", None, Some(name)))?;
+    c.bundle.add("node.json", text.as_bytes(), Some(&format!("GET {node_path}")))?;
+    c.report.files.push("node.json".into());
+    let node: Value = serde_json::from_str(&text).unwrap_or_default();
+    let summary = serde_json::json!({
+        "name": name,
+        "unschedulable": node.pointer("/spec/unschedulable"),
+        "taints": node.pointer("/spec/taints"),
+        "conditions": node.pointer("/status/conditions"),
+        "addresses": node.pointer("/status/addresses"),
+        "nodeInfo": node.pointer("/status/nodeInfo"),
+        "providerID": node.pointer("/spec/providerID"),
+        "volumesAttached": node.pointer("/status/volumesAttached"),
+        "volumesInUse": node.pointer("/status/volumesInUse"),
+    });
+    c.bundle.add(
+        "node-summary.json",
+        &serde_json::to_vec_pretty(&summary).unwrap_or_default(),
+        Some("from node.json"),
+    )?;
+    c.report.files.push("node-summary.json".into());
+    let selector = encode(&format!("spec.nodeName={name}"));
+    c.save_items(&format!("/api/v1/pods?fieldSelector={selector}"), "pods.json", ("pods", None), |_| true).await?;
+    c.save_items(
+        "/apis/storage.k8s.io/v1/volumeattachments",
+        "volumeattachments.json",
+        ("volumeattachments", None),
+        |v| v.pointer("/spec/nodeName").and_then(|n| n.as_str()) == Some(name),
+    )
+    .await?;
+    let events = encode(&format!("involvedObject.kind=Node,involvedObject.name={name}"));
+    c.save_items(&format!("/api/v1/events?fieldSelector={events}"), "events.json", ("events", None), |_| true).await?;
+    c.save_text(&format!("{node_path}/proxy/stats/summary"), "kubelet/stats-summary.json", "nodes/proxy").await?;
+    if options.node_logs {
+        for f in NODE_LOG_FILES {
+            c.save_text(&format!("{node_path}/proxy/logs/{f}"), &format!("node-logs/{f}"), "nodes/proxy").await?;
+        }
+        for unit in NODE_LOG_UNITS {
+            c.save_text(
+                &format!("{node_path}/proxy/logs/?query={unit}"),
+                &format!("node-logs/journal-{unit}.log"),
+                "nodes/proxy",
+            )
+            .await?;
+        }
+    }
+    Ok(c.report)
+}
+
+/// The kinds a namespace collection lists, with their API paths.
+const NAMESPACED: &[(&str, &str, &str)] = &[
+    ("pods", "api/v1", "pods"),
+    ("services", "api/v1", "services"),
+    ("serviceaccounts", "api/v1", "serviceaccounts"),
+    ("configmaps", "api/v1", "configmaps"),
+    ("persistentvolumeclaims", "api/v1", "persistentvolumeclaims"),
+    ("endpoints", "api/v1", "endpoints"),
+    ("deployments", "apis/apps/v1", "deployments"),
+    ("replicasets", "apis/apps/v1", "replicasets"),
+    ("statefulsets", "apis/apps/v1", "statefulsets"),
+    ("daemonsets", "apis/apps/v1", "daemonsets"),
+    ("jobs", "apis/batch/v1", "jobs"),
+    ("cronjobs", "apis/batch/v1", "cronjobs"),
+    ("ingresses", "apis/networking.k8s.io/v1", "ingresses"),
+    ("networkpolicies", "apis/networking.k8s.io/v1", "networkpolicies"),
+    ("roles", "apis/rbac.authorization.k8s.io/v1", "roles"),
+    ("rolebindings", "apis/rbac.authorization.k8s.io/v1", "rolebindings"),
+];
+
+/// Collects a namespace: the namespace object, every workload, service, account, config, role
+/// and binding in it, Secrets with values redacted, and its events.
+pub async fn namespace(
+    client: &Client,
+    ns: &str,
+    options: &Options,
+    bundle: &mut kir_evidence::BundleWriter,
+) -> Result<Report, Error> {
+    let mut c = Collector { client, bundle, report: Report::default() };
+    let path = format!("/api/v1/namespaces/{}", encode(ns));
+    let text = c.get(&path).await.map_err(|e| explain(e, "get", "namespaces", None, Some(ns)))?;
+    c.bundle.add("namespace.json", text.as_bytes(), Some(&format!("GET {path}")))?;
+    c.report.files.push("namespace.json".into());
+    for (file, api, plural) in NAMESPACED {
+        let list = format!("/{api}/namespaces/{}/{plural}", encode(ns));
+        c.save_items(&list, &format!("objects/{file}.json"), (plural, Some(ns)), |_| true).await?;
+    }
+    save_secrets(&mut c, ns, options, |_| true).await?;
+    c.save_items(&format!("/api/v1/namespaces/{}/events", encode(ns)), "events.json", ("events", Some(ns)), |_| true)
+        .await?;
+    // Cluster-wide bindings that reach into the namespace's service accounts.
+    c.save_items(
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        "rbac/clusterrolebindings-naming-namespace.json",
+        ("clusterrolebindings", None),
+        |b| {
+            b.get("subjects").and_then(|s| s.as_array()).into_iter().flatten().any(|s| {
+                s.get("namespace").and_then(|n| n.as_str()) == Some(ns)
+                    || s.get("name").and_then(|n| n.as_str()) == Some(&format!("system:serviceaccounts:{ns}"))
+            })
+        },
+    )
+    .await?;
+    Ok(c.report)
+}
+
+async fn save_secrets(
+    c: &mut Collector<'_>,
+    ns: &str,
+    options: &Options,
+    keep: impl Fn(&Value) -> bool,
+) -> Result<(), Error> {
+    let path = format!("/api/v1/namespaces/{}/secrets", encode(ns));
+    match c.get(&path).await {
+        Ok(text) => {
+            let mut items: Vec<Value> =
+                list_items(&serde_json::from_str(&text).ok()).into_iter().filter(|v| keep(v)).collect();
+            let note = if options.include_secret_values {
+                "values kept (--include-secret-values)"
+            } else {
+                items.iter_mut().for_each(redact_secret);
+                "values replaced by their SHA-256"
+            };
+            c.bundle.add(
+                "objects/secrets.json",
+                &serde_json::to_vec_pretty(&items).unwrap_or_default(),
+                Some(&format!("GET {path}; {note}")),
+            )?;
+            c.report.files.push("objects/secrets.json".into());
+        }
+        Err(e) => match explain(e, "list", "secrets", Some(ns), None) {
+            err @ Error::Unreachable(_) => return Err(err),
+            other => c.report.skipped.push(format!("objects/secrets.json: {other}")),
+        },
+    }
+    Ok(())
+}
+
+/// Does a binding's subject list grant something to service account `ns/name`?
+fn names_service_account(binding: &Value, ns: &str, name: &str) -> bool {
+    let binding_ns = binding.pointer("/metadata/namespace").and_then(|n| n.as_str());
+    binding.get("subjects").and_then(|s| s.as_array()).into_iter().flatten().any(|s| {
+        let kind = s.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+        let sname = s.get("name").and_then(|k| k.as_str()).unwrap_or_default();
+        let sns = s.get("namespace").and_then(|k| k.as_str()).or(binding_ns);
+        (kind == "ServiceAccount" && sname == name && sns == Some(ns))
+            || (kind == "Group"
+                && ["system:serviceaccounts", &format!("system:serviceaccounts:{ns}"), "system:authenticated"]
+                    .contains(&sname))
+    })
+}
+
+/// Collects a service account: the object, every binding that grants it something (in any
+/// namespace), the roles those bindings name (what it can do), its token Secrets (values
+/// redacted) and the pods that run as it.
+pub async fn serviceaccount(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    options: &Options,
+    bundle: &mut kir_evidence::BundleWriter,
+) -> Result<Report, Error> {
+    let mut c = Collector { client, bundle, report: Report::default() };
+    let path = format!("/api/v1/namespaces/{}/serviceaccounts/{}", encode(ns), encode(name));
+    let text = c.get(&path).await.map_err(|e| explain(e, "get", "serviceaccounts", Some(ns), Some(name)))?;
+    c.bundle.add("serviceaccount.json", text.as_bytes(), Some(&format!("GET {path}")))?;
+    c.report.files.push("serviceaccount.json".into());
+    let mut bindings = c
+        .save_items(
+            "/apis/rbac.authorization.k8s.io/v1/rolebindings",
+            "rbac/rolebindings.json",
+            ("rolebindings", None),
+            |b| names_service_account(b, ns, name),
+        )
+        .await?;
+    bindings.extend(
+        c.save_items(
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            "rbac/clusterrolebindings.json",
+            ("clusterrolebindings", None),
+            |b| names_service_account(b, ns, name),
+        )
+        .await?,
+    );
+    // The roles named, so the bundle says what the account can do.
+    let mut roles = BTreeSet::new();
+    for b in &bindings {
+        let kind = b.pointer("/roleRef/kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+        let rname = b.pointer("/roleRef/name").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+        let bns = b.pointer("/metadata/namespace").and_then(|k| k.as_str()).map(str::to_string);
+        roles.insert((kind, bns, rname));
+    }
+    for (kind, bns, rname) in &roles {
+        let (path, file) = match (kind.as_str(), bns) {
+            ("Role", Some(bns)) => (
+                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{}/roles/{}", encode(bns), encode(rname)),
+                format!("rbac/roles/{bns}-{rname}.json"),
+            ),
+            _ => (
+                format!("/apis/rbac.authorization.k8s.io/v1/clusterroles/{}", encode(rname)),
+                format!("rbac/clusterroles/{rname}.json"),
+            ),
+        };
+        if c.report.files.contains(&file) {
+            continue;
+        }
+        c.save(&path, &file, ("roles", bns.as_deref(), Some(rname))).await?;
+    }
+    save_secrets(&mut c, ns, options, |s| {
+        s.get("type").and_then(|t| t.as_str()) == Some("kubernetes.io/service-account-token")
+            && s.pointer("/metadata/annotations/kubernetes.io~1service-account.name").and_then(|n| n.as_str())
+                == Some(name)
+    })
+    .await?;
+    c.save_items(&format!("/api/v1/namespaces/{}/pods", encode(ns)), "pods-running-as.json", ("pods", Some(ns)), |p| {
+        p.pointer("/spec/serviceAccountName").and_then(|s| s.as_str()).unwrap_or("default") == name
+    })
+    .await?;
+    Ok(c.report)
+}

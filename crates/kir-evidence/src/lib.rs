@@ -146,6 +146,7 @@ pub struct BundleWriter {
     dir: PathBuf,
     manifest: Manifest,
     who: String,
+    prefix: Option<String>,
 }
 
 impl BundleWriter {
@@ -162,6 +163,7 @@ impl BundleWriter {
         Ok(BundleWriter {
             dir,
             who,
+            prefix: None,
             manifest: Manifest {
                 format: FORMAT.into(),
                 bundle_id: hex::encode(seed),
@@ -190,6 +192,12 @@ impl BundleWriter {
         self.manifest.clusters.push(cluster);
     }
 
+    /// Files added from now on go under `prefix/` (one folder per cluster when a bundle holds
+    /// several).
+    pub fn set_prefix(&mut self, prefix: Option<&str>) {
+        self.prefix = prefix.map(str::to_string);
+    }
+
     /// Adds a file from bytes.
     pub fn add(&mut self, path: &str, bytes: &[u8], source: Option<&str>) -> Result<(), Error> {
         self.add_reader(path, bytes, source)
@@ -197,6 +205,14 @@ impl BundleWriter {
 
     /// Adds a file from a stream, hashing as it writes.
     pub fn add_reader(&mut self, path: &str, mut reader: impl Read, source: Option<&str>) -> Result<(), Error> {
+        let prefixed;
+        let path = match &self.prefix {
+            Some(p) => {
+                prefixed = format!("{p}/{path}");
+                prefixed.as_str()
+            }
+            None => path,
+        };
         let rel = checked_relative(path)?;
         if self.manifest.files.iter().any(|f| f.path == path) {
             return Err(Error::Invalid(format!("{path} is already in the bundle")));
@@ -471,6 +487,55 @@ pub fn load_key(path: &Path) -> Result<SigningKey, Error> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| Error::Invalid(format!("{}: not a kir evidence key (64 hex characters)", path.display())))?;
     Ok(SigningKey::from_bytes(&b))
+}
+
+/// Packs a sealed bundle into `DIR.tar.zst` beside it (the custody log first records the copy)
+/// and removes the folder. Returns the archive's path.
+pub fn archive(dir: &Path, who: &str) -> Result<PathBuf, Error> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::Invalid(format!("{} has no folder name", dir.display())))?
+        .to_string();
+    let target = dir.with_file_name(format!("{name}.tar.zst"));
+    append_custody(dir, who, "copied", Some(&format!("packed into {name}.tar.zst")), None)?;
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&target).map_err(io(&target))?;
+    let encoder = zstd::Encoder::new(file, 9).map_err(io(&target))?;
+    let mut builder = tar::Builder::new(encoder);
+    builder.follow_symlinks(false);
+    builder.append_dir_all(&name, dir).map_err(io(&target))?;
+    let encoder = builder.into_inner().map_err(io(&target))?;
+    let file = encoder.finish().map_err(io(&target))?;
+    file.sync_all().map_err(io(&target))?;
+    std::fs::remove_dir_all(dir).map_err(io(dir))?;
+    Ok(target)
+}
+
+/// Unpacks a `.tar.zst` bundle into a temporary folder for verification. Returns the folder
+/// (kept alive by the returned guard) of the one bundle inside.
+pub fn unpack(archive: &Path) -> Result<(tempfile::TempDir, PathBuf), Error> {
+    let temp = tempfile::tempdir().map_err(io(archive))?;
+    let file = std::fs::File::open(archive).map_err(io(archive))?;
+    let decoder = zstd::Decoder::new(file).map_err(io(archive))?;
+    let mut tar = tar::Archive::new(decoder);
+    // `unpack` refuses members that would land outside the folder (`..`, absolute paths).
+    tar.unpack(temp.path())
+        .map_err(|e| Error::Invalid(format!("{}: not a readable .tar.zst: {e}", archive.display())))?;
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(temp.path())
+        .map_err(io(archive))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    if dirs.len() != 1 {
+        return Err(Error::Invalid(format!(
+            "{}: expected one bundle folder inside, found {}",
+            archive.display(),
+            dirs.len()
+        )));
+    }
+    let dir = dirs.remove(0);
+    Ok((temp, dir))
 }
 
 #[cfg(test)]

@@ -48,9 +48,10 @@ pub struct Global {
     /// in-cluster service account).
     #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context (default: the current context).
+    /// The kubeconfig context (default: the current context). `kir collect` takes it several
+    /// times to gather from several clusters into one bundle; other commands take one.
     #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
+    pub context: Vec<String>,
     /// Who is acting, as recorded on incident timelines (default: $USER).
     #[arg(long = "as", global = true, env = "KIR_USER", value_name = "NAME")]
     pub acting_as: Option<String>,
@@ -257,6 +258,9 @@ pub struct RespondArgs {
     /// Show every step and let the API server validate each action (dryRun=All); change and record nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Audit log files or folders: collect-evidence steps add the excerpt about each pod.
+    #[arg(long, value_name = "PATH")]
+    pub audit: Vec<PathBuf>,
     /// Mark this manual step as done by you (it is recorded), then go on.
     #[arg(long, value_name = "STEP")]
     pub confirm: Option<usize>,
@@ -624,19 +628,37 @@ pub enum CollectCommand {
     /// logs of every container (current and previous), mounted ConfigMaps and Secrets (values
     /// replaced by their SHA-256), NetworkPolicies and Services that select it, resolved images.
     #[command(
-        after_help = "Examples:\n  kir collect pod shop/web-7f9c --out evidence/\n  kir collect pod shop/web-7f9c --out evidence/ --context prod-eu --incident 7 --sign-key kir-evidence.key\n  kir evidence verify evidence/pod-shop-web-7f9c-20261128T100000Z/"
+        after_help = "Examples:\n  kir collect pod shop/web-7f9c --out evidence/\n  kir collect pod shop/web-7f9c --out evidence/ --context prod-eu --incident 7 --sign-key kir-evidence.key\n  kir collect pod shop/web-7f9c --out evidence/ --audit /var/log/kubernetes/audit/ --archive\n  kir evidence verify evidence/pod-shop-web-7f9c-20261128T100000Z/"
     )]
     Pod(CollectPodArgs),
+    /// A node: object (conditions, taints, attached volumes), its pods, VolumeAttachments,
+    /// events, the kubelet's stats summary; with --node-logs its OS logs through the kubelet.
+    #[command(after_help = "--node-logs reads /var/log/auth.log, secure, syslog, messages and audit/audit.log and \
+the journal of kubelet, containerd, crio and sshd through the API server's node proxy (nodes/proxy, a powerful \
+permission: it is in deploy/rbac.yaml's kir-collect-node role only). Nothing is run on the node.\n\nExamples:\n  \
+kir collect node ip-10-0-3-17 --out evidence/\n  kir collect node ip-10-0-3-17 --out evidence/ --node-logs --incident 7")]
+    Node(CollectNodeArgs),
+    /// A namespace: every workload, service, account, config, role, binding, Secrets (values
+    /// redacted) and events in it.
+    #[command(
+        after_help = "Examples:\n  kir collect namespace shop --out evidence/\n  kir collect namespace shop --out evidence/ --context prod-eu --context prod-us"
+    )]
+    Namespace(CollectNamespaceArgs),
+    /// A service account: its bindings in every namespace, the roles they grant (what it can
+    /// do), its token Secrets (values redacted), the pods running as it; with --audit every
+    /// request it made.
+    #[command(
+        name = "serviceaccount",
+        alias = "sa",
+        after_help = "Examples:\n  kir collect serviceaccount ci/jenkins --out evidence/ --audit audit.log.gz"
+    )]
+    Serviceaccount(CollectServiceaccountArgs),
 }
 
+/// What every collection takes.
 #[derive(Debug, Args, Clone)]
-pub struct CollectPodArgs {
-    /// NAMESPACE/NAME (or NAME with --namespace).
-    #[arg(value_name = "NAMESPACE/NAME")]
-    pub pod: String,
-    #[arg(long, short = 'n', value_name = "NS")]
-    pub namespace: Option<String>,
-    /// The folder the bundle is written into (as a new folder named after the pod and time).
+pub struct CollectCommon {
+    /// The folder the bundle is written into (as a new folder named after the subject and time).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Keep Secret values in the bundle (by default each value is replaced by its SHA-256).
@@ -648,6 +670,52 @@ pub struct CollectPodArgs {
     /// Record the bundle on this incident's timeline.
     #[arg(long, value_name = "ID")]
     pub incident: Option<i64>,
+    /// Audit log files or folders (any form kir hunt reads): the requests about the subject go
+    /// into audit/excerpt.jsonl (request and response bodies left out).
+    #[arg(long, value_name = "PATH")]
+    pub audit: Vec<PathBuf>,
+    /// Pack the sealed bundle into one BUNDLE.tar.zst (the folder is removed).
+    #[arg(long)]
+    pub archive: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CollectPodArgs {
+    /// NAMESPACE/NAME (or NAME with --namespace).
+    #[arg(value_name = "NAMESPACE/NAME")]
+    pub pod: String,
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub common: CollectCommon,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CollectNodeArgs {
+    #[arg(value_name = "NODE")]
+    pub node: String,
+    /// Also read the node's OS logs through the kubelet (needs nodes/proxy).
+    #[arg(long)]
+    pub node_logs: bool,
+    #[command(flatten)]
+    pub common: CollectCommon,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CollectNamespaceArgs {
+    #[arg(value_name = "NAMESPACE")]
+    pub namespace: String,
+    #[command(flatten)]
+    pub common: CollectCommon,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CollectServiceaccountArgs {
+    /// NAMESPACE/NAME.
+    #[arg(value_name = "NAMESPACE/NAME")]
+    pub serviceaccount: String,
+    #[command(flatten)]
+    pub common: CollectCommon,
 }
 
 #[derive(Debug, Subcommand)]

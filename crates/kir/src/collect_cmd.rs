@@ -1,97 +1,312 @@
-//! `kir collect pod`.
+//! `kir collect pod | node | namespace | serviceaccount`: a sealed evidence bundle from one or
+//! several clusters, with the audit-log excerpt about the subject when audit files are given.
 
-use crate::cli::{CollectCommand, CollectPodArgs, Global};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use kir_audit::{AuditEvent, Record};
+use serde_json::json;
+
+use crate::cli::{CollectCommand, CollectCommon, Global};
 use crate::output::outln;
 use crate::{UserError, exit};
 
-pub fn run(global: &Global, command: &CollectCommand) -> Result<u8, UserError> {
-    match command {
-        CollectCommand::Pod(a) => pod(global, a),
+/// What is collected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Pod { namespace: String, name: String },
+    Node(String),
+    Namespace(String),
+    ServiceAccount { namespace: String, name: String },
+}
+
+impl Subject {
+    /// `pod/NS/NAME`, `node/NAME`, …: how action records name it.
+    pub fn target(&self) -> String {
+        match self {
+            Subject::Pod { namespace, name } => format!("pod/{namespace}/{name}"),
+            Subject::Node(n) => format!("node/{n}"),
+            Subject::Namespace(n) => format!("namespace/{n}"),
+            Subject::ServiceAccount { namespace, name } => format!("serviceaccount/{namespace}/{name}"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.target().replacen('/', " ", 1)
+    }
+
+    fn slug(&self) -> String {
+        self.target().replace('/', "-")
+    }
+
+    /// Why an audit event is about this subject (`None`: it is not).
+    fn about(&self, e: &AuditEvent, pod_account: Option<&str>) -> Option<&'static str> {
+        let object = e.object_ref.as_ref();
+        let ns = object.and_then(|o| o.namespace.as_deref());
+        let resource = object.and_then(|o| o.resource.as_deref());
+        let name = object.and_then(|o| o.name.as_deref());
+        let user = e.user.username.as_str();
+        match self {
+            Subject::Pod { namespace, name: pod } => {
+                if resource == Some("pods") && ns == Some(namespace) && name == Some(pod) {
+                    Some("the pod")
+                } else if pod_account.is_some_and(|sa| user == format!("system:serviceaccount:{namespace}:{sa}")) {
+                    Some("request by the pod's service account")
+                } else {
+                    None
+                }
+            }
+            Subject::Node(node) => {
+                if resource == Some("nodes") && name == Some(node) {
+                    Some("the node")
+                } else if user == format!("system:node:{node}") {
+                    Some("request by the node's kubelet")
+                } else {
+                    None
+                }
+            }
+            Subject::Namespace(n) => {
+                if ns == Some(n) || (resource == Some("namespaces") && name == Some(n)) {
+                    Some("in the namespace")
+                } else {
+                    None
+                }
+            }
+            Subject::ServiceAccount { namespace, name: sa } => {
+                if user == format!("system:serviceaccount:{namespace}:{sa}") {
+                    Some("request by the service account")
+                } else if resource == Some("serviceaccounts") && ns == Some(namespace) && name == Some(sa) {
+                    Some("the service account")
+                } else {
+                    None
+                }
+            }
+        }
     }
 }
 
-fn pod(global: &Global, a: &CollectPodArgs) -> Result<u8, UserError> {
-    let (ns, name) = match (a.pod.split_once('/'), &a.namespace) {
-        (Some((ns, name)), _) => (ns.to_string(), name.to_string()),
-        (None, Some(ns)) => (ns.clone(), a.pod.clone()),
-        (None, None) => ("default".to_string(), a.pod.clone()),
+fn split(target: &str, what: &str, default_ns: Option<&str>) -> Result<(String, String), UserError> {
+    match (target.split_once('/'), default_ns) {
+        (Some((ns, name)), _) if !ns.is_empty() && !name.is_empty() => Ok((ns.to_string(), name.to_string())),
+        (None, Some(ns)) if !target.is_empty() => Ok((ns.to_string(), target.to_string())),
+        _ => Err(UserError(format!("write the {what} as NAMESPACE/NAME, not {target:?}"))),
+    }
+}
+
+pub fn run(global: &Global, command: &CollectCommand) -> Result<u8, UserError> {
+    let (subject, common, node_logs) = match command {
+        CollectCommand::Pod(a) => {
+            let (namespace, name) = split(&a.pod, "pod", Some(a.namespace.as_deref().unwrap_or("default")))?;
+            (Subject::Pod { namespace, name }, &a.common, false)
+        }
+        CollectCommand::Node(a) => (Subject::Node(a.node.clone()), &a.common, a.node_logs),
+        CollectCommand::Namespace(a) => (Subject::Namespace(a.namespace.clone()), &a.common, false),
+        CollectCommand::Serviceaccount(a) => {
+            let (namespace, name) = split(&a.serviceaccount, "service account", None)?;
+            (Subject::ServiceAccount { namespace, name }, &a.common, false)
+        }
     };
-    let dir = collect_pod(global, &ns, &name, a)?;
-    outln!("{}", dir.display());
+    let path = collect(global, &subject, common, node_logs)?;
+    outln!("{}", path.display());
     Ok(exit::OK)
 }
 
-/// Collects one pod into a sealed bundle under `a.out`, records it in the store (and on the
-/// incident's timeline with `a.incident`); returns the bundle's folder.
-pub fn collect_pod(global: &Global, ns: &str, name: &str, a: &CollectPodArgs) -> Result<std::path::PathBuf, UserError> {
-    let (ns, name) = (ns.to_string(), name.to_string());
-    let key = a.sign_key.as_deref().map(kir_evidence::load_key).transpose()?;
+/// Collects `subject` from every `--context` (or the current one) into one sealed bundle under
+/// `common.out`, records it in the store (and on the incident's timeline with `--incident`);
+/// returns the bundle's folder (or archive).
+pub fn collect(
+    global: &Global,
+    subject: &Subject,
+    common: &CollectCommon,
+    node_logs: bool,
+) -> Result<PathBuf, UserError> {
+    let key = common.sign_key.as_deref().map(kir_evidence::load_key).transpose()?;
+    let contexts: Vec<Option<&str>> =
+        if global.context.is_empty() { vec![None] } else { global.context.iter().map(|c| Some(c.as_str())).collect() };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let dir = rt.block_on(async {
-        let (client, target) = kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
-        let mut collector = kir_evidence::local_identity();
-        if let Some(n) = &global.acting_as {
-            collector.user = n.clone();
-        }
-        collector.kube_user = target.user.clone();
-        collector.context = target.context.clone();
-        let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
-        let mut w = kir_evidence::BundleWriter::create(
-            &a.out,
-            &format!("pod-{ns}-{name}-{stamp}"),
-            &format!("pod {ns}/{name}"),
-            collector,
-        )?;
-        w.set_incident(a.incident);
-        w.add_cluster(kir_evidence::Cluster {
-            server: target.server.clone(),
-            kube_system_uid: kir_cluster::collect::kube_system_uid(&client).await,
-            context: target.context.clone(),
-        });
-        let options = kir_cluster::collect::Options { include_secret_values: a.include_secret_values };
-        let report = match kir_cluster::collect::pod(&client, &ns, &name, &options, &mut w).await {
-            Ok(r) => r,
-            Err(e) => {
-                // Nothing collected: no empty bundle left behind. Something collected: kept, unsealed.
-                let dir = w.dir().to_path_buf();
-                let empty = std::fs::read_dir(&dir).map(|mut d| d.next().is_none()).unwrap_or(false);
-                if empty {
-                    let _ = std::fs::remove_dir(&dir);
-                } else {
-                    eprintln!(
-                        "kir: the files collected so far stay in {} (no manifest: not a sealed bundle)",
-                        dir.display()
-                    );
-                }
-                return Err(match e {
-                    kir_cluster::Error::Unreachable(why) => {
-                        UserError(format!("cannot reach the cluster at {}: {why}", target.server))
+    let mut writer: Option<kir_evidence::BundleWriter> = None;
+    let mut servers = Vec::new();
+    let mut files = 0;
+    let outcome: Result<(), UserError> = rt.block_on(async {
+        for (i, context) in contexts.iter().enumerate() {
+            let (client, target) = kir_cluster::connect(global.kubeconfig.as_deref(), *context).await?;
+            let w = match &mut writer {
+                Some(w) => w,
+                None => {
+                    let mut collector = kir_evidence::local_identity();
+                    if let Some(n) = &global.acting_as {
+                        collector.user = n.clone();
                     }
-                    other => UserError(other.to_string()),
-                });
+                    collector.kube_user = target.user.clone();
+                    collector.context = target.context.clone();
+                    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+                    let mut w = kir_evidence::BundleWriter::create(
+                        &common.out,
+                        &format!("{}-{stamp}", subject.slug()),
+                        &subject.describe(),
+                        collector,
+                    )?;
+                    w.set_incident(common.incident);
+                    writer.insert(w)
+                }
+            };
+            w.add_cluster(kir_evidence::Cluster {
+                server: target.server.clone(),
+                kube_system_uid: kir_cluster::collect::kube_system_uid(&client).await,
+                context: target.context.clone(),
+            });
+            if contexts.len() > 1 {
+                let name = target.context.clone().unwrap_or_else(|| format!("cluster-{}", i + 1));
+                w.set_prefix(Some(&format!("clusters/{name}")));
             }
-        };
-        if !global.quiet {
-            for s in &report.skipped {
-                eprintln!("kir: not collected: {s}");
+            let options = kir_cluster::collect::Options { include_secret_values: common.include_secret_values };
+            let result = match subject {
+                Subject::Pod { namespace, name } => {
+                    kir_cluster::collect::pod(&client, namespace, name, &options, w).await
+                }
+                Subject::Node(n) => {
+                    let node_options = kir_cluster::collect::NodeOptions { node_logs };
+                    kir_cluster::collect::node(&client, n, &node_options, w).await
+                }
+                Subject::Namespace(n) => kir_cluster::collect::namespace(&client, n, &options, w).await,
+                Subject::ServiceAccount { namespace, name } => {
+                    kir_cluster::collect::serviceaccount(&client, namespace, name, &options, w).await
+                }
+            };
+            let report = result.map_err(|e| match e {
+                kir_cluster::Error::Unreachable(why) => {
+                    UserError(format!("cannot reach the cluster at {}: {why}", target.server))
+                }
+                other => UserError(other.to_string()),
+            })?;
+            if !global.quiet {
+                for s in &report.skipped {
+                    eprintln!("kir: not collected: {s}");
+                }
             }
+            files += report.files.len();
+            servers.push(target.server.clone());
         }
-        let dir = w.finish(key.as_ref())?;
-        Ok::<_, UserError>((dir, report.files.len(), target.server))
-    })?;
-    if !global.quiet {
-        eprintln!("kir: {} files collected; check with: kir evidence verify {}", dir.1, dir.0.display());
+        Ok(())
+    });
+    let Some(mut w) = writer else {
+        return Err(outcome.err().unwrap_or_else(|| UserError("nothing collected".into())));
+    };
+    if let Err(e) = outcome {
+        // Nothing collected: no empty bundle left behind. Something collected: kept, unsealed.
+        let dir = w.dir().to_path_buf();
+        let empty = std::fs::read_dir(&dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if empty {
+            let _ = std::fs::remove_dir(&dir);
+        } else {
+            eprintln!("kir: the files collected so far stay in {} (no manifest: not a sealed bundle)", dir.display());
+        }
+        return Err(e);
     }
-    if let Err(e) = record_collection(global, &format!("pod/{ns}/{name}"), &dir.0, &dir.2) {
+    w.set_prefix(None);
+    if !common.audit.is_empty() {
+        let account = pod_account(w.dir(), subject, contexts.len() > 1);
+        let (excerpt, count) = audit_excerpt(&common.audit, subject, account.as_deref(), global.quiet)?;
+        w.add("audit/excerpt.jsonl", &excerpt, Some(&format!("{count} audit events about {}", subject.describe())))?;
+        files += 1;
+        if !global.quiet {
+            eprintln!("kir: {count} audit events about {}", subject.describe());
+        }
+    }
+    let dir = w.finish(key.as_ref())?;
+    let digest = crate::incident_cmd::manifest_digest(&dir)?;
+    let path = if common.archive { kir_evidence::archive(&dir, &crate::incident_cmd::who(global))? } else { dir };
+    if !global.quiet {
+        eprintln!("kir: {files} files collected; check with: kir evidence verify {}", path.display());
+    }
+    if let Err(e) = record_collection(global, &subject.target(), &path, &digest, &servers.join(", ")) {
         eprintln!(
             "kir: warning: the bundle is sealed but not recorded in kir's store ({}); evidence-first checks will not see it",
             e.0
         );
     }
-    if let Some(id) = a.incident {
-        crate::incident_cmd::record_evidence(global, id, &dir.0, &format!("collected pod {ns}/{name}"))?;
+    if let Some(id) = common.incident {
+        crate::incident_cmd::record_evidence_digest(
+            global,
+            id,
+            &path,
+            &digest,
+            &format!("collected {}", subject.describe()),
+        )?;
     }
-    Ok(dir.0)
+    Ok(path)
+}
+
+/// The pod's service account, read from the pod.json just collected.
+fn pod_account(dir: &Path, subject: &Subject, several: bool) -> Option<String> {
+    if !matches!(subject, Subject::Pod { .. }) || several {
+        return None;
+    }
+    let pod: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("pod.json")).ok()?).ok()?;
+    Some(pod.pointer("/spec/serviceAccountName").and_then(|s| s.as_str()).unwrap_or("default").to_string())
+}
+
+/// The audit events about `subject` in `paths`, one JSON object a line in time order, without
+/// request and response bodies (they may hold Secret values). Stages of one request are joined:
+/// the last stage read wins.
+fn audit_excerpt(
+    paths: &[PathBuf],
+    subject: &Subject,
+    pod_account: Option<&str>,
+    quiet: bool,
+) -> Result<(Vec<u8>, usize), UserError> {
+    let inputs = kir_audit::discover(paths).map_err(|e| UserError(e.to_string()))?;
+    let mut kept: BTreeMap<String, (Option<jiff::Timestamp>, serde_json::Value)> = BTreeMap::new();
+    let mut problems = 0usize;
+    let options = kir_audit::ReadOptions::default();
+    for input in &inputs {
+        let progress = Arc::new(AtomicU64::new(0));
+        let result = kir_audit::read_input(input, &options, progress, &mut |batch| {
+            let mut records = Vec::new();
+            let mut skipped = Vec::new();
+            kir_audit::decode_batch(&batch, &mut records, &mut skipped);
+            problems += skipped.len() + batch.skipped.len();
+            for r in records {
+                let Record::Audit(e) = r else { continue };
+                let Some(why) = subject.about(&e, pod_account) else { continue };
+                let line = json!({
+                    "auditID": e.audit_id,
+                    "stage": e.stage.map(|s| s.as_str()),
+                    "time": e.time().map(|t| t.to_string()),
+                    "verb": e.verb,
+                    "requestURI": e.request_uri,
+                    "user": e.user.username,
+                    "groups": e.user.groups,
+                    "impersonatedUser": e.impersonated_user.as_ref().map(|u| u.username.clone()),
+                    "sourceIPs": e.source_ips,
+                    "userAgent": e.user_agent,
+                    "objectRef": e.object_ref.as_ref().map(|o| json!({"resource": o.resource, "subresource": o.subresource,
+                        "namespace": o.namespace, "name": o.name, "apiGroup": o.api_group})),
+                    "code": e.response_code(),
+                    "decision": e.decision(),
+                    "why": why,
+                    "source": format!("{}:{}", e.origin.path, e.origin.line),
+                });
+                kept.insert(e.audit_id.clone(), (e.time(), line));
+            }
+        });
+        if let Err(e) = result {
+            return Err(UserError(e.to_string()));
+        }
+    }
+    if problems > 0 && !quiet {
+        eprintln!("kir: {problems} audit lines could not be read (kir hunt --skipped shows them)");
+    }
+    let mut rows: Vec<_> = kept.into_values().collect();
+    rows.sort_by_key(|r| r.0);
+    let mut out = Vec::new();
+    for (_, row) in &rows {
+        out.extend_from_slice(row.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    Ok((out, rows.len()))
 }
 
 /// Records a sealed bundle in the store as a `collect` action: what the evidence-first check of
@@ -99,15 +314,10 @@ pub fn collect_pod(global: &Global, ns: &str, name: &str, a: &CollectPodArgs) ->
 pub fn record_collection(
     global: &Global,
     target: &str,
-    bundle: &std::path::Path,
+    bundle: &Path,
+    digest: &str,
     server: &str,
 ) -> Result<(), UserError> {
-    let manifest_path = bundle.join(kir_evidence::MANIFEST);
-    let manifest = std::fs::read(&manifest_path).map_err(|e| UserError(format!("{}: {e}", manifest_path.display())))?;
-    let digest = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&manifest))
-    };
     let now = crate::incident_cmd::now_ms()?;
     let record = kir_store::ActionRecord {
         id: format!("col-{}", &digest[..10]),

@@ -245,6 +245,19 @@ pub async fn perform(
     Ok((record, requests_of(&planned)))
 }
 
+/// The one `--context` a command that changes a cluster acts on (several would be ambiguous).
+pub fn one_context(global: &Global) -> Result<Option<&str>, UserError> {
+    match global.context.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        several => Err(UserError(format!(
+            "this command acts on one cluster; {} contexts were given ({}): give one --context",
+            several.len(),
+            several.join(", ")
+        ))),
+    }
+}
+
 fn namespaced(target: &str, what: &str) -> Result<(String, String), UserError> {
     match target.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
@@ -371,7 +384,7 @@ async fn run_in(
     let who = crate::incident_cmd::who(global);
     let now = crate::incident_cmd::now_ms()?;
     if let Some((request, common)) = request {
-        let (client, cluster) = kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
+        let (client, cluster) = kir_cluster::connect(global.kubeconfig.as_deref(), one_context(global)?).await?;
         let ctx = Ctx { global, store, client, cluster, who, now };
         let (record, requests) = perform(&ctx, &request, common).await?;
         print_action(global, &record, Some(&requests))?;
@@ -390,7 +403,7 @@ async fn run_in(
                 outln!("{action_id} was already undone: nothing to do");
                 return Ok(exit::OK);
             }
-            let (client, _) = kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
+            let (client, _) = kir_cluster::connect(global.kubeconfig.as_deref(), one_context(global)?).await?;
             let planned = undo_plan(&client, &a).await?;
             let changes = contain::apply(&client, &planned, false).await?;
             store.mark_undone(action_id, &who, now).await.map_err(|e| UserError(e.to_string()))?;

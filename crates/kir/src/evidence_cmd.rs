@@ -24,10 +24,16 @@ pub fn run(global: &Global, command: &EvidenceCommand) -> Result<u8, UserError> 
                 Some(k) => Some(k.trim().to_string()),
                 None => None,
             };
-            let report = kir_evidence::verify(&a.bundle, key.as_deref())?;
+            // An archived bundle is checked in a temporary copy; the archive is not changed.
+            let is_archive = a.bundle.to_string_lossy().ends_with(".tar.zst") && a.bundle.is_file();
+            let unpacked = if is_archive { Some(kir_evidence::unpack(&a.bundle)?) } else { None };
+            let folder = unpacked.as_ref().map(|(_, d)| d.clone()).unwrap_or_else(|| a.bundle.clone());
+            let report = kir_evidence::verify(&folder, key.as_deref())?;
             let ok = report.ok();
-            // Verification is itself a custody event: recorded only when the bundle is intact.
+            // Verification is itself a custody event: recorded only when the bundle is intact
+            // (and is a folder: an archive's custody log is inside it, sealed).
             if ok
+                && !is_archive
                 && let Err(e) = kir_evidence::append_custody(
                     &a.bundle,
                     &who(global),

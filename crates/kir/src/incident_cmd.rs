@@ -248,14 +248,28 @@ async fn send_for(
     Ok(sent)
 }
 
-/// Puts an evidence bundle on an incident's timeline (with its manifest's hash).
-pub fn record_evidence(global: &Global, id: i64, bundle: &std::path::Path, what: &str) -> Result<(), UserError> {
+/// The SHA-256 of a bundle's manifest: what names a bundle on timelines and in action records.
+pub fn manifest_digest(bundle: &std::path::Path) -> Result<String, UserError> {
     let manifest_path = bundle.join(kir_evidence::MANIFEST);
     let manifest = std::fs::read(&manifest_path).map_err(|e| UserError(format!("{}: {e}", manifest_path.display())))?;
-    let digest = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&manifest))
-    };
+    use sha2::Digest;
+    Ok(hex::encode(sha2::Sha256::digest(&manifest)))
+}
+
+/// Puts an evidence bundle on an incident's timeline (with its manifest's hash).
+pub fn record_evidence(global: &Global, id: i64, bundle: &std::path::Path, what: &str) -> Result<(), UserError> {
+    let digest = manifest_digest(bundle)?;
+    record_evidence_digest(global, id, bundle, &digest, what)
+}
+
+/// As `record_evidence`, for a bundle whose manifest digest is known (an archived bundle).
+pub fn record_evidence_digest(
+    global: &Global,
+    id: i64,
+    bundle: &std::path::Path,
+    digest: &str,
+    what: &str,
+) -> Result<(), UserError> {
     let who = who(global);
     let now = now_ms()?;
     let rt = runtime()?;

@@ -11,7 +11,7 @@ use kir_plan::{Action, Plan};
 use kir_store::{Store, TimelineEntry};
 use serde_json::{Value, json};
 
-use crate::cli::{ActionArgs, ApproveArgs, CollectPodArgs, Format, Global, RespondArgs};
+use crate::cli::{ActionArgs, ApproveArgs, CollectCommon, Format, Global, RespondArgs};
 use crate::contain_cmd::{Ctx, Request};
 use crate::output::outln;
 use crate::{UserError, exit};
@@ -303,7 +303,7 @@ fn respond(
     let findings = rt.block_on(store.findings(args.id)).map_err(store_err)?;
     let mut targets = targets_from(args, &findings)?;
     let (client, cluster) =
-        rt.block_on(kir_cluster::connect(global.kubeconfig.as_deref(), global.context.as_deref()))?;
+        rt.block_on(kir_cluster::connect(global.kubeconfig.as_deref(), crate::contain_cmd::one_context(global)?))?;
     rt.block_on(resolve(&client, &mut targets, global.quiet))?;
     let mut r = Run { global, args, incident: args.id, playbook: playbook.id.clone(), report: vec![] };
     if !matches!(global.format, Format::Json | Format::Jsonl) {
@@ -439,15 +439,16 @@ fn collect_step(global: &Global, args: &RespondArgs, t: &Targets) -> Result<Vec<
             lines.push(format!("would collect pod {ns}/{name} into {}", args.out.display()));
             continue;
         }
-        let a = CollectPodArgs {
-            pod: format!("{ns}/{name}"),
-            namespace: None,
+        let common = CollectCommon {
             out: args.out.clone(),
             include_secret_values: false,
             sign_key: args.sign_key.clone(),
             incident: Some(args.id),
+            audit: args.audit.clone(),
+            archive: false,
         };
-        let dir = crate::collect_cmd::collect_pod(global, ns, name, &a)?;
+        let subject = crate::collect_cmd::Subject::Pod { namespace: ns.clone(), name: name.clone() };
+        let dir = crate::collect_cmd::collect(global, &subject, &common, false)?;
         lines.push(format!("pod {ns}/{name} → {}", dir.display()));
     }
     Ok(lines)

@@ -235,3 +235,191 @@ fn respond_collects_before_containing_and_waits_for_approvals() {
         assert!(show.contains(needle), "{needle} in\n{show}");
     }
 }
+
+fn files_of(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_of(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn collect_node_namespace_and_serviceaccount_give_bundles_that_verify_without_secret_values() {
+    let e = env();
+    // A Secret and a token Secret whose values must never reach a bundle.
+    e.cluster.put(
+        "/api/v1/namespaces/checkout/secrets/db",
+        json!({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "db", "namespace": "checkout",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"password\":\"c3VwZXJzZWNyZXQ=\"}}"}},
+            "type": "Opaque", "data": {"password": "c3VwZXJzZWNyZXQ="}}),
+    );
+    e.cluster.put(
+        "/api/v1/namespaces/checkout/secrets/checkout-api-token",
+        json!({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "checkout-api-token", "namespace": "checkout",
+            "annotations": {"kubernetes.io/service-account.name": "checkout-api"}},
+            "type": "kubernetes.io/service-account-token", "data": {"token": "ZXlKaGJHY2lPaUpTVXpJMU5pSjkudG9rZW4="}}),
+    );
+    let out = e.dir.path().join("evidence");
+    let out_s = out.to_str().unwrap();
+    for args in [
+        vec!["collect", "node", "k8s-real-node", "--out", out_s],
+        vec!["collect", "namespace", "checkout", "--out", out_s],
+        vec!["collect", "serviceaccount", "checkout/checkout-api", "--out", out_s],
+    ] {
+        let o = e.kir(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let bundle = std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+        e.kir(&["evidence", "verify", bundle.to_str().unwrap()]).assert().success();
+        for f in files_of(&bundle) {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).to_string();
+            assert!(!text.contains("c3VwZXJzZWNyZXQ="), "a Secret value in {}", f.display());
+            assert!(!text.contains("ZXlKaGJHY2lPaUpTVXpJMU5pSjkudG9rZW4="), "a token in {}", f.display());
+        }
+        let names: Vec<String> =
+            files_of(&bundle).iter().map(|f| f.strip_prefix(&bundle).unwrap().to_string_lossy().to_string()).collect();
+        let want: &[&str] = match args[1] {
+            "node" => &["node.json", "pods.json", "volumeattachments.json", "events.json"],
+            "namespace" => &[
+                "namespace.json",
+                "objects/pods.json",
+                "objects/deployments.json",
+                "objects/secrets.json",
+                "objects/rolebindings.json",
+            ],
+            _ => &[
+                "serviceaccount.json",
+                "rbac/rolebindings.json",
+                "rbac/clusterrolebindings.json",
+                "objects/secrets.json",
+                "pods-running-as.json",
+            ],
+        };
+        for w in want {
+            assert!(names.iter().any(|n| n == w), "{w} in {names:?}");
+        }
+    }
+    // Collection only reads.
+    assert!(e.cluster.writes().is_empty(), "{:?}", e.cluster.writes());
+}
+
+#[test]
+fn collect_takes_audit_excerpts_several_contexts_and_archives() {
+    let e = env();
+    let second = FakeCluster::start();
+    let kubeconfig = e.dir.path().join("two-clusters");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: eu\n  cluster: {{server: \"{}\"}}\n- name: us\n  cluster: {{server: \"{}\"}}\nusers:\n- name: r\n  user: {{token: t}}\ncontexts:\n- name: prod-eu\n  context: {{cluster: eu, user: r}}\n- name: prod-us\n  context: {{cluster: us, user: r}}\ncurrent-context: prod-eu\n",
+            e.cluster.url(),
+            second.url()
+        ),
+    )
+    .unwrap();
+    let audit = e.dir.path().join("audit.log");
+    let event = |id: &str, user: &str, uri: &str, object: Value, body: Option<Value>| {
+        let mut v = json!({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": id,
+            "stage": "ResponseComplete", "requestURI": uri, "verb": "create", "user": {"username": user},
+            "sourceIPs": ["203.0.113.7"], "objectRef": object, "responseStatus": {"code": 201},
+            "requestReceivedTimestamp": "2026-11-27T23:00:00.000000Z", "stageTimestamp": "2026-11-27T23:00:00.100000Z"});
+        if let Some(b) = body {
+            v["requestObject"] = b;
+        }
+        v.to_string()
+    };
+    let lines = [
+        event(
+            "a1",
+            "mallory",
+            "/api/v1/namespaces/checkout/pods/checkout-api-64db89f569-blm5l/exec?command=sh",
+            json!({"resource": "pods", "subresource": "exec", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l", "apiVersion": "v1"}),
+            None,
+        ),
+        event(
+            "a2",
+            "system:serviceaccount:checkout:checkout-api",
+            "/api/v1/namespaces/checkout/secrets",
+            json!({"resource": "secrets", "namespace": "checkout", "apiVersion": "v1"}),
+            Some(json!({"kind": "Secret", "data": {"password": "aHVudGVyMg=="}})),
+        ),
+        event(
+            "a3",
+            "alice",
+            "/api/v1/namespaces/other/pods",
+            json!({"resource": "pods", "namespace": "other", "apiVersion": "v1"}),
+            None,
+        ),
+        "this line is not JSON".to_string(),
+    ];
+    std::fs::write(&audit, lines.join("\n") + "\n").unwrap();
+    let out = e.dir.path().join("evidence");
+    let o = kir()
+        .args(["collect", "pod", P1, "--out", out.to_str().unwrap(), "--audit", audit.to_str().unwrap()])
+        .args(["--context", "prod-eu", "--context", "prod-us", "--archive", "--store", &e.store])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let archive = std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+    assert!(archive.to_string_lossy().ends_with(".tar.zst"), "{}", archive.display());
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "only the archive is left");
+    e.kir(&["evidence", "verify", archive.to_str().unwrap()]).assert().success();
+
+    // Look inside: one folder per cluster, both clusters in the manifest, the excerpt.
+    let (_guard, dir) = unpack(&archive);
+    let manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["clusters"].as_array().unwrap().len(), 2);
+    assert!(dir.join("clusters/prod-eu/pod.json").is_file() && dir.join("clusters/prod-us/pod.json").is_file());
+    let excerpt = std::fs::read_to_string(dir.join("audit/excerpt.jsonl")).unwrap();
+    let ids: Vec<String> = excerpt
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["auditID"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["a1"], "only the pod's own requests (its service account is not read across clusters)");
+    assert!(!excerpt.contains("aHVudGVyMg=="));
+
+    // One cluster: the pod's service account's requests are about it too; bodies never kept.
+    let o = e
+        .kir(&["collect", "pod", P1, "--out", out.to_str().unwrap(), "--audit", audit.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bundle = std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+    let excerpt = std::fs::read_to_string(bundle.join("audit/excerpt.jsonl")).unwrap();
+    assert_eq!(excerpt.lines().count(), 2);
+    assert!(excerpt.contains("request by the pod's service account"));
+    assert!(!excerpt.contains("aHVudGVyMg=="));
+
+    // A command that changes a cluster refuses several contexts.
+    kir()
+        .args([
+            "contain",
+            "cordon",
+            "node",
+            "k8s-real-node",
+            "--context",
+            "prod-eu",
+            "--context",
+            "prod-us",
+            "--store",
+            &e.store,
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("acts on one cluster"));
+}
+
+fn unpack(archive: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) {
+    let temp = tempfile::tempdir().unwrap();
+    let decoder = zstd::Decoder::new(std::fs::File::open(archive).unwrap()).unwrap();
+    tar::Archive::new(decoder).unpack(temp.path()).unwrap();
+    let dir = std::fs::read_dir(temp.path()).unwrap().next().unwrap().unwrap().path();
+    (temp, dir)
+}

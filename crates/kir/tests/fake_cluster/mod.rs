@@ -225,6 +225,10 @@ impl FakeCluster {
             "/api/v1/namespaces/kube-system".into(),
             json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system", "uid": "5c1e0f3a-0000-4000-8000-00000000c0de"}}),
         );
+        s.put(
+            "/api/v1/namespaces/checkout".into(),
+            json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "checkout", "uid": "0f1c2d3e-0000-4000-8000-0000000c4ec0"}}),
+        );
         // Logs and events as recorded.
         let index: Vec<Value> =
             serde_json::from_slice(&std::fs::read(recordings().join("index.json")).unwrap()).unwrap();
@@ -267,6 +271,15 @@ impl FakeCluster {
         )
         .unwrap();
         path
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url("")
+    }
+
+    /// Adds or replaces an object.
+    pub fn put(&self, path: &str, object: Value) {
+        self.state.lock().unwrap().put(path.to_string(), object);
     }
 
     pub fn requests(&self) -> Vec<ReceivedRequest> {
