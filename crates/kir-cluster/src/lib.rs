@@ -8,6 +8,7 @@
 
 pub mod collect;
 pub mod contain;
+pub mod top;
 
 use std::path::Path;
 

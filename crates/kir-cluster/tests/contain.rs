@@ -705,3 +705,49 @@ async fn delete_label_and_suspend_send_exactly_their_requests() {
     server.await.unwrap();
     assert_eq!(planned.before, json!({"suspend": false}));
 }
+
+#[tokio::test]
+async fn top_reads_the_metrics_api_or_falls_back_to_the_kubelet_stats_summary() {
+    let pods = recorded("GET_api_v1_namespaces_checkout_pods.json");
+    let metrics_404 = not_found("the server could not find the requested resource");
+    let (client, server) = mock(vec![
+        get("/api/v1/namespaces/checkout/pods", pods.clone()),
+        call(Method::GET, "/apis/metrics.k8s.io/v1beta1/namespaces/checkout/pods", 404, metrics_404),
+        get(
+            "/api/v1/nodes/k8s-real-node/proxy/stats/summary",
+            recorded("GET_api_v1_nodes_k8s-real-node_proxy_stats_summary.json"),
+        ),
+    ]);
+    let (list, source) = kir_cluster::top::usage(&client, Some("checkout")).await.unwrap();
+    server.await.unwrap();
+    assert_eq!(source, kir_cluster::top::Source::Kubelet);
+    assert_eq!(list.len(), 3);
+    let summary = recorded_json("GET_api_v1_nodes_k8s-real-node_proxy_stats_summary.json");
+    let worker = summary["pods"].as_array().unwrap().iter().find(|p| p["podRef"]["name"] == "batch-worker").unwrap();
+    let got = list.iter().find(|u| u.name == "batch-worker").unwrap();
+    assert_eq!(got.memory_bytes, worker["memory"]["workingSetBytes"].as_u64().unwrap());
+    assert!((got.cpu_millis - worker["cpu"]["usageNanoCores"].as_f64().unwrap() / 1e6).abs() < 1e-9);
+
+    // With metrics-server: its numbers, summed over containers; a miner pinned at its limit is flagged.
+    let mut with_limit = recorded_json("GET_api_v1_namespaces_checkout_pods.json");
+    for p in with_limit["items"].as_array_mut().unwrap() {
+        if p["metadata"]["name"] == POD_NAME {
+            p["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "100m"}, "limits": {"cpu": "2"}});
+        }
+    }
+    let metrics = json!({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": [
+        {"metadata": {"name": POD_NAME, "namespace": "checkout"}, "timestamp": "2026-11-27T23:59:00Z", "window": "10.5s",
+         "containers": [{"name": "app", "usage": {"cpu": "1990000000n", "memory": "24Mi"}}]}]});
+    let (client, server) = mock(vec![
+        get("/api/v1/namespaces/checkout/pods", serde_json::to_vec(&with_limit).unwrap()),
+        get("/apis/metrics.k8s.io/v1beta1/namespaces/checkout/pods", serde_json::to_vec(&metrics).unwrap()),
+    ]);
+    let (list, source) = kir_cluster::top::usage(&client, Some("checkout")).await.unwrap();
+    server.await.unwrap();
+    assert_eq!(source, kir_cluster::top::Source::MetricsServer);
+    assert_eq!(list[0].name, POD_NAME, "busiest first");
+    assert!((list[0].cpu_millis - 1990.0).abs() < 1e-6);
+    assert_eq!(list[0].memory_bytes, 24 * 1024 * 1024);
+    assert!(kir_cluster::top::pinned_cpu(&list[0]).unwrap().contains("pinned at its limit"));
+    assert!(kir_cluster::top::pinned_cpu(&list[1]).is_none());
+}

@@ -140,6 +140,13 @@ kir scan web-export.tar --rules our-rules.yml --fail-on high\n\nExit codes: 0 do
         after_help = "kir picks the playbook of the incident's type (the plan's types[].playbook) and its targets: the pods the incident's findings name (or --pod), their nodes, service accounts and workloads, and the users behind the findings. Steps already done are skipped. It stops at a step that needs a role's approval (approve it with kir incident approve ID) or a person's hands (do it, then kir respond ID --confirm STEP), and at a failed step; fix the cause and run it again.\n\nExit codes: 0 the playbook is done, 3 it waits for an approval or a confirmation, 1 a step failed, 2 usage error.\n\nExamples:\n  kir respond 7 --dry-run\n  kir respond 7 --out evidence/\n  kir incident approve 7 --as dana\n  kir respond 7 --pod shop/web-7f9c\n  kir respond 7 --confirm 8"
     )]
     Respond(RespondArgs),
+    /// Pods by CPU and memory against their requests and limits; flags the shape of
+    /// cryptomining (CPU pinned, connections to mining-pool ports in runtime alerts).
+    #[command(after_help = "Numbers come from the metrics API (metrics-server); where none runs, from each \
+kubelet's stats summary through the API server's node proxy (nodes/proxy). One sample, as kubectl top: run it \
+again to see a pod stay pinned.\n\nExamples:\n  kir top -n shop\n  kir top --all-namespaces --alerts falco-events.json\n  \
+kir top -A --format json | jq 'select(.flags | length > 0)'")]
+    Top(TopArgs),
     /// Containment on a live cluster, dry-run first, every action recorded and reversible.
     Contain {
         #[command(subcommand)]
@@ -226,6 +233,25 @@ kir incident approve 7 --as dana\n  kir incident approve 7 --step 3 --note \"iso
         after_help = "Examples:\n  kir incident report 7 --format html > incident-7.html\n  kir incident report 7 --format md --chart incident-7.svg"
     )]
     Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Only this namespace (default: all namespaces).
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Every namespace.
+    #[arg(long, short = 'A')]
+    pub all_namespaces: bool,
+    /// Falco alerts (JSON lines, as kir hunt reads them): pods seen connecting to mining-pool ports are flagged.
+    #[arg(long, value_name = "PATH")]
+    pub alerts: Vec<PathBuf>,
+    /// Show at most this many pods (busiest first).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Exit 1 when a pod has the shape of cryptomining.
+    #[arg(long)]
+    pub fail_on_mining: bool,
 }
 
 #[derive(Debug, Args)]

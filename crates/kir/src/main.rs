@@ -17,6 +17,7 @@ mod output;
 mod plan_cmd;
 mod respond_cmd;
 mod rules_cmd;
+mod top_cmd;
 
 use std::process::ExitCode;
 
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
         Command::Collect { command } => collect_cmd::run(&cli.global, command),
         Command::Contain { command } => contain_cmd::run(&cli.global, command),
         Command::Respond(args) => respond_cmd::run(&cli.global, args),
+        Command::Top(args) => top_cmd::run(&cli.global, args),
         Command::Checkpoint { command } => match command {
             cli::CheckpointCommand::Inspect(args) => checkpoint_cmd::inspect(&cli.global, args),
         },

@@ -423,3 +423,43 @@ fn unpack(archive: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) 
     let dir = std::fs::read_dir(temp.path()).unwrap().next().unwrap().unwrap().path();
     (temp, dir)
 }
+
+#[test]
+fn top_flags_the_shape_of_cryptomining() {
+    let e = env();
+    e.cluster.put(
+        "/apis/metrics.k8s.io/v1beta1/namespaces/checkout/pods/checkout-api-64db89f569-blm5l",
+        json!({"metadata": {"name": "checkout-api-64db89f569-blm5l", "namespace": "checkout"},
+            "containers": [{"name": "app", "usage": {"cpu": "99m", "memory": "30Mi"}}]}),
+    );
+    e.cluster.put(
+        "/apis/metrics.k8s.io/v1beta1/namespaces/checkout/pods/checkout-api-64db89f569-gg6tn",
+        json!({"metadata": {"name": "checkout-api-64db89f569-gg6tn", "namespace": "checkout"},
+            "containers": [{"name": "app", "usage": {"cpu": "3m", "memory": "2Mi"}}]}),
+    );
+    let alerts = e.dir.path().join("falco.json");
+    std::fs::write(
+        &alerts,
+        json!({"output": "Outbound connection to 198.51.100.9:3333", "priority": "Warning", "rule": "Unexpected outbound connection",
+            "time": "2026-11-27T23:58:00.000000000Z", "output_fields": {"k8s.ns.name": "checkout", "k8s.pod.name": "checkout-api-64db89f569-gg6tn", "fd.rport": 3333}})
+        .to_string()
+            + "\n",
+    )
+    .unwrap();
+    let out =
+        e.kir(&["top", "-n", "checkout", "--alerts", alerts.to_str().unwrap(), "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows[0]["name"], "checkout-api-64db89f569-blm5l");
+    assert_eq!(rows[0]["source"], "metrics-server");
+    assert!(rows[0]["flags"][0].as_str().unwrap().contains("pinned at its limit (99m of 100m)"), "{}", rows[0]);
+    let other = rows.iter().find(|r| r["name"] == "checkout-api-64db89f569-gg6tn").unwrap();
+    assert!(other["flags"][0].as_str().unwrap().contains("pool port 3333"), "{other}");
+    let quiet = rows.iter().find(|r| r["name"] == "batch-worker").unwrap();
+    assert_eq!(quiet["flags"], json!([]));
+    e.kir(&["top", "-n", "checkout", "--fail-on-mining"])
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("cryptomining?"));
+}
