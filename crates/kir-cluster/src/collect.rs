@@ -21,6 +21,9 @@ pub struct Options {
 pub struct Report {
     pub files: Vec<String>,
     pub skipped: Vec<String>,
+    /// The subject as read (the pod or node object), for steps that follow.
+    #[serde(skip)]
+    pub object: Value,
 }
 
 struct Collector<'a> {
@@ -130,6 +133,7 @@ pub async fn pod(
     c.bundle.add("pod.json", pod_text.as_bytes(), Some(&format!("GET {pod_path}")))?;
     c.report.files.push("pod.json".into());
     let pod: Value = serde_json::from_str(&pod_text).unwrap_or_default();
+    c.report.object = pod.clone();
 
     // Owners, up the chain (ReplicaSet → Deployment, Job → CronJob).
     let mut owners: Vec<Value> =
@@ -454,6 +458,7 @@ pub async fn node(
     c.bundle.add("node.json", text.as_bytes(), Some(&format!("GET {node_path}")))?;
     c.report.files.push("node.json".into());
     let node: Value = serde_json::from_str(&text).unwrap_or_default();
+    c.report.object = node.clone();
     let summary = serde_json::json!({
         "name": name,
         "unschedulable": node.pointer("/spec/unschedulable"),

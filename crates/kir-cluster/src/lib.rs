@@ -9,6 +9,7 @@
 pub mod collect;
 pub mod contain;
 pub mod top;
+pub mod volatile;
 
 use std::path::Path;
 

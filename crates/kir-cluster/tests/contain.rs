@@ -3,113 +3,15 @@
 //! objects written in the API's shapes where none was recorded). Every action is planned from
 //! GETs, checked with SelfSubjectAccessReviews, then applied.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use http::{Method, Request, Response};
+use http::Method;
 use kir_cluster::contain::{self, Labelled, Subject};
-use kube::Client;
-use kube::client::Body;
 use serde_json::{Value, json};
 
-fn recorded(name: &str) -> Vec<u8> {
-    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/k8s-api").join(name)).unwrap()
-}
+mod common;
 
-fn recorded_json(name: &str) -> Value {
-    serde_json::from_slice(&recorded(name)).unwrap()
-}
-
-/// One expected request and its answer.
-struct Call {
-    method: Method,
-    path: String,
-    body: Option<Value>,
-    content_type: Option<&'static str>,
-    status: u16,
-    reply: Vec<u8>,
-}
-
-fn call(method: Method, path: &str, status: u16, reply: Vec<u8>) -> Call {
-    Call { method, path: path.to_string(), body: None, content_type: None, status, reply }
-}
-
-fn get(path: &str, reply: Vec<u8>) -> Call {
-    call(Method::GET, path, 200, reply)
-}
-
-impl Call {
-    fn body(mut self, body: Value, content_type: &'static str) -> Self {
-        self.body = Some(body);
-        self.content_type = Some(content_type);
-        self
-    }
-}
-
-const STRATEGIC: &str = "application/strategic-merge-patch+json";
-const MERGE: &str = "application/merge-patch+json";
-const JSON: &str = "application/json";
-const SSAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
-
-/// The SelfSubjectAccessReview kir must send for `attributes`, answered as recorded.
-fn review(attributes: Value, allowed: bool) -> Call {
-    let reply = if allowed {
-        recorded("POST_apis_authorization.k8s.io_v1_selfsubjectaccessreviews.alice-get-pods-log.json")
-    } else {
-        recorded("POST_apis_authorization.k8s.io_v1_selfsubjectaccessreviews.alice-create-pods.json")
-    };
-    call(Method::POST, SSAR, 201, reply).body(
-        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": attributes}}),
-        JSON,
-    )
-}
-
-fn allowed(attributes: Value) -> Call {
-    review(attributes, true)
-}
-
-fn mock(expected: Vec<Call>) -> (Client, tokio::task::JoinHandle<()>) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let server = tokio::spawn(async move {
-        for c in expected {
-            let (request, send) = handle.next_request().await.expect("the expected request");
-            assert_eq!(request.method(), c.method, "{}", c.path);
-            assert_eq!(request.uri().path_and_query().unwrap().as_str(), c.path);
-            if let Some(ct) = c.content_type {
-                assert_eq!(request.headers()["content-type"], ct, "{}", c.path);
-            }
-            if let Some(want) = c.body {
-                let bytes = http_body_util::BodyExt::collect(request.into_body()).await.unwrap().to_bytes();
-                let got: Value = serde_json::from_slice(&bytes).unwrap();
-                assert_eq!(got, want, "{} {}", c.method, c.path);
-            }
-            send.send_response(
-                Response::builder()
-                    .status(c.status)
-                    .header("content-type", "application/json")
-                    .body(Body::from(c.reply))
-                    .unwrap(),
-            );
-        }
-        // Nothing more may come: a further request fails the action under test.
-    });
-    (Client::new(service, "default"), server)
-}
-
-fn not_found(what: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": format!("{what} not found"), "reason": "NotFound", "code": 404}))
-    .unwrap()
-}
-
-fn ok_status() -> Vec<u8> {
-    serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})).unwrap()
-}
-
-fn ops(changes: &[contain::Change]) -> Vec<&str> {
-    changes.iter().map(|c| c.op.as_str()).collect()
-}
+use common::*;
 
 const POD_NAME: &str = "checkout-api-64db89f569-blm5l";
 const POD: &str = "/api/v1/namespaces/checkout/pods/checkout-api-64db89f569-blm5l";

@@ -712,6 +712,27 @@ pub struct CollectPodArgs {
     pub pod: String,
     #[arg(long, short = 'n', value_name = "NS")]
     pub namespace: Option<String>,
+    /// Volatile data without logging into the node: add an ephemeral container that lists the
+    /// processes, connections and recently changed files of the pod's first container through
+    /// /proc. It changes the pod's spec (the container stays listed until the pod is deleted).
+    #[arg(long)]
+    pub debug_container: bool,
+    /// The debug container's image (it needs sh, sed, tr, readlink and find: busybox has them).
+    #[arg(long, value_name = "IMAGE", default_value = "busybox:1.36")]
+    pub debug_image: String,
+    /// How long to wait for the debug container to finish.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub debug_wait: String,
+    /// Ask the kubelet to checkpoint every container (the ContainerCheckpoint feature, a runtime
+    /// that supports it, and nodes/proxy); the archives stay on the node.
+    #[arg(long)]
+    pub checkpoint: bool,
+    /// Create a CSI VolumeSnapshot of every PersistentVolumeClaim the pod mounts.
+    #[arg(long)]
+    pub snapshot_volumes: bool,
+    /// The VolumeSnapshotClass to use (default: the cluster's default class).
+    #[arg(long, value_name = "CLASS", requires = "snapshot_volumes")]
+    pub snapshot_class: Option<String>,
     #[command(flatten)]
     pub common: CollectCommon,
 }
@@ -723,6 +744,11 @@ pub struct CollectNodeArgs {
     /// Also read the node's OS logs through the kubelet (needs nodes/proxy).
     #[arg(long)]
     pub node_logs: bool,
+    /// Snapshot the node's disks with your cloud's command. {volume} is each attached volume's
+    /// id, {node} the node, {instance} the instance id from the provider ID, {provider_id} the
+    /// whole provider ID; values are shell-quoted. Output and exit code go into the bundle.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub snapshot_command: Option<String>,
     #[command(flatten)]
     pub common: CollectCommon,
 }

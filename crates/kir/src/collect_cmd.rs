@@ -95,20 +95,46 @@ fn split(target: &str, what: &str, default_ns: Option<&str>) -> Result<(String, 
     }
 }
 
+/// What a collection may also do, each opt-in because each changes or reaches further.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// Image and how long to wait for the ephemeral debug container.
+    pub debug_container: Option<(String, std::time::Duration)>,
+    pub checkpoint: bool,
+    pub snapshot_volumes: bool,
+    pub snapshot_class: Option<String>,
+    pub node_logs: bool,
+    pub snapshot_command: Option<String>,
+}
+
 pub fn run(global: &Global, command: &CollectCommand) -> Result<u8, UserError> {
-    let (subject, common, node_logs) = match command {
+    let mut extras = Extras::default();
+    let (subject, common) = match command {
         CollectCommand::Pod(a) => {
             let (namespace, name) = split(&a.pod, "pod", Some(a.namespace.as_deref().unwrap_or("default")))?;
-            (Subject::Pod { namespace, name }, &a.common, false)
+            if a.debug_container {
+                let wait =
+                    kir_plan::Duration::parse(&a.debug_wait).map_err(|e| UserError(format!("--debug-wait: {e}")))?;
+                extras.debug_container =
+                    Some((a.debug_image.clone(), std::time::Duration::from_secs(wait.as_secs().max(0) as u64)));
+            }
+            extras.checkpoint = a.checkpoint;
+            extras.snapshot_volumes = a.snapshot_volumes;
+            extras.snapshot_class = a.snapshot_class.clone();
+            (Subject::Pod { namespace, name }, &a.common)
         }
-        CollectCommand::Node(a) => (Subject::Node(a.node.clone()), &a.common, a.node_logs),
-        CollectCommand::Namespace(a) => (Subject::Namespace(a.namespace.clone()), &a.common, false),
+        CollectCommand::Node(a) => {
+            extras.node_logs = a.node_logs;
+            extras.snapshot_command = a.snapshot_command.clone();
+            (Subject::Node(a.node.clone()), &a.common)
+        }
+        CollectCommand::Namespace(a) => (Subject::Namespace(a.namespace.clone()), &a.common),
         CollectCommand::Serviceaccount(a) => {
             let (namespace, name) = split(&a.serviceaccount, "service account", None)?;
-            (Subject::ServiceAccount { namespace, name }, &a.common, false)
+            (Subject::ServiceAccount { namespace, name }, &a.common)
         }
     };
-    let path = collect(global, &subject, common, node_logs)?;
+    let path = collect(global, &subject, common, &extras)?;
     outln!("{}", path.display());
     Ok(exit::OK)
 }
@@ -120,7 +146,7 @@ pub fn collect(
     global: &Global,
     subject: &Subject,
     common: &CollectCommon,
-    node_logs: bool,
+    extras: &Extras,
 ) -> Result<PathBuf, UserError> {
     let key = common.sign_key.as_deref().map(kir_evidence::load_key).transpose()?;
     let contexts: Vec<Option<&str>> =
@@ -164,11 +190,24 @@ pub fn collect(
             let options = kir_cluster::collect::Options { include_secret_values: common.include_secret_values };
             let result = match subject {
                 Subject::Pod { namespace, name } => {
-                    kir_cluster::collect::pod(&client, namespace, name, &options, w).await
+                    match kir_cluster::collect::pod(&client, namespace, name, &options, w).await {
+                        Ok(mut report) => {
+                            pod_extras(global, &client, namespace, name, extras, w, &mut report).await.map(|_| report)
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
                 Subject::Node(n) => {
-                    let node_options = kir_cluster::collect::NodeOptions { node_logs };
-                    kir_cluster::collect::node(&client, n, &node_options, w).await
+                    let node_options = kir_cluster::collect::NodeOptions { node_logs: extras.node_logs };
+                    match kir_cluster::collect::node(&client, n, &node_options, w).await {
+                        Ok(mut report) => {
+                            if let Some(template) = &extras.snapshot_command {
+                                snapshot_node_disks(n, template, &report.object.clone(), w, &mut report, global.quiet)?;
+                            }
+                            Ok(report)
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
                 Subject::Namespace(n) => kir_cluster::collect::namespace(&client, n, &options, w).await,
                 Subject::ServiceAccount { namespace, name } => {
@@ -237,6 +276,141 @@ pub fn collect(
         )?;
     }
     Ok(path)
+}
+
+/// The opt-in steps after a pod's collection: debug container, checkpoint, volume snapshots.
+async fn pod_extras(
+    global: &Global,
+    client: &kir_cluster::Client,
+    namespace: &str,
+    name: &str,
+    extras: &Extras,
+    w: &mut kir_evidence::BundleWriter,
+    report: &mut kir_cluster::collect::Report,
+) -> Result<(), kir_cluster::Error> {
+    let pod = report.object.clone();
+    let containers: Vec<String> = pod
+        .pointer("/spec/containers")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dt%H%M%S").to_string();
+    if let Some((image, wait)) = &extras.debug_container
+        && let Some(target) = containers.first()
+    {
+        let container = format!("kir-debug-{stamp}");
+        if !global.quiet {
+            eprintln!(
+                "kir: adding ephemeral container {container} ({image}) to pod {namespace}/{name}: this changes the pod's \
+spec, and the container stays listed there until the pod is deleted"
+            );
+        }
+        kir_cluster::volatile::run_debug_container(
+            client,
+            namespace,
+            name,
+            target,
+            image,
+            &container,
+            *wait,
+            std::time::Duration::from_secs(2),
+            w,
+            report,
+        )
+        .await?;
+    }
+    if extras.checkpoint {
+        match pod.pointer("/spec/nodeName").and_then(|n| n.as_str()) {
+            Some(node) => {
+                kir_cluster::volatile::checkpoint(client, node, namespace, name, &containers, w, report).await?
+            }
+            None => report.skipped.push("checkpoint: the pod is not scheduled on a node".into()),
+        }
+    }
+    if extras.snapshot_volumes {
+        kir_cluster::volatile::snapshot_volumes(
+            client,
+            namespace,
+            &pod,
+            extras.snapshot_class.as_deref(),
+            &stamp,
+            w,
+            report,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Runs the cloud's snapshot command for the node's disks (once per attached volume when the
+/// template names {volume}, else once) and keeps what it said in `snapshots/node-disks.json`.
+fn snapshot_node_disks(
+    node: &str,
+    template: &str,
+    object: &serde_json::Value,
+    w: &mut kir_evidence::BundleWriter,
+    report: &mut kir_cluster::collect::Report,
+    quiet: bool,
+) -> Result<(), kir_cluster::Error> {
+    let provider_id = object.pointer("/spec/providerID").and_then(|p| p.as_str()).unwrap_or_default().to_string();
+    let instance = provider_id.rsplit('/').next().unwrap_or_default().to_string();
+    let volumes: Vec<String> = object
+        .pointer("/status/volumesAttached")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str())
+        // kubernetes.io/csi/ebs.csi.aws.com^vol-0abc → vol-0abc
+        .map(|n| n.rsplit(['^', '/']).next().unwrap_or(n).to_string())
+        .collect();
+    let runs: Vec<Option<&String>> =
+        if template.contains("{volume}") { volumes.iter().map(Some).collect() } else { vec![None] };
+    if runs.is_empty() {
+        report
+            .skipped
+            .push(format!("snapshots/node-disks.json: node {node} has no attached volumes to name in {{volume}}"));
+        return Ok(());
+    }
+    let mut results = Vec::new();
+    for volume in runs {
+        let command = template
+            .replace("{node}", &shell_quote(node))
+            .replace("{instance}", &shell_quote(&instance))
+            .replace("{provider_id}", &shell_quote(&provider_id))
+            .replace("{volume}", &shell_quote(volume.map(String::as_str).unwrap_or_default()));
+        if !quiet {
+            eprintln!("kir: running: {command}");
+        }
+        let started = jiff::Timestamp::now();
+        let result = match std::process::Command::new("sh").arg("-c").arg(&command).output() {
+            Ok(out) => serde_json::json!({"command": command, "volume": volume, "started": started.to_string(),
+                "exit_code": out.status.code(), "stdout": String::from_utf8_lossy(&out.stdout), "stderr": String::from_utf8_lossy(&out.stderr)}),
+            Err(e) => {
+                serde_json::json!({"command": command, "volume": volume, "started": started.to_string(), "error": e.to_string()})
+            }
+        };
+        if result["exit_code"] != 0 {
+            report.skipped.push(format!(
+                "snapshot command for {}: did not succeed ({})",
+                volume.map(String::as_str).unwrap_or(node),
+                result["exit_code"]
+            ));
+        }
+        results.push(result);
+    }
+    w.add(
+        "snapshots/node-disks.json",
+        &serde_json::to_vec_pretty(&results).unwrap_or_default(),
+        Some("the configured snapshot command, its output and exit code"),
+    )?;
+    report.files.push("snapshots/node-disks.json".into());
+    Ok(())
 }
 
 /// The pod's service account, read from the pod.json just collected.

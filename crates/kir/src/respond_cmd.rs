@@ -208,9 +208,14 @@ fn requests_of(step: &Step, t: &Targets) -> Vec<Request> {
     }
 }
 
-/// Steps a person does (kir shows what, the person confirms).
-fn by_hand(action: Action) -> bool {
-    matches!(action, Action::Manual | Action::SnapshotVolumes | Action::SnapshotNode | Action::Notify)
+/// Steps a person does (kir shows what, the person confirms). A node snapshot is kir's when the
+/// step gives the cloud's command (`with: {command: …}`).
+fn by_hand(step: &Step) -> bool {
+    match step.action {
+        Action::Manual | Action::Notify => true,
+        Action::SnapshotNode => !step.with.contains_key("command"),
+        _ => false,
+    }
 }
 
 struct Run<'a> {
@@ -350,7 +355,7 @@ fn respond(
                 return Ok(WAITING);
             }
         }
-        if by_hand(step.action) {
+        if by_hand(step) {
             if args.confirm == Some(n) && !args.dry_run {
                 rt.block_on(record_step(store, &r, n, step, "done", json!({"confirmed_by": who}), who))?;
                 r.say(n, step, "done", &format!("confirmed by {who}"))?;
@@ -364,8 +369,8 @@ fn respond(
             r.finish("waiting")?;
             return Ok(WAITING);
         }
-        let outcome = if step.action == Action::CollectEvidence {
-            collect_step(global, args, &targets)
+        let outcome = if step.action.collects_evidence() {
+            collect_step(global, args, &targets, step)
         } else {
             let ctx = Ctx {
                 global,
@@ -426,29 +431,54 @@ fn respond(
     Ok(exit::OK)
 }
 
-/// Collects every target pod into its own bundle. A dry run says what it would collect.
-fn collect_step(global: &Global, args: &RespondArgs, t: &Targets) -> Result<Vec<String>, UserError> {
+/// Collects every target pod (or, for snapshot-node, node) into its own bundle; snapshot-volumes
+/// also snapshots the pods' volumes. A dry run says what it would collect.
+fn collect_step(global: &Global, args: &RespondArgs, t: &Targets, step: &Step) -> Result<Vec<String>, UserError> {
+    let common = CollectCommon {
+        out: args.out.clone(),
+        include_secret_values: false,
+        sign_key: args.sign_key.clone(),
+        incident: Some(args.id),
+        audit: args.audit.clone(),
+        archive: false,
+    };
+    if step.action == Action::SnapshotNode {
+        let extras =
+            crate::collect_cmd::Extras { snapshot_command: step.with.get("command").cloned(), ..Default::default() };
+        let mut lines = Vec::new();
+        for node in &t.nodes {
+            if args.dry_run {
+                lines.push(format!("would snapshot node {node}'s disks"));
+                continue;
+            }
+            let dir = crate::collect_cmd::collect(
+                global,
+                &crate::collect_cmd::Subject::Node(node.clone()),
+                &common,
+                &extras,
+            )?;
+            lines.push(format!("node {node} → {}", dir.display()));
+        }
+        return Ok(lines);
+    }
     if t.pods.is_empty() {
         return Err(UserError(
             "nothing to collect: the incident names no pod (name one with --pod NAMESPACE/NAME)".into(),
         ));
     }
+    let extras = crate::collect_cmd::Extras {
+        snapshot_volumes: step.action == Action::SnapshotVolumes,
+        snapshot_class: step.with.get("class").cloned(),
+        ..Default::default()
+    };
     let mut lines = Vec::new();
     for (ns, name) in &t.pods {
         if args.dry_run {
             lines.push(format!("would collect pod {ns}/{name} into {}", args.out.display()));
             continue;
         }
-        let common = CollectCommon {
-            out: args.out.clone(),
-            include_secret_values: false,
-            sign_key: args.sign_key.clone(),
-            incident: Some(args.id),
-            audit: args.audit.clone(),
-            archive: false,
-        };
         let subject = crate::collect_cmd::Subject::Pod { namespace: ns.clone(), name: name.clone() };
-        let dir = crate::collect_cmd::collect(global, &subject, &common, false)?;
+        let dir = crate::collect_cmd::collect(global, &subject, &common, &extras)?;
         lines.push(format!("pod {ns}/{name} → {}", dir.display()));
     }
     Ok(lines)

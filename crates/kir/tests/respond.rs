@@ -463,3 +463,35 @@ fn top_flags_the_shape_of_cryptomining() {
         .code(1)
         .stdout(predicates::str::contains("cryptomining?"));
 }
+
+#[test]
+fn node_disk_snapshots_run_the_configured_command_per_volume_and_are_recorded() {
+    let e = env();
+    let mut node = e.cluster.object("/api/v1/nodes/k8s-real-node").unwrap();
+    node["spec"]["providerID"] = json!("aws:///eu-west-1a/i-0123456789abcdef0");
+    node["status"]["volumesAttached"] = json!([
+        {"name": "kubernetes.io/csi/ebs.csi.aws.com^vol-0aaa", "devicePath": ""},
+        {"name": "kubernetes.io/csi/ebs.csi.aws.com^vol-0bbb", "devicePath": ""}]);
+    e.cluster.put("/api/v1/nodes/k8s-real-node", node);
+    let out = e.dir.path().join("evidence");
+    let o = e
+        .kir(&[
+            "collect",
+            "node",
+            "k8s-real-node",
+            "--out",
+            out.to_str().unwrap(),
+            "--snapshot-command",
+            "echo snapshot of {volume} on {instance}; echo \"$(whoami)\" >/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bundle = std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+    let runs: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("snapshots/node-disks.json")).unwrap()).unwrap();
+    let said: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["stdout"].as_str().unwrap().trim()).collect();
+    assert_eq!(said, ["snapshot of vol-0aaa on i-0123456789abcdef0", "snapshot of vol-0bbb on i-0123456789abcdef0"]);
+    assert!(runs.as_array().unwrap().iter().all(|r| r["exit_code"] == 0));
+    e.kir(&["evidence", "verify", bundle.to_str().unwrap()]).assert().success();
+}
