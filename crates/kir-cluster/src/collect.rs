@@ -176,35 +176,18 @@ pub async fn pod(
     )
     .await?;
 
-    // Bindings that grant the service account something.
+    // Bindings that grant the service account something, in any namespace (a RoleBinding
+    // elsewhere can name it too).
     let mut granted = Vec::new();
-    for path in [
-        format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
-        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings".to_string(),
-    ] {
-        match c.get(&path).await {
+    for path in
+        ["/apis/rbac.authorization.k8s.io/v1/rolebindings", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"]
+    {
+        match c.get(path).await {
             Ok(text) => {
                 let v: Option<Value> = serde_json::from_str(&text).ok();
-                for b in list_items(&v) {
-                    let grants = b.get("subjects").and_then(|s| s.as_array()).into_iter().flatten().any(|s| {
-                        let kind = s.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
-                        let sname = s.get("name").and_then(|k| k.as_str()).unwrap_or_default();
-                        let sns = s.get("namespace").and_then(|k| k.as_str()).unwrap_or(ns);
-                        (kind == "ServiceAccount" && sname == sa && sns == ns)
-                            || (kind == "Group"
-                                && [
-                                    "system:serviceaccounts",
-                                    &format!("system:serviceaccounts:{ns}"),
-                                    "system:authenticated",
-                                ]
-                                .contains(&sname))
-                    });
-                    if grants {
-                        granted.push(b);
-                    }
-                }
+                granted.extend(list_items(&v).into_iter().filter(|b| names_service_account(b, ns, &sa)));
             }
-            Err(e) => c.report.skipped.push(format!("rbac: {}", explain(e, "list", "rolebindings", Some(ns), None))),
+            Err(e) => c.report.skipped.push(format!("rbac: {}", explain(e, "list", "rolebindings", None, None))),
         }
     }
     let rbac = serde_json::to_vec_pretty(&granted).unwrap_or_default();

@@ -92,9 +92,9 @@ fn script(pod_body: Vec<u8>, secret: Option<Vec<u8>>) -> Vec<Expect> {
             recorded("GET_api_v1_namespaces_checkout_serviceaccounts_checkout-api.json"),
         ),
         expect(
-            "/apis/rbac.authorization.k8s.io/v1/namespaces/checkout/rolebindings",
+            "/apis/rbac.authorization.k8s.io/v1/rolebindings",
             200,
-            recorded("GET_apis_rbac.authorization.k8s.io_v1_namespaces_checkout_rolebindings.json"),
+            recorded("GET_apis_rbac.authorization.k8s.io_v1_rolebindings.json"),
         ),
         expect(
             "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
