@@ -35,8 +35,7 @@ struct Collector<'a> {
 impl Collector<'_> {
     /// GET `path`; the text as the server sent it.
     async fn get(&self, path: &str) -> Result<String, kube::Error> {
-        let req = http::Request::get(path).body(Vec::new()).expect("a GET request builds");
-        self.client.request_text(req).await
+        crate::get_text(self.client, path).await
     }
 
     /// GET into a bundle file; `Ok(None)` when the object is gone or a non-fatal error is noted.
@@ -55,7 +54,9 @@ impl Collector<'_> {
             Err(e) => {
                 let err = explain(e, "get", what.0, what.1, what.2);
                 match err {
-                    Error::NotFound { .. } | Error::Api { .. } => {
+                    // A missing permission for one related object is noted, not fatal: the rest
+                    // of the evidence is still worth having.
+                    Error::NotFound { .. } | Error::Api { .. } | Error::Forbidden { .. } => {
                         self.report.skipped.push(format!("{file}: {err}"));
                         Ok(None)
                     }
@@ -127,8 +128,10 @@ pub async fn pod(
 ) -> Result<Report, Error> {
     let mut c = Collector { client, bundle, report: Report::default() };
     let ns = namespace;
+    // Names go into paths encoded: what the caller typed is not trusted to be a valid name.
+    let (ens, ename) = (encode(ns), encode(name));
     // The pod itself must be readable: everything else hangs on it.
-    let pod_path = format!("/api/v1/namespaces/{ns}/pods/{name}");
+    let pod_path = format!("/api/v1/namespaces/{ens}/pods/{ename}");
     let pod_text = c.get(&pod_path).await.map_err(|e| explain(e, "get", "pods", Some(ns), Some(name)))?;
     c.bundle.add("pod.json", pod_text.as_bytes(), Some(&format!("GET {pod_path}")))?;
     c.report.files.push("pod.json".into());
@@ -158,7 +161,7 @@ pub async fn pod(
                 continue;
             }
         };
-        let path = format!("/{group}/namespaces/{ns}/{plural}/{}", encode(oname));
+        let path = format!("/{group}/namespaces/{ens}/{plural}/{}", encode(oname));
         if let Some(v) = c.save(&path, &format!("owners/{kind}-{oname}.json"), (plural, Some(ns), Some(oname))).await? {
             owners
                 .extend(v.pointer("/metadata/ownerReferences").and_then(|o| o.as_array()).cloned().unwrap_or_default());
@@ -170,7 +173,7 @@ pub async fn pod(
     }
     let sa = pod.pointer("/spec/serviceAccountName").and_then(|s| s.as_str()).unwrap_or("default").to_string();
     c.save(
-        &format!("/api/v1/namespaces/{ns}/serviceaccounts/{}", encode(&sa)),
+        &format!("/api/v1/namespaces/{ens}/serviceaccounts/{}", encode(&sa)),
         "serviceaccount.json",
         ("serviceaccounts", Some(ns), Some(&sa)),
     )
@@ -199,7 +202,7 @@ pub async fn pod(
     c.report.files.push("rbac/bindings-of-serviceaccount.json".into());
 
     let events_path =
-        format!("/api/v1/namespaces/{ns}/events?fieldSelector={}", encode(&format!("involvedObject.name={name}")));
+        format!("/api/v1/namespaces/{ens}/events?fieldSelector={}", encode(&format!("involvedObject.name={name}")));
     c.save(&events_path, "events.json", ("events", Some(ns), None)).await?;
 
     // Logs of every container: init, regular and ephemeral, current and previous.
@@ -213,7 +216,7 @@ pub async fn pod(
     }
     for ct in &containers {
         for (query, suffix) in [("", "log"), ("&previous=true", "previous.log")] {
-            let path = format!("/api/v1/namespaces/{ns}/pods/{name}/log?container={}{query}", encode(ct));
+            let path = format!("/api/v1/namespaces/{ens}/pods/{ename}/log?container={}{query}", encode(ct));
             match c.get(&path).await {
                 Ok(text) => {
                     let file = format!("logs/{ct}.{suffix}");
@@ -268,11 +271,11 @@ pub async fn pod(
         }
     }
     for cm in &config_maps {
-        let path = format!("/api/v1/namespaces/{ns}/configmaps/{}", encode(cm));
+        let path = format!("/api/v1/namespaces/{ens}/configmaps/{}", encode(cm));
         c.save(&path, &format!("configmaps/{cm}.json"), ("configmaps", Some(ns), Some(cm))).await?;
     }
     for s in &secrets {
-        let path = format!("/api/v1/namespaces/{ns}/secrets/{}", encode(s));
+        let path = format!("/api/v1/namespaces/{ens}/secrets/{}", encode(s));
         match c.get(&path).await {
             Ok(text) => {
                 let mut v: Value = serde_json::from_str(&text).unwrap_or_default();
@@ -298,7 +301,7 @@ pub async fn pod(
 
     // NetworkPolicies that select the pod and Services that route to it.
     let labels = pod.pointer("/metadata/labels").and_then(|l| l.as_object()).cloned().unwrap_or_default();
-    let policies = match c.get(&format!("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies")).await {
+    let policies = match c.get(&format!("/apis/networking.k8s.io/v1/namespaces/{ens}/networkpolicies")).await {
         Ok(t) => list_items(&serde_json::from_str(&t).ok())
             .into_iter()
             .filter(|p| p.pointer("/spec/podSelector").is_some_and(|s| selects(s, &labels)))
@@ -316,7 +319,7 @@ pub async fn pod(
         Some("NetworkPolicies that select the pod"),
     )?;
     c.report.files.push("networkpolicies.json".into());
-    let services: Vec<Value> = match c.get(&format!("/api/v1/namespaces/{ns}/services")).await {
+    let services: Vec<Value> = match c.get(&format!("/api/v1/namespaces/{ens}/services")).await {
         Ok(t) => list_items(&serde_json::from_str(&t).ok())
             .into_iter()
             .filter(|s| {
@@ -354,8 +357,7 @@ pub async fn pod(
 
 /// The UID of kube-system: the cluster's identity in a bundle.
 pub async fn kube_system_uid(client: &Client) -> Option<String> {
-    let req = http::Request::get("/api/v1/namespaces/kube-system").body(Vec::new()).ok()?;
-    let text = client.request_text(req).await.ok()?;
+    let text = crate::get_text(client, "/api/v1/namespaces/kube-system").await.ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     v.pointer("/metadata/uid").and_then(|u| u.as_str()).map(str::to_string)
 }

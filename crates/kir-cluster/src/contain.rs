@@ -19,7 +19,7 @@ use kube::Client;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{Error, encode, explain};
+use crate::{Error, encode, explain, get_json, request};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Change {
@@ -39,11 +39,29 @@ pub struct Permission {
     pub resource: &'static str,
     pub subresource: Option<&'static str>,
     pub namespace: Option<String>,
+    /// Asked for one object only where RBAC checks the name (`bind` on the role a binding
+    /// points to); otherwise `None`, which asks for the resource as a whole.
+    pub name: Option<String>,
 }
 
 impl Permission {
     fn new(verb: &'static str, group: &'static str, resource: &'static str, namespace: Option<&str>) -> Self {
-        Permission { verb, group, resource, subresource: None, namespace: namespace.map(str::to_string) }
+        Permission { verb, group, resource, subresource: None, namespace: namespace.map(str::to_string), name: None }
+    }
+
+    /// `bind` on the role a binding grants: the API server refuses to create or change a
+    /// binding to a role whose permissions the caller does not hold, unless it may bind it.
+    fn bind(role_ref: &Value, namespace: Option<&str>) -> Self {
+        let resource =
+            if role_ref.get("kind").and_then(|k| k.as_str()) == Some("Role") { "roles" } else { "clusterroles" };
+        Permission {
+            verb: "bind",
+            group: RBAC,
+            resource,
+            subresource: None,
+            namespace: namespace.map(str::to_string),
+            name: role_ref.get("name").and_then(|n| n.as_str()).map(str::to_string),
+        }
     }
 
     fn review(&self) -> Value {
@@ -56,6 +74,9 @@ impl Permission {
         }
         if let Some(ns) = &self.namespace {
             attributes["namespace"] = json!(ns);
+        }
+        if let Some(name) = &self.name {
+            attributes["name"] = json!(name);
         }
         json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
             "spec": {"resourceAttributes": attributes}})
@@ -71,6 +92,9 @@ impl fmt::Display for Permission {
         }
         if !self.group.is_empty() {
             write!(f, ".{}", self.group)?;
+        }
+        if let Some(name) = &self.name {
+            write!(f, " {name:?}")?;
         }
         match &self.namespace {
             Some(ns) => write!(f, " in namespace {ns}"),
@@ -88,6 +112,8 @@ pub struct Write {
     pub content_type: &'static str,
     pub body: Option<Value>,
     pub permission: Permission,
+    /// Further permissions the API server checks for this write (`bind` for a binding).
+    pub also_needs: Vec<Permission>,
     /// For messages: the object's name.
     pub name: String,
     pub change: Change,
@@ -111,45 +137,18 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// Every permission the writes need, once each.
+    /// Every permission the writes need, once each, and those their rollbacks need: a write
+    /// that could not be taken back would leave the action half-done.
     pub fn permissions(&self) -> Vec<Permission> {
-        let set: BTreeSet<Permission> = self.writes.iter().map(|w| w.permission.clone()).collect();
+        let mut set = BTreeSet::new();
+        for w in &self.writes {
+            for w in std::iter::once(w).chain(w.rollback.as_deref()) {
+                set.insert(w.permission.clone());
+                set.extend(w.also_needs.iter().cloned());
+            }
+        }
         set.into_iter().collect()
     }
-}
-
-async fn request(
-    client: &Client,
-    method: http::Method,
-    path: &str,
-    body: Option<(&str, Vec<u8>)>,
-) -> Result<String, kube::Error> {
-    let mut b = http::Request::builder().method(method).uri(path);
-    let bytes = match body {
-        Some((content_type, bytes)) => {
-            b = b.header("content-type", content_type);
-            bytes
-        }
-        None => Vec::new(),
-    };
-    client.request_text(b.body(bytes).expect("a request builds")).await
-}
-
-async fn get_json(
-    client: &Client,
-    path: &str,
-    resource: &str,
-    namespace: Option<&str>,
-    name: Option<&str>,
-) -> Result<Value, Error> {
-    let text = request(client, http::Method::GET, path, None)
-        .await
-        .map_err(|e| explain(e, "get", resource, namespace, name))?;
-    serde_json::from_str(&text).map_err(|e| Error::Api {
-        code: 200,
-        what: format!("get {resource}"),
-        message: format!("the answer is not JSON: {e}"),
-    })
 }
 
 /// Asks the API server, for each permission, whether this identity holds it. Returns the
@@ -184,13 +183,24 @@ async fn send(client: &Client, w: &Write, dry_run: bool) -> Result<String, kube:
     request(client, w.method.clone(), &path, body).await
 }
 
-/// Checks every permission first, then makes the writes. Returns the changes made (or that a dry
-/// run would make); a failed write takes back the ones before it.
-pub async fn apply(client: &Client, planned: &Planned, dry_run: bool) -> Result<Vec<Change>, Error> {
+/// Asks for every permission the plan needs; names all the missing ones at once.
+pub async fn preflight(client: &Client, planned: &Planned) -> Result<(), Error> {
     let missing = missing_permissions(client, &planned.permissions()).await?;
     if !missing.is_empty() {
         return Err(Error::MissingPermissions(missing.iter().map(|p| p.to_string()).collect()));
     }
+    Ok(())
+}
+
+/// Checks every permission first, then makes the writes. Returns the changes made (or that a dry
+/// run would make); a failed write takes back the ones before it.
+pub async fn apply(client: &Client, planned: &Planned, dry_run: bool) -> Result<Vec<Change>, Error> {
+    preflight(client, planned).await?;
+    apply_preflighted(client, planned, dry_run).await
+}
+
+/// `apply` without asking for the permissions again (the caller ran `preflight`).
+pub async fn apply_preflighted(client: &Client, planned: &Planned, dry_run: bool) -> Result<Vec<Change>, Error> {
     let mut changes = Vec::new();
     let mut done: Vec<&Write> = Vec::new();
     for w in &planned.writes {
@@ -218,15 +228,26 @@ pub async fn apply(client: &Client, planned: &Planned, dry_run: bool) -> Result<
                 changes.push(c);
             }
             Err(e) => {
+                let p = &w.permission;
+                let error = explain(e, p.verb, p.resource, p.namespace.as_deref(), Some(&w.name));
+                let mut not_taken_back = Vec::new();
                 if !dry_run {
                     for d in done.iter().rev() {
-                        if let Some(back) = &d.rollback {
-                            let _ = send(client, back, false).await;
+                        match &d.rollback {
+                            Some(back) => {
+                                if let Err(e) = send(client, back, false).await {
+                                    not_taken_back.push(format!("{} {} ({e})", d.change.op, d.change.object));
+                                }
+                            }
+                            None => not_taken_back
+                                .push(format!("{} {} (it cannot be taken back)", d.change.op, d.change.object)),
                         }
                     }
                 }
-                let p = &w.permission;
-                return Err(explain(e, p.verb, p.resource, p.namespace.as_deref(), Some(&w.name)));
+                if not_taken_back.is_empty() {
+                    return Err(error);
+                }
+                return Err(Error::HalfDone { error: Box::new(error), left: not_taken_back });
             }
         }
     }
@@ -260,6 +281,7 @@ fn patch(path: String, content_type: &'static str, body: Value, permission: Perm
         content_type,
         body: Some(body),
         permission,
+        also_needs: Vec::new(),
         name: name.to_string(),
         change: Change { op: "patch".into(), object: String::new(), before: Value::Null, after: Value::Null },
         already: None,
@@ -285,6 +307,11 @@ impl Write {
         self
     }
 
+    fn also_needs(mut self, p: Permission) -> Self {
+        self.also_needs.push(p);
+        self
+    }
+
     fn rollback(mut self, back: Write) -> Self {
         self.rollback = Some(Box::new(back));
         self
@@ -298,6 +325,7 @@ fn delete(path: String, permission: Permission, name: &str) -> Write {
         content_type: JSON,
         body: None,
         permission,
+        also_needs: Vec::new(),
         name: name.to_string(),
         change: Change { op: "delete".into(), object: String::new(), before: Value::Null, after: Value::Null },
         already: Some(404),
@@ -312,6 +340,7 @@ fn create(path: String, body: Value, permission: Permission, name: &str) -> Writ
         content_type: JSON,
         body: Some(body),
         permission,
+        also_needs: Vec::new(),
         name: name.to_string(),
         change: Change { op: "create".into(), object: String::new(), before: Value::Null, after: Value::Null },
         already: Some(409),
@@ -324,7 +353,7 @@ fn create(path: String, body: Value, permission: Permission, name: &str) -> Writ
 
 /// Marks a node unschedulable (what `kubectl cordon` does); running pods stay.
 pub async fn cordon(client: &Client, node: &str) -> Result<Planned, Error> {
-    let current = get_json(client, &node_path(node), "nodes", None, Some(node)).await?;
+    let current = get_json(client, &node_path(node), "get", "nodes", None, Some(node)).await?;
     let was = current.pointer("/spec/unschedulable").and_then(|v| v.as_bool()).unwrap_or(false);
     let before = json!({"unschedulable": was});
     let mut writes = Vec::new();
@@ -380,7 +409,7 @@ fn taints_without_ours(node: &Value) -> Vec<Value> {
 /// new pods off; the taint also keeps DaemonSet pods off (they tolerate the cordon's own taint,
 /// not this one). Running pods stay, for forensics: the taint is not `NoExecute`.
 pub async fn quarantine_node(client: &Client, node: &str, action_id: &str) -> Result<Planned, Error> {
-    let current = get_json(client, &node_path(node), "nodes", None, Some(node)).await?;
+    let current = get_json(client, &node_path(node), "get", "nodes", None, Some(node)).await?;
     let was = current.pointer("/spec/unschedulable").and_then(|v| v.as_bool()).unwrap_or(false);
     let mut taints = taints_without_ours(&current);
     let existing = current
@@ -417,7 +446,7 @@ pub async fn quarantine_node(client: &Client, node: &str, action_id: &str) -> Re
 
 /// Takes kir's taint off (if kir added it) and uncordons (if the node was schedulable before).
 pub async fn undo_quarantine_node(client: &Client, node: &str, before: &Value) -> Result<Planned, Error> {
-    let current = get_json(client, &node_path(node), "nodes", None, Some(node)).await?;
+    let current = get_json(client, &node_path(node), "get", "nodes", None, Some(node)).await?;
     let was = before.get("unschedulable").and_then(|v| v.as_bool()).unwrap_or(false);
     let taint_was_there = before.get("taint").is_some_and(|t| !t.is_null());
     let has_ours = current
@@ -473,6 +502,7 @@ pub async fn drain_node(
     let list = get_json(
         client,
         &format!("/api/v1/pods?fieldSelector={}", encode(&format!("spec.nodeName={node}"))),
+        "list",
         "pods",
         None,
         None,
@@ -509,6 +539,7 @@ pub async fn drain_node(
                     resource: "pods",
                     subresource: Some("eviction"),
                     namespace: Some(namespace.clone()),
+                    name: None,
                 },
                 &name,
             )
@@ -526,11 +557,35 @@ pub async fn drain_node(
 // ---------------------------------------------------------------------------------------------
 // Pods: isolate, label, delete.
 
-/// The NetworkPolicy name for a pod (at most 63 characters).
-pub fn quarantine_policy_name(pod: &str) -> String {
-    let mut n = format!("kir-quarantine-{pod}");
-    n.truncate(63);
-    n.trim_end_matches(['-', '.']).to_string()
+/// The NetworkPolicy name for one pod: `kir-quarantine-` + the start of the pod's name + a hash
+/// of namespace, name and UID. The hash keeps two pods whose names share a long prefix (and a
+/// pod re-created under the same name) from ever sharing a policy; the total stays within 63.
+pub fn quarantine_policy_name(namespace: &str, pod: &str, uid: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{namespace}/{pod}/{uid}").as_bytes());
+    let hash = &hex::encode(digest)[..10];
+    let mut prefix: String = pod.chars().take(37).collect();
+    while prefix.ends_with(['-', '.']) {
+        prefix.pop();
+    }
+    format!("kir-quarantine-{prefix}-{hash}")
+}
+
+/// The quarantine label value an existing NetworkPolicy selects, if it is exactly kir's shape:
+/// a selector on that one label, both policy types. Anything else under kir's name is not ours.
+fn quarantine_policy_value(policy: &Value) -> Option<String> {
+    let selector = policy.pointer("/spec/podSelector")?;
+    let labels = selector.get("matchLabels")?.as_object()?;
+    if labels.len() != 1
+        || selector.get("matchExpressions").is_some_and(|e| e.as_array().is_some_and(|a| !a.is_empty()))
+    {
+        return None;
+    }
+    let types = policy.pointer("/spec/policyTypes")?.as_array()?;
+    if !(types.contains(&json!("Ingress")) && types.contains(&json!("Egress"))) {
+        return None;
+    }
+    labels.get(QUARANTINE_LABEL)?.as_str().map(str::to_string)
 }
 
 fn label_pointer(key: &str) -> String {
@@ -548,20 +603,46 @@ pub async fn isolate_pod(
     allow_cidrs: &[String],
 ) -> Result<Planned, Error> {
     let path = pod_path(namespace, pod);
-    let current = get_json(client, &path, "pods", Some(namespace), Some(pod)).await?;
+    let current = get_json(client, &path, "get", "pods", Some(namespace), Some(pod)).await?;
     let label_before = current
         .pointer(&format!("/metadata/labels/{}", label_pointer(QUARANTINE_LABEL)))
         .cloned()
         .unwrap_or(Value::Null);
-    // An already quarantined pod keeps its label value: running again changes nothing.
-    let value = label_before.as_str().unwrap_or(action_id).to_string();
-    let policy_name = quarantine_policy_name(pod);
+    let uid = current.pointer("/metadata/uid").and_then(|u| u.as_str()).unwrap_or_default();
+    let policy_name = quarantine_policy_name(namespace, pod, uid);
     let policy_path =
         format!("/apis/networking.k8s.io/v1/namespaces/{}/networkpolicies/{}", encode(namespace), encode(&policy_name));
-    let policy_exists = match request(client, http::Method::GET, &policy_path, None).await {
-        Ok(_) => true,
-        Err(kube::Error::Api(s)) if s.code == 404 => false,
+    let existing = match request(client, http::Method::GET, &policy_path, None).await {
+        Ok(text) => Some(serde_json::from_str::<Value>(&text).unwrap_or_default()),
+        Err(kube::Error::Api(s)) if s.code == 404 => None,
         Err(e) => return Err(explain(e, "get", "networkpolicies", Some(namespace), Some(&policy_name))),
+    };
+    let policy_exists = existing.is_some();
+    let policy_value = match &existing {
+        None => None,
+        Some(policy) => match quarantine_policy_value(policy) {
+            Some(v) => Some(v),
+            None => {
+                return Err(Error::Refused(format!(
+                    "networkpolicy {namespace}/{policy_name} exists but is not kir's deny-all policy on the \
+                     {QUARANTINE_LABEL} label; look at it (kubectl get networkpolicy -n {namespace} {policy_name} -o yaml) \
+                     and delete it before isolating the pod"
+                )));
+            }
+        },
+    };
+    // An already quarantined pod keeps its label value, and a pod whose policy exists gets the
+    // value that policy selects: running again changes nothing.
+    let value = match (label_before.as_str(), &policy_value) {
+        (Some(label), Some(selected)) if label != selected => {
+            return Err(Error::Refused(format!(
+                "pod {namespace}/{pod} carries {QUARANTINE_LABEL}={label} but networkpolicy {policy_name} selects \
+                 {QUARANTINE_LABEL}={selected}; undo the earlier isolation first (kir contain list)"
+            )));
+        }
+        (Some(label), _) => label.to_string(),
+        (None, Some(selected)) => selected.clone(),
+        (None, None) => action_id.to_string(),
     };
     let before =
         json!({"label": label_before, "policy_existed": policy_exists, "policy": policy_name, "namespace": namespace});
@@ -621,7 +702,7 @@ pub fn undo_isolate_pod(namespace: &str, pod: &str, before: &Value) -> Planned {
         .get("policy")
         .and_then(|p| p.as_str())
         .map(str::to_string)
-        .unwrap_or_else(|| quarantine_policy_name(pod));
+        .unwrap_or_else(|| quarantine_policy_name(namespace, pod, ""));
     if !before.get("policy_existed").and_then(|v| v.as_bool()).unwrap_or(false) {
         writes.push(
             delete(
@@ -703,7 +784,7 @@ pub async fn label(
         Labelled::Pod { namespace, .. } => ("pods", Some(namespace)),
         Labelled::Node { .. } => ("nodes", None),
     };
-    let current = get_json(client, &what.path(), resource, namespace, Some(what.name())).await?;
+    let current = get_json(client, &what.path(), "get", resource, namespace, Some(what.name())).await?;
     let label_before = current
         .pointer(&format!("/metadata/labels/{}", label_pointer(INVESTIGATION_LABEL)))
         .cloned()
@@ -760,7 +841,7 @@ pub fn undo_label(what: Labelled<'_>, before: &Value) -> Planned {
 /// cannot be brought back by undo (its controller makes a new one).
 pub async fn delete_pod(client: &Client, namespace: &str, pod: &str) -> Result<Planned, Error> {
     let path = pod_path(namespace, pod);
-    let current = match get_json(client, &path, "pods", Some(namespace), Some(pod)).await {
+    let current = match get_json(client, &path, "get", "pods", Some(namespace), Some(pod)).await {
         Ok(p) => p,
         // Already gone: nothing to delete.
         Err(Error::NotFound { .. }) => {
@@ -813,7 +894,8 @@ pub async fn scale_down(
     name: &str,
 ) -> Result<(Planned, Vec<String>), Error> {
     let current =
-        get_json(client, &workload_path(resource, namespace, name), resource, Some(namespace), Some(name)).await?;
+        get_json(client, &workload_path(resource, namespace, name), "get", resource, Some(namespace), Some(name))
+            .await?;
     let replicas = current.pointer("/spec/replicas").and_then(|r| r.as_i64()).unwrap_or(1);
     let pods = selected_pods(client, namespace, current.pointer("/spec/selector")).await?;
     let before = json!({"replicas": replicas});
@@ -854,9 +936,15 @@ pub fn undo_scale_down(resource: &'static str, namespace: &str, name: &str, befo
 /// Names of the pods a label selector (`matchLabels` and `matchExpressions`) selects now.
 pub async fn selected_pods(client: &Client, namespace: &str, selector: Option<&Value>) -> Result<Vec<String>, Error> {
     let Some(selector) = selector else { return Ok(vec![]) };
-    let list =
-        get_json(client, &format!("/api/v1/namespaces/{}/pods", encode(namespace)), "pods", Some(namespace), None)
-            .await?;
+    let list = get_json(
+        client,
+        &format!("/api/v1/namespaces/{}/pods", encode(namespace)),
+        "list",
+        "pods",
+        Some(namespace),
+        None,
+    )
+    .await?;
     let mut names = Vec::new();
     for p in list.get("items").and_then(|i| i.as_array()).into_iter().flatten() {
         let labels = p.pointer("/metadata/labels").and_then(|l| l.as_object()).cloned().unwrap_or_default();
@@ -875,7 +963,8 @@ fn cronjob_path(namespace: &str, name: &str) -> String {
 
 /// Suspends a CronJob: no new Jobs start; running Jobs and their pods stay (evidence).
 pub async fn suspend_cronjob(client: &Client, namespace: &str, name: &str) -> Result<Planned, Error> {
-    let current = get_json(client, &cronjob_path(namespace, name), "cronjobs", Some(namespace), Some(name)).await?;
+    let current =
+        get_json(client, &cronjob_path(namespace, name), "get", "cronjobs", Some(namespace), Some(name)).await?;
     let was = current.pointer("/spec/suspend").and_then(|s| s.as_bool()).unwrap_or(false);
     let before = json!({"suspend": was});
     let mut writes = Vec::new();
@@ -1004,6 +1093,7 @@ pub async fn revoke(client: &Client, subject: &Subject) -> Result<Planned, Error
         get_json(
             client,
             &format!("/api/v1/namespaces/{}/serviceaccounts/{}", encode(namespace), encode(name)),
+            "get",
             "serviceaccounts",
             Some(namespace),
             Some(name),
@@ -1013,7 +1103,8 @@ pub async fn revoke(client: &Client, subject: &Subject) -> Result<Planned, Error
     let mut saved = Vec::new();
     let mut writes = Vec::new();
     for kind in ["RoleBinding", "ClusterRoleBinding"] {
-        let list = get_json(client, &binding_path(kind, None, None), binding_resource(kind), None, None).await?;
+        let list =
+            get_json(client, &binding_path(kind, None, None), "list", binding_resource(kind), None, None).await?;
         for b in list.get("items").and_then(|i| i.as_array()).into_iter().flatten() {
             let ns = b.pointer("/metadata/namespace").and_then(|v| v.as_str());
             let name = b.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or_default();
@@ -1027,25 +1118,36 @@ pub async fn revoke(client: &Client, subject: &Subject) -> Result<Planned, Error
             let object =
                 format!("{}/{}{name}", kind.to_ascii_lowercase(), ns.map(|n| format!("{n}/")).unwrap_or_default());
             let permission_ns = if kind == "RoleBinding" { ns } else { None };
+            // Putting a binding back (rollback, undo) passes the API server's escalation check
+            // only with `bind` on its role: asked now, so a revoke is never left half-done.
+            let bind = Permission::bind(b.get("roleRef").unwrap_or(&Value::Null), permission_ns);
+            let rv = b.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
             if rest.is_empty() {
+                let mut remove = delete(
+                    binding_path(kind, ns, Some(name)),
+                    Permission::new("delete", RBAC, binding_resource(kind), permission_ns),
+                    name,
+                );
+                // Deleted only as read: a binding changed since (another subject added) fails
+                // with 409 instead of taking that grant away too.
+                remove.body = Some(json!({"apiVersion": "v1", "kind": "DeleteOptions",
+                    "preconditions": {"resourceVersion": rv}}));
                 writes.push(
-                    delete(
-                        binding_path(kind, ns, Some(name)),
-                        Permission::new("delete", RBAC, binding_resource(kind), permission_ns),
-                        name,
-                    )
-                    .describe(object, json!({"roleRef": b.get("roleRef"), "subjects": ours}), Value::Null)
-                    .rollback(create(
-                        binding_path(kind, ns, None),
-                        copy.clone(),
-                        Permission::new("create", RBAC, binding_resource(kind), permission_ns),
-                        name,
-                    )),
+                    remove
+                        .describe(object, json!({"roleRef": b.get("roleRef"), "subjects": ours}), Value::Null)
+                        .rollback(
+                            create(
+                                binding_path(kind, ns, None),
+                                copy.clone(),
+                                Permission::new("create", RBAC, binding_resource(kind), permission_ns),
+                                name,
+                            )
+                            .also_needs(bind.clone()),
+                        ),
                 );
                 saved.push(json!({"op": "delete", "kind": kind, "object": copy, "removed": ours}));
             } else {
                 // A merge patch replaces the list; the resourceVersion makes a concurrent change fail.
-                let rv = b.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
                 writes.push(
                     patch(
                         binding_path(kind, ns, Some(name)),
@@ -1054,14 +1156,18 @@ pub async fn revoke(client: &Client, subject: &Subject) -> Result<Planned, Error
                         Permission::new("patch", RBAC, binding_resource(kind), permission_ns),
                         name,
                     )
+                    .also_needs(bind.clone())
                     .describe(object, json!({"subjects": b.get("subjects")}), json!({"subjects": rest}))
-                    .rollback(patch(
-                        binding_path(kind, ns, Some(name)),
-                        MERGE,
-                        json!({"subjects": b.get("subjects")}),
-                        Permission::new("patch", RBAC, binding_resource(kind), permission_ns),
-                        name,
-                    )),
+                    .rollback(
+                        patch(
+                            binding_path(kind, ns, Some(name)),
+                            MERGE,
+                            json!({"subjects": b.get("subjects")}),
+                            Permission::new("patch", RBAC, binding_resource(kind), permission_ns),
+                            name,
+                        )
+                        .also_needs(bind),
+                    ),
                 );
                 saved.push(json!({"op": "patch", "kind": kind, "object": copy, "removed": ours}));
             }
@@ -1076,6 +1182,7 @@ pub async fn revoke(client: &Client, subject: &Subject) -> Result<Planned, Error
                 encode(namespace),
                 encode("type=kubernetes.io/service-account-token")
             ),
+            "list",
             "secrets",
             Some(namespace),
             None,
@@ -1097,11 +1204,13 @@ pub async fn revoke(client: &Client, subject: &Subject) -> Result<Planned, Error
                     Permission::new("delete", "", "secrets", Some(namespace)),
                     secret_name,
                 )
-                .describe(
-                    format!("secret/{namespace}/{secret_name}"),
-                    json!({"type": s.get("type")}),
-                    Value::Null,
-                ),
+                .describe(format!("secret/{namespace}/{secret_name}"), json!({"type": s.get("type")}), Value::Null)
+                .rollback(create(
+                    format!("/api/v1/namespaces/{}/secrets", encode(namespace)),
+                    copy.clone(),
+                    Permission::new("create", "", "secrets", Some(namespace)),
+                    secret_name,
+                )),
             );
             secrets.push(copy);
         }
@@ -1132,6 +1241,7 @@ pub async fn undo_revoke(client: &Client, before: &Value) -> Result<Planned, Err
             Err(kube::Error::Api(s)) if s.code == 404 => None,
             Err(e) => return Err(explain(e, "get", binding_resource(kind), permission_ns, Some(&name))),
         };
+        let bind = Permission::bind(copy.get("roleRef").unwrap_or(&Value::Null), permission_ns);
         match current {
             None => writes.push(
                 create(
@@ -1140,6 +1250,7 @@ pub async fn undo_revoke(client: &Client, before: &Value) -> Result<Planned, Err
                     Permission::new("create", RBAC, binding_resource(kind), permission_ns),
                     &name,
                 )
+                .also_needs(bind)
                 .describe(
                     object,
                     Value::Null,
@@ -1165,6 +1276,7 @@ pub async fn undo_revoke(client: &Client, before: &Value) -> Result<Planned, Err
                             Permission::new("patch", RBAC, binding_resource(kind), permission_ns),
                             &name,
                         )
+                        .also_needs(bind)
                         .describe(
                             object,
                             json!({"subjects": current.get("subjects")}),
@@ -1220,7 +1332,7 @@ fn controller_of(object: &Value) -> Option<(String, String)> {
 
 /// Reads a pod and follows its owners (ReplicaSet → Deployment, Job → CronJob).
 pub async fn pod_context(client: &Client, namespace: &str, pod: &str) -> Result<PodContext, Error> {
-    let p = get_json(client, &pod_path(namespace, pod), "pods", Some(namespace), Some(pod)).await?;
+    let p = get_json(client, &pod_path(namespace, pod), "get", "pods", Some(namespace), Some(pod)).await?;
     let mut ctx = PodContext {
         node: p.pointer("/spec/nodeName").and_then(|v| v.as_str()).map(str::to_string),
         service_account: p.pointer("/spec/serviceAccountName").and_then(|v| v.as_str()).map(str::to_string),
@@ -1231,6 +1343,7 @@ pub async fn pod_context(client: &Client, namespace: &str, pod: &str) -> Result<
             let rs = get_json(
                 client,
                 &workload_path("replicasets", namespace, &name),
+                "get",
                 "replicasets",
                 Some(namespace),
                 Some(&name),
@@ -1247,6 +1360,7 @@ pub async fn pod_context(client: &Client, namespace: &str, pod: &str) -> Result<
             let job = get_json(
                 client,
                 &format!("/apis/batch/v1/namespaces/{}/jobs/{}", encode(namespace), encode(&name)),
+                "get",
                 "jobs",
                 Some(namespace),
                 Some(&name),

@@ -34,6 +34,13 @@ pub enum Error {
     NotFound { kind: String, name: String },
     #[error("the API server answered {code} to {what}: {message}")]
     Api { code: u16, what: String, message: String },
+    /// A write failed and some of the writes before it could not be taken back either: the
+    /// responder must know exactly what is left.
+    #[error("{error}; and these changes could NOT be taken back, set them right by hand: {}", .left.join("; "))]
+    HalfDone { error: Box<Error>, left: Vec<String> },
+    /// kir will not do it, and says why and what to do instead.
+    #[error("refused: {0}")]
+    Refused(String),
     #[error("{0}")]
     Evidence(#[from] kir_evidence::Error),
 }
@@ -86,6 +93,49 @@ fn context_of(kc: &Kubeconfig, wanted: Option<&str>) -> (Option<String>, Option<
         .and_then(|c| c.context.as_ref())
         .and_then(|c| c.user.clone());
     (name, user)
+}
+
+/// One raw request to the API server; the answer's text as the server sent it. A request that
+/// cannot even be built (a name no URI can carry) is an error, never a panic.
+pub(crate) async fn request(
+    client: &Client,
+    method: http::Method,
+    path: &str,
+    body: Option<(&str, Vec<u8>)>,
+) -> Result<String, kube::Error> {
+    let mut builder = http::Request::builder().method(method).uri(path);
+    let bytes = match body {
+        Some((content_type, bytes)) => {
+            builder = builder.header("content-type", content_type);
+            bytes
+        }
+        None => Vec::new(),
+    };
+    let req = builder.body(bytes).map_err(kube::Error::HttpError)?;
+    client.request_text(req).await
+}
+
+/// GET `path` as text.
+pub(crate) async fn get_text(client: &Client, path: &str) -> Result<String, kube::Error> {
+    request(client, http::Method::GET, path, None).await
+}
+
+/// GET `path` and parse it; errors say `verb resource` (`get` for one object, `list` for a
+/// collection) the way RBAC names them.
+pub(crate) async fn get_json(
+    client: &Client,
+    path: &str,
+    verb: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> Result<serde_json::Value, Error> {
+    let text = get_text(client, path).await.map_err(|e| explain(e, verb, resource, namespace, name))?;
+    serde_json::from_str(&text).map_err(|e| Error::Api {
+        code: 200,
+        what: format!("{verb} {resource}"),
+        message: format!("the answer is not JSON: {e}"),
+    })
 }
 
 /// Percent-encodes a name or a query value for an API path.

@@ -80,8 +80,7 @@ fn sum_resources(pod: &Value, kind: &str, resource: &str) -> Option<f64> {
 }
 
 async fn get(client: &Client, path: &str) -> Result<Value, kube::Error> {
-    let req = http::Request::get(path).body(Vec::new()).expect("a GET request builds");
-    let text = client.request_text(req).await?;
+    let text = crate::get_text(client, path).await?;
     Ok(serde_json::from_str(&text).unwrap_or_default())
 }
 

@@ -10,30 +10,57 @@ use serde_json::{Value, json};
 
 use crate::collect::Report;
 use crate::contain::{Permission, missing_permissions};
-use crate::{Error, encode, explain};
+use crate::{Error, encode, explain, get_text};
 
 /// What the debug container runs: processes, connections and recently changed files, read
 /// through `/proc` of the target container (it shares the target's process namespace).
-pub const DEBUG_SCRIPT: &str = r##"echo '## processes (pid ppid uid exe cmdline)'
+///
+/// Command lines can hold Secret values expanded into arguments (`--password=$(DB_PASSWORD)`),
+/// so by default only the program (argv\[0\]) is shown, with the count and a SHA-256 of the rest:
+/// enough to compare with other evidence, nothing to leak. `full_command_lines` shows them whole.
+/// The target's root is found from the target's processes (the first whose root is not the debug
+/// container's own), and the output says which process it used or that none was readable.
+pub fn debug_script(full_command_lines: bool) -> String {
+    let full = if full_command_lines { 1 } else { 0 };
+    format!("full={full}\n{DEBUG_SCRIPT_BODY}")
+}
+
+const DEBUG_SCRIPT_BODY: &str = r###"if [ "$full" = 1 ]; then echo '## processes (pid ppid uid exe cmdline)'
+else echo '## processes (pid ppid uid exe argv0 [argument count, sha256 of the command line]; arguments redacted)'; fi
 for p in /proc/[0-9]*; do
   pid=${p#/proc/}
+  [ -r $p/status ] || continue
   ppid=$(sed -n 's/^PPid:[[:space:]]*//p' $p/status 2>/dev/null)
   uid=$(sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' $p/status 2>/dev/null)
   exe=$(readlink $p/exe 2>/dev/null)
-  cmd=$(tr '\0' ' ' < $p/cmdline 2>/dev/null)
+  if [ "$full" = 1 ]; then
+    cmd=$(tr '\0' ' ' < $p/cmdline 2>/dev/null)
+  else
+    argv0=$(tr '\0' '\n' < $p/cmdline 2>/dev/null | head -n 1)
+    n=$(tr -cd '\0' < $p/cmdline 2>/dev/null | wc -c)
+    h=$(sha256sum < $p/cmdline 2>/dev/null | cut -c1-16)
+    cmd="$argv0 [$n args, sha256:$h]"
+  fi
   echo "$pid $ppid $uid ${exe:--} $cmd"
 done
 echo '## connections (/proc/net of the pod)'
 for f in tcp tcp6 udp udp6; do echo "# $f"; cat /proc/net/$f 2>/dev/null; done
-echo '## files changed in the last 24 hours (target root, first 2000)'
-root=/proc/1/root
-for p in /proc/[0-9]*; do if [ -r $p/root/ ] && [ "$p" != /proc/self ]; then root=$p/root; break; fi; done
-find $root/ -xdev -type f -mmin -1440 2>/dev/null | head -2000 | sed "s|^$root||"
-echo '## end'"##;
+root=
+for p in /proc/[0-9]*; do
+  [ "$p" = /proc/$$ ] && continue
+  if [ -r $p/root/ ] && ! [ $p/root/ -ef / ]; then root=$p/root; break; fi
+done
+if [ -z "$root" ]; then
+  echo '## files changed in the last 24 hours: no target process root is readable (the debug container needs to run as the target user or root)'
+else
+  echo "## files changed in the last 24 hours (root of process ${root#/proc/}, first 2000)"
+  find $root/ -xdev -type f -mmin -1440 2>/dev/null | head -n 2000 | sed "s|^$root||"
+fi
+echo '## end'"###;
 
 /// The ephemeral container kir adds for `name`.
-pub fn debug_container(name: &str, image: &str, target: &str) -> Value {
-    json!({"name": name, "image": image, "command": ["sh", "-c", DEBUG_SCRIPT], "targetContainerName": target,
+pub fn debug_container(name: &str, image: &str, target: &str, full_command_lines: bool) -> Value {
+    json!({"name": name, "image": image, "command": ["sh", "-c", debug_script(full_command_lines)], "targetContainerName": target,
         "stdin": false, "tty": false, "terminationMessagePolicy": "File"})
 }
 
@@ -44,17 +71,7 @@ async fn send(
     content_type: &str,
     body: &Value,
 ) -> Result<String, kube::Error> {
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", content_type)
-        .body(serde_json::to_vec(body).unwrap_or_default())
-        .expect("a request builds");
-    client.request_text(req).await
-}
-
-async fn get_text(client: &Client, path: &str) -> Result<String, kube::Error> {
-    client.request_text(http::Request::get(path).body(Vec::new()).expect("a GET request builds")).await
+    crate::request(client, method, path, Some((content_type, serde_json::to_vec(body).unwrap_or_default()))).await
 }
 
 /// Adds an ephemeral container to the pod that lists processes, connections and recently
@@ -68,25 +85,35 @@ pub async fn run_debug_container(
     target: &str,
     image: &str,
     container_name: &str,
+    full_command_lines: bool,
     wait: Duration,
     poll: Duration,
     bundle: &mut kir_evidence::BundleWriter,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let permission = Permission {
-        verb: "patch",
+    // Adding the container without being able to read what it prints would change the pod for
+    // nothing: every permission the step needs is asked first.
+    let pods = |verb, subresource| Permission {
+        verb,
         group: "",
         resource: "pods",
-        subresource: Some("ephemeralcontainers"),
+        subresource,
         namespace: Some(namespace.to_string()),
+        name: None,
     };
-    let missing = missing_permissions(client, std::slice::from_ref(&permission)).await?;
+    let wanted = [pods("patch", Some("ephemeralcontainers")), pods("get", None), pods("get", Some("log"))];
+    let missing = missing_permissions(client, &wanted).await?;
     if !missing.is_empty() {
-        report.skipped.push(format!("volatile/debug-container.log: missing permission: {permission}"));
+        let names: Vec<String> = missing.iter().map(|p| p.to_string()).collect();
+        report.skipped.push(format!(
+            "volatile/debug-container.log: missing permissions, so no container was added: {}",
+            names.join("; ")
+        ));
         return Ok(());
     }
     let pod_path = format!("/api/v1/namespaces/{}/pods/{}", encode(namespace), encode(pod));
-    let patch = json!({"spec": {"ephemeralContainers": [debug_container(container_name, image, target)]}});
+    let patch =
+        json!({"spec": {"ephemeralContainers": [debug_container(container_name, image, target, full_command_lines)]}});
     send(
         client,
         http::Method::PATCH,
@@ -142,8 +169,14 @@ pub async fn checkpoint(
     bundle: &mut kir_evidence::BundleWriter,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let permission =
-        Permission { verb: "create", group: "", resource: "nodes", subresource: Some("proxy"), namespace: None };
+    let permission = Permission {
+        verb: "create",
+        group: "",
+        resource: "nodes",
+        subresource: Some("proxy"),
+        namespace: None,
+        name: None,
+    };
     if !missing_permissions(client, std::slice::from_ref(&permission)).await?.is_empty() {
         report.skipped.push(format!("volatile/checkpoints.json: missing permission: {permission}"));
         return Ok(());
@@ -157,8 +190,7 @@ pub async fn checkpoint(
             encode(pod),
             encode(c)
         );
-        let req = http::Request::post(&path).body(Vec::new()).expect("a POST request builds");
-        match client.request_text(req).await {
+        match crate::request(client, http::Method::POST, &path, None).await {
             Ok(text) => {
                 let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
                 results.push(json!({"container": c, "node": node, "archives": v.get("items").cloned().unwrap_or(v),
@@ -212,6 +244,7 @@ pub async fn snapshot_volumes(
         resource: "volumesnapshots",
         subresource: None,
         namespace: Some(namespace.to_string()),
+        name: None,
     };
     if !missing_permissions(client, std::slice::from_ref(&permission)).await?.is_empty() {
         report.skipped.push(format!("snapshots: missing permission: {permission}"));

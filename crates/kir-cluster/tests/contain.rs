@@ -15,8 +15,7 @@ use common::*;
 
 const POD_NAME: &str = "checkout-api-64db89f569-blm5l";
 const POD: &str = "/api/v1/namespaces/checkout/pods/checkout-api-64db89f569-blm5l";
-const POLICY: &str =
-    "/apis/networking.k8s.io/v1/namespaces/checkout/networkpolicies/kir-quarantine-checkout-api-64db89f569-blm5l";
+const POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/checkout/networkpolicies/kir-quarantine-checkout-api-64db89f569-blm5l-a8b7f1a89a";
 const POLICIES: &str = "/apis/networking.k8s.io/v1/namespaces/checkout/networkpolicies";
 const NODE: &str = "/api/v1/nodes/k8s-real-node";
 
@@ -27,7 +26,7 @@ fn pod_json() -> Vec<u8> {
 fn policy_for(value: &str) -> Value {
     json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": "kir-quarantine-checkout-api-64db89f569-blm5l", "namespace": "checkout",
+        "metadata": {"name": "kir-quarantine-checkout-api-64db89f569-blm5l-a8b7f1a89a", "namespace": "checkout",
             "labels": {"app.kubernetes.io/managed-by": "kir", "kir.dev/quarantine": value}},
         "spec": {"podSelector": {"matchLabels": {"kir.dev/quarantine": value}}, "policyTypes": ["Ingress", "Egress"], "ingress": [], "egress": []}
     })
@@ -87,7 +86,7 @@ async fn isolate_pod_labels_that_pod_only_and_denies_all_traffic_then_undoes() {
     server.await.unwrap();
 
     // Undo removes exactly what isolate added.
-    let before = json!({"label": null, "policy_existed": false, "policy": "kir-quarantine-checkout-api-64db89f569-blm5l", "namespace": "checkout"});
+    let before = json!({"label": null, "policy_existed": false, "policy": "kir-quarantine-checkout-api-64db89f569-blm5l-a8b7f1a89a", "namespace": "checkout"});
     let (client, server) = mock(vec![
         allowed(
             json!({"verb": "delete", "group": "networking.k8s.io", "resource": "networkpolicies", "namespace": "checkout"}),
@@ -295,9 +294,29 @@ async fn revoke_user_deletes_every_binding_that_names_only_them_and_undo_recreat
         }
         allowed(a)
     };
-    let (client, server) = mock(vec![
-        rb(),
-        crb(),
+    // Putting a binding back needs `bind` on its role: asked for each role, by name.
+    let bind = |resource: &str, ns: Option<&str>, name: &str| {
+        let mut a = json!({"verb": "bind", "group": "rbac.authorization.k8s.io", "resource": resource, "name": name});
+        if let Some(ns) = ns {
+            a["namespace"] = json!(ns);
+        }
+        allowed(a)
+    };
+    let binds = || {
+        vec![
+            bind("clusterroles", None, "view"),
+            bind("roles", Some("checkout"), "checkout-viewer"),
+            bind("roles", Some("demo"), "pod-reader"),
+        ]
+    };
+    let precondition =
+        |rv: &str| json!({"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"resourceVersion": rv}});
+    let mut calls = vec![rb(), crb()];
+    calls.extend(binds());
+    calls.extend([
+        rbac("create", "clusterrolebindings", None),
+        rbac("create", "rolebindings", Some("checkout")),
+        rbac("create", "rolebindings", Some("demo")),
         rbac("delete", "clusterrolebindings", None),
         rbac("delete", "rolebindings", Some("checkout")),
         rbac("delete", "rolebindings", Some("demo")),
@@ -306,20 +325,24 @@ async fn revoke_user_deletes_every_binding_that_names_only_them_and_undo_recreat
             "/apis/rbac.authorization.k8s.io/v1/namespaces/checkout/rolebindings/checkout-viewer-alice",
             200,
             ok_status(),
-        ),
+        )
+        .body(precondition("4689"), JSON),
         call(
             Method::DELETE,
             "/apis/rbac.authorization.k8s.io/v1/namespaces/demo/rolebindings/alice-pod-reader",
             200,
             ok_status(),
-        ),
+        )
+        .body(precondition("211"), JSON),
         call(
             Method::DELETE,
             "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/demo-view-binding",
             200,
             ok_status(),
-        ),
+        )
+        .body(precondition("201"), JSON),
     ]);
+    let (client, server) = mock(calls);
     let planned = contain::revoke(&client, &Subject::User("alice".into())).await.unwrap();
     let changes = contain::apply(&client, &planned, false).await.unwrap();
     server.await.unwrap();
@@ -346,7 +369,7 @@ async fn revoke_user_deletes_every_binding_that_names_only_them_and_undo_recreat
 
     // Undo: each binding is gone, so each is created again from its copy.
     let copy = |i: usize| saved[i]["object"].clone();
-    let (client, server) = mock(vec![
+    let mut calls = vec![
         call(
             Method::GET,
             "/apis/rbac.authorization.k8s.io/v1/namespaces/checkout/rolebindings/checkout-viewer-alice",
@@ -365,6 +388,9 @@ async fn revoke_user_deletes_every_binding_that_names_only_them_and_undo_recreat
             404,
             not_found("clusterrolebindings"),
         ),
+    ];
+    calls.extend(binds());
+    calls.extend([
         rbac("create", "clusterrolebindings", None),
         rbac("create", "rolebindings", Some("checkout")),
         rbac("create", "rolebindings", Some("demo")),
@@ -384,6 +410,7 @@ async fn revoke_user_deletes_every_binding_that_names_only_them_and_undo_recreat
         .body(copy(1), JSON),
         call(Method::POST, CLUSTERROLEBINDINGS, 201, serde_json::to_vec(&copy(2)).unwrap()).body(copy(2), JSON),
     ]);
+    let (client, server) = mock(calls);
     let undo = contain::undo_revoke(&client, &planned.before).await.unwrap();
     assert_eq!(ops(&contain::apply(&client, &undo, false).await.unwrap()), ["create", "create", "create"]);
     server.await.unwrap();
@@ -414,6 +441,8 @@ async fn revoke_serviceaccount_edits_shared_bindings_deletes_token_secrets_and_k
         get(ROLEBINDINGS, serde_json::to_vec(&rbs).unwrap()),
         get(CLUSTERROLEBINDINGS, recorded("GET_apis_rbac.authorization.k8s.io_v1_clusterrolebindings.json")),
         get("/api/v1/namespaces/kube-system/secrets?fieldSelector=type%3Dkubernetes.io%2Fservice-account-token", serde_json::to_vec(&secrets).unwrap()),
+        allowed(json!({"verb": "bind", "group": "rbac.authorization.k8s.io", "resource": "roles", "namespace": "kube-system", "name": "system::leader-locking-kube-scheduler"})),
+        allowed(json!({"verb": "create", "resource": "secrets", "namespace": "kube-system"})),
         allowed(json!({"verb": "delete", "resource": "secrets", "namespace": "kube-system"})),
         allowed(json!({"verb": "patch", "group": "rbac.authorization.k8s.io", "resource": "rolebindings", "namespace": "kube-system"})),
         call(Method::PATCH, "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings/system::leader-locking-kube-scheduler", 200, serde_json::to_vec(&shared).unwrap())
@@ -436,6 +465,7 @@ async fn revoke_serviceaccount_edits_shared_bindings_deletes_token_secrets_and_k
         get("/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings/system::leader-locking-kube-scheduler", serde_json::to_vec(&json!({
             "metadata": {"name": "system::leader-locking-kube-scheduler", "namespace": "kube-system", "resourceVersion": "9000"},
             "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "system:kube-scheduler"}]})).unwrap()),
+        allowed(json!({"verb": "bind", "group": "rbac.authorization.k8s.io", "resource": "roles", "namespace": "kube-system", "name": "system::leader-locking-kube-scheduler"})),
         allowed(json!({"verb": "create", "resource": "secrets", "namespace": "kube-system"})),
         allowed(json!({"verb": "patch", "group": "rbac.authorization.k8s.io", "resource": "rolebindings", "namespace": "kube-system"})),
         call(Method::PATCH, "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings/system::leader-locking-kube-scheduler", 200, ok_status())
@@ -652,4 +682,40 @@ async fn top_reads_the_metrics_api_or_falls_back_to_the_kubelet_stats_summary() 
     assert_eq!(list[0].memory_bytes, 24 * 1024 * 1024);
     assert!(kir_cluster::top::pinned_cpu(&list[0]).unwrap().contains("pinned at its limit"));
     assert!(kir_cluster::top::pinned_cpu(&list[1]).is_none());
+}
+
+#[test]
+fn sibling_pods_with_a_long_shared_prefix_never_share_a_quarantine_policy() {
+    let long = "payments-reconciliation-worker-with-a-very-long-name-7f9c4d8b5-";
+    let (a, b) = (format!("{long}abcde"), format!("{long}fghij"));
+    let pa = contain::quarantine_policy_name("shop", &a, "uid-a");
+    let pb = contain::quarantine_policy_name("shop", &b, "uid-b");
+    assert_ne!(pa, pb);
+    for p in [&pa, &pb] {
+        assert!(p.len() <= 63, "{p}");
+        assert!(p.starts_with("kir-quarantine-payments-reconciliation"), "{p}");
+        assert!(!p.contains("--"), "{p}");
+    }
+    // The same pod re-created under the same name is another pod: another policy.
+    assert_ne!(pa, contain::quarantine_policy_name("shop", &a, "uid-a2"));
+    assert_eq!(pa, contain::quarantine_policy_name("shop", &a, "uid-a"));
+}
+
+#[tokio::test]
+async fn a_foreign_policy_under_kirs_name_is_refused_not_adopted() {
+    // A policy with kir's name that selects every pod: isolating must not take it as done.
+    let mut foreign = policy_for("act-1");
+    foreign["spec"]["podSelector"] = json!({});
+    let (client, server) = mock(vec![get(POD, pod_json()), get(POLICY, serde_json::to_vec(&foreign).unwrap())]);
+    let err = contain::isolate_pod(&client, "checkout", POD_NAME, "act-1", &[]).await.unwrap_err();
+    server.await.unwrap();
+    assert!(err.to_string().starts_with("refused: networkpolicy checkout/kir-quarantine-"), "{err}");
+
+    // kir's own policy but the pod lost its label: the label comes back with the policy's value.
+    let (client, server) =
+        mock(vec![get(POD, pod_json()), get(POLICY, serde_json::to_vec(&policy_for("act-0")).unwrap())]);
+    let planned = contain::isolate_pod(&client, "checkout", POD_NAME, "act-9", &[]).await.unwrap();
+    server.await.unwrap();
+    assert_eq!(planned.writes.len(), 1);
+    assert_eq!(planned.writes[0].body, Some(json!({"metadata": {"labels": {"kir.dev/quarantine": "act-0"}}})));
 }

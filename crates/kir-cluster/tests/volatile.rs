@@ -28,8 +28,10 @@ async fn the_debug_container_is_added_awaited_and_its_output_kept() {
     let output = "## processes (pid ppid uid exe cmdline)\n1 0 0 /bin/xmrig xmrig -o stratum+tcp://pool:3333\n## end\n";
     let (client, server) = mock(vec![
         allowed(json!({"verb": "patch", "resource": "pods", "subresource": "ephemeralcontainers", "namespace": "checkout"})),
+        allowed(json!({"verb": "get", "resource": "pods", "namespace": "checkout"})),
+        allowed(json!({"verb": "get", "resource": "pods", "subresource": "log", "namespace": "checkout"})),
         call(Method::PATCH, &format!("{POD}/ephemeralcontainers"), 200, serde_json::to_vec(&running).unwrap()).body(
-            json!({"spec": {"ephemeralContainers": [kir_cluster::volatile::debug_container("kir-debug-1", "busybox:1.36", "app")]}}),
+            json!({"spec": {"ephemeralContainers": [kir_cluster::volatile::debug_container("kir-debug-1", "busybox:1.36", "app", false)]}}),
             STRATEGIC,
         ),
         get(POD, serde_json::to_vec(&ours).unwrap()),
@@ -46,6 +48,7 @@ async fn the_debug_container_is_added_awaited_and_its_output_kept() {
         "app",
         "busybox:1.36",
         "kir-debug-1",
+        false,
         Duration::from_secs(30),
         Duration::from_millis(1),
         &mut w,
@@ -58,11 +61,14 @@ async fn the_debug_container_is_added_awaited_and_its_output_kept() {
     let sealed = w.finish(None).unwrap();
     assert_eq!(std::fs::read_to_string(sealed.join("volatile/debug-container.log")).unwrap(), output);
 
-    // Without the permission: said, skipped, nothing patched.
-    let (client, server) = mock(vec![review(
-        json!({"verb": "patch", "resource": "pods", "subresource": "ephemeralcontainers", "namespace": "checkout"}),
-        false,
-    )]);
+    // Without the permission to read its log: said, skipped, nothing patched.
+    let (client, server) = mock(vec![
+        allowed(
+            json!({"verb": "patch", "resource": "pods", "subresource": "ephemeralcontainers", "namespace": "checkout"}),
+        ),
+        allowed(json!({"verb": "get", "resource": "pods", "namespace": "checkout"})),
+        review(json!({"verb": "get", "resource": "pods", "subresource": "log", "namespace": "checkout"}), false),
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let mut w = bundle(dir.path());
     let mut report = Report::default();
@@ -73,6 +79,7 @@ async fn the_debug_container_is_added_awaited_and_its_output_kept() {
         "app",
         "busybox:1.36",
         "kir-debug-2",
+        false,
         Duration::from_secs(1),
         Duration::from_millis(1),
         &mut w,
@@ -82,7 +89,8 @@ async fn the_debug_container_is_added_awaited_and_its_output_kept() {
     .unwrap();
     server.await.unwrap();
     assert!(
-        report.skipped[0].contains("missing permission: patch pods/ephemeralcontainers in namespace checkout"),
+        report.skipped[0]
+            .contains("missing permissions, so no container was added: get pods/log in namespace checkout"),
         "{:?}",
         report.skipped
     );
@@ -164,4 +172,33 @@ async fn volume_snapshots_are_created_per_claim_or_said_missing() {
         .unwrap();
     server.await.unwrap();
     assert!(report.skipped[0].contains("no VolumeSnapshot API"), "{:?}", report.skipped);
+}
+
+/// The debug script run for real by this machine's `sh` over this machine's `/proc`: a process
+/// whose arguments hold a secret shows its program only, unless full command lines are asked.
+#[test]
+fn the_debug_script_redacts_command_line_arguments_unless_asked() {
+    let secret = "kir-test-secret-5f3a9";
+    let mut holder = std::process::Command::new("sh").args(["-c", "sleep 60", secret]).spawn().unwrap();
+    let run = |full: bool| {
+        let out =
+            std::process::Command::new("sh").args(["-c", &kir_cluster::volatile::debug_script(full)]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let redacted = run(false);
+    let full = run(true);
+    holder.kill().ok();
+    holder.wait().ok();
+    let line = |out: &str| {
+        out.lines().find(|l| l.starts_with(&format!("{} ", holder.id()))).map(str::to_string).unwrap_or_default()
+    };
+    assert!(redacted.contains("arguments redacted"), "{redacted}");
+    assert!(!redacted.contains(secret), "the secret argument leaked: {}", line(&redacted));
+    assert!(line(&redacted).contains("sh [4 args, sha256:"), "{}", line(&redacted));
+    assert!(line(&full).contains(secret), "{}", line(&full));
+    for out in [&redacted, &full] {
+        assert!(out.contains("## connections"), "{out}");
+        assert!(out.contains("## files changed in the last 24 hours"), "{out}");
+        assert!(out.trim_end().ends_with("## end"), "{out}");
+    }
 }

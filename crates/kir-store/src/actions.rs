@@ -23,6 +23,9 @@ pub struct ActionRecord {
     pub undone_by: Option<String>,
 }
 
+/// The `changes` of an action started and not finished.
+pub const PENDING: &str = "\"pending\"";
+
 const COLUMNS: &str =
     "id, action, target, incident_id, dry_run, who, at, cluster, before_state, changes, undone_at, undone_by";
 
@@ -59,6 +62,73 @@ impl Store {
                 let data = serde_json::json!({"action_id": a.id, "changes": serde_json::from_str::<serde_json::Value>(&a.changes).ok()});
                 crate::model::append(c, id, a.at, &a.who, "action", &message, Some(data)).await?;
                 crate::model::touch(c, id, a.at).await?;
+            }
+            Ok(())
+        }
+        .await;
+        tx.finish(r).await
+    }
+
+    /// Records an action before it is applied (its `changes` say `"pending"`), so an action cut
+    /// short (a crash, a lost connection) still leaves its state before for undo. No timeline
+    /// entry yet: `finish_action` writes it with the outcome.
+    pub async fn start_action(&self, a: &ActionRecord) -> Result<()> {
+        let mut tx = self.lock().await?;
+        let r = async {
+            let c = tx.conn();
+            if let Some(id) = a.incident_id {
+                crate::model::fetch_incident(c, id).await?;
+            }
+            sqlx::query(
+                "INSERT INTO actions (id, action, target, incident_id, dry_run, who, at, cluster, before_state, changes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&a.id)
+            .bind(&a.action)
+            .bind(&a.target)
+            .bind(a.incident_id)
+            .bind(a.dry_run)
+            .bind(&a.who)
+            .bind(a.at)
+            .bind(&a.cluster)
+            .bind(&a.before_state)
+            .bind(PENDING)
+            .execute(&mut *c)
+            .await?;
+            Ok(())
+        }
+        .await;
+        tx.finish(r).await
+    }
+
+    /// The outcome of a started action: the changes made (a JSON array), or `{"failed": why}`;
+    /// the incident's timeline gets the entry.
+    pub async fn finish_action(&self, id: &str, changes: &str, now: i64) -> Result<()> {
+        let mut tx = self.lock().await?;
+        let r = async {
+            let c = tx.conn();
+            sqlx::query("UPDATE actions SET changes = $2 WHERE id = $1")
+                .bind(id)
+                .bind(changes)
+                .execute(&mut *c)
+                .await?;
+            let row: Option<(Option<i64>, String, String, i64, String)> =
+                sqlx::query_as("SELECT incident_id, action, target, dry_run, who FROM actions WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+            if let Some((Some(incident), action, target, dry_run, who)) = row {
+                let parsed = serde_json::from_str::<serde_json::Value>(changes).ok();
+                let failed = parsed.as_ref().and_then(|v| v.get("failed")).and_then(|f| f.as_str()).map(str::to_string);
+                let message = format!(
+                    "{}{}{action} {target} (action {id}){}",
+                    if dry_run != 0 { "dry run: " } else { "" },
+                    if failed.is_some() { "failed: " } else { "" },
+                    failed.map(|f| format!(": {f}")).unwrap_or_default()
+                );
+                let data = serde_json::json!({"action_id": id, "changes": parsed});
+                crate::model::append(c, incident, now, &who, "action", &message, Some(data)).await?;
+                crate::model::touch(c, incident, now).await?;
             }
             Ok(())
         }

@@ -24,7 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection};
 
-pub use actions::ActionRecord;
+pub use actions::{ActionRecord, PENDING};
 pub use ingest::{IngestReport, fingerprint};
 pub use model::*;
 

@@ -192,7 +192,9 @@ pub fn collect(
                 Subject::Pod { namespace, name } => {
                     match kir_cluster::collect::pod(&client, namespace, name, &options, w).await {
                         Ok(mut report) => {
-                            pod_extras(global, &client, namespace, name, extras, w, &mut report).await.map(|_| report)
+                            pod_extras(global, &client, (namespace, name), extras, &options, w, &mut report)
+                                .await
+                                .map(|_| report)
                         }
                         Err(e) => Err(e),
                     }
@@ -282,9 +284,9 @@ pub fn collect(
 async fn pod_extras(
     global: &Global,
     client: &kir_cluster::Client,
-    namespace: &str,
-    name: &str,
+    (namespace, name): (&str, &str),
     extras: &Extras,
+    options: &kir_cluster::collect::Options,
     w: &mut kir_evidence::BundleWriter,
     report: &mut kir_cluster::collect::Report,
 ) -> Result<(), kir_cluster::Error> {
@@ -314,6 +316,7 @@ spec, and the container stays listed there until the pod is deleted"
             target,
             image,
             &container,
+            options.include_secret_values,
             *wait,
             std::time::Duration::from_secs(2),
             w,

@@ -226,8 +226,11 @@ pub async fn perform(
             planned
         }
     };
-    let changes = contain::apply(client, &planned, common.dry_run).await?;
-    let record = ActionRecord {
+    // A refusal for missing permissions changes nothing, so it leaves no record either.
+    contain::preflight(client, &planned).await?;
+    // Recorded before anything is sent: an action cut short still has its state before for
+    // undo, and the record says which cluster it changed.
+    let mut record = ActionRecord {
         id,
         action: request.action().into(),
         target,
@@ -235,14 +238,56 @@ pub async fn perform(
         dry_run: common.dry_run as i64,
         who: ctx.who.clone(),
         at: ctx.now,
-        cluster: Some(ctx.cluster.server.clone()),
+        cluster: Some(cluster_identity(client, &ctx.cluster).await.to_string()),
         before_state: planned.before.to_string(),
-        changes: serde_json::to_string(&changes)?,
+        changes: kir_store::PENDING.into(),
         undone_at: None,
         undone_by: None,
     };
-    ctx.store.record_action(&record).await.map_err(|e| UserError(e.to_string()))?;
+    ctx.store.start_action(&record).await.map_err(|e| UserError(e.to_string()))?;
+    let outcome = contain::apply_preflighted(client, &planned, common.dry_run).await;
+    record.changes = match &outcome {
+        Ok(changes) => serde_json::to_string(changes)?,
+        Err(e) => serde_json::json!({"failed": e.to_string()}).to_string(),
+    };
+    ctx.store.finish_action(&record.id, &record.changes, ctx.now).await.map_err(|e| UserError(e.to_string()))?;
+    outcome?;
     Ok((record, requests_of(&planned)))
+}
+
+/// Which cluster an action changed: the server as the kubeconfig names it and the UID of
+/// kube-system, which stays the same whatever address the server is reached by.
+async fn cluster_identity(client: &kir_cluster::Client, target: &kir_cluster::Target) -> serde_json::Value {
+    serde_json::json!({"server": target.server, "kube_system_uid": kir_cluster::collect::kube_system_uid(client).await})
+}
+
+/// Undo acts on the cluster the action changed, or not at all: the kube-system UIDs must match
+/// (the servers, when a UID is unknown).
+async fn same_cluster(
+    client: &kir_cluster::Client,
+    target: &kir_cluster::Target,
+    a: &ActionRecord,
+) -> Result<(), UserError> {
+    let Some(recorded) = a.cluster.as_deref() else { return Ok(()) };
+    let recorded: serde_json::Value = serde_json::from_str(recorded)
+        .unwrap_or_else(|_| serde_json::json!({"server": recorded, "kube_system_uid": null}));
+    let now = cluster_identity(client, target).await;
+    let same = match (recorded["kube_system_uid"].as_str(), now["kube_system_uid"].as_str()) {
+        (Some(then), Some(now)) => then == now,
+        _ => recorded["server"] == now["server"],
+    };
+    if same {
+        return Ok(());
+    }
+    Err(UserError(format!(
+        "{} changed another cluster ({}, kube-system {}) than the one this context reaches ({}, kube-system {}): \
+nothing was changed. Give the --context of that cluster.",
+        a.id,
+        recorded["server"].as_str().unwrap_or("?"),
+        recorded["kube_system_uid"].as_str().unwrap_or("unknown"),
+        now["server"].as_str().unwrap_or("?"),
+        now["kube_system_uid"].as_str().unwrap_or("unknown"),
+    )))
 }
 
 /// The one `--context` a command that changes a cluster acts on (several would be ambiguous).
@@ -403,7 +448,8 @@ async fn run_in(
                 outln!("{action_id} was already undone: nothing to do");
                 return Ok(exit::OK);
             }
-            let (client, _) = kir_cluster::connect(global.kubeconfig.as_deref(), one_context(global)?).await?;
+            let (client, cluster) = kir_cluster::connect(global.kubeconfig.as_deref(), one_context(global)?).await?;
+            same_cluster(&client, &cluster, &a).await?;
             let planned = undo_plan(&client, &a).await?;
             let changes = contain::apply(&client, &planned, false).await?;
             store.mark_undone(action_id, &who, now).await.map_err(|e| UserError(e.to_string()))?;
@@ -430,8 +476,15 @@ async fn run_in(
                 let color = use_color(global);
                 let mut t = table(color, &["ACTION", "WHAT", "TARGET", "WHEN", "WHO", "INCIDENT", "STATE"]);
                 for a in &list {
+                    let failed = serde_json::from_str::<serde_json::Value>(&a.changes)
+                        .ok()
+                        .and_then(|c| c.get("failed").and_then(|f| f.as_str()).map(str::to_string));
                     let state = match (a.action.as_str(), a.dry_run != 0, a.undone_at) {
                         ("collect", _, _) => "evidence".to_string(),
+                        (_, _, None) if a.changes == kir_store::PENDING => {
+                            "started, not finished (undo takes back what was done)".to_string()
+                        }
+                        (_, _, None) if failed.is_some() => "failed".to_string(),
                         (_, true, _) => "dry run".to_string(),
                         (_, false, Some(t)) => format!("undone {}", kir_store::rfc3339(t)),
                         (_, false, None) => "in effect".to_string(),

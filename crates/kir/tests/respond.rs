@@ -495,3 +495,58 @@ fn node_disk_snapshots_run_the_configured_command_per_volume_and_are_recorded() 
     assert!(runs.as_array().unwrap().iter().all(|r| r["exit_code"] == 0));
     e.kir(&["evidence", "verify", bundle.to_str().unwrap()]).assert().success();
 }
+
+#[test]
+fn sibling_pods_with_a_long_shared_prefix_get_a_policy_each_and_undo_refuses_another_cluster() {
+    let e = env();
+    let template = e.cluster.object(P1_PATH).unwrap();
+    let prefix = "payments-reconciliation-worker-with-a-long-name-7f9c4d8b5";
+    let mut paths = Vec::new();
+    for (i, suffix) in ["abcde", "fghij"].iter().enumerate() {
+        let name = format!("{prefix}-{suffix}");
+        let mut pod = template.clone();
+        pod["metadata"]["name"] = json!(name);
+        pod["metadata"]["uid"] = json!(format!("0000000{i}-1111-4222-8333-444455556666"));
+        let path = format!("/api/v1/namespaces/checkout/pods/{name}");
+        e.cluster.put(&path, pod);
+        paths.push((name, path));
+    }
+    let mut ids = Vec::new();
+    for (name, _) in &paths {
+        let done = e.json(&["contain", "isolate", "pod", &format!("checkout/{name}")]);
+        ids.push(done["action_id"].as_str().unwrap().to_string());
+    }
+    let now = e.cluster.snapshot();
+    let made = policies(&now);
+    assert_eq!(made.len(), 2, "one policy per pod: {:?}", made.iter().map(|(k, _)| k).collect::<Vec<_>>());
+    for (_, policy) in &made {
+        assert!(policy["metadata"]["name"].as_str().unwrap().len() <= 63);
+        let selector = policy["spec"]["podSelector"]["matchLabels"].as_object().unwrap();
+        let selected: Vec<&String> = now
+            .iter()
+            .filter(|(k, _)| k.starts_with("/api/v1/namespaces/checkout/pods/"))
+            .filter(|(_, p)| selector.iter().all(|(k, v)| p["metadata"]["labels"].get(k) == Some(v)))
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(selected.len(), 1, "each policy selects exactly one pod: {selected:?}");
+    }
+
+    // Another cluster (another kube-system UID) behind the current context: undo changes nothing.
+    let other = FakeCluster::start();
+    other.put(
+        "/api/v1/namespaces/kube-system",
+        json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system", "uid": "99999999-0000-4000-8000-000000000000"}}),
+    );
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_config = other.kubeconfig(other_dir.path());
+    let out = e.kir(&["contain", "undo", &ids[0]]).env("KUBECONFIG", &other_config).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("changed another cluster"), "{err}");
+    assert!(other.writes().is_empty(), "{:?}", other.writes());
+    assert_eq!(e.cluster.snapshot(), now);
+
+    // The right cluster: undone.
+    e.kir(&["contain", "undo", &ids[0]]).assert().success();
+    assert_eq!(policies(&e.cluster.snapshot()).len(), 1);
+}

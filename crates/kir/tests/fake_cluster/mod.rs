@@ -179,6 +179,11 @@ impl State {
                 if !self.objects.contains_key(&path) {
                     return status(404, "NotFound", &format!("{path} not found"));
                 }
+                if let Some(rv) = body.pointer("/preconditions/resourceVersion")
+                    && rv != &self.objects[&path]["metadata"]["resourceVersion"]
+                {
+                    return status(409, "Conflict", "Precondition failed: resourceVersion");
+                }
                 let gone = if dry_run { self.objects[&path].clone() } else { self.objects.remove(&path).unwrap() };
                 ok(&gone, 200)
             }
