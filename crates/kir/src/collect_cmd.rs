@@ -347,8 +347,39 @@ spec, and the container stays listed there until the pod is deleted"
     Ok(())
 }
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
+/// The placeholders of a snapshot command template and the variables that carry their values.
+const SNAPSHOT_PLACEHOLDERS: [(&str, &str); 4] = [
+    ("{node}", "KIR_NODE"),
+    ("{instance}", "KIR_INSTANCE"),
+    ("{provider_id}", "KIR_PROVIDER_ID"),
+    ("{volume}", "KIR_VOLUME"),
+];
+
+/// Turns a template into a script: each placeholder becomes a reference to an environment
+/// variable, in one pass. The values (from the node object, which an attacker on the node can
+/// influence) never become script text, so nothing in them is run.
+fn snapshot_script(template: &str) -> String {
+    let mut script = String::with_capacity(template.len());
+    let mut rest = template;
+    'outer: while !rest.is_empty() {
+        for (placeholder, var) in SNAPSHOT_PLACEHOLDERS {
+            if let Some(after) = rest.strip_prefix(placeholder) {
+                script.push_str(&format!("${{{var}}}"));
+                rest = after;
+                continue 'outer;
+            }
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        script.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    script
+}
+
+/// A value fit for a command line: cloud IDs and node names only. Anything else (spaces, glob or
+/// shell characters) would split into several arguments or match files, so it is refused.
+fn plain_value(v: &str) -> bool {
+    v.len() <= 253 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:/@".contains(&b))
 }
 
 /// Runs the cloud's snapshot command for the node's disks (once per attached volume when the
@@ -381,26 +412,40 @@ fn snapshot_node_disks(
         return Ok(());
     }
     let mut results = Vec::new();
+    let script = snapshot_script(template);
     for volume in runs {
-        let command = template
-            .replace("{node}", &shell_quote(node))
-            .replace("{instance}", &shell_quote(&instance))
-            .replace("{provider_id}", &shell_quote(&provider_id))
-            .replace("{volume}", &shell_quote(volume.map(String::as_str).unwrap_or_default()));
-        if !quiet {
-            eprintln!("kir: running: {command}");
-        }
+        let values = [
+            ("KIR_NODE", node),
+            ("KIR_INSTANCE", instance.as_str()),
+            ("KIR_PROVIDER_ID", provider_id.as_str()),
+            ("KIR_VOLUME", volume.map(String::as_str).unwrap_or_default()),
+        ];
         let started = jiff::Timestamp::now();
-        let result = match std::process::Command::new("sh").arg("-c").arg(&command).output() {
-            Ok(out) => serde_json::json!({"command": command, "volume": volume, "started": started.to_string(),
-                "exit_code": out.status.code(), "stdout": String::from_utf8_lossy(&out.stdout), "stderr": String::from_utf8_lossy(&out.stderr)}),
+        let env: serde_json::Map<String, serde_json::Value> =
+            values.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect();
+        if let Some((name, bad)) = values.iter().find(|(_, v)| !plain_value(v)) {
+            report.skipped.push(format!("snapshot command: refused to run with {name}={bad:?} (not a plain ID)"));
+            results.push(serde_json::json!({"command": script, "env": env, "volume": volume,
+                "error": format!("{name} is not a plain ID; not run")}));
+            continue;
+        }
+        if !quiet {
+            let shown: Vec<String> =
+                values.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={v}")).collect();
+            eprintln!("kir: running: {script}   ({})", shown.join(" "));
+        }
+        let result = match std::process::Command::new("sh").arg("-c").arg(&script).envs(values).output() {
+            Ok(out) => {
+                serde_json::json!({"command": script, "env": env, "volume": volume, "started": started.to_string(),
+                "exit_code": out.status.code(), "stdout": String::from_utf8_lossy(&out.stdout), "stderr": String::from_utf8_lossy(&out.stderr)})
+            }
             Err(e) => {
-                serde_json::json!({"command": command, "volume": volume, "started": started.to_string(), "error": e.to_string()})
+                serde_json::json!({"command": script, "env": env, "volume": volume, "started": started.to_string(), "error": e.to_string()})
             }
         };
         if result["exit_code"] != 0 {
             report.skipped.push(format!(
-                "snapshot command for {}: did not succeed ({})",
+                "snapshot command for {}: did not succeed (exit code {})",
                 volume.map(String::as_str).unwrap_or(node),
                 result["exit_code"]
             ));

@@ -56,14 +56,26 @@ fn step_entries<'t>(
         .collect()
 }
 
-/// Steps done (or confirmed) and steps approved, by number (from 1).
-fn progress(timeline: &[TimelineEntry], playbook: &str) -> (BTreeSet<usize>, BTreeSet<usize>) {
-    let done = step_entries(timeline, "playbook", playbook)
+/// Steps done (or confirmed) and steps approved, by number (from 1). An entry counts only for
+/// the step it was made for: if the plan changed since and step N is now another action, an
+/// approval or a "done" of the old step N does not carry over to it.
+fn progress(timeline: &[TimelineEntry], playbook: &Playbook) -> (BTreeSet<usize>, BTreeSet<usize>) {
+    let same_step = |n: usize, d: &Value| {
+        playbook.steps.get(n.wrapping_sub(1)).is_some_and(|step| {
+            d.get("action").is_none_or(|a| a == step.action.as_str())
+                && d.get("title").is_none_or(|t| t.is_null() || t == &json!(step_title(step)))
+        })
+    };
+    let done = step_entries(timeline, "playbook", &playbook.id)
         .into_iter()
-        .filter(|(_, d, _)| d["status"] == "done")
+        .filter(|(n, d, _)| d["status"] == "done" && same_step(*n, d))
         .map(|(n, _, _)| n)
         .collect();
-    let approved = step_entries(timeline, "approval", playbook).into_iter().map(|(n, _, _)| n).collect();
+    let approved = step_entries(timeline, "approval", &playbook.id)
+        .into_iter()
+        .filter(|(n, d, _)| same_step(*n, d))
+        .map(|(n, _, _)| n)
+        .collect();
     (done, approved)
 }
 
@@ -80,6 +92,55 @@ struct Targets {
     users: BTreeSet<String>,
     workloads: BTreeSet<(&'static str, String, String)>,
     cronjobs: BTreeSet<(String, String)>,
+}
+
+impl Targets {
+    fn to_json(&self) -> Value {
+        json!({
+            "pods": self.pods.iter().map(|(ns, n)| format!("{ns}/{n}")).collect::<Vec<_>>(),
+            "nodes": self.nodes,
+            "service_accounts": self.service_accounts.iter().map(|(ns, n)| format!("{ns}/{n}")).collect::<Vec<_>>(),
+            "users": self.users,
+            "workloads": self.workloads.iter().map(|(r, ns, n)| format!("{r}/{ns}/{n}")).collect::<Vec<_>>(),
+            "cronjobs": self.cronjobs.iter().map(|(ns, n)| format!("{ns}/{n}")).collect::<Vec<_>>(),
+        })
+    }
+
+    fn from_json(v: &Value) -> Targets {
+        let strings = |k: &str| -> Vec<String> {
+            v.get(k)
+                .and_then(|a| a.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str())
+                .map(str::to_string)
+                .collect()
+        };
+        let pair = |s: &String| s.split_once('/').map(|(a, b)| (a.to_string(), b.to_string()));
+        Targets {
+            pods: strings("pods").iter().filter_map(pair).collect(),
+            nodes: strings("nodes").into_iter().collect(),
+            service_accounts: strings("service_accounts").iter().filter_map(pair).collect(),
+            users: strings("users").into_iter().collect(),
+            workloads: strings("workloads")
+                .iter()
+                .filter_map(|w| {
+                    let mut parts = w.splitn(3, '/');
+                    let resource = kir_cluster::contain::workload_resource(parts.next()?)?;
+                    Some((resource, parts.next()?.to_string(), parts.next()?.to_string()))
+                })
+                .collect(),
+            cronjobs: strings("cronjobs").iter().filter_map(pair).collect(),
+        }
+    }
+}
+
+/// The targets recorded by an earlier run of this playbook (the newest), if any.
+fn recorded_targets(timeline: &[TimelineEntry], playbook: &str) -> Option<Targets> {
+    timeline.iter().rev().filter(|e| e.kind == "playbook").find_map(|e| {
+        let data: Value = serde_json::from_str(e.data.as_deref()?).ok()?;
+        (data["playbook"] == playbook).then(|| data.get("targets").map(Targets::from_json)).flatten()
+    })
 }
 
 fn split_pod(p: &str) -> Result<(String, String), UserError> {
@@ -272,8 +333,8 @@ async fn record_step(
     }
     let now = crate::incident_cmd::now_ms()?;
     let message = format!("playbook {} step {n} ({}): {status}", r.playbook, step.action.as_str());
-    let data =
-        json!({"playbook": r.playbook, "step": n, "action": step.action.as_str(), "status": status, "detail": detail});
+    let data = json!({"playbook": r.playbook, "step": n, "action": step.action.as_str(), "title": step_title(step),
+        "status": status, "detail": detail});
     store.record(r.incident, who, "playbook", &message, Some(data), now).await.map_err(store_err)
 }
 
@@ -306,10 +367,26 @@ fn respond(
     }
     let playbook = playbook_for(plan, &incident.incident_type)?;
     let findings = rt.block_on(store.findings(args.id)).map_err(store_err)?;
-    let mut targets = targets_from(args, &findings)?;
     let (client, cluster) =
         rt.block_on(kir_cluster::connect(global.kubeconfig.as_deref(), crate::contain_cmd::one_context(global)?))?;
-    rt.block_on(resolve(&client, &mut targets, global.quiet))?;
+    // The targets are worked out once, on the first run, and kept on the timeline: by the time
+    // an approval comes, the pods may be gone (isolated, deleted, redeployed) and their node,
+    // service account and workload could no longer be found from them. `--pod` works them out anew.
+    let timeline = rt.block_on(store.timeline(args.id)).map_err(store_err)?;
+    let targets = match recorded_targets(&timeline, &playbook.id) {
+        Some(t) if args.pod.is_empty() => t,
+        _ => {
+            let mut t = targets_from(args, &findings)?;
+            rt.block_on(resolve(&client, &mut t, global.quiet))?;
+            if !args.dry_run {
+                let message = format!("playbook {} targets: {}", playbook.id, t.to_json());
+                let data = json!({"playbook": playbook.id, "targets": t.to_json()});
+                let now = crate::incident_cmd::now_ms()?;
+                rt.block_on(store.record(args.id, who, "playbook", &message, Some(data), now)).map_err(store_err)?;
+            }
+            t
+        }
+    };
     let mut r = Run { global, args, incident: args.id, playbook: playbook.id.clone(), report: vec![] };
     if !matches!(global.format, Format::Json | Format::Jsonl) {
         let pods: Vec<String> = targets.pods.iter().map(|(n, p)| format!("{n}/{p}")).collect();
@@ -328,7 +405,7 @@ fn respond(
         let n = i + 1;
         // Re-read each time: an approval or a confirmation may have just been recorded.
         let timeline = rt.block_on(store.timeline(args.id)).map_err(store_err)?;
-        let (done, approved) = progress(&timeline, &playbook.id);
+        let (done, approved) = progress(&timeline, playbook);
         if done.contains(&n) {
             r.say(n, step, "done earlier", "")?;
             continue;
@@ -383,6 +460,28 @@ fn respond(
             let common = ActionArgs { dry_run: args.dry_run, incident: Some(args.id), force: false };
             let requests = requests_of(step, &targets);
             rt.block_on(async {
+                // Evidence first, whatever order the plan puts its steps in.
+                if step.action.contains() {
+                    let collected = crate::contain_cmd::collected_pods(store).await?;
+                    let missing: Vec<String> = targets
+                        .pods
+                        .iter()
+                        .map(|(ns, p)| format!("{ns}/{p}"))
+                        .filter(|p| !collected.contains(&format!("pod/{p}")))
+                        .collect();
+                    if !missing.is_empty() && !args.dry_run {
+                        return Err(UserError(format!(
+                            "evidence first: {} would act before the evidence of pod {} is collected; run \
+kir collect pod {} --out {} --incident {} (or put a collect-evidence step before this one), then kir respond {} again",
+                            step.action.as_str(),
+                            missing.join(", pod "),
+                            missing[0],
+                            args.out.display(),
+                            args.id,
+                            args.id
+                        )));
+                    }
+                }
                 if requests.is_empty() {
                     return Err(UserError(format!(
                         "nothing to {} here: the incident names no {} (name a pod with --pod NAMESPACE/NAME)",
@@ -399,6 +498,17 @@ fn respond(
                 }
                 let mut ids = Vec::new();
                 for q in &requests {
+                    // A pod gone since the targets were recorded (deleted, redeployed) is said
+                    // and left out; the step goes on with the rest.
+                    if let Request::Isolate { namespace, pod, .. }
+                    | Request::LabelPod { namespace, pod }
+                    | Request::Delete { namespace, pod } = q
+                        && let Err(kir_cluster::Error::NotFound { .. }) =
+                            kir_cluster::contain::pod_context(&ctx.client, namespace, pod).await
+                    {
+                        ids.push(format!("pod {namespace}/{pod} no longer exists: left out"));
+                        continue;
+                    }
                     let (record, _) = crate::contain_cmd::perform(&ctx, q, &common).await?;
                     ids.push(format!("{} {} ({})", record.action, record.target, record.id));
                 }
@@ -490,7 +600,7 @@ pub async fn approve(global: &Global, a: &ApproveArgs, store: &Store, who: &str,
     let incident = store.incident(a.id).await.map_err(store_err)?;
     let playbook = playbook_for(&plan, &incident.incident_type)?;
     let timeline = store.timeline(a.id).await.map_err(store_err)?;
-    let (done, approved) = progress(&timeline, &playbook.id);
+    let (done, approved) = progress(&timeline, playbook);
     let n = match a.step {
         Some(n) => n,
         None => step_entries(&timeline, "playbook", &playbook.id)
@@ -531,7 +641,8 @@ pub async fn approve(global: &Global, a: &ApproveArgs, store: &Store, who: &str,
         if member { "" } else { " (not a listed contact of the role)" },
         a.note.as_deref().map(|t| format!(": {t}")).unwrap_or_default()
     );
-    let data = json!({"playbook": playbook.id, "step": n, "role": role, "member": member, "note": a.note});
+    let data = json!({"playbook": playbook.id, "step": n, "action": step.action.as_str(), "title": step_title(step),
+        "role": role, "member": member, "note": a.note});
     store.record(a.id, who, "approval", &message, Some(data), now).await.map_err(store_err)?;
     outln!("incident #{}: {message}; go on with: kir respond {}", a.id, a.id);
     Ok(exit::OK)

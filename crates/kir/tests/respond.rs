@@ -34,6 +34,13 @@ impl Env {
         c
     }
 
+    /// The same cluster through another store (another responder's records).
+    fn kir_with_store(&self, store: &str, args: &[&str]) -> assert_cmd::Command {
+        let mut c = kir();
+        c.args(args).arg("--store").arg(store).env("KUBECONFIG", &self.kubeconfig).env("KIR_USER", "dana");
+        c
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let out = self.kir(args).arg("--format").arg("json").output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -471,7 +478,9 @@ fn node_disk_snapshots_run_the_configured_command_per_volume_and_are_recorded() 
     node["spec"]["providerID"] = json!("aws:///eu-west-1a/i-0123456789abcdef0");
     node["status"]["volumesAttached"] = json!([
         {"name": "kubernetes.io/csi/ebs.csi.aws.com^vol-0aaa", "devicePath": ""},
-        {"name": "kubernetes.io/csi/ebs.csi.aws.com^vol-0bbb", "devicePath": ""}]);
+        {"name": "kubernetes.io/csi/ebs.csi.aws.com^vol-0bbb", "devicePath": ""},
+        // Written by whoever controls the node: never run as shell text.
+        {"name": "kubernetes.io/csi/ebs.csi.aws.com^vol-0ccc$(touch pwned)`touch pwned2`", "devicePath": ""}]);
     e.cluster.put("/api/v1/nodes/k8s-real-node", node);
     let out = e.dir.path().join("evidence");
     let o = e
@@ -482,17 +491,22 @@ fn node_disk_snapshots_run_the_configured_command_per_volume_and_are_recorded() 
             "--out",
             out.to_str().unwrap(),
             "--snapshot-command",
-            "echo snapshot of {volume} on {instance}; echo \"$(whoami)\" >/dev/null",
+            "echo \"snapshot of {volume}\" on {instance}; echo \"$(whoami)\" >/dev/null",
         ])
+        .current_dir(e.dir.path())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bundle = std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
     let runs: Value =
         serde_json::from_slice(&std::fs::read(bundle.join("snapshots/node-disks.json")).unwrap()).unwrap();
-    let said: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["stdout"].as_str().unwrap().trim()).collect();
+    let runs = runs.as_array().unwrap();
+    let said: Vec<&str> = runs[..2].iter().map(|r| r["stdout"].as_str().unwrap().trim()).collect();
     assert_eq!(said, ["snapshot of vol-0aaa on i-0123456789abcdef0", "snapshot of vol-0bbb on i-0123456789abcdef0"]);
-    assert!(runs.as_array().unwrap().iter().all(|r| r["exit_code"] == 0));
+    assert!(runs[..2].iter().all(|r| r["exit_code"] == 0));
+    // The hostile volume name is refused, and nothing in it ran.
+    assert!(runs[2]["error"].as_str().unwrap().contains("KIR_VOLUME is not a plain ID"), "{}", runs[2]);
+    assert!(!e.dir.path().join("pwned").exists() && !e.dir.path().join("pwned2").exists());
     e.kir(&["evidence", "verify", bundle.to_str().unwrap()]).assert().success();
 }
 
@@ -549,4 +563,78 @@ fn sibling_pods_with_a_long_shared_prefix_get_a_policy_each_and_undo_refuses_ano
     // The right cluster: undone.
     e.kir(&["contain", "undo", &ids[0]]).assert().success();
     assert_eq!(policies(&e.cluster.snapshot()).len(), 1);
+}
+
+#[test]
+fn respond_keeps_its_targets_refuses_containment_before_evidence_and_ties_approvals_to_the_step() {
+    let e = env();
+    e.kir(&["incident", "open", "--title", "miner in checkout", "--severity", "critical", "--type", "cryptomining"])
+        .assert()
+        .success();
+    let out = e.dir.path().join("evidence");
+    let out_s = out.to_str().unwrap();
+    e.kir(&["respond", "1", "--pod", P1, "--out", out_s]).assert().code(3);
+    e.kir(&["incident", "approve", "1"]).assert().success();
+
+    // The pod is gone (redeployed) before the next run, which names no pod: the targets of the
+    // first run are kept, so the service account is still known.
+    let original_pod = e.cluster.object(P1_PATH).unwrap();
+    e.cluster.remove(P1_PATH);
+    let second = e.kir(&["respond", "1", "--out", out_s]).output().unwrap();
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert_eq!(second.status.code(), Some(3), "{text}{}", String::from_utf8_lossy(&second.stderr));
+    assert!(text.contains("no longer exists: left out"), "{text}");
+    assert!(text.contains("step 4 revoke-serviceaccount") && text.contains("waiting for approval"), "{text}");
+    e.kir(&["incident", "approve", "1"]).assert().success();
+    let third = e.kir(&["respond", "1", "--out", out_s]).output().unwrap();
+    let text = String::from_utf8_lossy(&third.stdout);
+    assert!(text.contains("revoke serviceaccount/checkout/checkout-api"), "{text}");
+
+    // A plan whose playbook isolates before collecting: refused, the evidence comes first.
+    let plan = String::from_utf8(kir().args(["plan", "init"]).output().unwrap().stdout).unwrap();
+    let swapped = plan.replacen(
+        "      - action: collect-evidence\n        title: Collect the pod, its owners, node, service account, logs and events\n      - action: label\n        title: Label the pod and node as under investigation\n      - action: isolate-pod\n        title: Isolate the pod with a deny-all NetworkPolicy (it keeps running for forensics)\n        approval: soc\n",
+        "      - action: isolate-pod\n        title: Isolate the pod with a deny-all NetworkPolicy (it keeps running for forensics)\n      - action: collect-evidence\n        title: Collect the pod, its owners, node, service account, logs and events\n",
+        1,
+    );
+    assert_ne!(plan, swapped, "the starter plan's playbook changed: update this test");
+    let plan_path = e.dir.path().join("isolate-first.yaml");
+    std::fs::write(&plan_path, swapped).unwrap();
+    e.cluster.put(P1_PATH, original_pod);
+    let fresh_store = format!("sqlite:{}", e.dir.path().join("fresh.db").display());
+    let fresh = |args: &[&str]| e.kir_with_store(&fresh_store, args);
+    fresh(&["incident", "open", "--title", "again", "--severity", "critical", "--type", "cryptomining"])
+        .assert()
+        .success();
+    let writes = e.cluster.writes().len();
+    let refused =
+        fresh(&["respond", "1", "--pod", P1, "--out", out_s, "--plan", plan_path.to_str().unwrap()]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&refused.stdout);
+    assert!(text.contains("evidence first"), "{text}");
+    assert_eq!(e.cluster.writes().len(), writes, "nothing written before the evidence");
+
+    // Approvals belong to the step they were given for: the same number in a changed plan is
+    // another step and waits for its own approval.
+    let another_store = format!("sqlite:{}", e.dir.path().join("another.db").display());
+    let another = |args: &[&str]| e.kir_with_store(&another_store, args);
+    another(&["incident", "open", "--title", "third", "--severity", "critical", "--type", "cryptomining"])
+        .assert()
+        .success();
+    another(&["respond", "1", "--pod", P1, "--out", out_s]).assert().code(3);
+    another(&["incident", "approve", "1", "--step", "3"]).assert().success();
+    let changed = e.dir.path().join("changed.yaml");
+    std::fs::write(
+        &changed,
+        plan.replacen(
+            "      - action: isolate-pod\n        title: Isolate the pod with a deny-all NetworkPolicy (it keeps running for forensics)\n        approval: soc\n",
+            "      - action: delete-pod\n        title: Delete the pod\n        approval: soc\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let waits = another(&["respond", "1", "--out", out_s, "--plan", changed.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&waits.stdout);
+    assert_eq!(waits.status.code(), Some(3), "{text}");
+    assert!(text.contains("step 3 delete-pod") && text.contains("waiting for approval"), "{text}");
 }

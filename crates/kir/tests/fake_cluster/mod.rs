@@ -287,6 +287,11 @@ impl FakeCluster {
         self.state.lock().unwrap().put(path.to_string(), object);
     }
 
+    /// Removes an object (a pod deleted or redeployed behind kir's back).
+    pub fn remove(&self, path: &str) {
+        self.state.lock().unwrap().objects.remove(path);
+    }
+
     pub fn requests(&self) -> Vec<ReceivedRequest> {
         self.server.requests()
     }
