@@ -39,8 +39,8 @@ pub struct Permission {
     pub resource: &'static str,
     pub subresource: Option<&'static str>,
     pub namespace: Option<String>,
-    /// Asked for one object only where RBAC checks the name (`bind` on the role a binding
-    /// points to); otherwise `None`, which asks for the resource as a whole.
+    /// The object, where RBAC checks its name (patch, delete, an eviction, `bind` on the role a
+    /// binding points to); `None` for a create, whose object has no name RBAC can check yet.
     pub name: Option<String>,
 }
 
@@ -275,6 +275,8 @@ fn pod_path(namespace: &str, pod: &str) -> String {
 }
 
 fn patch(path: String, content_type: &'static str, body: Value, permission: Permission, name: &str) -> Write {
+    // RBAC checks the object's name for patch and delete (a grant may be limited to names).
+    let permission = Permission { name: Some(name.to_string()), ..permission };
     Write {
         method: http::Method::PATCH,
         path,
@@ -319,6 +321,8 @@ impl Write {
 }
 
 fn delete(path: String, permission: Permission, name: &str) -> Write {
+    // RBAC checks the object's name for patch and delete (a grant may be limited to names).
+    let permission = Permission { name: Some(name.to_string()), ..permission };
     Write {
         method: http::Method::DELETE,
         path,
@@ -539,7 +543,7 @@ pub async fn drain_node(
                     resource: "pods",
                     subresource: Some("eviction"),
                     namespace: Some(namespace.clone()),
-                    name: None,
+                    name: Some(name.clone()),
                 },
                 &name,
             )

@@ -37,7 +37,7 @@ fn isolate_reviews() -> Vec<Call> {
         allowed(
             json!({"verb": "create", "group": "networking.k8s.io", "resource": "networkpolicies", "namespace": "checkout"}),
         ),
-        allowed(json!({"verb": "patch", "resource": "pods", "namespace": "checkout"})),
+        allowed(json!({"verb": "patch", "resource": "pods", "namespace": "checkout", "name": POD_NAME})),
     ]
 }
 
@@ -89,9 +89,10 @@ async fn isolate_pod_labels_that_pod_only_and_denies_all_traffic_then_undoes() {
     let before = json!({"label": null, "policy_existed": false, "policy": "kir-quarantine-checkout-api-64db89f569-blm5l-a8b7f1a89a", "namespace": "checkout"});
     let (client, server) = mock(vec![
         allowed(
-            json!({"verb": "delete", "group": "networking.k8s.io", "resource": "networkpolicies", "namespace": "checkout"}),
+            json!({"verb": "delete", "group": "networking.k8s.io", "resource": "networkpolicies", "namespace": "checkout",
+                "name": "kir-quarantine-checkout-api-64db89f569-blm5l-a8b7f1a89a"}),
         ),
-        allowed(json!({"verb": "patch", "resource": "pods", "namespace": "checkout"})),
+        allowed(json!({"verb": "patch", "resource": "pods", "namespace": "checkout", "name": POD_NAME})),
         call(Method::DELETE, POLICY, 200, ok_status()),
         call(Method::PATCH, POD, 200, pod.clone())
             .body(json!({"metadata": {"labels": {"kir.dev/quarantine": null}}}), STRATEGIC),
@@ -112,7 +113,7 @@ async fn a_missing_permission_is_named_before_anything_changes() {
             json!({"verb": "create", "group": "networking.k8s.io", "resource": "networkpolicies", "namespace": "checkout"}),
             false,
         ),
-        allowed(json!({"verb": "patch", "resource": "pods", "namespace": "checkout"})),
+        allowed(json!({"verb": "patch", "resource": "pods", "namespace": "checkout", "name": POD_NAME})),
     ]);
     let planned = contain::isolate_pod(&client, "checkout", POD_NAME, "act-1", &[]).await.unwrap();
     let err = contain::apply(&client, &planned, false).await.unwrap_err();
@@ -126,12 +127,12 @@ async fn a_missing_permission_is_named_before_anything_changes() {
     // Several missing: all are named at once.
     let (client, server) = mock(vec![
         get(NODE, recorded("GET_api_v1_nodes_k8s-real-node.json")),
-        review(json!({"verb": "patch", "resource": "nodes"}), false),
+        review(json!({"verb": "patch", "resource": "nodes", "name": "k8s-real-node"}), false),
     ]);
     let err =
         contain::apply(&client, &contain::cordon(&client, "k8s-real-node").await.unwrap(), false).await.unwrap_err();
     server.await.unwrap();
-    assert!(err.to_string().contains("patch nodes (cluster-wide)"), "{err}");
+    assert!(err.to_string().contains("patch nodes \"k8s-real-node\" (cluster-wide)"), "{err}");
 
     // Reading is refused: the read permission is named (the recorded 403 of alice).
     let forbidden = recorded("GET_api_v1_namespaces_checkout_secrets.as-alice.json");
@@ -161,7 +162,7 @@ async fn a_missing_permission_is_named_before_anything_changes() {
 
 #[tokio::test]
 async fn cordon_is_idempotent_dry_runnable_and_undone() {
-    let patch_nodes = || allowed(json!({"verb": "patch", "resource": "nodes"}));
+    let patch_nodes = || allowed(json!({"verb": "patch", "resource": "nodes", "name": "k8s-real-node"}));
     let (client, server) = mock(vec![
         get(NODE, recorded("GET_api_v1_nodes_k8s-real-node.json")),
         patch_nodes(),
@@ -218,7 +219,7 @@ async fn quarantine_cordons_and_taints_keeping_other_taints_then_undoes_only_its
     let theirs =
         json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule", "timeAdded": "2026-11-27T23:59:33Z"});
     let ours = json!({"key": "kir.dev/quarantine", "value": "act-q", "effect": "NoSchedule"});
-    let patch_nodes = || allowed(json!({"verb": "patch", "resource": "nodes"}));
+    let patch_nodes = || allowed(json!({"verb": "patch", "resource": "nodes", "name": "k8s-real-node"}));
     let mut quarantined = cordoned.clone();
     quarantined["spec"]["taints"] = json!([theirs, ours]);
     quarantined["metadata"]["resourceVersion"] = json!("4800");
@@ -287,11 +288,16 @@ const CLUSTERROLEBINDINGS: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrol
 async fn revoke_user_deletes_every_binding_that_names_only_them_and_undo_recreates_them() {
     let rb = || get(ROLEBINDINGS, recorded("GET_apis_rbac.authorization.k8s.io_v1_rolebindings.json"));
     let crb = || get(CLUSTERROLEBINDINGS, recorded("GET_apis_rbac.authorization.k8s.io_v1_clusterrolebindings.json"));
-    let rbac = |verb: &str, resource: &str, ns: Option<&str>| {
+    let rbac_attributes = |verb: &str, resource: &str, ns: Option<&str>| {
         let mut a = json!({"verb": verb, "group": "rbac.authorization.k8s.io", "resource": resource});
         if let Some(ns) = ns {
             a["namespace"] = json!(ns);
         }
+        a
+    };
+    let rbac = |verb: &str, resource: &str, ns: Option<&str>| allowed(rbac_attributes(verb, resource, ns));
+    let named = |mut a: Value, name: &str| {
+        a["name"] = json!(name);
         allowed(a)
     };
     // Putting a binding back needs `bind` on its role: asked for each role, by name.
@@ -317,9 +323,9 @@ async fn revoke_user_deletes_every_binding_that_names_only_them_and_undo_recreat
         rbac("create", "clusterrolebindings", None),
         rbac("create", "rolebindings", Some("checkout")),
         rbac("create", "rolebindings", Some("demo")),
-        rbac("delete", "clusterrolebindings", None),
-        rbac("delete", "rolebindings", Some("checkout")),
-        rbac("delete", "rolebindings", Some("demo")),
+        named(rbac_attributes("delete", "clusterrolebindings", None), "demo-view-binding"),
+        named(rbac_attributes("delete", "rolebindings", Some("checkout")), "checkout-viewer-alice"),
+        named(rbac_attributes("delete", "rolebindings", Some("demo")), "alice-pod-reader"),
         call(
             Method::DELETE,
             "/apis/rbac.authorization.k8s.io/v1/namespaces/checkout/rolebindings/checkout-viewer-alice",
@@ -443,8 +449,8 @@ async fn revoke_serviceaccount_edits_shared_bindings_deletes_token_secrets_and_k
         get("/api/v1/namespaces/kube-system/secrets?fieldSelector=type%3Dkubernetes.io%2Fservice-account-token", serde_json::to_vec(&secrets).unwrap()),
         allowed(json!({"verb": "bind", "group": "rbac.authorization.k8s.io", "resource": "roles", "namespace": "kube-system", "name": "system::leader-locking-kube-scheduler"})),
         allowed(json!({"verb": "create", "resource": "secrets", "namespace": "kube-system"})),
-        allowed(json!({"verb": "delete", "resource": "secrets", "namespace": "kube-system"})),
-        allowed(json!({"verb": "patch", "group": "rbac.authorization.k8s.io", "resource": "rolebindings", "namespace": "kube-system"})),
+        allowed(json!({"verb": "delete", "resource": "secrets", "namespace": "kube-system", "name": "kube-scheduler-token"})),
+        allowed(json!({"verb": "patch", "group": "rbac.authorization.k8s.io", "resource": "rolebindings", "namespace": "kube-system", "name": "system::leader-locking-kube-scheduler"})),
         call(Method::PATCH, "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings/system::leader-locking-kube-scheduler", 200, serde_json::to_vec(&shared).unwrap())
             .body(json!({"metadata": {"resourceVersion": rv}, "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "system:kube-scheduler"}]}), MERGE),
         call(Method::DELETE, "/api/v1/namespaces/kube-system/secrets/kube-scheduler-token", 200, ok_status()),
@@ -467,7 +473,7 @@ async fn revoke_serviceaccount_edits_shared_bindings_deletes_token_secrets_and_k
             "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "system:kube-scheduler"}]})).unwrap()),
         allowed(json!({"verb": "bind", "group": "rbac.authorization.k8s.io", "resource": "roles", "namespace": "kube-system", "name": "system::leader-locking-kube-scheduler"})),
         allowed(json!({"verb": "create", "resource": "secrets", "namespace": "kube-system"})),
-        allowed(json!({"verb": "patch", "group": "rbac.authorization.k8s.io", "resource": "rolebindings", "namespace": "kube-system"})),
+        allowed(json!({"verb": "patch", "group": "rbac.authorization.k8s.io", "resource": "rolebindings", "namespace": "kube-system", "name": "system::leader-locking-kube-scheduler"})),
         call(Method::PATCH, "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings/system::leader-locking-kube-scheduler", 200, ok_status())
             .body(json!({"metadata": {"resourceVersion": "9000"}, "subjects": [
                 {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "system:kube-scheduler"},
@@ -498,8 +504,11 @@ async fn revoke_serviceaccount_edits_shared_bindings_deletes_token_secrets_and_k
 #[tokio::test]
 async fn scale_down_names_the_pods_that_end_and_undo_restores_the_count() {
     let deployment = "/apis/apps/v1/namespaces/checkout/deployments/checkout-api";
-    let patch_deployments =
-        || allowed(json!({"verb": "patch", "group": "apps", "resource": "deployments", "namespace": "checkout"}));
+    let patch_deployments = || {
+        allowed(
+            json!({"verb": "patch", "group": "apps", "resource": "deployments", "namespace": "checkout", "name": "checkout-api"}),
+        )
+    };
     let (client, server) = mock(vec![
         get(deployment, recorded("GET_apis_apps_v1_namespaces_checkout_deployments_checkout-api.json")),
         get("/api/v1/namespaces/checkout/pods", recorded("GET_api_v1_namespaces_checkout_pods.json")),
@@ -540,10 +549,13 @@ async fn drain_evicts_through_the_eviction_api_skips_daemonsets_and_waits_out_bu
     let start = |calls: &mut Vec<Call>| {
         calls.push(get(NODE, recorded("GET_api_v1_nodes_k8s-real-node.json")));
         calls.push(get("/api/v1/pods?fieldSelector=spec.nodeName%3Dk8s-real-node", serde_json::to_vec(&pods).unwrap()));
-        calls.push(allowed(
-            json!({"verb": "create", "resource": "pods", "subresource": "eviction", "namespace": "checkout"}),
-        ));
-        calls.push(allowed(json!({"verb": "patch", "resource": "nodes"})));
+        // Each eviction is asked for by the pod's name.
+        for name in ["batch-worker", POD_NAME, "checkout-api-64db89f569-gg6tn"] {
+            calls.push(allowed(
+                json!({"verb": "create", "resource": "pods", "subresource": "eviction", "namespace": "checkout", "name": name}),
+            ));
+        }
+        calls.push(allowed(json!({"verb": "patch", "resource": "nodes", "name": "k8s-real-node"})));
         calls.push(call(Method::PATCH, NODE, 200, recorded("PATCH_api_v1_nodes_k8s-real-node.json")));
     };
     // The budget refuses blm5l once, then lets it go.
@@ -586,7 +598,7 @@ async fn delete_label_and_suspend_send_exactly_their_requests() {
         pods["items"].as_array().unwrap().iter().find(|p| p["metadata"]["name"] == "batch-worker").unwrap().clone();
     let (client, server) = mock(vec![
         get(bare, serde_json::to_vec(&worker).unwrap()),
-        allowed(json!({"verb": "delete", "resource": "pods", "namespace": "checkout"})),
+        allowed(json!({"verb": "delete", "resource": "pods", "namespace": "checkout", "name": "batch-worker"})),
         call(Method::DELETE, bare, 200, recorded("DELETE_api_v1_namespaces_checkout_pods_batch-worker.json")),
     ]);
     let planned = contain::delete_pod(&client, "checkout", "batch-worker").await.unwrap();
@@ -602,7 +614,7 @@ async fn delete_label_and_suspend_send_exactly_their_requests() {
     // Label: a merge patch of the label and the incident annotation only.
     let (client, server) = mock(vec![
         get(POD, pod_json()),
-        allowed(json!({"verb": "patch", "resource": "pods", "namespace": "checkout"})),
+        allowed(json!({"verb": "patch", "resource": "pods", "namespace": "checkout", "name": POD_NAME})),
         call(Method::PATCH, POD, 200, pod_json()).body(
             json!({"metadata": {"labels": {"kir.dev/investigation": "act-l"}, "annotations": {"kir.dev/incident": "7"}}}),
             MERGE,
@@ -613,7 +625,7 @@ async fn delete_label_and_suspend_send_exactly_their_requests() {
     contain::apply(&client, &planned, false).await.unwrap();
     server.await.unwrap();
     let (client, server) = mock(vec![
-        allowed(json!({"verb": "patch", "resource": "pods", "namespace": "checkout"})),
+        allowed(json!({"verb": "patch", "resource": "pods", "namespace": "checkout", "name": POD_NAME})),
         call(Method::PATCH, POD, 200, pod_json()).body(
             json!({"metadata": {"labels": {"kir.dev/investigation": null}, "annotations": {"kir.dev/incident": null}}}),
             MERGE,
@@ -628,7 +640,9 @@ async fn delete_label_and_suspend_send_exactly_their_requests() {
     let path = "/apis/batch/v1/namespaces/checkout/cronjobs/backup";
     let (client, server) = mock(vec![
         get(path, serde_json::to_vec(&cronjob).unwrap()),
-        allowed(json!({"verb": "patch", "group": "batch", "resource": "cronjobs", "namespace": "checkout"})),
+        allowed(
+            json!({"verb": "patch", "group": "batch", "resource": "cronjobs", "namespace": "checkout", "name": "backup"}),
+        ),
         call(Method::PATCH, &format!("{path}?dryRun=All"), 200, serde_json::to_vec(&cronjob).unwrap())
             .body(json!({"spec": {"suspend": true}}), MERGE),
     ]);
