@@ -565,3 +565,40 @@ pub fn record_collection(
         r
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn placeholders_become_variables_in_one_pass() {
+        assert_eq!(
+            snapshot_script(r#"aws ec2 create-snapshot --volume-id {volume} --description "kir {node}" {other}"#),
+            r#"aws ec2 create-snapshot --volume-id ${KIR_VOLUME} --description "kir ${KIR_NODE}" {other}"#
+        );
+        // A value is never substituted, so `{node}` inside a value cannot be expanded again.
+        assert_eq!(snapshot_script("{{node}}"), "{${KIR_NODE}}");
+    }
+
+    proptest! {
+        /// Whatever the template, the script holds no placeholder any more, and only the
+        /// placeholders changed: the rest of the template is kept byte for byte.
+        #[test]
+        fn any_template_keeps_its_text_and_loses_its_placeholders(template in "[^$]{0,200}") {
+            let script = snapshot_script(&template);
+            let mut back = script.clone();
+            for (placeholder, var) in SNAPSHOT_PLACEHOLDERS {
+                back = back.replace(&format!("${{{var}}}"), placeholder);
+            }
+            prop_assert_eq!(back, template);
+        }
+
+        /// A value with anything a shell would act on is refused.
+        #[test]
+        fn shell_characters_are_never_plain(prefix in "[a-z0-9-]{0,20}", c in "[ ;&|`$()<>*?\\[\\]{}'\"\\\\\n\t!#~=%]") {
+            let value = format!("{prefix}{c}");
+            prop_assert!(!plain_value(&value));
+        }
+    }
+}
