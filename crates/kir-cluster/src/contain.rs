@@ -179,7 +179,16 @@ fn with_dry_run(path: &str) -> String {
 
 async fn send(client: &Client, w: &Write, dry_run: bool) -> Result<String, kube::Error> {
     let path = if dry_run { with_dry_run(&w.path) } else { w.path.clone() };
-    let body = w.body.as_ref().map(|b| (w.content_type, serde_json::to_vec(b).unwrap_or_default()));
+    let mut body = w.body.clone();
+    // A DELETE with a DeleteOptions body: the API server reads its options from the body alone
+    // and ignores the query, so the dry run must be said there too, or the delete is real.
+    if dry_run
+        && w.method == http::Method::DELETE
+        && let Some(options) = body.as_mut().and_then(|b| b.as_object_mut())
+    {
+        options.insert("dryRun".into(), json!(["All"]));
+    }
+    let body = body.map(|b| (w.content_type, serde_json::to_vec(&b).unwrap_or_default()));
     request(client, w.method.clone(), &path, body).await
 }
 
@@ -587,6 +596,31 @@ fn quarantine_policy_value(policy: &Value) -> Option<String> {
     }
     let types = policy.pointer("/spec/policyTypes")?.as_array()?;
     if !(types.contains(&json!("Ingress")) && types.contains(&json!("Egress"))) {
+        return None;
+    }
+    // No rule, or rules that name only address blocks (the responders' `--allow-cidr`): an
+    // empty peer list, a pod or namespace selector, a port or an `except` would let more in.
+    let only_address_blocks = |rules: Option<&Value>, peers: &str| {
+        rules.is_none_or(|r| {
+            r.is_null()
+                || r.as_array().is_some_and(|rules| {
+                    rules.iter().all(|rule| {
+                        rule.as_object().is_some_and(|o| o.keys().all(|k| k == peers))
+                            && rule.get(peers).and_then(|p| p.as_array()).is_some_and(|p| {
+                                !p.is_empty()
+                                    && p.iter().all(|peer| {
+                                        peer.as_object().is_some_and(|o| o.len() == 1)
+                                            && peer.pointer("/ipBlock/cidr").is_some_and(|c| c.is_string())
+                                            && peer.pointer("/ipBlock/except").is_none()
+                                    })
+                            })
+                    })
+                })
+        })
+    };
+    if !only_address_blocks(policy.pointer("/spec/ingress"), "from")
+        || !only_address_blocks(policy.pointer("/spec/egress"), "to")
+    {
         return None;
     }
     labels.get(QUARANTINE_LABEL)?.as_str().map(str::to_string)

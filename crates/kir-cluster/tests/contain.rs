@@ -725,6 +725,30 @@ async fn a_foreign_policy_under_kirs_name_is_refused_not_adopted() {
     server.await.unwrap();
     assert!(err.to_string().starts_with("refused: networkpolicy checkout/kir-quarantine-"), "{err}");
 
+    // kir's name and selector, but rules that allow everything: not kir's deny-all either.
+    for (ingress, egress) in [
+        (json!([{}]), json!([])),
+        (json!([]), json!([{"to": []}])),
+        (json!([{"from": [{"podSelector": {}}]}]), json!([])),
+        (json!([{"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}]}]), json!([])),
+        (json!([{"from": [{"ipBlock": {"cidr": "10.10.0.0/24"}}], "ports": [{"port": 22}]}]), json!([])),
+    ] {
+        let mut open = policy_for("act-1");
+        open["spec"]["ingress"] = ingress.clone();
+        open["spec"]["egress"] = egress.clone();
+        let (client, server) = mock(vec![get(POD, pod_json()), get(POLICY, serde_json::to_vec(&open).unwrap())]);
+        let err = contain::isolate_pod(&client, "checkout", POD_NAME, "act-1", &[]).await.unwrap_err();
+        server.await.unwrap();
+        assert!(err.to_string().starts_with("refused:"), "{ingress} {egress}: {err}");
+    }
+    // The responders' address block (`--allow-cidr`) is kir's own shape: adopted.
+    let mut allowing = policy_for("act-1");
+    allowing["spec"]["ingress"] = json!([{"from": [{"ipBlock": {"cidr": "10.10.0.0/24"}}]}]);
+    allowing["spec"]["egress"] = json!([{"to": [{"ipBlock": {"cidr": "10.10.0.0/24"}}]}]);
+    let (client, server) = mock(vec![get(POD, pod_json()), get(POLICY, serde_json::to_vec(&allowing).unwrap())]);
+    contain::isolate_pod(&client, "checkout", POD_NAME, "act-1", &[]).await.unwrap();
+    server.await.unwrap();
+
     // kir's own policy but the pod lost its label: the label comes back with the policy's value.
     let (client, server) =
         mock(vec![get(POD, pod_json()), get(POLICY, serde_json::to_vec(&policy_for("act-0")).unwrap())]);

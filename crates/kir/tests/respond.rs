@@ -124,6 +124,10 @@ fn cordon_quarantine_and_revoke_are_idempotent_and_undone() {
             .collect()
     };
     let before = grants(&e.cluster);
+    // A dry run leaves every grant in place (the deletes carry their options in the body).
+    let dry = e.json(&["contain", "revoke", "user", "alice", "--dry-run"]);
+    assert_eq!(dry["changes"].as_array().unwrap().len(), 3, "{dry}");
+    assert_eq!(grants(&e.cluster), before);
     let done = e.json(&["contain", "revoke", "user", "alice"]);
     let after = grants(&e.cluster);
     assert_eq!(before.len() - after.len(), 3);
@@ -133,7 +137,7 @@ fn cordon_quarantine_and_revoke_are_idempotent_and_undone() {
     assert_eq!(grants(&e.cluster), before);
 
     let list = e.kir(&["contain", "list", "--format", "json"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 6);
+    assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 7);
 }
 
 #[test]

@@ -98,8 +98,14 @@ impl State {
     fn handle(&mut self, r: &ReceivedRequest) -> (u16, String, Vec<u8>) {
         let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
         let path = path.replace("%3A", ":");
-        let dry_run = query.split('&').any(|q| q == "dryRun=All");
         let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        // As the API server does: a DELETE with a DeleteOptions body takes its options from the
+        // body alone, the query is ignored.
+        let dry_run = if r.method == "DELETE" && !r.body.is_empty() {
+            body["dryRun"] == json!(["All"])
+        } else {
+            query.split('&').any(|q| q == "dryRun=All")
+        };
         if r.method == "POST" && path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" {
             let a = &body["spec"]["resourceAttributes"];
             let key = format!("{} {}", a["verb"].as_str().unwrap_or(""), a["resource"].as_str().unwrap_or(""));
