@@ -257,12 +257,22 @@ pub async fn perform(
 
 /// Which cluster an action changed: the server as the kubeconfig names it and the UID of
 /// kube-system, which stays the same whatever address the server is reached by.
-async fn cluster_identity(client: &kir_cluster::Client, target: &kir_cluster::Target) -> serde_json::Value {
+pub async fn cluster_identity(client: &kir_cluster::Client, target: &kir_cluster::Target) -> serde_json::Value {
     serde_json::json!({"server": target.server, "kube_system_uid": kir_cluster::collect::kube_system_uid(client).await})
 }
 
-/// Undo acts on the cluster the action changed, or not at all: the kube-system UIDs must match
-/// (the servers, when a UID is unknown).
+/// Whether `now` is the cluster `recorded` names: the kube-system UIDs must match. Only a record
+/// without a UID (written before kir kept it) is matched by the server address, which several
+/// clusters can share (`https://127.0.0.1:6443`, port-forwards).
+pub fn is_same_cluster(recorded: &serde_json::Value, now: &serde_json::Value) -> bool {
+    match (recorded["kube_system_uid"].as_str(), now["kube_system_uid"].as_str()) {
+        (Some(then), Some(now)) => then == now,
+        (Some(_), None) => false,
+        (None, _) => recorded["server"] == now["server"],
+    }
+}
+
+/// Undo acts on the cluster the action changed, or not at all.
 async fn same_cluster(
     client: &kir_cluster::Client,
     target: &kir_cluster::Target,
@@ -272,16 +282,12 @@ async fn same_cluster(
     let recorded: serde_json::Value = serde_json::from_str(recorded)
         .unwrap_or_else(|_| serde_json::json!({"server": recorded, "kube_system_uid": null}));
     let now = cluster_identity(client, target).await;
-    let same = match (recorded["kube_system_uid"].as_str(), now["kube_system_uid"].as_str()) {
-        (Some(then), Some(now)) => then == now,
-        _ => recorded["server"] == now["server"],
-    };
-    if same {
+    if is_same_cluster(&recorded, &now) {
         return Ok(());
     }
     Err(UserError(format!(
-        "{} changed another cluster ({}, kube-system {}) than the one this context reaches ({}, kube-system {}): \
-nothing was changed. Give the --context of that cluster.",
+        "{} changed the cluster {} (kube-system {}); this context reaches {} (kube-system {}), so nothing was \
+changed. Give the --context of that cluster (kir needs get namespaces/kube-system to know it).",
         a.id,
         recorded["server"].as_str().unwrap_or("?"),
         recorded["kube_system_uid"].as_str().unwrap_or("unknown"),

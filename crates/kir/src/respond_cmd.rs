@@ -135,11 +135,14 @@ impl Targets {
     }
 }
 
-/// The targets recorded by an earlier run of this playbook (the newest), if any.
-fn recorded_targets(timeline: &[TimelineEntry], playbook: &str) -> Option<Targets> {
+/// The targets recorded by an earlier run of this playbook (the newest), if any, with the
+/// identity of the cluster they were read from.
+fn recorded_targets(timeline: &[TimelineEntry], playbook: &str) -> Option<(Targets, Value)> {
     timeline.iter().rev().filter(|e| e.kind == "playbook").find_map(|e| {
         let data: Value = serde_json::from_str(e.data.as_deref()?).ok()?;
-        (data["playbook"] == playbook).then(|| data.get("targets").map(Targets::from_json)).flatten()
+        (data["playbook"] == playbook)
+            .then(|| data.get("targets").map(|t| (Targets::from_json(t), data["cluster"].clone())))
+            .flatten()
     })
 }
 
@@ -373,14 +376,29 @@ fn respond(
     // an approval comes, the pods may be gone (isolated, deleted, redeployed) and their node,
     // service account and workload could no longer be found from them. `--pod` works them out anew.
     let timeline = rt.block_on(store.timeline(args.id)).map_err(store_err)?;
+    let here = rt.block_on(crate::contain_cmd::cluster_identity(&client, &cluster));
     let targets = match recorded_targets(&timeline, &playbook.id) {
-        Some(t) if args.pod.is_empty() => t,
+        Some((t, there)) if args.pod.is_empty() => {
+            // The same names on another cluster are other objects: never act on them.
+            if !crate::contain_cmd::is_same_cluster(&there, &here) {
+                return Err(UserError(format!(
+                    "incident #{}'s targets were read from the cluster {} (kube-system {}); this context reaches {} \
+(kube-system {}). Give the --context of that cluster, or --pod to work the targets out on this one.",
+                    args.id,
+                    there["server"].as_str().unwrap_or("?"),
+                    there["kube_system_uid"].as_str().unwrap_or("unknown"),
+                    here["server"].as_str().unwrap_or("?"),
+                    here["kube_system_uid"].as_str().unwrap_or("unknown"),
+                )));
+            }
+            t
+        }
         _ => {
             let mut t = targets_from(args, &findings)?;
             rt.block_on(resolve(&client, &mut t, global.quiet))?;
             if !args.dry_run {
                 let message = format!("playbook {} targets: {}", playbook.id, t.to_json());
-                let data = json!({"playbook": playbook.id, "targets": t.to_json()});
+                let data = json!({"playbook": playbook.id, "targets": t.to_json(), "cluster": here});
                 let now = crate::incident_cmd::now_ms()?;
                 rt.block_on(store.record(args.id, who, "playbook", &message, Some(data), now)).map_err(store_err)?;
             }

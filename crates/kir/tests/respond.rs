@@ -515,7 +515,7 @@ fn node_disk_snapshots_run_the_configured_command_per_volume_and_are_recorded() 
 }
 
 #[test]
-fn sibling_pods_with_a_long_shared_prefix_get_a_policy_each_and_undo_refuses_another_cluster() {
+fn sibling_pods_with_a_long_shared_prefix_get_a_policy_each_and_undo_refuses_another_cluster_behind_the_same_address() {
     let e = env();
     let template = e.cluster.object(P1_PATH).unwrap();
     let prefix = "payments-reconciliation-worker-with-a-long-name-7f9c4d8b5";
@@ -549,20 +549,22 @@ fn sibling_pods_with_a_long_shared_prefix_get_a_policy_each_and_undo_refuses_ano
         assert_eq!(selected.len(), 1, "each policy selects exactly one pod: {selected:?}");
     }
 
-    // Another cluster (another kube-system UID) behind the current context: undo changes nothing.
-    let other = FakeCluster::start();
-    other.put(
-        "/api/v1/namespaces/kube-system",
-        json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system", "uid": "99999999-0000-4000-8000-000000000000"}}),
-    );
-    let other_dir = tempfile::tempdir().unwrap();
-    let other_config = other.kubeconfig(other_dir.path());
-    let out = e.kir(&["contain", "undo", &ids[0]]).env("KUBECONFIG", &other_config).output().unwrap();
+    // Another cluster behind the same address (another kube-system UID): undo changes nothing.
+    let kube_system = e.cluster.object("/api/v1/namespaces/kube-system").unwrap();
+    let mut other = kube_system.clone();
+    other["metadata"]["uid"] = json!("99999999-0000-4000-8000-000000000000");
+    e.cluster.put("/api/v1/namespaces/kube-system", other);
+    let writes = e.cluster.writes().len();
+    let out = e.kir(&["contain", "undo", &ids[0]]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("changed another cluster"), "{err}");
-    assert!(other.writes().is_empty(), "{:?}", other.writes());
-    assert_eq!(e.cluster.snapshot(), now);
+    assert!(err.contains("this context reaches") && err.contains("99999999-0000"), "{err}");
+    assert_eq!(e.cluster.writes().len(), writes);
+    // Its identity cannot be read: not taken for the same cluster either.
+    e.cluster.remove("/api/v1/namespaces/kube-system");
+    assert!(!e.kir(&["contain", "undo", &ids[0]]).output().unwrap().status.success());
+    assert_eq!(e.cluster.writes().len(), writes);
+    e.cluster.put("/api/v1/namespaces/kube-system", kube_system);
 
     // The right cluster: undone.
     e.kir(&["contain", "undo", &ids[0]]).assert().success();
@@ -593,6 +595,18 @@ fn respond_keeps_its_targets_refuses_containment_before_evidence_and_ties_approv
     let third = e.kir(&["respond", "1", "--out", out_s]).output().unwrap();
     let text = String::from_utf8_lossy(&third.stdout);
     assert!(text.contains("revoke serviceaccount/checkout/checkout-api"), "{text}");
+
+    // The kept targets belong to that cluster: another one behind the same context is refused.
+    let kube_system = e.cluster.object("/api/v1/namespaces/kube-system").unwrap();
+    let mut other = kube_system.clone();
+    other["metadata"]["uid"] = json!("99999999-0000-4000-8000-000000000000");
+    e.cluster.put("/api/v1/namespaces/kube-system", other);
+    let writes = e.cluster.writes().len();
+    let elsewhere = e.kir(&["respond", "1", "--out", out_s]).output().unwrap();
+    assert_eq!(elsewhere.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&elsewhere.stderr).contains("targets were read from the cluster"));
+    assert_eq!(e.cluster.writes().len(), writes);
+    e.cluster.put("/api/v1/namespaces/kube-system", kube_system);
 
     // A plan whose playbook isolates before collecting: refused, the evidence comes first.
     let plan = String::from_utf8(kir().args(["plan", "init"]).output().unwrap().stdout).unwrap();
