@@ -19,7 +19,8 @@ use crate::{Error, encode, explain, get_text};
 /// so by default only the program (argv\[0\]) is shown, with the count and a SHA-256 of the rest:
 /// enough to compare with other evidence, nothing to leak. `full_command_lines` shows them whole.
 /// The target's root is found from the target's processes (the first whose root is not the debug
-/// container's own), and the output says which process it used or that none was readable.
+/// container's own and that is not the pod's `pause` process, which a pod sharing its process
+/// namespace shows as PID 1), and the output says which process it used or that none was readable.
 pub fn debug_script(full_command_lines: bool) -> String {
     let full = if full_command_lines { 1 } else { 0 };
     format!("full={full}\n{DEBUG_SCRIPT_BODY}")
@@ -48,6 +49,7 @@ for f in tcp tcp6 udp udp6; do echo "# $f"; cat /proc/net/$f 2>/dev/null; done
 root=
 for p in /proc/[0-9]*; do
   [ "$p" = /proc/$$ ] && continue
+  case "$(readlink $p/exe 2>/dev/null)" in */pause) continue;; esac
   if [ -r $p/root/ ] && ! [ $p/root/ -ef / ]; then root=$p/root; break; fi
 done
 if [ -z "$root" ]; then
@@ -99,7 +101,7 @@ pub async fn run_debug_container(
         resource: "pods",
         subresource,
         namespace: Some(namespace.to_string()),
-        name: None,
+        name: Some(pod.to_string()),
     };
     let wanted = [pods("patch", Some("ephemeralcontainers")), pods("get", None), pods("get", Some("log"))];
     let missing = missing_permissions(client, &wanted).await?;

@@ -27,9 +27,9 @@ async fn the_debug_container_is_added_awaited_and_its_output_kept() {
     done["status"]["ephemeralContainerStatuses"][0]["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": "2026-11-27T23:59:25Z", "finishedAt": "2026-11-27T23:59:27Z"}});
     let output = "## processes (pid ppid uid exe cmdline)\n1 0 0 /bin/xmrig xmrig -o stratum+tcp://pool:3333\n## end\n";
     let (client, server) = mock(vec![
-        allowed(json!({"verb": "patch", "resource": "pods", "subresource": "ephemeralcontainers", "namespace": "checkout"})),
-        allowed(json!({"verb": "get", "resource": "pods", "namespace": "checkout"})),
-        allowed(json!({"verb": "get", "resource": "pods", "subresource": "log", "namespace": "checkout"})),
+        allowed(json!({"verb": "patch", "resource": "pods", "subresource": "ephemeralcontainers", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l"})),
+        allowed(json!({"verb": "get", "resource": "pods", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l"})),
+        allowed(json!({"verb": "get", "resource": "pods", "subresource": "log", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l"})),
         call(Method::PATCH, &format!("{POD}/ephemeralcontainers"), 200, serde_json::to_vec(&running).unwrap()).body(
             json!({"spec": {"ephemeralContainers": [kir_cluster::volatile::debug_container("kir-debug-1", "busybox:1.36", "app", false)]}}),
             STRATEGIC,
@@ -64,10 +64,10 @@ async fn the_debug_container_is_added_awaited_and_its_output_kept() {
     // Without the permission to read its log: said, skipped, nothing patched.
     let (client, server) = mock(vec![
         allowed(
-            json!({"verb": "patch", "resource": "pods", "subresource": "ephemeralcontainers", "namespace": "checkout"}),
+            json!({"verb": "patch", "resource": "pods", "subresource": "ephemeralcontainers", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l"}),
         ),
-        allowed(json!({"verb": "get", "resource": "pods", "namespace": "checkout"})),
-        review(json!({"verb": "get", "resource": "pods", "subresource": "log", "namespace": "checkout"}), false),
+        allowed(json!({"verb": "get", "resource": "pods", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l"})),
+        review(json!({"verb": "get", "resource": "pods", "subresource": "log", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l"}), false),
     ]);
     let dir = tempfile::tempdir().unwrap();
     let mut w = bundle(dir.path());
@@ -90,7 +90,7 @@ async fn the_debug_container_is_added_awaited_and_its_output_kept() {
     server.await.unwrap();
     assert!(
         report.skipped[0]
-            .contains("missing permissions, so no container was added: get pods/log in namespace checkout"),
+            .contains("missing permissions, so no container was added: get pods/log \"checkout-api-64db89f569-blm5l\" in namespace checkout"),
         "{:?}",
         report.skipped
     );

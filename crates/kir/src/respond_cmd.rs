@@ -71,9 +71,11 @@ fn progress(timeline: &[TimelineEntry], playbook: &Playbook) -> (BTreeSet<usize>
         .filter(|(n, d, _)| d["status"] == "done" && same_step(*n, d))
         .map(|(n, _, _)| n)
         .collect();
+    // An approval that does not say which action it approved (written before kir recorded it)
+    // is not trusted for whatever step N is now: it must be given again.
     let approved = step_entries(timeline, "approval", &playbook.id)
         .into_iter()
-        .filter(|(n, d, _)| same_step(*n, d))
+        .filter(|(n, d, _)| d.get("action").is_some() && same_step(*n, d))
         .map(|(n, _, _)| n)
         .collect();
     (done, approved)
