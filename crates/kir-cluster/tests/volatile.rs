@@ -66,8 +66,13 @@ async fn the_debug_container_is_added_awaited_and_its_output_kept() {
         allowed(
             json!({"verb": "patch", "resource": "pods", "subresource": "ephemeralcontainers", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l"}),
         ),
-        allowed(json!({"verb": "get", "resource": "pods", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l"})),
-        review(json!({"verb": "get", "resource": "pods", "subresource": "log", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l"}), false),
+        allowed(
+            json!({"verb": "get", "resource": "pods", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l"}),
+        ),
+        review(
+            json!({"verb": "get", "resource": "pods", "subresource": "log", "namespace": "checkout", "name": "checkout-api-64db89f569-blm5l"}),
+            false,
+        ),
     ]);
     let dir = tempfile::tempdir().unwrap();
     let mut w = bundle(dir.path());

@@ -248,7 +248,13 @@ pub async fn perform(
     let outcome = contain::apply_preflighted(client, &planned, common.dry_run).await;
     record.changes = match &outcome {
         Ok(changes) => serde_json::to_string(changes)?,
-        Err(e) => serde_json::json!({"failed": e.to_string()}).to_string(),
+        Err(e) => {
+            let left = match e {
+                kir_cluster::Error::HalfDone { left, .. } => left.clone(),
+                _ => Vec::new(),
+            };
+            serde_json::json!({"failed": e.to_string(), "not_taken_back": left}).to_string()
+        }
     };
     ctx.store.finish_action(&record.id, &record.changes, ctx.now).await.map_err(|e| UserError(e.to_string()))?;
     outcome?;
@@ -454,6 +460,23 @@ async fn run_in(
                 outln!("{action_id} was already undone: nothing to do");
                 return Ok(exit::OK);
             }
+            // A failed action's writes were taken back when it failed; its state before may not
+            // hold any more (a policy that someone else created in between is not ours to
+            // delete). What could not be taken back is named, for a person to set right.
+            let recorded: serde_json::Value = serde_json::from_str(&a.changes).unwrap_or_default();
+            if let Some(why) = recorded.get("failed").and_then(|f| f.as_str()) {
+                let left: Vec<&str> =
+                    recorded["not_taken_back"].as_array().into_iter().flatten().filter_map(|l| l.as_str()).collect();
+                return Err(UserError(if left.is_empty() {
+                    format!("{action_id} failed ({why}) and its writes were taken back then: there is nothing to undo")
+                } else {
+                    format!(
+                        "{action_id} failed and these changes could not be taken back; kir does not guess how to undo \
+a half-done action, set them right by hand: {}",
+                        left.join("; ")
+                    )
+                }));
+            }
             let (client, cluster) = kir_cluster::connect(global.kubeconfig.as_deref(), one_context(global)?).await?;
             same_cluster(&client, &cluster, &a).await?;
             let planned = undo_plan(&client, &a).await?;
@@ -490,7 +513,13 @@ async fn run_in(
                         (_, _, None) if a.changes == kir_store::PENDING => {
                             "started, not finished (undo takes back what was done)".to_string()
                         }
-                        (_, _, None) if failed.is_some() => "failed".to_string(),
+                        (_, _, None) if failed.is_some() => {
+                            let partly = serde_json::from_str::<serde_json::Value>(&a.changes)
+                                .ok()
+                                .and_then(|c| c["not_taken_back"].as_array().map(|l| !l.is_empty()))
+                                .unwrap_or(false);
+                            if partly { "failed, partly in effect" } else { "failed (taken back)" }.to_string()
+                        }
                         (_, true, _) => "dry run".to_string(),
                         (_, false, Some(t)) => format!("undone {}", kir_store::rfc3339(t)),
                         (_, false, None) => "in effect".to_string(),

@@ -155,6 +155,26 @@ fn a_missing_permission_is_named_and_nothing_is_half_done() {
 }
 
 #[test]
+fn a_write_refused_midway_is_taken_back_recorded_as_failed_and_not_undone() {
+    let e = env();
+    let original = e.cluster.snapshot();
+    e.cluster.fail("POST", "/apis/networking.k8s.io/v1/namespaces/checkout/networkpolicies", 500);
+    let out = e.kir(&["contain", "isolate", "pod", P1]).output().unwrap();
+    assert!(!out.status.success());
+    // The label was put on, then taken back: the cluster is as it was.
+    assert!(e.cluster.writes().iter().any(|w| w.starts_with("PATCH ")), "{:?}", e.cluster.writes());
+    assert_eq!(e.cluster.snapshot(), original);
+    let list = e.kir(&["contain", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains("failed (taken back)"));
+    let record: Value =
+        serde_json::from_slice(&e.kir(&["contain", "list", "--format", "json"]).output().unwrap().stdout).unwrap();
+    assert!(record["changes"]["failed"].as_str().unwrap().contains("500"), "{record}");
+    let id = record["action_id"].as_str().unwrap();
+    e.kir(&["contain", "undo", id]).assert().failure().stderr(predicates::str::contains("nothing to undo"));
+    assert_eq!(e.cluster.snapshot(), original);
+}
+
+#[test]
 fn actions_that_end_pods_wait_for_evidence_unless_forced() {
     let e = env();
     e.kir(&["contain", "delete", "pod", P1])

@@ -30,6 +30,8 @@ pub struct State {
     pub denied: BTreeSet<String>,
     /// Fixed answers for GETs kept as recorded (logs, events): path and query → (status, type, body).
     fixed: BTreeMap<String, (u16, String, Vec<u8>)>,
+    /// `METHOD path` → the error status every such request gets (a write refused midway).
+    failing: BTreeMap<String, u16>,
     version: u64,
 }
 
@@ -106,6 +108,9 @@ impl State {
         } else {
             query.split('&').any(|q| q == "dryRun=All")
         };
+        if let Some(code) = self.failing.get(&format!("{} {path}", r.method)) {
+            return status(*code, "InternalError", "the server failed this request (test)");
+        }
         if r.method == "POST" && path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" {
             let a = &body["spec"]["resourceAttributes"];
             let key = format!("{} {}", a["verb"].as_str().unwrap_or(""), a["resource"].as_str().unwrap_or(""));
@@ -309,6 +314,11 @@ impl FakeCluster {
             .filter(|r| r.method != "GET" && !r.path.contains("selfsubjectaccessreviews"))
             .map(|r| format!("{} {}", r.method, r.path))
             .collect()
+    }
+
+    /// Every `method path` request (no query) is answered with `code` from now on.
+    pub fn fail(&self, method: &str, path: &str, code: u16) {
+        self.state.lock().unwrap().failing.insert(format!("{method} {path}"), code);
     }
 
     pub fn deny(&self, verb_resource: &str) {
