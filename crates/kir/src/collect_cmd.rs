@@ -357,23 +357,53 @@ const SNAPSHOT_PLACEHOLDERS: [(&str, &str); 4] = [
 
 /// Turns a template into a script: each placeholder becomes a reference to an environment
 /// variable, in one pass. The values (from the node object, which an attacker on the node can
-/// influence) never become script text, so nothing in them is run.
-fn snapshot_script(template: &str) -> String {
-    let mut script = String::with_capacity(template.len());
+/// influence) never become script text, so nothing in them is run. The reference is quoted for
+/// where it stands: `"${V}"` outside quotes, `${V}` inside double quotes, `'"${V}"'` inside single
+/// quotes (which would otherwise keep it literal). Returns the script and the variables it uses.
+fn snapshot_script(template: &str) -> (String, Vec<&'static str>) {
+    #[derive(PartialEq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let mut quote = Quote::None;
+    let mut script = String::with_capacity(template.len() + 16);
+    let mut used = Vec::new();
     let mut rest = template;
-    'outer: while !rest.is_empty() {
+    'outer: while let Some(c) = rest.chars().next() {
         for (placeholder, var) in SNAPSHOT_PLACEHOLDERS {
             if let Some(after) = rest.strip_prefix(placeholder) {
-                script.push_str(&format!("${{{var}}}"));
+                script.push_str(&match quote {
+                    Quote::None => format!("\"${{{var}}}\""),
+                    Quote::Double => format!("${{{var}}}"),
+                    Quote::Single => format!("'\"${{{var}}}\"'"),
+                });
+                if !used.contains(&var) {
+                    used.push(var);
+                }
                 rest = after;
                 continue 'outer;
             }
         }
-        let c = rest.chars().next().unwrap_or_default();
-        script.push(c);
         rest = &rest[c.len_utf8()..];
+        script.push(c);
+        match (c, &quote) {
+            ('\'', Quote::None) => quote = Quote::Single,
+            ('\'', Quote::Single) => quote = Quote::None,
+            ('"', Quote::None) => quote = Quote::Double,
+            ('"', Quote::Double) => quote = Quote::None,
+            // A backslash outside single quotes keeps the next character as it is.
+            ('\\', Quote::None | Quote::Double) => {
+                if let Some(next) = rest.chars().next() {
+                    script.push(next);
+                    rest = &rest[next.len_utf8()..];
+                }
+            }
+            _ => {}
+        }
     }
-    script
+    (script, used)
 }
 
 /// A value fit for a command line: cloud IDs and node names only. Anything else (spaces, glob or
@@ -412,7 +442,7 @@ fn snapshot_node_disks(
         return Ok(());
     }
     let mut results = Vec::new();
-    let script = snapshot_script(template);
+    let (script, used) = snapshot_script(template);
     for volume in runs {
         let values = [
             ("KIR_NODE", node),
@@ -423,7 +453,8 @@ fn snapshot_node_disks(
         let started = jiff::Timestamp::now();
         let env: serde_json::Map<String, serde_json::Value> =
             values.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect();
-        if let Some((name, bad)) = values.iter().find(|(_, v)| !plain_value(v)) {
+        // Only what the template uses is checked; an empty value would drop an argument.
+        if let Some((name, bad)) = values.iter().find(|(k, v)| used.contains(k) && (v.is_empty() || !plain_value(v))) {
             report.skipped.push(format!("snapshot command: refused to run with {name}={bad:?} (not a plain ID)"));
             results.push(serde_json::json!({"command": script, "env": env, "volume": volume,
                 "error": format!("{name} is not a plain ID; not run")}));
@@ -573,25 +604,46 @@ mod tests {
 
     #[test]
     fn placeholders_become_variables_in_one_pass() {
+        let (script, used) =
+            snapshot_script(r#"aws ec2 create-snapshot --volume-id {volume} --description "kir {node}" {other}"#);
         assert_eq!(
-            snapshot_script(r#"aws ec2 create-snapshot --volume-id {volume} --description "kir {node}" {other}"#),
-            r#"aws ec2 create-snapshot --volume-id ${KIR_VOLUME} --description "kir ${KIR_NODE}" {other}"#
+            script,
+            r#"aws ec2 create-snapshot --volume-id "${KIR_VOLUME}" --description "kir ${KIR_NODE}" {other}"#
         );
+        assert_eq!(used, ["KIR_VOLUME", "KIR_NODE"]);
         // A value is never substituted, so `{node}` inside a value cannot be expanded again.
-        assert_eq!(snapshot_script("{{node}}"), "{${KIR_NODE}}");
+        assert_eq!(snapshot_script("{{node}}").0, "{\"${KIR_NODE}\"}");
+    }
+
+    /// Run for real by `sh`: the value arrives whole, once, in every quoting context, and shell
+    /// text in it stays text.
+    #[test]
+    fn every_quoting_context_gets_the_value_whole() {
+        let (script, _) = snapshot_script(r#"printf '%s|' {node} "{node}" '{node}' 'a {node} b' x{node}y \{node}"#);
+        for value in ["vol-0abc", "i-0123/abc:def"] {
+            let out = std::process::Command::new("sh").args(["-c", &script]).env("KIR_NODE", value).output().unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                format!("{value}|{value}|{value}|a {value} b|x{value}y|{{node}}|")
+            );
+        }
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("KIR_NODE", "$(echo ran) `echo ran` *")
+            .output()
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("ran|"), "{}", String::from_utf8_lossy(&out.stdout));
     }
 
     proptest! {
-        /// Whatever the template, the script holds no placeholder any more, and only the
-        /// placeholders changed: the rest of the template is kept byte for byte.
+        /// Whatever the template (a backslash keeps a placeholder literal, on purpose), no
+        /// placeholder is left in the script.
         #[test]
-        fn any_template_keeps_its_text_and_loses_its_placeholders(template in "[^$]{0,200}") {
-            let script = snapshot_script(&template);
-            let mut back = script.clone();
-            for (placeholder, var) in SNAPSHOT_PLACEHOLDERS {
-                back = back.replace(&format!("${{{var}}}"), placeholder);
+        fn no_placeholder_survives(template in "[^\\\\]{0,200}") {
+            let (script, _) = snapshot_script(&template);
+            for (placeholder, _) in SNAPSHOT_PLACEHOLDERS {
+                prop_assert!(!script.contains(placeholder), "{} in {}", placeholder, script);
             }
-            prop_assert_eq!(back, template);
         }
 
         /// A value with anything a shell would act on is refused.
