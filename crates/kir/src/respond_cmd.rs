@@ -86,7 +86,7 @@ fn step_title(step: &Step) -> String {
 }
 
 /// What the steps act on.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Targets {
     pods: Vec<(String, String)>,
     nodes: BTreeSet<String>,
@@ -466,8 +466,30 @@ fn respond(
             r.finish("waiting")?;
             return Ok(WAITING);
         }
+        // Pods gone since the targets were kept (deleted, redeployed) are said and left out of
+        // this step; the rest of the targets stay (the node, the account, the workload).
+        let mut step_targets = targets.clone();
+        step_targets.pods.clear();
+        let mut gone = Vec::new();
+        for (ns, pod) in &targets.pods {
+            match rt.block_on(kir_cluster::contain::pod_context(&client, ns, pod)) {
+                Err(kir_cluster::Error::NotFound { .. }) => {
+                    gone.push(format!("pod {ns}/{pod} no longer exists: left out"));
+                }
+                Ok(_) => step_targets.pods.push((ns.clone(), pod.clone())),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let targets = &step_targets;
         let outcome = if step.action.collects_evidence() {
-            collect_step(global, args, &targets, step)
+            if targets.pods.is_empty() && !gone.is_empty() && step.action != Action::SnapshotNode {
+                Ok(gone.clone())
+            } else {
+                collect_step(global, args, targets, step).map(|mut lines| {
+                    lines.extend(gone.iter().cloned());
+                    lines
+                })
+            }
         } else {
             let ctx = Ctx {
                 global,
@@ -478,7 +500,7 @@ fn respond(
                 now: crate::incident_cmd::now_ms()?,
             };
             let common = ActionArgs { dry_run: args.dry_run, incident: Some(args.id), force: false };
-            let requests = requests_of(step, &targets);
+            let requests = requests_of(step, targets);
             rt.block_on(async {
                 // Evidence first, whatever order the plan puts its steps in.
                 if step.action.contains() {
@@ -502,6 +524,9 @@ kir collect pod {} --out {} --incident {} (or put a collect-evidence step before
                         )));
                     }
                 }
+                if requests.is_empty() && !gone.is_empty() {
+                    return Ok(gone.clone());
+                }
                 if requests.is_empty() {
                     return Err(UserError(format!(
                         "nothing to {} here: the incident names no {} (name a pod with --pod NAMESPACE/NAME)",
@@ -516,7 +541,7 @@ kir collect pod {} --out {} --incident {} (or put a collect-evidence step before
                         }
                     )));
                 }
-                let mut ids = Vec::new();
+                let mut ids = gone.clone();
                 for q in &requests {
                     // A pod gone since the targets were recorded (deleted, redeployed) is said
                     // and left out; the step goes on with the rest.
