@@ -676,3 +676,47 @@ fn respond_keeps_its_targets_refuses_containment_before_evidence_and_ties_approv
     assert_eq!(waits.status.code(), Some(3), "{text}");
     assert!(text.contains("step 3 delete-pod") && text.contains("waiting for approval"), "{text}");
 }
+
+/// The API server lets a binding be put back by whoever may `bind` its role *or* holds every
+/// permission the role grants; revoke's preflight accepts either.
+#[test]
+fn revoke_without_bind_goes_ahead_for_someone_holding_the_roles_permissions() {
+    let put_roles = |e: &Env| {
+        let rbac = "/apis/rbac.authorization.k8s.io/v1";
+        e.cluster.put(
+            &format!("{rbac}/namespaces/checkout/roles/checkout-viewer"),
+            json!({"kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": {"name": "checkout-viewer", "namespace": "checkout"},
+                "rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]}]}),
+        );
+        e.cluster.put(
+            &format!("{rbac}/namespaces/demo/roles/pod-reader"),
+            json!({"kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": {"name": "pod-reader", "namespace": "demo"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+        );
+        e.cluster.put(
+            &format!("{rbac}/clusterroles/view"),
+            json!({"kind": "ClusterRole", "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": {"name": "view"},
+                "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]}]}),
+        );
+        e.cluster.deny("bind roles");
+        e.cluster.deny("bind clusterroles");
+    };
+    let bindings = |c: &FakeCluster| c.snapshot().into_keys().filter(|k| k.contains("rolebindings/")).count();
+
+    let e = env();
+    put_roles(&e);
+    let before = bindings(&e.cluster);
+    let done = e.json(&["contain", "revoke", "user", "alice"]);
+    assert_eq!(bindings(&e.cluster), before - 3);
+    e.kir(&["contain", "undo", done["action_id"].as_str().unwrap()]).assert().success();
+    assert_eq!(bindings(&e.cluster), before);
+
+    // Without bind and without one of the role's permissions: refused, both ways named.
+    let e = env();
+    put_roles(&e);
+    e.cluster.deny("watch deployments");
+    e.kir(&["contain", "revoke", "user", "alice"]).assert().code(2).stderr(predicates::str::contains(
+        "bind clusterroles.rbac.authorization.k8s.io \"view\" (cluster-wide), or every permission that role grants",
+    ));
+    assert!(e.cluster.writes().is_empty(), "{:?}", e.cluster.writes());
+}
