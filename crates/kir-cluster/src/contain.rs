@@ -78,8 +78,7 @@ impl Permission {
         if let Some(name) = &self.name {
             attributes["name"] = json!(name);
         }
-        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": attributes}})
+        json!({"resourceAttributes": attributes})
     }
 }
 
@@ -156,21 +155,26 @@ impl Planned {
 pub async fn missing_permissions(client: &Client, wanted: &[Permission]) -> Result<Vec<Permission>, Error> {
     let mut missing = Vec::new();
     for p in wanted {
-        let body = serde_json::to_vec(&p.review()).unwrap_or_default();
-        let answer = request(
-            client,
-            http::Method::POST,
-            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-            Some(("application/json", body)),
-        )
-        .await
-        .map_err(|e| explain(e, "create", "selfsubjectaccessreviews", None, None))?;
-        let answer: Value = serde_json::from_str(&answer).unwrap_or_default();
-        if answer.pointer("/status/allowed").and_then(|a| a.as_bool()) != Some(true) {
+        if !access_allowed(client, p.review()).await? {
             missing.push(p.clone());
         }
     }
     Ok(missing)
+}
+
+/// One SelfSubjectAccessReview with `spec` (resource or non-resource attributes): allowed?
+async fn access_allowed(client: &Client, spec: Value) -> Result<bool, Error> {
+    let body = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": spec});
+    let answer = request(
+        client,
+        http::Method::POST,
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        Some(("application/json", serde_json::to_vec(&body).unwrap_or_default())),
+    )
+    .await
+    .map_err(|e| explain(e, "create", "selfsubjectaccessreviews", None, None))?;
+    let answer: Value = serde_json::from_str(&answer).unwrap_or_default();
+    Ok(answer.pointer("/status/allowed").and_then(|a| a.as_bool()) == Some(true))
 }
 
 fn with_dry_run(path: &str) -> String {
@@ -281,17 +285,7 @@ async fn holds_role(client: &Client, bind: &Permission) -> Result<bool, Error> {
         return Ok(false);
     }
     for spec in reviews {
-        let body = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": spec});
-        let answer = request(
-            client,
-            http::Method::POST,
-            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-            Some(("application/json", serde_json::to_vec(&body).unwrap_or_default())),
-        )
-        .await
-        .map_err(|e| explain(e, "create", "selfsubjectaccessreviews", None, None))?;
-        let answer: Value = serde_json::from_str(&answer).unwrap_or_default();
-        if answer.pointer("/status/allowed").and_then(|a| a.as_bool()) != Some(true) {
+        if !access_allowed(client, spec).await? {
             return Ok(false);
         }
     }

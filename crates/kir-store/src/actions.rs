@@ -29,41 +29,61 @@ pub const PENDING: &str = "\"pending\"";
 const COLUMNS: &str =
     "id, action, target, incident_id, dry_run, who, at, cluster, before_state, changes, undone_at, undone_by";
 
+/// Inserts the record with `changes`, after checking its incident exists.
+async fn insert(c: &mut sqlx::AnyConnection, a: &ActionRecord, changes: &str) -> Result<()> {
+    if let Some(id) = a.incident_id {
+        crate::model::fetch_incident(c, id).await?;
+    }
+    sqlx::query(
+        "INSERT INTO actions (id, action, target, incident_id, dry_run, who, at, cluster, before_state, changes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&a.id)
+    .bind(&a.action)
+    .bind(&a.target)
+    .bind(a.incident_id)
+    .bind(a.dry_run)
+    .bind(&a.who)
+    .bind(a.at)
+    .bind(&a.cluster)
+    .bind(&a.before_state)
+    .bind(changes)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// The incident's timeline entry for a recorded action and its outcome (`changes`).
+async fn note_on_timeline(c: &mut sqlx::AnyConnection, id: &str, changes: &str, now: i64) -> Result<()> {
+    let row: Option<(Option<i64>, String, String, i64, String)> =
+        sqlx::query_as("SELECT incident_id, action, target, dry_run, who FROM actions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+    if let Some((Some(incident), action, target, dry_run, who)) = row {
+        let parsed = serde_json::from_str::<serde_json::Value>(changes).ok();
+        let failed = parsed.as_ref().and_then(|v| v.get("failed")).and_then(|f| f.as_str()).map(str::to_string);
+        let message = format!(
+            "{}{}{action} {target} (action {id}){}",
+            if dry_run != 0 { "dry run: " } else { "" },
+            if failed.is_some() { "failed: " } else { "" },
+            failed.map(|f| format!(": {f}")).unwrap_or_default()
+        );
+        let data = serde_json::json!({"action_id": id, "changes": parsed});
+        crate::model::append(c, incident, now, &who, "action", &message, Some(data)).await?;
+        crate::model::touch(c, incident, now).await?;
+    }
+    Ok(())
+}
+
 impl Store {
+    /// Records an action that is over (a collection, say), with its timeline entry.
     pub async fn record_action(&self, a: &ActionRecord) -> Result<()> {
         let mut tx = self.lock().await?;
         let r = async {
             let c = tx.conn();
-            sqlx::query(
-                "INSERT INTO actions (id, action, target, incident_id, dry_run, who, at, cluster, before_state, changes) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&a.id)
-            .bind(&a.action)
-            .bind(&a.target)
-            .bind(a.incident_id)
-            .bind(a.dry_run)
-            .bind(&a.who)
-            .bind(a.at)
-            .bind(&a.cluster)
-            .bind(&a.before_state)
-            .bind(&a.changes)
-            .execute(&mut *c)
-            .await?;
-            if let Some(id) = a.incident_id {
-                crate::model::fetch_incident(c, id).await?;
-                let message = format!(
-                    "{}{} {} (action {})",
-                    if a.dry_run != 0 { "dry run: " } else { "" },
-                    a.action,
-                    a.target,
-                    a.id
-                );
-                let data = serde_json::json!({"action_id": a.id, "changes": serde_json::from_str::<serde_json::Value>(&a.changes).ok()});
-                crate::model::append(c, id, a.at, &a.who, "action", &message, Some(data)).await?;
-                crate::model::touch(c, id, a.at).await?;
-            }
-            Ok(())
+            insert(c, a, &a.changes).await?;
+            note_on_timeline(c, &a.id, &a.changes, a.at).await
         }
         .await;
         tx.finish(r).await
@@ -74,30 +94,7 @@ impl Store {
     /// entry yet: `finish_action` writes it with the outcome.
     pub async fn start_action(&self, a: &ActionRecord) -> Result<()> {
         let mut tx = self.lock().await?;
-        let r = async {
-            let c = tx.conn();
-            if let Some(id) = a.incident_id {
-                crate::model::fetch_incident(c, id).await?;
-            }
-            sqlx::query(
-                "INSERT INTO actions (id, action, target, incident_id, dry_run, who, at, cluster, before_state, changes) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&a.id)
-            .bind(&a.action)
-            .bind(&a.target)
-            .bind(a.incident_id)
-            .bind(a.dry_run)
-            .bind(&a.who)
-            .bind(a.at)
-            .bind(&a.cluster)
-            .bind(&a.before_state)
-            .bind(PENDING)
-            .execute(&mut *c)
-            .await?;
-            Ok(())
-        }
-        .await;
+        let r = insert(tx.conn(), a, PENDING).await;
         tx.finish(r).await
     }
 
@@ -112,25 +109,7 @@ impl Store {
                 .bind(changes)
                 .execute(&mut *c)
                 .await?;
-            let row: Option<(Option<i64>, String, String, i64, String)> =
-                sqlx::query_as("SELECT incident_id, action, target, dry_run, who FROM actions WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *c)
-                    .await?;
-            if let Some((Some(incident), action, target, dry_run, who)) = row {
-                let parsed = serde_json::from_str::<serde_json::Value>(changes).ok();
-                let failed = parsed.as_ref().and_then(|v| v.get("failed")).and_then(|f| f.as_str()).map(str::to_string);
-                let message = format!(
-                    "{}{}{action} {target} (action {id}){}",
-                    if dry_run != 0 { "dry run: " } else { "" },
-                    if failed.is_some() { "failed: " } else { "" },
-                    failed.map(|f| format!(": {f}")).unwrap_or_default()
-                );
-                let data = serde_json::json!({"action_id": id, "changes": parsed});
-                crate::model::append(c, incident, now, &who, "action", &message, Some(data)).await?;
-                crate::model::touch(c, incident, now).await?;
-            }
-            Ok(())
+            note_on_timeline(c, id, changes, now).await
         }
         .await;
         tx.finish(r).await
