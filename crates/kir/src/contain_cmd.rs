@@ -27,11 +27,20 @@ fn requests_of(planned: &Planned) -> Vec<serde_json::Value> {
 }
 
 fn print_action(global: &Global, a: &ActionRecord, requests: Option<&[serde_json::Value]>) -> Result<(), UserError> {
-    let changes: serde_json::Value = serde_json::from_str(&a.changes).unwrap_or_default();
+    let recorded: serde_json::Value = serde_json::from_str(&a.changes).unwrap_or_default();
+    // `changes` stays a list for scripts; a pending or failed action says so beside it.
+    let changes = if recorded.is_array() { recorded.clone() } else { serde_json::json!([]) };
     match global.format {
         Format::Json | Format::Jsonl => {
             let mut v = serde_json::json!({"action_id": a.id, "action": a.action, "target": a.target, "dry_run": a.dry_run != 0,
                 "changes": changes, "incident": a.incident_id, "who": a.who, "at": kir_store::rfc3339(a.at), "undone": a.undone_at.map(kir_store::rfc3339)});
+            if a.changes == kir_store::PENDING {
+                v["state"] = serde_json::json!("pending");
+            } else if let Some(why) = recorded.get("failed") {
+                v["state"] = serde_json::json!("failed");
+                v["error"] = why.clone();
+                v["not_taken_back"] = recorded["not_taken_back"].clone();
+            }
             if let Some(r) = requests {
                 v["requests"] = serde_json::json!(r);
             }
@@ -505,19 +514,14 @@ a half-done action, set them right by hand: {}",
                 let color = use_color(global);
                 let mut t = table(color, &["ACTION", "WHAT", "TARGET", "WHEN", "WHO", "INCIDENT", "STATE"]);
                 for a in &list {
-                    let failed = serde_json::from_str::<serde_json::Value>(&a.changes)
-                        .ok()
-                        .and_then(|c| c.get("failed").and_then(|f| f.as_str()).map(str::to_string));
+                    let recorded = serde_json::from_str::<serde_json::Value>(&a.changes).unwrap_or_default();
                     let state = match (a.action.as_str(), a.dry_run != 0, a.undone_at) {
                         ("collect", _, _) => "evidence".to_string(),
                         (_, _, None) if a.changes == kir_store::PENDING => {
                             "started, not finished (undo takes back what was done)".to_string()
                         }
-                        (_, _, None) if failed.is_some() => {
-                            let partly = serde_json::from_str::<serde_json::Value>(&a.changes)
-                                .ok()
-                                .and_then(|c| c["not_taken_back"].as_array().map(|l| !l.is_empty()))
-                                .unwrap_or(false);
+                        (_, _, None) if recorded.get("failed").is_some() => {
+                            let partly = recorded["not_taken_back"].as_array().is_some_and(|l| !l.is_empty());
                             if partly { "failed, partly in effect" } else { "failed (taken back)" }.to_string()
                         }
                         (_, true, _) => "dry run".to_string(),

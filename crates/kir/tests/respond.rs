@@ -168,7 +168,9 @@ fn a_write_refused_midway_is_taken_back_recorded_as_failed_and_not_undone() {
     assert!(String::from_utf8_lossy(&list.stdout).contains("failed (taken back)"));
     let record: Value =
         serde_json::from_slice(&e.kir(&["contain", "list", "--format", "json"]).output().unwrap().stdout).unwrap();
-    assert!(record["changes"]["failed"].as_str().unwrap().contains("500"), "{record}");
+    assert_eq!(record["state"], "failed");
+    assert_eq!(record["changes"], json!([]), "changes stays a list for scripts");
+    assert!(record["error"].as_str().unwrap().contains("500"), "{record}");
     let id = record["action_id"].as_str().unwrap();
     e.kir(&["contain", "undo", id]).assert().failure().stderr(predicates::str::contains("nothing to undo"));
     assert_eq!(e.cluster.snapshot(), original);
