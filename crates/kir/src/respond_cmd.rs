@@ -543,17 +543,6 @@ kir collect pod {} --out {} --incident {} (or put a collect-evidence step before
                 }
                 let mut ids = gone.clone();
                 for q in &requests {
-                    // A pod gone since the targets were recorded (deleted, redeployed) is said
-                    // and left out; the step goes on with the rest.
-                    if let Request::Isolate { namespace, pod, .. }
-                    | Request::LabelPod { namespace, pod }
-                    | Request::Delete { namespace, pod } = q
-                        && let Err(kir_cluster::Error::NotFound { .. }) =
-                            kir_cluster::contain::pod_context(&ctx.client, namespace, pod).await
-                    {
-                        ids.push(format!("pod {namespace}/{pod} no longer exists: left out"));
-                        continue;
-                    }
                     let (record, _) = crate::contain_cmd::perform(&ctx, q, &common).await?;
                     ids.push(format!("{} {} ({})", record.action, record.target, record.id));
                 }
