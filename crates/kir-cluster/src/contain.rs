@@ -588,6 +588,7 @@ pub async fn undo_quarantine_node(client: &Client, node: &str, before: &Value) -
 pub struct DrainPod {
     pub namespace: String,
     pub name: String,
+    pub uid: Option<String>,
     /// Why it stays (DaemonSet, static pod, already finished); `None`: it is evicted.
     pub skipped: Option<String>,
 }
@@ -652,7 +653,8 @@ pub async fn drain_node(
             w.already = Some(404);
             planned.writes.push(w);
         }
-        pods.push(DrainPod { namespace, name, skipped });
+        let uid = p.pointer("/metadata/uid").and_then(|u| u.as_str()).map(str::to_string);
+        pods.push(DrainPod { namespace, name, uid, skipped });
     }
     planned.retry_429 = Some((interval, limit));
     Ok((planned, pods))
@@ -984,7 +986,7 @@ pub async fn delete_pod(client: &Client, namespace: &str, pod: &str) -> Result<P
         Err(e) => return Err(e),
     };
     let copy = json!({"metadata": current.get("metadata").map(strip_server_fields), "spec": current.get("spec"), "status": {"phase": current.pointer("/status/phase"), "podIP": current.pointer("/status/podIP"), "hostIP": current.pointer("/status/hostIP")}});
-    let before = json!({"pod": copy});
+    let before = json!({"pod": copy, "uid": current.pointer("/metadata/uid")});
     let writes = vec![delete(path, Permission::new("delete", "", "pods", Some(namespace)), pod).describe(
         format!("pod/{namespace}/{pod}"),
         json!({"node": current.pointer("/spec/nodeName"), "phase": current.pointer("/status/phase")}),
@@ -1021,7 +1023,7 @@ pub async fn scale_down(
     resource: &'static str,
     namespace: &str,
     name: &str,
-) -> Result<(Planned, Vec<String>), Error> {
+) -> Result<(Planned, Vec<(String, Option<String>)>), Error> {
     let current =
         get_json(client, &workload_path(resource, namespace, name), "get", resource, Some(namespace), Some(name))
             .await?;
@@ -1063,7 +1065,13 @@ pub fn undo_scale_down(resource: &'static str, namespace: &str, name: &str, befo
 }
 
 /// Names of the pods a label selector (`matchLabels` and `matchExpressions`) selects now.
-pub async fn selected_pods(client: &Client, namespace: &str, selector: Option<&Value>) -> Result<Vec<String>, Error> {
+/// The pods a workload's selector selects, by name with their UID (evidence is per pod, and a
+/// pod re-created under the same name is another pod).
+pub async fn selected_pods(
+    client: &Client,
+    namespace: &str,
+    selector: Option<&Value>,
+) -> Result<Vec<(String, Option<String>)>, Error> {
     let Some(selector) = selector else { return Ok(vec![]) };
     let list = get_json(
         client,
@@ -1080,7 +1088,7 @@ pub async fn selected_pods(client: &Client, namespace: &str, selector: Option<&V
         if crate::collect::selects(selector, &labels)
             && let Some(n) = p.pointer("/metadata/name").and_then(|n| n.as_str())
         {
-            names.push(n.to_string());
+            names.push((n.to_string(), p.pointer("/metadata/uid").and_then(|u| u.as_str()).map(str::to_string)));
         }
     }
     Ok(names)
@@ -1443,6 +1451,8 @@ pub async fn undo_revoke(client: &Client, before: &Value) -> Result<Planned, Err
 /// A pod's node, service account and the workload that owns it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodContext {
+    /// The pod's UID: evidence collected from a pod of the same name is another pod's.
+    pub uid: Option<String>,
     pub node: Option<String>,
     pub service_account: Option<String>,
     /// (`deployments`|`statefulsets`|`replicasets`, name): what `scale-down` acts on.
@@ -1463,6 +1473,7 @@ fn controller_of(object: &Value) -> Option<(String, String)> {
 pub async fn pod_context(client: &Client, namespace: &str, pod: &str) -> Result<PodContext, Error> {
     let p = get_json(client, &pod_path(namespace, pod), "get", "pods", Some(namespace), Some(pod)).await?;
     let mut ctx = PodContext {
+        uid: p.pointer("/metadata/uid").and_then(|v| v.as_str()).map(str::to_string),
         node: p.pointer("/spec/nodeName").and_then(|v| v.as_str()).map(str::to_string),
         service_account: p.pointer("/spec/serviceAccountName").and_then(|v| v.as_str()).map(str::to_string),
         ..Default::default()

@@ -524,7 +524,9 @@ async fn scale_down_names_the_pods_that_end_and_undo_restores_the_count() {
     let (planned, pods) = contain::scale_down(&client, "deployments", "checkout", "checkout-api").await.unwrap();
     contain::apply(&client, &planned, false).await.unwrap();
     server.await.unwrap();
-    assert_eq!(pods, ["checkout-api-64db89f569-blm5l", "checkout-api-64db89f569-gg6tn"]);
+    let names: Vec<&str> = pods.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["checkout-api-64db89f569-blm5l", "checkout-api-64db89f569-gg6tn"]);
+    assert_eq!(pods[0].1.as_deref(), Some("4104f68c-3e9d-4e4b-b45b-0019003acf43"));
     assert_eq!(planned.before, json!({"replicas": 2}));
 
     let (client, server) = mock(vec![

@@ -154,6 +154,7 @@ pub fn collect(
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut writer: Option<kir_evidence::BundleWriter> = None;
     let mut servers = Vec::new();
+    let mut uids = Vec::new();
     let mut files = 0;
     let outcome: Result<(), UserError> = rt.block_on(async {
         for (i, context) in contexts.iter().enumerate() {
@@ -229,6 +230,9 @@ pub fn collect(
             }
             files += report.files.len();
             servers.push(target.server.clone());
+            if let Some(uid) = report.object.pointer("/metadata/uid").and_then(|u| u.as_str()) {
+                uids.push(uid.to_string());
+            }
         }
         Ok(())
     });
@@ -262,7 +266,7 @@ pub fn collect(
     if !global.quiet {
         eprintln!("kir: {files} files collected; check with: kir evidence verify {}", path.display());
     }
-    if let Err(e) = record_collection(global, &subject.target(), &path, &digest, &servers.join(", ")) {
+    if let Err(e) = record_collection(global, &subject.target(), &path, &digest, &servers.join(", "), &uids) {
         eprintln!(
             "kir: warning: the bundle is sealed but not recorded in kir's store ({}); evidence-first checks will not see it",
             e.0
@@ -570,6 +574,7 @@ pub fn record_collection(
     bundle: &Path,
     digest: &str,
     server: &str,
+    uids: &[String],
 ) -> Result<(), UserError> {
     let now = crate::incident_cmd::now_ms()?;
     let record = kir_store::ActionRecord {
@@ -581,7 +586,9 @@ pub fn record_collection(
         who: crate::incident_cmd::who(global),
         at: now,
         cluster: Some(server.to_string()),
-        before_state: serde_json::json!({"bundle": bundle, "manifest_sha256": digest}).to_string(),
+        // The UIDs of the objects read: evidence of a pod is evidence of that pod, not of a
+        // later one re-created under its name.
+        before_state: serde_json::json!({"bundle": bundle, "manifest_sha256": digest, "uids": uids}).to_string(),
         changes: "[]".into(),
         undone_at: None,
         undone_by: None,

@@ -145,17 +145,55 @@ pub struct Ctx<'a> {
     pub now: i64,
 }
 
-/// Pods with a collected evidence bundle (`kir collect pod` records one action per bundle).
-pub async fn collected_pods(store: &kir_store::Store) -> Result<std::collections::BTreeSet<String>, UserError> {
+/// Pods with a collected evidence bundle (`kir collect pod` records one action per bundle, with
+/// the UID of the pod it read).
+pub struct Collected {
+    /// `pod/NS/NAME` → the UIDs collected, or `None` when a record does not say (older records):
+    /// then any pod of that name counts.
+    by_target: std::collections::BTreeMap<String, Option<std::collections::BTreeSet<String>>>,
+}
+
+impl Collected {
+    /// Whether the evidence of pod `ns_name` (`NS/NAME`) with `uid` (when known) is collected.
+    pub fn has(&self, ns_name: &str, uid: Option<&str>) -> bool {
+        match self.by_target.get(&format!("pod/{ns_name}")) {
+            None => false,
+            Some(None) => true,
+            Some(Some(uids)) => uid.is_none_or(|u| uids.contains(u)),
+        }
+    }
+}
+
+pub async fn collected_pods(store: &kir_store::Store) -> Result<Collected, UserError> {
     let list = store.actions().await.map_err(|e| UserError(e.to_string()))?;
-    Ok(list.into_iter().filter(|a| a.action == "collect" && a.dry_run == 0).map(|a| a.target).collect())
+    let mut by_target: std::collections::BTreeMap<String, Option<std::collections::BTreeSet<String>>> =
+        std::collections::BTreeMap::new();
+    for a in list.into_iter().filter(|a| a.action == "collect" && a.dry_run == 0) {
+        let before: serde_json::Value = serde_json::from_str(&a.before_state).unwrap_or_default();
+        let uids: Option<std::collections::BTreeSet<String>> = before
+            .get("uids")
+            .and_then(|u| u.as_array())
+            .map(|u| u.iter().filter_map(|u| u.as_str()).map(str::to_string).collect());
+        let entry = by_target.entry(a.target).or_insert_with(|| Some(Default::default()));
+        match (entry.as_mut(), uids) {
+            (Some(known), Some(uids)) if !uids.is_empty() => known.extend(uids),
+            _ => *entry = None,
+        }
+    }
+    Ok(Collected { by_target })
 }
 
 /// Evidence first: an action that ends pods is refused while one of them has no evidence
 /// collected, unless `--force`. A dry run only warns.
-async fn require_evidence(ctx: &Ctx<'_>, what: &str, pods: &[String], common: &ActionArgs) -> Result<(), UserError> {
+async fn require_evidence(
+    ctx: &Ctx<'_>,
+    what: &str,
+    pods: &[(String, Option<String>)],
+    common: &ActionArgs,
+) -> Result<(), UserError> {
     let collected = collected_pods(ctx.store).await?;
-    let missing: Vec<&String> = pods.iter().filter(|p| !collected.contains(&format!("pod/{p}"))).collect();
+    let missing: Vec<&String> =
+        pods.iter().filter(|(p, uid)| !collected.has(p, uid.as_deref())).map(|(p, _)| p).collect();
     if missing.is_empty() || common.force {
         return Ok(());
     }
@@ -189,8 +227,11 @@ pub async fn perform(
         Request::Quarantine { node } => contain::quarantine_node(client, node, &id).await?,
         Request::Drain { node, interval, limit } => {
             let (planned, pods) = contain::drain_node(client, node, *interval, *limit).await?;
-            let ending: Vec<String> =
-                pods.iter().filter(|p| p.skipped.is_none()).map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+            let ending: Vec<(String, Option<String>)> = pods
+                .iter()
+                .filter(|p| p.skipped.is_none())
+                .map(|p| (format!("{}/{}", p.namespace, p.name), p.uid.clone()))
+                .collect();
             require_evidence(ctx, &format!("drain node {node}"), &ending, common).await?;
             if !ctx.global.quiet {
                 for p in pods.iter().filter(|p| p.skipped.is_some()) {
@@ -216,7 +257,8 @@ pub async fn perform(
         Request::Revoke(subject) => contain::revoke(client, subject).await?,
         Request::ScaleDown { resource, namespace, name } => {
             let (planned, pods) = contain::scale_down(client, resource, namespace, name).await?;
-            let ending: Vec<String> = pods.iter().map(|p| format!("{namespace}/{p}")).collect();
+            let ending: Vec<(String, Option<String>)> =
+                pods.iter().map(|(p, uid)| (format!("{namespace}/{p}"), uid.clone())).collect();
             require_evidence(ctx, &format!("scale down {target}"), &ending, common).await?;
             planned
         }
@@ -224,10 +266,11 @@ pub async fn perform(
         Request::Delete { namespace, pod } => {
             let planned = contain::delete_pod(client, namespace, pod).await?;
             if !planned.writes.is_empty() {
+                let uid = planned.before.pointer("/uid").and_then(|u| u.as_str()).map(str::to_string);
                 require_evidence(
                     ctx,
                     &format!("delete pod {namespace}/{pod}"),
-                    &[format!("{namespace}/{pod}")],
+                    &[(format!("{namespace}/{pod}"), uid)],
                     common,
                 )
                 .await?;

@@ -471,12 +471,16 @@ fn respond(
         let mut step_targets = targets.clone();
         step_targets.pods.clear();
         let mut gone = Vec::new();
+        let mut uids = std::collections::BTreeMap::new();
         for (ns, pod) in &targets.pods {
             match rt.block_on(kir_cluster::contain::pod_context(&client, ns, pod)) {
                 Err(kir_cluster::Error::NotFound { .. }) => {
                     gone.push(format!("pod {ns}/{pod} no longer exists: left out"));
                 }
-                Ok(_) => step_targets.pods.push((ns.clone(), pod.clone())),
+                Ok(c) => {
+                    uids.insert(format!("{ns}/{pod}"), c.uid);
+                    step_targets.pods.push((ns.clone(), pod.clone()));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -509,7 +513,7 @@ fn respond(
                         .pods
                         .iter()
                         .map(|(ns, p)| format!("{ns}/{p}"))
-                        .filter(|p| !collected.contains(&format!("pod/{p}")))
+                        .filter(|p| !collected.has(p, uids.get(p).and_then(|u: &Option<String>| u.as_deref())))
                         .collect();
                     if !missing.is_empty() && !args.dry_run {
                         return Err(UserError(format!(

@@ -192,6 +192,17 @@ fn actions_that_end_pods_wait_for_evidence_unless_forced() {
 
     let out = e.dir.path().join("evidence");
     e.kir(&["collect", "pod", P1, "--out", out.to_str().unwrap()]).assert().success();
+    // The same name, re-created (another UID): its evidence is not the collected pod's.
+    let collected_pod = e.cluster.object(P1_PATH).unwrap();
+    let mut recreated = collected_pod.clone();
+    recreated["metadata"]["uid"] = json!("77777777-0000-4000-8000-000000000000");
+    e.cluster.put(P1_PATH, recreated);
+    e.kir(&["contain", "delete", "pod", P1])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("evidence has not been collected"));
+    assert!(e.cluster.writes().is_empty());
+    e.cluster.put(P1_PATH, collected_pod);
     let done = e.json(&["contain", "delete", "pod", P1]);
     assert_eq!(done["changes"][0]["op"], "delete");
     assert!(e.cluster.object(P1_PATH).is_none());
