@@ -792,7 +792,8 @@ kir contain drain node ip-10-0-3-17 --timeout 10m --incident 7")]
     Drain(DrainArgs),
     /// Cut a pod off the network (deny all ingress and egress), leaving it running for forensics.
     #[command(after_help = "kir labels that pod only (kir.dev/quarantine=ACTION_ID) and creates one NetworkPolicy, \
-kir-quarantine-POD, that selects the label and allows nothing in or out (--allow-cidr keeps the responders' network \
+kir-quarantine-POD-HASH (a hash of the pod's namespace, name and UID: one policy per pod), that selects the label \
+and allows nothing in or out (--allow-cidr keeps the responders' network \
 reachable). Running it again changes nothing; kir contain undo removes both.\n\nExamples:\n  kir contain isolate pod shop/web-7f9c --dry-run\n  \
 kir contain isolate pod shop/web-7f9c --incident 7 --allow-cidr 10.10.0.0/24")]
     Isolate(IsolateArgs),
@@ -804,7 +805,8 @@ kir contain label pod shop/web-7f9c --incident 7\n  kir contain label node ip-10
     #[command(after_help = "KIND is serviceaccount (NAMESPACE/NAME), user or group (NAME). A binding that names only \
 that subject is deleted; a binding shared with others loses only that entry. For a service account its legacy \
 token Secrets are deleted too. Copies are kept in kir's store for undo (Secret values are not kept: created again, \
-the token controller issues new tokens, so a stolen token stays dead).\n\nExamples:\n  \
+the token controller issues new tokens, so a stolen token stays dead). Putting a binding back (undo) needs bind \
+on its role or every permission it grants; kir asks before it changes anything.\n\nExamples:\n  \
 kir contain revoke serviceaccount ci/jenkins --dry-run\n  kir contain revoke user alice --incident 7\n  kir contain revoke group dev-team")]
     Revoke(KindTarget),
     /// Scale a Deployment, StatefulSet or ReplicaSet to zero replicas (undo restores the count).
@@ -824,6 +826,10 @@ The pod as it was is kept in the action record (kir contain list --format json).
 kir contain delete pod shop/web-7f9c --incident 7")]
     Delete(KindTarget),
     /// Reverse a recorded action (the state before it was saved).
+    #[command(after_help = "Undo acts on the cluster the action changed, or not at all: the kube-system UID of the \
+current context must be the recorded one. It takes back only what the action did (a node cordoned before kir \
+stays cordoned). A failed action was taken back when it failed: undo says so, or names what could not be taken \
+back, for a person to set right.\n\nExamples:\n  kir contain list\n  kir contain undo act-3f9c2a1b7e")]
     Undo {
         #[arg(value_name = "ACTION_ID")]
         action_id: String,
