@@ -140,7 +140,8 @@ pub struct Ctx<'a> {
     pub global: &'a Global,
     pub store: &'a kir_store::Store,
     pub client: kir_cluster::Client,
-    pub cluster: kir_cluster::Target,
+    /// The cluster's identity (`cluster_identity`), read once and recorded with every action.
+    pub cluster: serde_json::Value,
     pub who: String,
     pub now: i64,
 }
@@ -290,7 +291,7 @@ pub async fn perform(
         dry_run: common.dry_run as i64,
         who: ctx.who.clone(),
         at: ctx.now,
-        cluster: Some(cluster_identity(client, &ctx.cluster).await.to_string()),
+        cluster: Some(ctx.cluster.to_string()),
         before_state: planned.before.to_string(),
         changes: kir_store::PENDING.into(),
         undone_at: None,
@@ -494,6 +495,7 @@ async fn run_in(
     let now = crate::incident_cmd::now_ms()?;
     if let Some((request, common)) = request {
         let (client, cluster) = kir_cluster::connect(global.kubeconfig.as_deref(), one_context(global)?).await?;
+        let cluster = cluster_identity(&client, &cluster).await;
         let ctx = Ctx { global, store, client, cluster, who, now };
         let (record, requests) = perform(&ctx, &request, common).await?;
         print_action(global, &record, Some(&requests))?;

@@ -499,7 +499,7 @@ fn respond(
                 global,
                 store,
                 client: client.clone(),
-                cluster: cluster.clone(),
+                cluster: here.clone(),
                 who: who.to_string(),
                 now: crate::incident_cmd::now_ms()?,
             };
