@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -393,19 +392,9 @@ fn gke_object_ref(resource_name: &str) -> ObjectRef {
     }
 }
 
-/// RFC 3339, and the space-separated forms some exporters write (`2022-11-29 00:09:04.38`,
-/// read as UTC when no offset is given).
-pub fn parse_time(text: &str) -> Option<Timestamp> {
-    if let Ok(t) = text.parse::<Timestamp>() {
-        return Some(t);
-    }
-    let normalized = text.trim().replacen(' ', "T", 1);
-    if let Ok(t) = normalized.parse::<Timestamp>() {
-        return Some(t);
-    }
-    let civil: jiff::civil::DateTime = normalized.trim_end_matches('Z').parse().ok()?;
-    civil.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
-}
+/// A record's time: RFC 3339, and the space-separated forms some exporters write
+/// (`2022-11-29 00:09:04.38`, read as UTC when no offset is given); kir's one timestamp parser.
+pub use kir_core::parse_timestamp as parse_time;
 
 #[cfg(test)]
 mod tests {

@@ -6,8 +6,8 @@
 //! of one request into one [`AuditEvent`]; [`field`] reads any field of an event by its Sigma
 //! name.
 //!
-//! Architecture invariant: this crate knows no other kir crate, and does no I/O beyond the
-//! inputs it is asked to read.
+//! Architecture invariant: this crate knows no other kir crate but `kir-core` (the shared
+//! parsers), and does no I/O beyond the inputs it is asked to read.
 
 pub mod decode;
 pub mod event;

@@ -1012,10 +1012,6 @@ fn workload_path(resource: &str, namespace: &str, name: &str) -> String {
     format!("/apis/apps/v1/namespaces/{}/{resource}/{}", encode(namespace), encode(name))
 }
 
-fn singular(resource: &str) -> &str {
-    resource.trim_end_matches('s')
-}
-
 /// Scales a Deployment, StatefulSet or ReplicaSet to zero replicas; the number before is kept
 /// for undo. Also returns the pods that will end (those its selector matches now).
 pub async fn scale_down(
@@ -1030,7 +1026,7 @@ pub async fn scale_down(
     let replicas = current.pointer("/spec/replicas").and_then(|r| r.as_i64()).unwrap_or(1);
     let pods = selected_pods(client, namespace, current.pointer("/spec/selector")).await?;
     let before = json!({"replicas": replicas});
-    let object = format!("{}/{namespace}/{name}", singular(resource));
+    let object = format!("{}/{namespace}/{name}", kir_core::singular(resource));
     let mut writes = Vec::new();
     if replicas != 0 {
         writes.push(
@@ -1050,7 +1046,7 @@ pub async fn scale_down(
 /// Scales back to the number of replicas before `scale_down`.
 pub fn undo_scale_down(resource: &'static str, namespace: &str, name: &str, before: &Value) -> Planned {
     let replicas = before.get("replicas").and_then(|r| r.as_i64()).unwrap_or(1);
-    let object = format!("{}/{namespace}/{name}", singular(resource));
+    let object = format!("{}/{namespace}/{name}", kir_core::singular(resource));
     let writes = vec![
         patch(
             workload_path(resource, namespace, name),

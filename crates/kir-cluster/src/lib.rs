@@ -21,6 +21,14 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 pub enum Error {
     #[error("cannot reach the cluster: {0}")]
     Unreachable(String),
+    #[error("TLS with the cluster failed: {0}")]
+    Tls(String),
+    #[error("cannot authenticate to the cluster (check the kubeconfig's user, token or exec plugin): {0}")]
+    Auth(String),
+    #[error("the API server's answer could not be read: {0}")]
+    BadAnswer(String),
+    #[error("kir could not build the request: {0}")]
+    Request(String),
     #[error("kubeconfig: {0}")]
     Config(String),
     #[error("missing permission: {verb} {resource}{scope} (ask for it, or use deploy/rbac.yaml)")]
@@ -153,7 +161,7 @@ pub(crate) fn encode(v: &str) -> String {
 
 /// Turns a kube error into what a responder needs to read.
 pub fn explain(e: kube::Error, verb: &str, resource: &str, namespace: Option<&str>, name: Option<&str>) -> Error {
-    match e {
+    match &e {
         kube::Error::Api(status) => {
             let code = status.code;
             match code {
@@ -166,16 +174,42 @@ pub fn explain(e: kube::Error, verb: &str, resource: &str, namespace: Option<&st
                     },
                 },
                 404 => Error::NotFound {
-                    kind: resource.trim_end_matches('s').into(),
+                    kind: kir_core::singular(resource),
                     name: match (namespace, name) {
                         (Some(ns), Some(n)) => format!("{ns}/{n}"),
                         (None, Some(n)) => n.into(),
                         _ => resource.into(),
                     },
                 },
-                _ => Error::Api { code, what: format!("{verb} {resource}"), message: status.message },
+                _ => Error::Api { code, what: format!("{verb} {resource}"), message: status.message.clone() },
             }
         }
-        other => Error::Unreachable(other.to_string()),
+        // Only a failed connection is "cannot reach": the rest say what they are.
+        kube::Error::HyperError(_) | kube::Error::Service(_) => Error::Unreachable(e_text(&e)),
+        kube::Error::RustlsTls(_) | kube::Error::TlsRequired => Error::Tls(e_text(&e)),
+        kube::Error::Auth(_) => Error::Auth(e_text(&e)),
+        kube::Error::SerdeError(_)
+        | kube::Error::FromUtf8(_)
+        | kube::Error::LinesCodecMaxLineLengthExceeded
+        | kube::Error::ReadEvents(_) => Error::BadAnswer(e_text(&e)),
+        kube::Error::BuildRequest(_) | kube::Error::HttpError(_) => Error::Request(e_text(&e)),
+        kube::Error::InferConfig(_) | kube::Error::InferKubeconfig(_) => Error::Config(e_text(&e)),
+        other => Error::Api { code: 0, what: format!("{verb} {resource}"), message: other.to_string() },
     }
+}
+
+/// The error and its causes in one line: kube's top-level messages ("ServiceError: …") often
+/// keep the useful part (connection refused, certificate unknown) in the source chain.
+fn e_text(e: &kube::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
 }

@@ -128,8 +128,10 @@ impl Correlator {
                 _ => None,
             };
             let window = self.windows[ci].entry(key).or_default();
-            let horizon = time - corr.timespan;
-            window.retain(|e| e.time >= horizon && e.time <= time + corr.timespan);
+            // Checked: a window that reaches past the calendar's ends holds everything.
+            let horizon = time.checked_sub(corr.timespan).unwrap_or(Timestamp::MIN);
+            let end = time.checked_add(corr.timespan).unwrap_or(Timestamp::MAX);
+            window.retain(|e| e.time >= horizon && e.time <= end);
             window.push_back(Entry { time, rule, value, finding: finding.clone() });
             let count = match &corr.kind {
                 CorrelationKind::EventCount => window.len(),

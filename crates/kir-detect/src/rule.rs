@@ -373,7 +373,7 @@ fn correlation(value: &Value) -> Result<ParsedCorrelation, String> {
         Some(_) => return Err("`group-by` must be a list of field names".into()),
     };
     let timespan_text = map.get("timespan").and_then(Value::as_str).ok_or("needs `timespan` (e.g. 5m)")?;
-    let timespan = parse_timespan(timespan_text)?;
+    let timespan = kir_core::Duration::parse(timespan_text).map_err(|e| format!("`timespan`: {e}"))?.to_signed();
     let generate = map.get("generate").and_then(Value::as_bool).unwrap_or(false);
     let condition = map.get("condition");
     let kind = match kind_text {
@@ -417,20 +417,4 @@ fn correlation(value: &Value) -> Result<ParsedCorrelation, String> {
         }
     };
     Ok((kind, rules, group_by, timespan, threshold, generate))
-}
-
-/// `30s`, `5m`, `1h`, `2d`, `1w`.
-pub fn parse_timespan(text: &str) -> Result<jiff::SignedDuration, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: i64 = number.parse().map_err(|_| format!("bad timespan {text:?} (examples: 30s, 5m, 1h, 1d)"))?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        "w" => n * 604_800,
-        _ => return Err(format!("bad timespan {text:?} (examples: 30s, 5m, 1h, 1d)")),
-    };
-    Ok(jiff::SignedDuration::from_secs(seconds))
 }

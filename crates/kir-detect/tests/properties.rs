@@ -64,3 +64,51 @@ proptest! {
         }
     }
 }
+
+fn correlation(timespan: &str) -> String {
+    format!(
+        "title: base\nname: base\nlogsource: {{product: kubernetes, service: audit}}\ndetection:\n  sel:\n    verb: get\n  condition: sel\nlevel: low\n---\ntitle: burst\nname: burst\ncorrelation:\n  type: event_count\n  rules: [base]\n  group-by: [user.username]\n  timespan: {timespan}\n  condition:\n    gte: 2\nlevel: medium\n"
+    )
+}
+
+/// A window longer than kir can count with is a rule problem that says so, not a panic when
+/// the first event arrives.
+#[test]
+fn a_timespan_out_of_range_is_a_problem_with_a_message() {
+    let set = load(&correlation("700000w"));
+    assert!(set.correlations.is_empty());
+    let p = set.problems.iter().find(|p| p.message.contains("timespan")).expect("a problem names the timespan");
+    assert!(p.message.contains("out of range"), "{}", p.message);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Any timespan a rule can say, with events at any time: the correlator keeps its windows
+    /// without overflowing the calendar.
+    #[test]
+    fn any_timespan_with_events_at_any_time_never_panics(
+        n in any::<u32>(),
+        unit in prop::sample::select(vec!["s", "m", "h", "d", "w"]),
+        times in prop::collection::vec(jiff::Timestamp::MIN.as_second()..=jiff::Timestamp::MAX.as_second(), 1..6),
+    ) {
+        let set = load(&correlation(&format!("{n}{unit}")));
+        let mut correlator = set.correlator();
+        let mut hits = Vec::new();
+        for (i, t) in times.into_iter().enumerate() {
+            let event = kir_audit::AuditEvent {
+                verb: "get".into(),
+                audit_id: format!("a{i}"),
+                user: kir_audit::UserInfo { username: "u".into(), ..Default::default() },
+                request_received: Some(jiff::Timestamp::from_second(t).unwrap()),
+                ..Default::default()
+            };
+            hits.clear();
+            set.matching(&event, &mut hits);
+            for &rule in &hits {
+                let finding = set.finding(rule, &event);
+                let _ = correlator.observe(rule, &event, &finding);
+            }
+        }
+    }
+}

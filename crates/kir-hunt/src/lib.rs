@@ -26,7 +26,7 @@ pub struct Filter {
     pub min_severity: Option<Level>,
     /// Rule ids, names or titles.
     pub rules: Vec<String>,
-    /// Exact user names, or prefixes ending in `*`.
+    /// User names; `*` stands for any text (`kir_core::glob`, as in the plan).
     pub actors: Vec<String>,
     pub namespaces: Vec<String>,
     pub since: Option<Timestamp>,
@@ -35,11 +35,7 @@ pub struct Filter {
 
 impl Filter {
     fn actor_ok(&self, user: &str) -> bool {
-        self.actors.is_empty()
-            || self.actors.iter().any(|a| match a.strip_suffix('*') {
-                Some(prefix) => user.starts_with(prefix),
-                None => a == user,
-            })
+        self.actors.is_empty() || self.actors.iter().any(|a| kir_core::glob(a, user))
     }
 
     fn namespace_ok(&self, namespace: Option<&str>) -> bool {

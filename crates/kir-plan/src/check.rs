@@ -189,7 +189,7 @@ pub fn check(plan: &Plan, text: &str) -> Vec<PlanProblem> {
                     );
                 }
             }
-            if crate::parse_time(&rot.start).is_none() {
+            if crate::timestamp_ms(&rot.start).is_none() {
                 c.error(
                     "roles",
                     &rot.start,

@@ -14,8 +14,6 @@ pub mod render;
 pub mod route;
 pub mod schema;
 
-use sha2_free::digest;
-
 pub use check::{Loaded, PlanProblem, Severity, load};
 pub use escalate::{Due, EscalationState, due, next_due, schedule};
 pub use route::Routed;
@@ -35,7 +33,7 @@ impl Plan {
     pub fn on_call(&self, role: &str, now_ms: i64) -> Option<&Contact> {
         let role = self.roles.iter().find(|r| r.id == role)?;
         if let Some(rot) = &role.rotation
-            && let Some(start) = parse_time(&rot.start)
+            && let Some(start) = timestamp_ms(&rot.start)
             && !rot.members.is_empty()
             && rot.every.as_millis() > 0
         {
@@ -48,33 +46,19 @@ impl Plan {
         role.contacts.first()
     }
 
-    /// A short fingerprint of the plan's decisions, recorded on every incident it touches.
+    /// The SHA-256 of the plan's decisions (hex), recorded on every incident it touches: the
+    /// record says which plan was in force, so two plans must never share a digest.
     pub fn digest(&self) -> String {
+        use sha2::Digest;
         let json = serde_json::to_string(self).unwrap_or_default();
-        digest(json.as_bytes())
+        hex::encode(sha2::Sha256::digest(json.as_bytes()))
     }
 }
 
-/// RFC 3339 time or a plain date (midnight UTC), in milliseconds since the epoch.
-pub fn parse_time(text: &str) -> Option<i64> {
-    let text = text.trim();
-    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
-        return Some(ts.as_millisecond());
-    }
-    let date: jiff::civil::Date = text.parse().ok()?;
-    date.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp().as_millisecond())
-}
-
-mod sha2_free {
-    /// FNV-1a, 64 bits: enough to tell two plan versions apart in a timeline (not a security hash).
-    pub fn digest(bytes: &[u8]) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        format!("{h:016x}")
-    }
+/// A time in the plan (a rotation's start), in milliseconds since the epoch: the forms of
+/// [`kir_core::parse_timestamp`].
+pub fn timestamp_ms(text: &str) -> Option<i64> {
+    kir_core::parse_timestamp(text).map(|t| t.as_millisecond())
 }
 
 #[cfg(test)]
@@ -136,7 +120,7 @@ mod tests {
             start: "2026-01-05".into(),
             members: vec!["Lee".into(), "DevOps on-call (primary)".into()],
         });
-        let start = parse_time("2026-01-05").unwrap();
+        let start = timestamp_ms("2026-01-05").unwrap();
         assert_eq!(plan.on_call("devops-oncall", start + 1000).unwrap().name, "Lee");
         assert_eq!(plan.on_call("devops-oncall", start + 8 * 86_400_000).unwrap().name, "DevOps on-call (primary)");
         assert_eq!(plan.on_call("devops-oncall", start + 15 * 86_400_000).unwrap().name, "Lee");

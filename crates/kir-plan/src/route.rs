@@ -1,6 +1,7 @@
 //! Plan decisions about findings: how bad, what kind, which group, who owns it.
 //! Pure: no clock, no store; the same finding and plan give the same answer.
 
+use kir_core::glob;
 use kir_detect::{Finding, Level};
 
 use crate::schema::{GroupKey, Match, Ownership, Plan};
@@ -42,7 +43,7 @@ impl Plan {
     }
 
     fn group_key(&self, f: &Finding, incident_type: &str) -> String {
-        if self.grouping.delegates.iter().any(|d| glob_mid(d, &f.actor.user)) {
+        if self.grouping.delegates.iter().any(|d| glob(d, &f.actor.user)) {
             return format!("{DELEGATE_PREFIX}{}", f.object.namespace.as_deref().unwrap_or("-"));
         }
         let workload = || {
@@ -120,7 +121,8 @@ fn matches(m: &Match, f: &Finding) -> bool {
         && any(&m.techniques, &|t| {
             f.techniques.iter().any(|ft| {
                 ft.eq_ignore_ascii_case(t)
-                    || (ft.len() > t.len() && ft[..t.len()].eq_ignore_ascii_case(t) && ft.as_bytes()[t.len()] == b'.')
+                    || (ft.get(..t.len()).is_some_and(|head| head.eq_ignore_ascii_case(t))
+                        && ft.as_bytes().get(t.len()) == Some(&b'.'))
             })
         })
         && any(&m.threat_matrix, &|t| f.threat_matrix.iter().any(|ft| ft.eq_ignore_ascii_case(t)))
@@ -130,21 +132,3 @@ fn matches(m: &Match, f: &Finding) -> bool {
 
 /// Group keys of findings made by a delegate (a controller) start with this, then the namespace.
 pub const DELEGATE_PREFIX: &str = "delegate namespace=";
-
-/// Exact, or `*` standing for any text at one place (`system:serviceaccount:kube-system:*-controller`).
-fn glob_mid(pattern: &str, value: &str) -> bool {
-    match pattern.split_once('*') {
-        Some((head, tail)) => {
-            value.len() >= head.len() + tail.len() && value.starts_with(head) && value.ends_with(tail)
-        }
-        None => pattern == value,
-    }
-}
-
-/// Exact, or a prefix when the pattern ends in `*`.
-fn glob(pattern: &str, value: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => value.starts_with(prefix),
-        None => pattern == value,
-    }
-}

@@ -2,10 +2,9 @@
 //! is here, with the names they write; meaning and defaults are documented in `docs/plan.md`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use kir_detect::Level;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 pub const API_VERSION: &str = "kir.dev/v1";
 pub const KIND: &str = "ResponsePlan";
@@ -159,7 +158,7 @@ pub struct RoutingRule {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Match {
-    /// Rule id, name or title; `*` at the end matches a prefix.
+    /// Rule id, name or title; `*` stands for any text.
     #[serde(default)]
     pub rules: Vec<String>,
     /// ATT&CK tactics (`credential-access`).
@@ -173,7 +172,7 @@ pub struct Match {
     pub threat_matrix: Vec<String>,
     #[serde(default)]
     pub namespaces: Vec<String>,
-    /// Users (exact, or a prefix ending in `*`).
+    /// Users; `*` stands for any text (`system:serviceaccount:ci:*`).
     #[serde(default)]
     pub actors: Vec<String>,
     #[serde(default)]
@@ -202,8 +201,8 @@ pub struct Grouping {
     pub raise: Vec<Raise>,
     /// Identities that act on behalf of others (Kubernetes controllers: a Deployment's pods are
     /// created by the replicaset-controller). Their findings join the open incident that already
-    /// has findings in the same namespace, instead of opening one of their own. `*` at the end
-    /// matches a prefix.
+    /// has findings in the same namespace, instead of opening one of their own. `*` stands for
+    /// any text, anywhere (`kir_core::glob`).
     #[serde(default = "default_delegates")]
     pub delegates: Vec<String>,
 }
@@ -485,78 +484,5 @@ pub struct Detection {
     pub placeholders: Option<BTreeMap<String, Vec<String>>>,
 }
 
-/// A length of time written `30s`, `15m`, `4h`, `1d` or `1w`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Duration {
-    seconds: i64,
-}
-
-impl Duration {
-    pub const fn from_secs(seconds: i64) -> Self {
-        Duration { seconds }
-    }
-
-    pub fn as_secs(self) -> i64 {
-        self.seconds
-    }
-
-    pub fn as_millis(self) -> i64 {
-        self.seconds.saturating_mul(1000)
-    }
-
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if text == "0" {
-            return Ok(Duration { seconds: 0 });
-        }
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let bad = || format!("bad duration {text:?}: write a number and a unit, e.g. 30s, 15m, 4h, 1d, 1w");
-        let n: i64 = number.parse().map_err(|_| bad())?;
-        let unit_seconds = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            "w" => 604_800,
-            _ => return Err(bad()),
-        };
-        n.checked_mul(unit_seconds).map(|seconds| Duration { seconds }).ok_or_else(bad)
-    }
-}
-
-impl fmt::Display for Duration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.seconds;
-        for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
-            if s != 0 && s % size == 0 {
-                return write!(f, "{}{unit}", s / size);
-            }
-        }
-        write!(f, "{s}s")
-    }
-}
-
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Number(i64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Text(t) => Duration::parse(&t).map_err(serde::de::Error::custom),
-            Raw::Number(0) => Ok(Duration { seconds: 0 }),
-            Raw::Number(n) => {
-                Err(serde::de::Error::custom(format!("bad duration {n}: give a unit, e.g. {n}m or {n}s")))
-            }
-        }
-    }
-}
-
-impl Serialize for Duration {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+/// A length of time: the one duration of kir (`kir_core::Duration`).
+pub use kir_core::Duration;

@@ -2,6 +2,7 @@
 
 use kir_plan::schema::{Condition, EscalationLevel, EscalationPolicy, Repeat};
 use kir_plan::{Duration, EscalationState, STARTER, due, load};
+// Durations themselves are kir_core's, with their properties in crates/kir-core/tests.
 use proptest::prelude::*;
 
 proptest! {
@@ -40,12 +41,6 @@ proptest! {
         let _ = load(&text);
     }
 
-    #[test]
-    fn durations_read_back_as_written(n in 0i64..100_000, unit in prop::sample::select(vec!["s", "m", "h", "d", "w"])) {
-        let d = Duration::parse(&format!("{n}{unit}")).unwrap();
-        prop_assert_eq!(Duration::parse(&d.to_string()).unwrap(), d);
-    }
-
     /// However often and late the timer runs, each level fires once, never before its time.
     #[test]
     fn each_level_fires_once_and_never_early(
@@ -78,5 +73,69 @@ proptest! {
         }
         let rounds = repeat.map(|r| r.0 + 1).unwrap_or(1) as usize;
         prop_assert!(state.fired.len() <= rounds * afters.len());
+    }
+}
+
+fn technique_plan(techniques: Vec<String>, actors: Vec<String>) -> kir_plan::Plan {
+    let mut plan = kir_plan::starter();
+    plan.routing.rules.insert(
+        0,
+        kir_plan::schema::RoutingRule {
+            name: Some("t".into()),
+            matches: kir_plan::schema::Match { techniques, actors, ..Default::default() },
+            incident_type: None,
+            severity: Some(kir_detect::Level::Critical),
+            ignore: false,
+        },
+    );
+    plan
+}
+
+fn technique_finding(techniques: Vec<String>, user: &str) -> kir_detect::Finding {
+    kir_detect::Finding {
+        rule_id: "r".into(),
+        title: "t".into(),
+        severity: kir_detect::Level::Medium,
+        time: None,
+        audit_ids: vec!["a".into()],
+        techniques,
+        tactics: vec![],
+        threat_matrix: vec![],
+        actor: kir_detect::Actor { user: user.into(), ..Default::default() },
+        object: Default::default(),
+        verb: "get".into(),
+        response_code: Some(200),
+        source: Default::default(),
+        kind: "detection",
+        rule_name: None,
+        event_count: 1,
+        request_uri: String::new(),
+    }
+}
+
+/// A user rule's tags are outside input: a technique with any characters, against any plan
+/// pattern, routes or not, never panics (a byte offset inside `é` used to).
+#[test]
+fn non_ascii_techniques_route_without_panicking() {
+    let plan = technique_plan(vec!["T1552".into()], vec![]);
+    for t in ["T1552é", "T155é", "Té", "T1552.001", "T1552.é"] {
+        let _ = plan.route(&technique_finding(vec![t.into()], "u"));
+    }
+    assert_eq!(plan.route(&technique_finding(vec!["T1552.001".into()], "u")).severity, kir_detect::Level::Critical);
+    assert_ne!(plan.route(&technique_finding(vec!["T1552é".into()], "u")).severity, kir_detect::Level::Critical);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn any_technique_and_pattern_route_without_panicking(
+        pattern in "\\PC{0,8}",
+        technique in "\\PC{0,12}",
+        actor in "\\PC{0,10}",
+        user in "\\PC{0,10}",
+    ) {
+        let plan = technique_plan(vec![pattern], vec![actor]);
+        let _ = plan.route(&technique_finding(vec![technique], &user));
     }
 }

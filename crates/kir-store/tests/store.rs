@@ -397,6 +397,6 @@ async fn suite_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn suite_on_postgres() {
-    let server = PostgresServer::start();
+    let Some(server) = PostgresServer::start_or_skip("suite_on_postgres") else { return };
     suite(|| server.new_database()).await;
 }

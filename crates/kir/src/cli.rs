@@ -14,7 +14,7 @@ use kir_detect::Level;
 and the Microsoft threat matrix for Kubernetes, plus your own), offline over archives or from stdin; runs the \
 incident response plan (incidents with owners, timelines, escalation and notifications, reports and metrics); and \
 examines containers offline (drift against the image, malware scans, kubelet checkpoint archives).",
-    after_help = "Examples:\n  kir hunt /var/log/kubernetes/audit/\n  kir hunt audit.log.3.gz --format jsonl > findings.jsonl\n  kubectl logs -n kube-system kube-apiserver-node1 | kir hunt -\n  kir hunt --rules ./our-rules/ --min-severity high --fail-on high archive/\n  kir hunt --timeline --actor system:anonymous archive/\n  kir rules list\n  kir rules check ./our-rules/\n  kir rules test\n  kir plan init > plan.yaml\n  kir hunt audit/ --plan plan.yaml --store sqlite:ir.db\n  kir incident list --open\n  kir incident tick --plan plan.yaml\n  kir drift --image nginx.tar --container web-export.tar\n  kir scan /mnt/snapshot/\n  kir checkpoint inspect checkpoint.tar\n\nExit codes: 0 done (findings or not), 1 --fail-on met, 2 usage error or unreadable input."
+    after_help = concat!("Examples:\n  kir hunt /var/log/kubernetes/audit/\n  kir hunt audit.log.3.gz --format jsonl > findings.jsonl\n  kubectl logs -n kube-system kube-apiserver-node1 | kir hunt -\n  kir hunt --rules ./our-rules/ --min-severity high --fail-on high archive/\n  kir hunt --timeline --actor system:anonymous archive/\n  kir rules list\n  kir rules check ./our-rules/\n  kir rules test\n  kir plan init > plan.yaml\n  kir hunt audit/ --plan plan.yaml --store sqlite:ir.db\n  kir incident list --open\n  kir incident tick --plan plan.yaml\n  kir drift --image nginx.tar --container web-export.tar\n  kir scan /mnt/snapshot/\n  kir checkpoint inspect checkpoint.tar\n\n", exit_codes_help!())
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -137,7 +137,7 @@ kir scan web-export.tar --rules our-rules.yml --fail-on high\n\nExit codes: 0 do
     /// Run the plan's playbook for an incident, step by step: evidence first, approvals where
     /// the plan asks for them, every step recorded; run it again to resume.
     #[command(
-        after_help = "kir picks the playbook of the incident's type (the plan's types[].playbook) and its targets: the pods the incident's findings name (or --pod), their nodes, service accounts and workloads, and the users behind the findings. Steps already done are skipped. It stops at a step that needs a role's approval (approve it with kir incident approve ID) or a person's hands (do it, then kir respond ID --confirm STEP), and at a failed step; fix the cause and run it again.\n\nExit codes: 0 the playbook is done, 3 it waits for an approval or a confirmation, 1 a step failed, 2 usage error.\n\nExamples:\n  kir respond 7 --dry-run\n  kir respond 7 --out evidence/\n  kir incident approve 7 --as dana\n  kir respond 7 --pod shop/web-7f9c\n  kir respond 7 --confirm 8"
+        after_help = "kir picks the playbook of the incident's type (the plan's types[].playbook) and its targets: the pods the incident's findings name (or --pod), their nodes, service accounts and workloads, and the users behind the findings. Steps already done are skipped. It stops at a step that needs a role's approval (approve it with kir incident approve ID) or a person's hands (do it, then kir respond ID --confirm STEP), and at a failed step; fix the cause and run it again.\n\nExit codes: 0 the playbook is done, 3 it waits for an approval or a confirmation, 4 a step failed, 2 usage error or a refusal before any change.\n\nExamples:\n  kir respond 7 --dry-run\n  kir respond 7 --out evidence/\n  kir incident approve 7 --as dana\n  kir respond 7 --pod shop/web-7f9c\n  kir respond 7 --confirm 8"
     )]
     Respond(RespondArgs),
     /// Pods by CPU and memory against their requests and limits; flags the shape of
@@ -444,13 +444,14 @@ pub struct HuntArgs {
     /// Only these rules (id, name or title; repeatable).
     #[arg(long = "rule", value_name = "RULE")]
     pub rule: Vec<String>,
-    /// Only this user (exact, or a prefix ending in `*`; repeatable).
+    /// Only this user (`*` stands for any text: `system:serviceaccount:ci:*`, `*@example.com`; repeatable).
     #[arg(long = "actor", value_name = "USER")]
     pub actor: Vec<String>,
     /// Only this namespace (repeatable).
     #[arg(long = "namespace", short = 'n', value_name = "NS")]
     pub namespace: Vec<String>,
-    /// Only events at or after this time: RFC 3339 (`2026-11-27T23:50:00Z`) or an age (`30m`, `2h`, `7d`).
+    /// Only events at or after this time: RFC 3339 (`2026-11-27T23:50:00Z`), a UTC date and time
+    /// (`2026-11-27 23:50`), a date, or an age before now or `KIR_NOW` (`30m`, `2h`, `7d`).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
     /// Only events at or before this time (same forms as --since).
@@ -746,7 +747,8 @@ pub struct CollectNodeArgs {
     pub node_logs: bool,
     /// Snapshot the node's disks with your cloud's command. {volume} is each attached volume's
     /// id, {node} the node, {instance} the instance id from the provider ID, {provider_id} the
-    /// whole provider ID; values are shell-quoted. Output and exit code go into the bundle.
+    /// whole provider ID. Split into words as sh would, run without a shell (each value stays in
+    /// its word); values that are not plain IDs are refused. Output and exit code go into the bundle.
     #[arg(long, value_name = "TEMPLATE")]
     pub snapshot_command: Option<String>,
     #[command(flatten)]

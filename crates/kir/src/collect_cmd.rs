@@ -88,11 +88,8 @@ impl Subject {
 }
 
 fn split(target: &str, what: &str, default_ns: Option<&str>) -> Result<(String, String), UserError> {
-    match (target.split_once('/'), default_ns) {
-        (Some((ns, name)), _) if !ns.is_empty() && !name.is_empty() => Ok((ns.to_string(), name.to_string())),
-        (None, Some(ns)) if !target.is_empty() => Ok((ns.to_string(), target.to_string())),
-        _ => Err(UserError(format!("write the {what} as NAMESPACE/NAME, not {target:?}"))),
-    }
+    let n = kir_core::NamespacedName::parse(target, what, default_ns).map_err(UserError::usage)?;
+    Ok((n.namespace, n.name))
 }
 
 /// What a collection may also do, each opt-in because each changes or reaches further.
@@ -113,8 +110,8 @@ pub fn run(global: &Global, command: &CollectCommand) -> Result<u8, UserError> {
         CollectCommand::Pod(a) => {
             let (namespace, name) = split(&a.pod, "pod", Some(a.namespace.as_deref().unwrap_or("default")))?;
             if a.debug_container {
-                let wait =
-                    kir_plan::Duration::parse(&a.debug_wait).map_err(|e| UserError(format!("--debug-wait: {e}")))?;
+                let wait = kir_core::Duration::parse(&a.debug_wait)
+                    .map_err(|e| UserError::usage(format!("--debug-wait: {e}")))?;
                 extras.debug_container =
                     Some((a.debug_image.clone(), std::time::Duration::from_secs(wait.as_secs().max(0) as u64)));
             }
@@ -219,9 +216,9 @@ pub fn collect(
             };
             let report = result.map_err(|e| match e {
                 kir_cluster::Error::Unreachable(why) => {
-                    UserError(format!("cannot reach the cluster at {}: {why}", target.server))
+                    UserError::usage(format!("cannot reach the cluster at {}: {why}", target.server))
                 }
-                other => UserError(other.to_string()),
+                other => UserError::usage(other.to_string()),
             })?;
             if !global.quiet {
                 for s in &report.skipped {
@@ -237,7 +234,7 @@ pub fn collect(
         Ok(())
     });
     let Some(mut w) = writer else {
-        return Err(outcome.err().unwrap_or_else(|| UserError("nothing collected".into())));
+        return Err(outcome.err().unwrap_or_else(|| UserError::usage("nothing collected")));
     };
     if let Err(e) = outcome {
         // Nothing collected: no empty bundle left behind. Something collected: kept, unsealed.
@@ -269,7 +266,7 @@ pub fn collect(
     if let Err(e) = record_collection(global, &subject.target(), &path, &digest, &servers.join(", "), &uids) {
         eprintln!(
             "kir: warning: the bundle is sealed but not recorded in kir's store ({}); evidence-first checks will not see it",
-            e.0
+            e.message
         );
     }
     if let Some(id) = common.incident {
@@ -351,7 +348,7 @@ spec, and the container stays listed there until the pod is deleted"
     Ok(())
 }
 
-/// The placeholders of a snapshot command template and the variables that carry their values.
+/// The placeholders of a snapshot command template and the names their values are shown under.
 const SNAPSHOT_PLACEHOLDERS: [(&str, &str); 4] = [
     ("{node}", "KIR_NODE"),
     ("{instance}", "KIR_INSTANCE"),
@@ -359,55 +356,41 @@ const SNAPSHOT_PLACEHOLDERS: [(&str, &str); 4] = [
     ("{volume}", "KIR_VOLUME"),
 ];
 
-/// Turns a template into a script: each placeholder becomes a reference to an environment
-/// variable, in one pass. The values (from the node object, which an attacker on the node can
-/// influence) never become script text, so nothing in them is run. The reference is quoted for
-/// where it stands: `"${V}"` outside quotes, `${V}` inside double quotes, `'"${V}"'` inside single
-/// quotes (which would otherwise keep it literal). Returns the script and the variables it uses.
-fn snapshot_script(template: &str) -> (String, Vec<&'static str>) {
-    #[derive(PartialEq)]
-    enum Quote {
-        None,
-        Single,
-        Double,
-    }
-    let mut quote = Quote::None;
-    let mut script = String::with_capacity(template.len() + 16);
-    let mut used = Vec::new();
-    let mut rest = template;
-    'outer: while let Some(c) = rest.chars().next() {
-        for (placeholder, var) in SNAPSHOT_PLACEHOLDERS {
-            if let Some(after) = rest.strip_prefix(placeholder) {
-                script.push_str(&match quote {
-                    Quote::None => format!("\"${{{var}}}\""),
-                    Quote::Double => format!("${{{var}}}"),
-                    Quote::Single => format!("'\"${{{var}}}\"'"),
-                });
-                if !used.contains(&var) {
-                    used.push(var);
+/// A template split into words as a POSIX shell would (quotes and backslashes, by `shlex`),
+/// but never run by one: the words become the program and its arguments. Returns the words and
+/// the placeholders they use; `None` when the quoting does not close.
+fn snapshot_words(template: &str) -> Option<(Vec<String>, Vec<&'static str>)> {
+    let words = shlex::split(template)?;
+    let used = SNAPSHOT_PLACEHOLDERS
+        .iter()
+        .filter(|(placeholder, _)| words.iter().any(|w| w.contains(placeholder)))
+        .map(|(_, var)| *var)
+        .collect();
+    Some((words, used))
+}
+
+/// Each word with its placeholders replaced, in one pass: a value that holds `{node}` stays as
+/// it is, and each word stays one argument whatever the value holds.
+fn fill_words(words: &[String], values: &[(&str, &str)]) -> Vec<String> {
+    words
+        .iter()
+        .map(|word| {
+            let mut out = String::with_capacity(word.len());
+            let mut rest = word.as_str();
+            'outer: while let Some(c) = rest.chars().next() {
+                for (placeholder, var) in SNAPSHOT_PLACEHOLDERS {
+                    if let Some(after) = rest.strip_prefix(placeholder) {
+                        out.push_str(values.iter().find(|(k, _)| *k == var).map(|(_, v)| *v).unwrap_or_default());
+                        rest = after;
+                        continue 'outer;
+                    }
                 }
-                rest = after;
-                continue 'outer;
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
             }
-        }
-        rest = &rest[c.len_utf8()..];
-        script.push(c);
-        match (c, &quote) {
-            ('\'', Quote::None) => quote = Quote::Single,
-            ('\'', Quote::Single) => quote = Quote::None,
-            ('"', Quote::None) => quote = Quote::Double,
-            ('"', Quote::Double) => quote = Quote::None,
-            // A backslash outside single quotes keeps the next character as it is.
-            ('\\', Quote::None | Quote::Double) => {
-                if let Some(next) = rest.chars().next() {
-                    script.push(next);
-                    rest = &rest[next.len_utf8()..];
-                }
-            }
-            _ => {}
-        }
-    }
-    (script, used)
+            out
+        })
+        .collect()
 }
 
 /// A value fit for a command line: cloud IDs and node names only. Anything else (spaces, glob or
@@ -446,7 +429,10 @@ fn snapshot_node_disks(
         return Ok(());
     }
     let mut results = Vec::new();
-    let (script, used) = snapshot_script(template);
+    let Some((words, used)) = snapshot_words(template).filter(|(w, _)| !w.is_empty()) else {
+        report.skipped.push(format!("snapshot command: {template:?} is not a command (empty, or a quote left open)"));
+        return Ok(());
+    };
     for volume in runs {
         let values = [
             ("KIR_NODE", node),
@@ -460,22 +446,23 @@ fn snapshot_node_disks(
         // Only what the template uses is checked; an empty value would drop an argument.
         if let Some((name, bad)) = values.iter().find(|(k, v)| used.contains(k) && (v.is_empty() || !plain_value(v))) {
             report.skipped.push(format!("snapshot command: refused to run with {name}={bad:?} (not a plain ID)"));
-            results.push(serde_json::json!({"command": script, "env": env, "volume": volume,
+            results.push(serde_json::json!({"command": words, "env": env, "volume": volume,
                 "error": format!("{name} is not a plain ID; not run")}));
             continue;
         }
+        let command = fill_words(&words, &values);
         if !quiet {
-            let shown: Vec<String> =
-                values.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={v}")).collect();
-            eprintln!("kir: running: {script}   ({})", shown.join(" "));
+            eprintln!("kir: running: {}", shlex::try_join(command.iter().map(String::as_str)).unwrap_or_default());
         }
-        let result = match std::process::Command::new("sh").arg("-c").arg(&script).envs(values).output() {
+        // No shell: the program is the first word, each other word one argument. The values are
+        // also in the environment (KIR_NODE, …) for a program that reads them there.
+        let result = match std::process::Command::new(&command[0]).args(&command[1..]).envs(values).output() {
             Ok(out) => {
-                serde_json::json!({"command": script, "env": env, "volume": volume, "started": started.to_string(),
+                serde_json::json!({"command": command, "env": env, "volume": volume, "started": started.to_string(),
                 "exit_code": out.status.code(), "stdout": String::from_utf8_lossy(&out.stdout), "stderr": String::from_utf8_lossy(&out.stderr)})
             }
             Err(e) => {
-                serde_json::json!({"command": script, "env": env, "volume": volume, "started": started.to_string(), "error": e.to_string()})
+                serde_json::json!({"command": command, "env": env, "volume": volume, "started": started.to_string(), "error": e.to_string()})
             }
         };
         if result["exit_code"] != 0 {
@@ -514,7 +501,7 @@ fn audit_excerpt(
     pod_account: Option<&str>,
     quiet: bool,
 ) -> Result<(Vec<u8>, usize), UserError> {
-    let inputs = kir_audit::discover(paths).map_err(|e| UserError(e.to_string()))?;
+    let inputs = kir_audit::discover(paths).map_err(|e| UserError::usage(e.to_string()))?;
     let mut kept: BTreeMap<String, (Option<jiff::Timestamp>, serde_json::Value)> = BTreeMap::new();
     let mut problems = 0usize;
     let options = kir_audit::ReadOptions::default();
@@ -550,7 +537,7 @@ fn audit_excerpt(
             }
         });
         if let Err(e) = result {
-            return Err(UserError(e.to_string()));
+            return Err(UserError::usage(e.to_string()));
         }
     }
     if problems > 0 && !quiet {
@@ -597,8 +584,8 @@ pub fn record_collection(
     rt.block_on(async {
         let store = kir_store::Store::open(&crate::incident_cmd::store_url(global)?)
             .await
-            .map_err(|e| UserError(e.to_string()))?;
-        let r = store.record_action(&record).await.map_err(|e| UserError(e.to_string()));
+            .map_err(|e| UserError::usage(e.to_string()))?;
+        let r = store.record_action(&record).await.map_err(|e| UserError::usage(e.to_string()));
         store.shutdown().await;
         r
     })
@@ -609,47 +596,71 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const VALUES: [(&str, &str); 4] = [
+        ("KIR_NODE", "ip-10-0-3-17"),
+        ("KIR_INSTANCE", "i-0abc"),
+        ("KIR_PROVIDER_ID", "aws:///eu-west-1a/i-0abc"),
+        ("KIR_VOLUME", "vol-0abc"),
+    ];
+
     #[test]
-    fn placeholders_become_variables_in_one_pass() {
-        let (script, used) =
-            snapshot_script(r#"aws ec2 create-snapshot --volume-id {volume} --description "kir {node}" {other}"#);
+    fn templates_split_as_a_shell_would_and_fill_in_one_pass() {
+        let (words, used) =
+            snapshot_words(r#"aws ec2 create-snapshot --volume-id {volume} --description "kir {node}" {other}"#)
+                .unwrap();
         assert_eq!(
-            script,
-            r#"aws ec2 create-snapshot --volume-id "${KIR_VOLUME}" --description "kir ${KIR_NODE}" {other}"#
+            words,
+            ["aws", "ec2", "create-snapshot", "--volume-id", "{volume}", "--description", "kir {node}", "{other}"]
         );
-        assert_eq!(used, ["KIR_VOLUME", "KIR_NODE"]);
-        // A value is never substituted, so `{node}` inside a value cannot be expanded again.
-        assert_eq!(snapshot_script("{{node}}").0, "{\"${KIR_NODE}\"}");
+        assert_eq!(used, ["KIR_NODE", "KIR_VOLUME"]);
+        assert_eq!(
+            fill_words(&words, &VALUES),
+            [
+                "aws",
+                "ec2",
+                "create-snapshot",
+                "--volume-id",
+                "vol-0abc",
+                "--description",
+                "kir ip-10-0-3-17",
+                "{other}"
+            ]
+        );
+        // Single quotes, backslashes and a doubled brace, as sh reads them.
+        let (words, _) = snapshot_words(r#"printf '%s|' '{node}' 'a {node} b' x{node}y {{node}}"#).unwrap();
+        assert_eq!(
+            fill_words(&words, &VALUES),
+            ["printf", "%s|", "ip-10-0-3-17", "a ip-10-0-3-17 b", "xip-10-0-3-17y", "{ip-10-0-3-17}"]
+        );
+        assert!(snapshot_words("aws 'unclosed").is_none());
     }
 
-    /// Run for real by `sh`: the value arrives whole, once, in every quoting context, and shell
-    /// text in it stays text.
+    /// A value is never read again: `{node}` in a value stays, and shell text stays one argument.
     #[test]
-    fn every_quoting_context_gets_the_value_whole() {
-        let (script, _) = snapshot_script(r#"printf '%s|' {node} "{node}" '{node}' 'a {node} b' x{node}y \{node}"#);
-        for value in ["vol-0abc", "i-0123/abc:def"] {
-            let out = std::process::Command::new("sh").args(["-c", &script]).env("KIR_NODE", value).output().unwrap();
-            assert_eq!(
-                String::from_utf8_lossy(&out.stdout),
-                format!("{value}|{value}|{value}|a {value} b|x{value}y|{{node}}|")
-            );
-        }
-        let out = std::process::Command::new("sh")
-            .args(["-c", &script])
-            .env("KIR_NODE", "$(echo ran) `echo ran` *")
-            .output()
-            .unwrap();
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("ran|"), "{}", String::from_utf8_lossy(&out.stdout));
+    fn values_are_never_expanded_or_split() {
+        let (words, _) = snapshot_words("echo {node} {volume}").unwrap();
+        let values = [
+            ("KIR_NODE", "{volume}"),
+            ("KIR_INSTANCE", ""),
+            ("KIR_PROVIDER_ID", ""),
+            ("KIR_VOLUME", "$(rm -rf /) `x` *"),
+        ];
+        assert_eq!(fill_words(&words, &values), ["echo", "{volume}", "$(rm -rf /) `x` *"]);
     }
 
     proptest! {
-        /// Whatever the template (a backslash keeps a placeholder literal, on purpose), no
-        /// placeholder is left in the script.
+        /// Whatever the template, no placeholder is left in the filled words, and the number of
+        /// words never changes.
         #[test]
-        fn no_placeholder_survives(template in "[^\\\\]{0,200}") {
-            let (script, _) = snapshot_script(&template);
-            for (placeholder, _) in SNAPSHOT_PLACEHOLDERS {
-                prop_assert!(!script.contains(placeholder), "{} in {}", placeholder, script);
+        fn no_placeholder_survives(template in "\\PC{0,200}") {
+            if let Some((words, _)) = snapshot_words(&template) {
+                let filled = fill_words(&words, &VALUES);
+                prop_assert_eq!(filled.len(), words.len());
+                for word in &filled {
+                    for (placeholder, _) in SNAPSHOT_PLACEHOLDERS {
+                        prop_assert!(!word.contains(placeholder), "{} in {}", placeholder, word);
+                    }
+                }
             }
         }
 

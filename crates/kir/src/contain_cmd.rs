@@ -128,7 +128,7 @@ impl Request {
             }
             Request::Revoke(s) => s.target(),
             Request::ScaleDown { resource, namespace, name } => {
-                format!("{}/{namespace}/{name}", resource.trim_end_matches('s'))
+                format!("{}/{namespace}/{name}", kir_core::singular(resource))
             }
             Request::Suspend { namespace, name } => format!("cronjob/{namespace}/{name}"),
         }
@@ -166,7 +166,7 @@ impl Collected {
 }
 
 pub async fn collected_pods(store: &kir_store::Store) -> Result<Collected, UserError> {
-    let list = store.actions().await.map_err(|e| UserError(e.to_string()))?;
+    let list = store.actions().await.map_err(|e| UserError::usage(e.to_string()))?;
     let mut by_target: std::collections::BTreeMap<String, Option<std::collections::BTreeSet<String>>> =
         std::collections::BTreeMap::new();
     for a in list.into_iter().filter(|a| a.action == "collect" && a.dry_run == 0) {
@@ -207,7 +207,7 @@ async fn require_evidence(
         }
         return Ok(());
     }
-    Err(UserError(format!(
+    Err(UserError::usage(format!(
         "refusing to {what}: it would end pods whose evidence has not been collected ({list}); their memory, \
 processes and writable layers would be lost.\nCollect first (evidence first, then containment):\n{commands}\nor pass \
 --force to go ahead without it."
@@ -297,7 +297,7 @@ pub async fn perform(
         undone_at: None,
         undone_by: None,
     };
-    ctx.store.start_action(&record).await.map_err(|e| UserError(e.to_string()))?;
+    ctx.store.start_action(&record).await.map_err(|e| UserError::usage(e.to_string()))?;
     let outcome = contain::apply_preflighted(client, &planned, common.dry_run).await;
     record.changes = match &outcome {
         Ok(changes) => serde_json::to_string(changes)?,
@@ -309,8 +309,9 @@ pub async fn perform(
             serde_json::json!({"failed": e.to_string(), "not_taken_back": left}).to_string()
         }
     };
-    ctx.store.finish_action(&record.id, &record.changes, ctx.now).await.map_err(|e| UserError(e.to_string()))?;
-    outcome?;
+    ctx.store.finish_action(&record.id, &record.changes, ctx.now).await.map_err(|e| UserError::usage(e.to_string()))?;
+    // The preflight passed: whatever fails now failed while writing.
+    outcome.map_err(|e| UserError::action_failed(e.to_string()))?;
     Ok((record, requests_of(&planned)))
 }
 
@@ -344,7 +345,7 @@ async fn same_cluster(
     if is_same_cluster(&recorded, &now) {
         return Ok(());
     }
-    Err(UserError(format!(
+    Err(UserError::usage(format!(
         "{} changed the cluster {} (kube-system {}); this context reaches {} (kube-system {}), so nothing was \
 changed. Give the --context of that cluster (kir needs get namespaces/kube-system to know it).",
         a.id,
@@ -360,7 +361,7 @@ pub fn one_context(global: &Global) -> Result<Option<&str>, UserError> {
     match global.context.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(one)),
-        several => Err(UserError(format!(
+        several => Err(UserError::usage(format!(
             "this command acts on one cluster; {} contexts were given ({}): give one --context",
             several.len(),
             several.join(", ")
@@ -369,23 +370,19 @@ pub fn one_context(global: &Global) -> Result<Option<&str>, UserError> {
 }
 
 fn namespaced(target: &str, what: &str) -> Result<(String, String), UserError> {
-    match target.split_once('/') {
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok((ns.to_string(), name.to_string()))
-        }
-        _ => Err(UserError(format!("write the {what} as NAMESPACE/NAME, not {target:?}"))),
-    }
+    let n = kir_core::NamespacedName::parse(target, what, None).map_err(UserError::usage)?;
+    Ok((n.namespace, n.name))
 }
 
 fn duration(text: &str, flag: &str) -> Result<std::time::Duration, UserError> {
-    let d = kir_plan::Duration::parse(text).map_err(|e| UserError(format!("{flag}: {e}")))?;
-    Ok(std::time::Duration::from_secs(d.as_secs().max(0) as u64))
+    let d = kir_core::Duration::parse(text).map_err(|e| UserError::usage(format!("{flag}: {e}")))?;
+    Ok(d.to_std())
 }
 
 /// Turns the command line into a request.
 fn request_of(command: &ContainCommand) -> Result<Option<(Request, &ActionArgs)>, UserError> {
     let kinds = |t: &KindTarget, allowed: &str| {
-        UserError(format!("kir contain cannot act on a {:?} here; KIND is one of: {allowed}", t.kind))
+        UserError::usage(format!("kir contain cannot act on a {:?} here; KIND is one of: {allowed}", t.kind))
     };
     Ok(Some(match command {
         ContainCommand::List | ContainCommand::Undo { .. } => return Ok(None),
@@ -446,7 +443,7 @@ fn request_of(command: &ContainCommand) -> Result<Option<(Request, &ActionArgs)>
 /// Plans the way back from a recorded action.
 async fn undo_plan(client: &kir_cluster::Client, a: &ActionRecord) -> Result<Planned, UserError> {
     let before: serde_json::Value = serde_json::from_str(&a.before_state).unwrap_or_default();
-    let damaged = || UserError(format!("a damaged action record: {} {}", a.action, a.target));
+    let damaged = || UserError::usage(format!("a damaged action record: {} {}", a.action, a.target));
     let parts: Vec<&str> = a.target.splitn(3, '/').collect();
     Ok(match (a.action.as_str(), parts.as_slice()) {
         ("cordon" | "drain", ["node", node]) => contain::undo_cordon(node, &before),
@@ -461,13 +458,15 @@ async fn undo_plan(client: &kir_cluster::Client, a: &ActionRecord) -> Result<Pla
         }
         ("suspend", ["cronjob", ns, name]) => contain::undo_suspend_cronjob(ns, name, &before),
         ("delete", _) => {
-            return Err(UserError(format!(
+            return Err(UserError::usage(format!(
                 "{}: a deleted pod cannot be brought back (its controller runs a new one); the pod as it was is in \
 kir contain list --format json",
                 a.id
             )));
         }
-        ("collect", _) => return Err(UserError(format!("{}: collecting evidence changed nothing to undo", a.id))),
+        ("collect", _) => {
+            return Err(UserError::usage(format!("{}: collecting evidence changed nothing to undo", a.id)));
+        }
         _ => return Err(damaged()),
     })
 }
@@ -478,7 +477,7 @@ pub fn run(global: &Global, command: &ContainCommand) -> Result<u8, UserError> {
     rt.block_on(async {
         let store = kir_store::Store::open(&crate::incident_cmd::store_url(global)?)
             .await
-            .map_err(|e| UserError(e.to_string()))?;
+            .map_err(|e| UserError::usage(e.to_string()))?;
         let result = run_in(global, command, request, &store).await;
         store.shutdown().await;
         result
@@ -503,12 +502,11 @@ async fn run_in(
     }
     match command {
         ContainCommand::Undo { action_id } => {
-            let a =
-                store.action(action_id).await.map_err(|e| UserError(e.to_string()))?.ok_or_else(|| {
-                    UserError(format!("no recorded action {action_id} (kir contain list shows them)"))
-                })?;
+            let a = store.action(action_id).await.map_err(|e| UserError::usage(e.to_string()))?.ok_or_else(|| {
+                UserError::usage(format!("no recorded action {action_id} (kir contain list shows them)"))
+            })?;
             if a.dry_run != 0 {
-                return Err(UserError(format!("{action_id} was a dry run: there is nothing to undo")));
+                return Err(UserError::usage(format!("{action_id} was a dry run: there is nothing to undo")));
             }
             if a.undone_at.is_some() {
                 outln!("{action_id} was already undone: nothing to do");
@@ -521,7 +519,7 @@ async fn run_in(
             if let Some(why) = recorded.get("failed").and_then(|f| f.as_str()) {
                 let left: Vec<&str> =
                     recorded["not_taken_back"].as_array().into_iter().flatten().filter_map(|l| l.as_str()).collect();
-                return Err(UserError(if left.is_empty() {
+                return Err(UserError::usage(if left.is_empty() {
                     format!("{action_id} failed ({why}) and its writes were taken back then: there is nothing to undo")
                 } else {
                     format!(
@@ -534,8 +532,8 @@ a half-done action, set them right by hand: {}",
             let (client, cluster) = kir_cluster::connect(global.kubeconfig.as_deref(), one_context(global)?).await?;
             same_cluster(&client, &cluster, &a).await?;
             let planned = undo_plan(&client, &a).await?;
-            let changes = contain::apply(&client, &planned, false).await?;
-            store.mark_undone(action_id, &who, now).await.map_err(|e| UserError(e.to_string()))?;
+            let changes = contain::apply(&client, &planned, false).await.map_err(UserError::from_action)?;
+            store.mark_undone(action_id, &who, now).await.map_err(|e| UserError::usage(e.to_string()))?;
             match global.format {
                 Format::Json | Format::Jsonl => {
                     outln!("{}", serde_json::json!({"action_id": action_id, "undone": true, "changes": changes}))
@@ -550,7 +548,7 @@ a half-done action, set them right by hand: {}",
             Ok(exit::OK)
         }
         _ => {
-            let list = store.actions().await.map_err(|e| UserError(e.to_string()))?;
+            let list = store.actions().await.map_err(|e| UserError::usage(e.to_string()))?;
             if matches!(global.format, Format::Json | Format::Jsonl) {
                 for a in &list {
                     print_action(global, a, None)?;

@@ -117,7 +117,7 @@ pub fn run(global: &Global, command: &EvidenceCommand) -> Result<u8, UserError> 
             write_private(out, &secret)?;
             let pub_path = PathBuf::from(format!("{}.pub", out.display()));
             std::fs::write(&pub_path, format!("{public}\n"))
-                .map_err(|e| UserError(format!("{}: {e}", pub_path.display())))?;
+                .map_err(|e| UserError::usage(format!("{}: {e}", pub_path.display())))?;
             outln!("{public}");
             if !global.quiet {
                 eprintln!("wrote {} (private, keep it safe) and {}", out.display(), pub_path.display());
@@ -135,8 +135,8 @@ fn write_private(path: &Path, secret: &str) -> Result<(), UserError> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| UserError(format!("{}: {e} (an existing key is never overwritten)", path.display())))?;
-    writeln!(f, "{secret}").map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+        .map_err(|e| UserError::usage(format!("{}: {e} (an existing key is never overwritten)", path.display())))?;
+    writeln!(f, "{secret}").map_err(|e| UserError::usage(format!("{}: {e}", path.display())))?;
     Ok(())
 }
 

@@ -262,7 +262,7 @@ pub fn scan(global: &Global, args: &ScanArgs) -> Result<u8, UserError> {
                 }
             }
             Err(e) => {
-                eprintln!("kir: error: {}", e.0);
+                eprintln!("kir: error: {}", e.message);
                 failed = true;
             }
         }
@@ -328,7 +328,7 @@ pub fn scan(global: &Global, args: &ScanArgs) -> Result<u8, UserError> {
 
 /// A folder (in parallel), or a tar as it streams (image archives: each layer).
 fn scan_one(scanner: &Scanner, path: &Path) -> Result<(Vec<Match>, usize, Vec<String>), UserError> {
-    let meta = std::fs::metadata(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(|e| UserError::usage(format!("{}: {e}", path.display())))?;
     if meta.is_dir() && (path.join("index.json").is_file() || path.join("manifest.json").is_file()) {
         return Ok(kir_scan::scan_tar(scanner, path, false)?);
     }
@@ -338,7 +338,7 @@ fn scan_one(scanner: &Scanner, path: &Path) -> Result<(Vec<Match>, usize, Vec<St
     let mut head = [0u8; 512];
     let n = {
         use std::io::Read;
-        let mut f = std::fs::File::open(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+        let mut f = std::fs::File::open(path).map_err(|e| UserError::usage(format!("{}: {e}", path.display())))?;
         f.read(&mut head).unwrap_or(0)
     };
     let compressed = head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
@@ -346,7 +346,7 @@ fn scan_one(scanner: &Scanner, path: &Path) -> Result<(Vec<Match>, usize, Vec<St
     if compressed || is_tar {
         return Ok(kir_scan::scan_tar(scanner, path, false)?);
     }
-    let f = std::fs::File::open(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    let f = std::fs::File::open(path).map_err(|e| UserError::usage(format!("{}: {e}", path.display())))?;
     let name = path.display().to_string();
     let m = scanner.scan_reader(&name, &name, f, false)?;
     Ok((m, 1, Vec::new()))

@@ -24,12 +24,12 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
         rules: args.rule.clone(),
         actors: args.actor.clone(),
         namespaces: args.namespace.clone(),
-        since: args.since.as_deref().map(parse_time_arg).transpose()?,
-        until: args.until.as_deref().map(parse_time_arg).transpose()?,
+        since: args.since.as_deref().map(time_flag).transpose()?,
+        until: args.until.as_deref().map(time_flag).transpose()?,
     };
     let inputs = kir_audit::discover(&args.paths)?;
     if inputs.is_empty() {
-        return Err(UserError("no files to read in the given folders".into()));
+        return Err(UserError::usage("no files to read in the given folders"));
     }
     let progress = Arc::new(AtomicU64::new(0));
     let options = HuntOptions {
@@ -82,7 +82,7 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
     if let Err(e) = written
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
-        return Err(UserError(format!("writing the output: {e}")));
+        return Err(UserError::usage(format!("writing the output: {e}")));
     }
     if global.store.is_some() || global.plan.is_some() {
         crate::incident_cmd::file_findings(global, &report.findings, !args.no_notify)?;
@@ -122,7 +122,7 @@ pub fn load_rules(source: &RuleSource, global: &Global) -> Result<RuleSet, UserE
     let fatal: Vec<_> = rules.problems.iter().filter(|p| !p.rule_loaded).collect();
     if !fatal.is_empty() {
         let list = fatal.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n");
-        return Err(UserError(format!(
+        return Err(UserError::usage(format!(
             "some rules cannot be loaded:\n{list}\n(run `kir rules check` on them for details)"
         )));
     }
@@ -132,7 +132,7 @@ pub fn load_rules(source: &RuleSource, global: &Global) -> Result<RuleSet, UserE
         }
     }
     if rules.detections.is_empty() {
-        return Err(UserError("no rules to run (--no-builtin without --rules?)".into()));
+        return Err(UserError::usage("no rules to run (--no-builtin without --rules?)"));
     }
     Ok(rules)
 }
@@ -141,26 +141,15 @@ pub fn read_config(path: Option<&std::path::Path>) -> Result<Placeholders, UserE
     let Some(path) = path else {
         return Ok(Placeholders::new());
     };
-    let text = std::fs::read_to_string(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
-    kir_detect::parse_placeholders(&text).map_err(|e| UserError(format!("{}: {e}", path.display())))
+    let text = std::fs::read_to_string(path).map_err(|e| UserError::usage(format!("{}: {e}", path.display())))?;
+    kir_detect::parse_placeholders(&text).map_err(|e| UserError::usage(format!("{}: {e}", path.display())))
 }
 
-/// RFC 3339, a date, or an age such as `90m`, `2h`, `7d` (before now).
-fn parse_time_arg(text: &str) -> Result<Timestamp, UserError> {
-    if let Some(t) = kir_audit::parse_time(text) {
-        return Ok(t);
-    }
-    if let Ok(date) = text.parse::<jiff::civil::Date>()
-        && let Ok(z) = date.to_zoned(jiff::tz::TimeZone::UTC)
-    {
-        return Ok(z.timestamp());
-    }
-    if let Ok(span) = kir_detect::rule::parse_timespan(text) {
-        return Ok(Timestamp::now() - span);
-    }
-    Err(UserError(format!(
-        "{text:?} is not a time: use RFC 3339 (2026-11-27T23:50:00Z), a date (2026-11-27) or an age (30m, 2h, 7d)"
-    )))
+/// `--since`/`--until`: the forms of `kir_core::parse_time_arg`, ages counted back from kir's
+/// clock (`KIR_NOW` when set).
+fn time_flag(text: &str) -> Result<Timestamp, UserError> {
+    let now = kir_core::now().map_err(|e| UserError::usage(e.to_string()))?;
+    kir_core::parse_time_arg(text, now).map_err(|e| UserError::usage(e.to_string()))
 }
 
 fn print_input_problems(global: &Global, report: &HuntReport) {

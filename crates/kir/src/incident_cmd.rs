@@ -16,29 +16,14 @@ use crate::{UserError, exit};
 
 /// The clock: `KIR_NOW` (RFC 3339) replaces it for drills and tests.
 pub fn now_ms() -> Result<i64, UserError> {
-    match std::env::var("KIR_NOW") {
-        Ok(t) if !t.is_empty() => parse_instant(&t).map_err(|e| UserError(format!("KIR_NOW: {e}"))),
-        _ => Ok(jiff::Timestamp::now().as_millisecond()),
-    }
+    Ok(kir_core::now().map_err(|e| UserError::usage(e.to_string()))?.as_millisecond())
 }
 
-/// RFC 3339, a date, or an age before now (`30m`, `7d`).
-fn parse_instant(text: &str) -> Result<i64, String> {
-    if let Some(t) = kir_plan::parse_time(text) {
-        return Ok(t);
-    }
-    match kir_plan::Duration::parse(text) {
-        Ok(age) => Ok(jiff::Timestamp::now().as_millisecond() - age.as_millis()),
-        Err(_) => Err(format!("bad time {text:?}: write 2026-11-27T23:50:00Z, 2026-11-27 or an age such as 90d")),
-    }
-}
-
-fn since_arg(text: &str) -> Result<i64, UserError> {
-    // Ages count back from kir's clock, so drills with KIR_NOW see the same window.
-    if let Ok(age) = kir_plan::Duration::parse(text) {
-        return Ok(now_ms()? - age.as_millis());
-    }
-    parse_instant(text).map_err(UserError)
+/// A time argument (`--since`, `--seen`, `--now`): a time or an age before kir's clock, so
+/// drills with `KIR_NOW` see the same window.
+fn time_arg(flag: &str, text: &str) -> Result<i64, UserError> {
+    let now = kir_core::now().map_err(|e| UserError::usage(e.to_string()))?;
+    Ok(kir_core::parse_time_arg(text, now).map_err(|e| UserError::usage(format!("{flag}: {e}")))?.as_millisecond())
 }
 
 /// Who acts: `--as`, `KIR_USER`, else the login name.
@@ -62,7 +47,7 @@ pub fn store_url(global: &Global) -> Result<String, UserError> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .ok_or_else(|| UserError("no --store and no home folder: give --store sqlite:PATH".into()))?;
+        .ok_or_else(|| UserError::usage("no --store and no home folder: give --store sqlite:PATH"))?;
     Ok(format!("sqlite:{}", base.join("kir").join("kir.db").display()))
 }
 
@@ -71,12 +56,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| UserError(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| UserError::usage(format!("cannot start the async runtime: {e}")))
 }
 
 async fn open_store(global: &Global) -> Result<Store, UserError> {
     let url = store_url(global)?;
-    Store::open(&url).await.map_err(|e| UserError(e.to_string()))
+    Store::open(&url).await.map_err(|e| UserError::usage(e.to_string()))
 }
 
 /// Files the hunt's findings into incidents, then fires what is due and notifies.
@@ -87,12 +72,12 @@ pub fn file_findings(global: &Global, findings: &[Finding], notify: bool) -> Res
     let rt = runtime()?;
     rt.block_on(async {
         let store = open_store(global).await?;
-        let report = store.ingest(&plan, findings, &who, now).await.map_err(|e| UserError(e.to_string()))?;
+        let report = store.ingest(&plan, findings, &who, now).await.map_err(|e| UserError::usage(e.to_string()))?;
         let fired = tick_and_notify(&store, &plan, now, notify, &who).await?;
         if !global.quiet {
             let mut lines = Vec::new();
             for id in report.opened.iter().chain(&report.updated) {
-                let i = store.incident(*id).await.map_err(|e| UserError(e.to_string()))?;
+                let i = store.incident(*id).await.map_err(|e| UserError::usage(e.to_string()))?;
                 let verb = if report.opened.contains(id) { "opened" } else { "updated" };
                 lines.push(format!(
                     "  #{} {verb}: {} {} ({}), owner {}, {} findings",
@@ -161,7 +146,7 @@ fn notice_for(plan: &Plan, inc: &Incident, f: &Fired, now: i64) -> Notice {
 
 /// Fires due escalations and sends their notifications; every attempt goes on the timeline.
 async fn tick_and_notify(store: &Store, plan: &Plan, now: i64, notify: bool, who: &str) -> Result<usize, UserError> {
-    let fired = store.tick(now).await.map_err(|e| UserError(e.to_string()))?;
+    let fired = store.tick(now).await.map_err(|e| UserError::usage(e.to_string()))?;
     let sent = send_for(store, plan, &fired, now, notify, who).await?;
     if sent.failed > 0 {
         eprintln!("kir: {} notification channel(s) failed; see the incidents' timelines", sent.failed);
@@ -202,7 +187,7 @@ async fn send_for(
         if f.notify.is_empty() {
             continue;
         }
-        let inc = store.incident(f.incident_id).await.map_err(|e| UserError(e.to_string()))?;
+        let inc = store.incident(f.incident_id).await.map_err(|e| UserError::usage(e.to_string()))?;
         let notice = notice_for(plan, &inc, f, now);
         if !notify {
             let message = format!("notifications for {} not sent (--no-notify)", f.notify.join(", "));
@@ -251,7 +236,8 @@ async fn send_for(
 /// The SHA-256 of a bundle's manifest: what names a bundle on timelines and in action records.
 pub fn manifest_digest(bundle: &std::path::Path) -> Result<String, UserError> {
     let manifest_path = bundle.join(kir_evidence::MANIFEST);
-    let manifest = std::fs::read(&manifest_path).map_err(|e| UserError(format!("{}: {e}", manifest_path.display())))?;
+    let manifest =
+        std::fs::read(&manifest_path).map_err(|e| UserError::usage(format!("{}: {e}", manifest_path.display())))?;
     use sha2::Digest;
     Ok(hex::encode(sha2::Sha256::digest(&manifest)))
 }
@@ -294,7 +280,7 @@ pub fn run(global: &Global, command: &IncidentCommand) -> Result<u8, UserError> 
 }
 
 fn store_err(e: kir_store::StoreError) -> UserError {
-    UserError(e.to_string())
+    UserError::usage(e.to_string())
 }
 
 async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) -> Result<u8, UserError> {
@@ -308,14 +294,16 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
             let incident_type = a.incident_type.clone().unwrap_or_else(|| plan.routing.default_type.clone());
             if !plan.types.iter().any(|t| t.id == incident_type) {
                 let known = plan.types.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ");
-                return Err(UserError(format!("unknown incident type {incident_type:?} (the plan has: {known})")));
+                return Err(UserError::usage(format!(
+                    "unknown incident type {incident_type:?} (the plan has: {known})"
+                )));
             }
             let (assign_role, assign_person) = match &a.assign {
                 Some(x) if plan.roles.iter().any(|r| &r.id == x) => (Some(x.clone()), None),
                 Some(x) => (None, Some(x.clone())),
                 None => (None, None),
             };
-            let event_time = a.seen.as_deref().map(since_arg).transpose()?;
+            let event_time = a.seen.as_deref().map(|t| time_arg("--seen", t)).transpose()?;
             let new = NewIncident {
                 title: a.title.clone(),
                 incident_type,
@@ -336,12 +324,12 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
         }
         IncidentCommand::List(a) => {
             let filter = ListFilter {
-                states: a.state.iter().map(|s| s.parse()).collect::<Result<_, String>>().map_err(UserError)?,
+                states: a.state.iter().map(|s| s.parse()).collect::<Result<_, String>>().map_err(UserError::usage)?,
                 open_only: a.open,
                 min_severity: a.severity,
                 incident_type: a.incident_type.clone(),
                 owner: a.owner.clone(),
-                since_ms: a.since.as_deref().map(since_arg).transpose()?,
+                since_ms: a.since.as_deref().map(|t| time_arg("--since", t)).transpose()?,
             };
             let list = store.list(&filter).await.map_err(store_err)?;
             print_list(global, &list, color, now)?;
@@ -391,7 +379,7 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
             done(global, store.resolve(a.id, &who, now, a.note.clone()).await, "resolved", color)
         }
         IncidentCommand::Close(a) => {
-            let reason: CloseReason = a.reason.parse().map_err(UserError)?;
+            let reason: CloseReason = a.reason.parse().map_err(UserError::usage)?;
             done(
                 global,
                 store.close(a.id, reason, &who, now, a.note.clone()).await,
@@ -405,7 +393,9 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
         IncidentCommand::Ioc(a) => {
             for ioc in &a.iocs {
                 let Some((kind, value)) = ioc.split_once(':').filter(|(k, v)| !k.is_empty() && !v.is_empty()) else {
-                    return Err(UserError(format!("bad indicator {ioc:?}: write KIND:VALUE, e.g. ip:203.0.113.7")));
+                    return Err(UserError::usage(format!(
+                        "bad indicator {ioc:?}: write KIND:VALUE, e.g. ip:203.0.113.7"
+                    )));
                 };
                 let added = store.add_ioc(a.id, kind, value, &who, now).await.map_err(store_err)?;
                 if !global.quiet {
@@ -417,7 +407,7 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
         IncidentCommand::Tick(a) => {
             let (plan, _) = crate::plan_cmd::load(global)?;
             let now = match &a.now {
-                Some(t) => since_arg(t)?,
+                Some(t) => time_arg("--now", t)?,
                 None => now,
             };
             let fired = store.tick(now).await.map_err(store_err)?;
@@ -460,13 +450,13 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
             let record = record(store, a.id).await?;
             if let Some(path) = &a.chart {
                 std::fs::write(path, kir_report::timeline_svg(&record))
-                    .map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
+                    .map_err(|e| UserError::usage(format!("cannot write {}: {e}", path.display())))?;
             }
             match global.format {
                 Format::Html => out!("{}", kir_report::report_html(&record)),
                 Format::Md | Format::Table => out!("{}", kir_report::report_markdown(&record)),
                 Format::Json | Format::Jsonl => outln!("{}", serde_json::to_string_pretty(&record_json(&record))?),
-                Format::Csv => return Err(UserError("a report is md, html or json".into())),
+                Format::Csv => return Err(UserError::usage("a report is md, html or json")),
             }
             Ok(exit::OK)
         }
@@ -632,7 +622,9 @@ fn print_list(global: &Global, list: &[Incident], color: bool, now: i64) -> Resu
         }
     };
     match result {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(UserError(format!("writing the output: {e}"))),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(UserError::usage(format!("writing the output: {e}")))
+        }
         _ => Ok(()),
     }
 }
@@ -735,7 +727,7 @@ fn print_show(global: &Global, r: &IncidentRecord, color: bool) -> Result<(), Us
 }
 
 pub fn metrics(global: &Global, args: &MetricsArgs) -> Result<u8, UserError> {
-    let since = args.since.as_deref().map(since_arg).transpose()?;
+    let since = args.since.as_deref().map(|t| time_arg("--since", t)).transpose()?;
     let rt = runtime()?;
     let m = rt.block_on(async {
         let store = open_store(global).await?;

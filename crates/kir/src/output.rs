@@ -54,8 +54,12 @@ pub fn severity_color(level: Level) -> Color {
     }
 }
 
-/// One CSV field, quoted when it must be (RFC 4180).
+/// One CSV field, quoted when it must be (RFC 4180). A field that a spreadsheet would run as a
+/// formula (`=`, `+`, `-`, `@`, tab or carriage return first: user names, URIs and images are the
+/// attacker's to choose) gets a leading `'`, so it shows as text; plain numbers stay numbers.
 pub fn csv_field(value: &str) -> String {
+    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']) && value.parse::<f64>().is_err();
+    let value: std::borrow::Cow<str> = if formula { format!("'{value}").into() } else { value.into() };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
@@ -82,7 +86,7 @@ pub fn emit(text: &str) -> Result<(), crate::UserError> {
     use std::io::Write;
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(crate::UserError(format!("writing the output: {e}")))
+            Err(crate::UserError::usage(format!("writing the output: {e}")))
         }
         _ => Ok(()),
     }
@@ -99,3 +103,21 @@ macro_rules! outln {
 }
 
 pub(crate) use {out, outln};
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn formulas_become_text_and_numbers_stay() {
+        assert_eq!(csv_field("=HYPERLINK(\"http://x\",\"y\")"), "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"");
+        assert_eq!(csv_field("+cmd|' /C calc'!A0"), "'+cmd|' /C calc'!A0");
+        assert_eq!(csv_field("@SUM(1)"), "'@SUM(1)");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
+        assert_eq!(csv_field("-12.5"), "-12.5");
+        assert_eq!(csv_field("system:anonymous"), "system:anonymous");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+}

@@ -25,7 +25,7 @@ pub fn run(global: &Global, command: &PlanCommand) -> Result<u8, UserError> {
                 }
                 Format::Md | Format::Table => out!("{md}"),
                 Format::Json | Format::Jsonl => outln!("{}", serde_json::to_string_pretty(&plan)?),
-                Format::Csv => return Err(UserError("a plan renders as md, html or json".into())),
+                Format::Csv => return Err(UserError::usage("a plan renders as md, html or json")),
             }
             Ok(exit::OK)
         }
@@ -37,11 +37,11 @@ fn read_text(path: &Path) -> Result<(String, String), UserError> {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| UserError(format!("reading the plan from stdin: {e}")))?;
+            .map_err(|e| UserError::usage(format!("reading the plan from stdin: {e}")))?;
         Ok((text, "<stdin>".into()))
     } else {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| UserError(format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UserError::usage(format!("cannot read {}: {e}", path.display())))?;
         Ok((text, path.display().to_string()))
     }
 }
@@ -112,7 +112,7 @@ fn load_path(path: &Path, global: &Global) -> Result<(Plan, String), UserError> 
         }
         Err(problems) => {
             let list = problems.iter().map(|p| format!("  {}", p.display(&name))).collect::<Vec<_>>().join("\n");
-            Err(UserError(format!("the plan {name} is not valid:\n{list}")))
+            Err(UserError::usage(format!("the plan {name} is not valid:\n{list}")))
         }
     }
 }

@@ -18,23 +18,23 @@ use crate::{UserError, exit};
 use kir_cluster::contain::Subject;
 
 /// `kir respond` waits for an approval or a person's confirmation.
-pub const WAITING: u8 = 3;
+pub const WAITING: u8 = exit::WAITING;
 
 fn store_err(e: kir_store::StoreError) -> UserError {
-    UserError(e.to_string())
+    UserError::usage(e.to_string())
 }
 
 /// The incident's playbook, from its type.
 fn playbook_for<'p>(plan: &'p Plan, incident_type: &str) -> Result<&'p Playbook, UserError> {
     let t = plan.types.iter().find(|t| t.id == incident_type).ok_or_else(|| {
-        UserError(format!("the plan has no incident type {incident_type:?} (kir plan render lists the types)"))
+        UserError::usage(format!("the plan has no incident type {incident_type:?} (kir plan render lists the types)"))
     })?;
     let id = t
         .playbook
         .as_deref()
-        .ok_or_else(|| UserError(format!("the plan names no playbook for incident type {incident_type:?}")))?;
+        .ok_or_else(|| UserError::usage(format!("the plan names no playbook for incident type {incident_type:?}")))?;
     plan.playbooks.iter().find(|p| p.id == id).ok_or_else(|| {
-        UserError(format!("the plan's type {incident_type:?} names playbook {id:?}, which it does not define"))
+        UserError::usage(format!("the plan's type {incident_type:?} names playbook {id:?}, which it does not define"))
     })
 }
 
@@ -118,7 +118,7 @@ impl Targets {
                 .map(str::to_string)
                 .collect()
         };
-        let pair = |s: &String| s.split_once('/').map(|(a, b)| (a.to_string(), b.to_string()));
+        let pair = |s: &String| kir_core::NamespacedName::parse(s, "target", None).ok().map(|n| (n.namespace, n.name));
         Targets {
             pods: strings("pods").iter().filter_map(pair).collect(),
             nodes: strings("nodes").into_iter().collect(),
@@ -149,10 +149,8 @@ fn recorded_targets(timeline: &[TimelineEntry], playbook: &str) -> Option<(Targe
 }
 
 fn split_pod(p: &str) -> Result<(String, String), UserError> {
-    match p.split_once('/') {
-        Some((ns, n)) if !ns.is_empty() && !n.is_empty() => Ok((ns.to_string(), n.to_string())),
-        _ => Err(UserError(format!("write the pod as NAMESPACE/NAME, not {p:?}"))),
-    }
+    let n = kir_core::NamespacedName::parse(p, "pod", None).map_err(UserError::usage)?;
+    Ok((n.namespace, n.name))
 }
 
 /// Pods from `--pod` or the findings; service accounts and users from the findings' actors.
@@ -241,7 +239,7 @@ fn requests_of(step: &Step, t: &Targets) -> Vec<Request> {
             let limit = step
                 .with
                 .get("timeout")
-                .and_then(|d| kir_plan::Duration::parse(d).ok())
+                .and_then(|d| kir_core::Duration::parse(d).ok())
                 .map(|d| d.as_secs().max(0) as u64)
                 .unwrap_or(300);
             t.nodes
@@ -348,7 +346,7 @@ pub fn run(global: &Global, args: &RespondArgs) -> Result<u8, UserError> {
     let who = crate::incident_cmd::who(global);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let store = rt.block_on(async {
-        Store::open(&crate::incident_cmd::store_url(global)?).await.map_err(|e| UserError(e.to_string()))
+        Store::open(&crate::incident_cmd::store_url(global)?).await.map_err(|e| UserError::usage(e.to_string()))
     })?;
     let result = respond(global, args, &plan, &store, &rt, &who);
     rt.block_on(store.shutdown());
@@ -365,7 +363,7 @@ fn respond(
 ) -> Result<u8, UserError> {
     let incident = rt.block_on(store.incident(args.id)).map_err(store_err)?;
     if !incident.state().is_open() {
-        return Err(UserError(format!(
+        return Err(UserError::usage(format!(
             "incident #{} is {}: reopen it first (kir incident reopen {})",
             args.id, incident.state, args.id
         )));
@@ -383,7 +381,7 @@ fn respond(
         Some((t, there)) if args.pod.is_empty() => {
             // The same names on another cluster are other objects: never act on them.
             if !crate::contain_cmd::is_same_cluster(&there, &here) {
-                return Err(UserError(format!(
+                return Err(UserError::usage(format!(
                     "incident #{}'s targets were read from the cluster {} (kube-system {}); this context reaches {} \
 (kube-system {}). Give the --context of that cluster, or --pod to work the targets out on this one.",
                     args.id,
@@ -516,7 +514,7 @@ fn respond(
                         .filter(|p| !collected.has(p, uids.get(p).and_then(|u: &Option<String>| u.as_deref())))
                         .collect();
                     if !missing.is_empty() && !args.dry_run {
-                        return Err(UserError(format!(
+                        return Err(UserError::usage(format!(
                             "evidence first: {} would act before the evidence of pod {} is collected; run \
 kir collect pod {} --out {} --incident {} (or put a collect-evidence step before this one), then kir respond {} again",
                             step.action.as_str(),
@@ -532,7 +530,7 @@ kir collect pod {} --out {} --incident {} (or put a collect-evidence step before
                     return Ok(gone.clone());
                 }
                 if requests.is_empty() {
-                    return Err(UserError(format!(
+                    return Err(UserError::usage(format!(
                         "nothing to {} here: the incident names no {} (name a pod with --pod NAMESPACE/NAME)",
                         step.action.as_str(),
                         match step.action {
@@ -558,7 +556,7 @@ kir collect pod {} --out {} --incident {} (or put a collect-evidence step before
                 rt.block_on(record_step(store, &r, n, step, "done", json!({"results": lines}), who))?;
                 r.say(n, step, if args.dry_run { "would run" } else { "done" }, &lines.join("; "))?;
             }
-            Err(UserError(why)) => {
+            Err(UserError { message: why, .. }) => {
                 rt.block_on(record_step(store, &r, n, step, "failed", json!({"error": why}), who))?;
                 r.say(n, step, "failed", &why)?;
                 if !global.quiet && !matches!(global.format, Format::Json | Format::Jsonl) {
@@ -568,7 +566,7 @@ kir collect pod {} --out {} --incident {} (or put a collect-evidence step before
                     );
                 }
                 r.finish("failed")?;
-                return Ok(exit::FAIL_ON);
+                return Ok(exit::ACTION_FAILED);
             }
         }
     }
@@ -610,8 +608,8 @@ fn collect_step(global: &Global, args: &RespondArgs, t: &Targets, step: &Step) -
         return Ok(lines);
     }
     if t.pods.is_empty() {
-        return Err(UserError(
-            "nothing to collect: the incident names no pod (name one with --pod NAMESPACE/NAME)".into(),
+        return Err(UserError::usage(
+            "nothing to collect: the incident names no pod (name one with --pod NAMESPACE/NAME)",
         ));
     }
     let extras = crate::collect_cmd::Extras {
@@ -647,17 +645,17 @@ pub async fn approve(global: &Global, a: &ApproveArgs, store: &Store, who: &str,
             .find(|(s, d, _)| d["status"] == "waiting for approval" && !approved.contains(s))
             .map(|(s, _, _)| *s)
             .ok_or_else(|| {
-                UserError(format!("no step of incident #{} waits for approval; name one with --step N", a.id))
+                UserError::usage(format!("no step of incident #{} waits for approval; name one with --step N", a.id))
             })?,
     };
     let step = playbook.steps.get(n.wrapping_sub(1)).ok_or_else(|| {
-        UserError(format!("playbook {} has steps 1 to {}, not {n}", playbook.id, playbook.steps.len()))
+        UserError::usage(format!("playbook {} has steps 1 to {}, not {n}", playbook.id, playbook.steps.len()))
     })?;
     let Some(role) = &step.approval else {
-        return Err(UserError(format!("step {n} ({}) needs no approval", step.action.as_str())));
+        return Err(UserError::usage(format!("step {n} ({}) needs no approval", step.action.as_str())));
     };
     if done.contains(&n) {
-        return Err(UserError(format!("step {n} is done already")));
+        return Err(UserError::usage(format!("step {n} is done already")));
     }
     if approved.contains(&n) {
         outln!("step {n} of incident #{} is approved already: nothing to do", a.id);

@@ -92,7 +92,7 @@ pub fn list(global: &Global, args: &RulesListArgs) -> Result<u8, UserError> {
 
 fn ignore_broken_pipe(result: std::io::Result<()>) -> Result<(), UserError> {
     match result {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(UserError(e.to_string())),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(UserError::usage(e.to_string())),
         _ => Ok(()),
     }
 }
@@ -151,7 +151,7 @@ pub fn check(global: &Global, args: &RulesCheckArgs) -> Result<u8, UserError> {
 pub fn test(global: &Global, args: &RulesCheckArgs) -> Result<u8, UserError> {
     let set = rules_of(args)?;
     if let Some(p) = set.problems.iter().find(|p| !p.rule_loaded) {
-        return Err(UserError(format!("a rule cannot be loaded: {p}")));
+        return Err(UserError::usage(format!("a rule cannot be loaded: {p}")));
     }
     let results = kir_detect::selftest::run_examples(&set);
     let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();

@@ -24,7 +24,7 @@ fn pool_connections(paths: &[PathBuf]) -> Result<BTreeMap<(String, String), Stri
     if paths.is_empty() {
         return Ok(found);
     }
-    let inputs = kir_audit::discover(paths).map_err(|e| UserError(e.to_string()))?;
+    let inputs = kir_audit::discover(paths).map_err(|e| UserError::usage(e.to_string()))?;
     let options = kir_audit::ReadOptions::default();
     for input in &inputs {
         kir_audit::read_input(input, &options, Arc::new(AtomicU64::new(0)), &mut |batch| {
@@ -55,7 +55,7 @@ fn pool_connections(paths: &[PathBuf]) -> Result<BTreeMap<(String, String), Stri
                 found.entry((ns, pod)).or_insert(why);
             }
         })
-        .map_err(|e| UserError(e.to_string()))?;
+        .map_err(|e| UserError::usage(e.to_string()))?;
     }
     Ok(found)
 }

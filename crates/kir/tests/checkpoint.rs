@@ -1,11 +1,16 @@
-//! `kir checkpoint inspect` on a kubelet checkpoint archive whose CRIU images are written by
+//! `kir checkpoint inspect` on a kubelet checkpoint archive whose CRIU images were written by
 //! CRIU's own encoder (`crit encode`, from Debian's criu package), so the parser is checked
 //! against CRIU's writer rather than against ours.
+//!
+//! The encoded images are committed in `tests/data/checkpoint/` beside the JSON they were made
+//! from, so these tests need no `crit`. `scripts/regenerate-checkpoint-fixtures.sh` writes them
+//! again after a change here; where `crit` is installed (CI installs it), every test also checks
+//! that CRIU still encodes the committed JSON to the committed bytes.
 
 mod common;
 mod forensics_fixtures;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{kir, stdout_of};
@@ -53,10 +58,19 @@ fn pages(args: &[u8], env: &[u8], marker: &[u8]) -> Vec<u8> {
     p
 }
 
-fn crit_encode(dir: &Path, name: &str, value: &Value) -> Vec<u8> {
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/checkpoint")
+}
+
+fn crit_available() -> bool {
+    Command::new("crit").arg("--help").output().is_ok_and(|o| o.status.success())
+}
+
+/// Runs `crit encode` on `json` in `dir`.
+fn run_crit(dir: &Path, name: &str, json: &[u8]) -> Vec<u8> {
     let json_path = dir.join(format!("{name}.json"));
     let img_path = dir.join(name);
-    std::fs::write(&json_path, serde_json::to_vec(value).unwrap()).unwrap();
+    std::fs::write(&json_path, json).unwrap();
     let status = Command::new("crit")
         .arg("encode")
         .arg("-i")
@@ -64,9 +78,34 @@ fn crit_encode(dir: &Path, name: &str, value: &Value) -> Vec<u8> {
         .arg("-o")
         .arg(&img_path)
         .status()
-        .expect("crit, CRIU's image tool, is needed for these tests: apt-get install -y criu");
+        .expect("crit, CRIU's image tool (apt-get install -y criu)");
     assert!(status.success(), "crit encode {name}");
     std::fs::read(img_path).unwrap()
+}
+
+/// The CRIU image of `value`: the committed encoding, checked against the JSON it was made from
+/// (and against `crit` itself where it is installed); `KIR_REGENERATE_CHECKPOINT_FIXTURES=1`
+/// writes both files anew with `crit`.
+fn crit_encode(dir: &Path, name: &str, value: &Value) -> Vec<u8> {
+    let json = serde_json::to_vec_pretty(value).unwrap();
+    let (json_fixture, image_fixture) = (fixtures().join(format!("{name}.json")), fixtures().join(name));
+    if std::env::var_os("KIR_REGENERATE_CHECKPOINT_FIXTURES").is_some() {
+        let image = run_crit(dir, name, &json);
+        std::fs::create_dir_all(fixtures()).unwrap();
+        std::fs::write(&json_fixture, &json).unwrap();
+        std::fs::write(&image_fixture, &image).unwrap();
+    }
+    let committed_json = std::fs::read(&json_fixture).unwrap_or_default();
+    assert!(
+        committed_json == json,
+        "{}: the test's JSON differs from the committed fixture; run scripts/regenerate-checkpoint-fixtures.sh",
+        json_fixture.display()
+    );
+    let image = std::fs::read(&image_fixture).unwrap();
+    if crit_available() {
+        assert_eq!(run_crit(dir, name, &json), image, "crit no longer encodes {name} to the committed bytes");
+    }
+    image
 }
 
 fn build_checkpoint(dir: &Path) -> std::path::PathBuf {
@@ -74,7 +113,7 @@ fn build_checkpoint(dir: &Path) -> std::path::PathBuf {
     std::fs::create_dir_all(&work).unwrap();
     let base = 0x7fff_0000_0000u64;
     let sh_args = b"/bin/sh\0-c\0sleep infinity\0";
-    let mut images: Vec<(String, Vec<u8>)> = vec![
+    let images: Vec<(String, Vec<u8>)> = vec![
         (
             "inventory.img".into(),
             crit_encode(&work, "inventory.img", &json!({"magic": "INVENTORY", "entries": [{"img_version": 2}]})),
@@ -109,9 +148,10 @@ fn build_checkpoint(dir: &Path) -> std::path::PathBuf {
             ),
         ),
         ("mm-1.img".into(), crit_encode(&work, "mm-1.img", &mm(base, sh_args.len() as u64, 0, 12))),
+        // The miner's exe is file 16.
         (
             "mm-7.img".into(),
-            crit_encode(&work, "mm-7.img", &mm(base, MINER_ARGS.len() as u64, MINER_ENV.len() as u64, 10)),
+            crit_encode(&work, "mm-7.img", &mm(base, MINER_ARGS.len() as u64, MINER_ENV.len() as u64, 16)),
         ),
         (
             "pagemap-1.img".into(),
@@ -173,12 +213,6 @@ fn build_checkpoint(dir: &Path) -> std::path::PathBuf {
             ),
         ),
     ];
-    // The miner's exe is file 16.
-    images.retain(|(n, _)| n != "mm-7.img");
-    images.push((
-        "mm-7.img".into(),
-        crit_encode(&work, "mm-7.img", &mm(base, MINER_ARGS.len() as u64, MINER_ENV.len() as u64, 16)),
-    ));
 
     let diff = layer(&[Item::File("tmp/.cache/xmrig", 0o755, &forensics_fixtures::elf(None, b"xmrig --donate-level"))]);
     let config = json!({"id": "3f1c0a", "name": "k8s_web_web-7f9c_shop_0", "rootfsImageName": "registry.example.com/shop/web:1.0",

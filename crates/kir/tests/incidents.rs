@@ -211,7 +211,7 @@ fn eight_concurrent_hunts_into_sqlite() {
 
 #[test]
 fn eight_concurrent_hunts_into_postgres() {
-    let server = PostgresServer::start();
+    let Some(server) = PostgresServer::start_or_skip("eight_concurrent_hunts_into_postgres") else { return };
     let home = tempfile::tempdir().unwrap();
     concurrent_hunts(&server.new_database(), &server.new_database(), home.path());
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 mod common;
 
 use common::{kir, stdout_of};
+use predicates::prelude::*;
 use serde_json::{Value, json};
 
 fn event(id: &str, stage: &str, verb: &str, user: &str) -> Value {
@@ -198,6 +199,14 @@ fn csv_output_is_quoted() {
     let mut lines = text.lines();
     assert!(lines.next().unwrap().starts_with("severity,time,rule_id,title,user"));
     assert!(text.contains(",mallory,10.0.0.7,"), "{text}");
+
+    // The attacker chooses the user name: a spreadsheet must show it, not run it.
+    let hostile = "=HYPERLINK(\"http://evil.example\",\"open\")";
+    std::fs::write(&path, dump_lines("c-2").replace("mallory", &hostile.replace('"', "\\\""))).unwrap();
+    let out = kir().args(["hunt", "--format", "csv"]).arg(&path).assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(",\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"open\"\")\","), "{text}");
+    assert!(!text.contains(",=HYPERLINK") && !text.contains(",\"=HYPERLINK"), "{text}");
 }
 
 #[test]
@@ -228,4 +237,71 @@ fn an_earlier_stage_that_knows_more_is_merged_before_matching() {
         assert_eq!(privileged[0]["response_code"], 201);
         assert_eq!(privileged[0]["source"]["line"], 1);
     }
+}
+
+/// Times on the command line: one parser for every command, ages counted from `KIR_NOW`, and an
+/// age past the calendar is an error that says so (it used to panic in timestamp arithmetic).
+#[test]
+fn time_arguments_mean_the_same_everywhere_and_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    std::fs::write(&path, dump_lines("t-1")).unwrap();
+    for args in [["--since", "700000w"], ["--until", "99999999999999999999d"]] {
+        kir()
+            .args(["hunt"])
+            .args(args)
+            .arg(&path)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains("out of range"))
+            .stderr(predicates::str::contains("panicked").not());
+    }
+    // The event is at 2026-11-27T10:00:00Z: an age from KIR_NOW keeps it or leaves it out.
+    let count = |since: &str, now: &str| {
+        let out =
+            kir().env("KIR_NOW", now).args(["hunt", "--format", "json", "--since", since]).arg(&path).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        dump_findings(&doc)
+    };
+    assert_eq!(count("1h", "2026-11-27T10:30:00Z"), 1);
+    assert_eq!(count("1h", "2026-11-27T12:00:00Z"), 0);
+    assert_eq!(count("2026-11-27 09:59", "2030-01-01T00:00:00Z"), 1, "a date and time in UTC, with a space");
+    assert_eq!(count("2026-11-27 10:01", "2030-01-01T00:00:00Z"), 0);
+
+    // The same forms in kir metrics and kir incident list.
+    let store = format!("sqlite:{}", dir.path().join("t.db").display());
+    for args in [vec!["metrics", "--since", "2026-11-27 23:50"], vec!["incident", "list", "--since", "7d"]] {
+        kir().args(["--store", &store]).args(&args).assert().success();
+    }
+    kir()
+        .args(["--store", &store, "metrics", "--since", "700000w"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--since: duration \"700000w\" is out of range"));
+    kir()
+        .env("KIR_NOW", "not a time")
+        .args(["hunt", "--since", "1h"])
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("KIR_NOW"));
+}
+
+/// A correlation window past what kir can count with is a rule error with its file, not a panic
+/// when the first event arrives.
+#[test]
+fn a_correlation_timespan_out_of_range_is_a_rule_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("burst.yml");
+    std::fs::write(
+        &rule,
+        "title: burst\nname: my-burst\ncorrelation:\n  type: event_count\n  rules: [secret-read-by-user]\n  group-by: [user.username]\n  timespan: 700000w\n  condition:\n    gte: 2\nlevel: medium\n",
+    )
+    .unwrap();
+    let out = kir().args(["rules", "check"]).arg(&rule).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("burst.yml") && said.contains("timespan") && said.contains("out of range"), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
 }

@@ -160,7 +160,12 @@ fn a_write_refused_midway_is_taken_back_recorded_as_failed_and_not_undone() {
     let original = e.cluster.snapshot();
     e.cluster.fail("POST", "/apis/networking.k8s.io/v1/namespaces/checkout/networkpolicies", 500);
     let out = e.kir(&["contain", "isolate", "pod", P1]).output().unwrap();
-    assert!(!out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "an action that failed while writing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The label was put on, then taken back: the cluster is as it was.
     assert!(e.cluster.writes().iter().any(|w| w.starts_with("PATCH ")), "{:?}", e.cluster.writes());
     assert_eq!(e.cluster.snapshot(), original);
@@ -471,16 +476,15 @@ fn unpack(archive: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) 
 #[test]
 fn top_flags_the_shape_of_cryptomining() {
     let e = env();
-    e.cluster.put(
-        "/apis/metrics.k8s.io/v1beta1/namespaces/checkout/pods/checkout-api-64db89f569-blm5l",
-        json!({"metadata": {"name": "checkout-api-64db89f569-blm5l", "namespace": "checkout"},
-            "containers": [{"name": "app", "usage": {"cpu": "99m", "memory": "30Mi"}}]}),
-    );
-    e.cluster.put(
-        "/apis/metrics.k8s.io/v1beta1/namespaces/checkout/pods/checkout-api-64db89f569-gg6tn",
-        json!({"metadata": {"name": "checkout-api-64db89f569-gg6tn", "namespace": "checkout"},
-            "containers": [{"name": "app", "usage": {"cpu": "3m", "memory": "2Mi"}}]}),
-    );
+    // metrics-server's answer for the recorded cluster, with P1 made a miner pinned at its
+    // limit (the recorded pod used 0.8m of its 100m).
+    e.cluster.metrics_server(|list| {
+        for item in list["items"].as_array_mut().unwrap() {
+            if item["metadata"]["name"] == "checkout-api-64db89f569-blm5l" {
+                item["containers"][0]["usage"]["cpu"] = json!("99000000n");
+            }
+        }
+    });
     let alerts = e.dir.path().join("falco.json");
     std::fs::write(
         &alerts,
@@ -528,7 +532,8 @@ fn node_disk_snapshots_run_the_configured_command_per_volume_and_are_recorded() 
             "--out",
             out.to_str().unwrap(),
             "--snapshot-command",
-            "echo \"snapshot of {volume}\" on {instance}; echo \"$(whoami)\" >/dev/null",
+            // No shell runs it: `$(whoami)` and `;` stay words.
+            "echo \"snapshot of {volume}\" on {instance}; \"$(whoami)\"",
         ])
         .current_dir(e.dir.path())
         .output()
@@ -539,7 +544,14 @@ fn node_disk_snapshots_run_the_configured_command_per_volume_and_are_recorded() 
         serde_json::from_slice(&std::fs::read(bundle.join("snapshots/node-disks.json")).unwrap()).unwrap();
     let runs = runs.as_array().unwrap();
     let said: Vec<&str> = runs[..2].iter().map(|r| r["stdout"].as_str().unwrap().trim()).collect();
-    assert_eq!(said, ["snapshot of vol-0aaa on i-0123456789abcdef0", "snapshot of vol-0bbb on i-0123456789abcdef0"]);
+    assert_eq!(
+        said,
+        [
+            "snapshot of vol-0aaa on i-0123456789abcdef0; $(whoami)",
+            "snapshot of vol-0bbb on i-0123456789abcdef0; $(whoami)"
+        ]
+    );
+    assert_eq!(runs[0]["command"], json!(["echo", "snapshot of vol-0aaa", "on", "i-0123456789abcdef0;", "$(whoami)"]));
     assert!(runs[..2].iter().all(|r| r["exit_code"] == 0));
     // The hostile volume name is refused, and nothing in it ran.
     assert!(runs[2]["error"].as_str().unwrap().contains("KIR_VOLUME is not a plain ID"), "{}", runs[2]);
@@ -660,7 +672,7 @@ fn respond_keeps_its_targets_refuses_containment_before_evidence_and_ties_approv
     let writes = e.cluster.writes().len();
     let refused =
         fresh(&["respond", "1", "--pod", P1, "--out", out_s, "--plan", plan_path.to_str().unwrap()]).output().unwrap();
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(refused.status.code(), Some(4), "a step that failed (refused here) stops the playbook with 4");
     let text = String::from_utf8_lossy(&refused.stdout);
     assert!(text.contains("evidence first"), "{text}");
     assert_eq!(e.cluster.writes().len(), writes, "nothing written before the evidence");
@@ -732,4 +744,51 @@ fn revoke_without_bind_goes_ahead_for_someone_holding_the_roles_permissions() {
         "bind clusterroles.rbac.authorization.k8s.io \"view\" (cluster-wide), or every permission that role grants",
     ));
     assert!(e.cluster.writes().is_empty(), "{:?}", e.cluster.writes());
+}
+
+fn recorded_pod_with_debugger() -> Value {
+    let path = fake_cluster::recordings()
+        .join("GET_api_v1_namespaces_checkout_pods_checkout-api-64db89f569-blm5l.with-ephemeral-container.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The fake answers as the API server does, so what the binary does against it holds against a
+/// real one: the debug container's strategic-merge patch adds to the pod's ephemeral containers
+/// (keyed by name, the recorded `debugger` kept), a pod whose name ends in `s` that does not
+/// exist is a 404, and a permission denied for one subresource in one namespace is only that.
+#[test]
+fn the_debug_container_joins_the_pods_ephemeral_containers_and_permissions_are_asked_by_subresource() {
+    let e = env();
+    e.cluster.put(P1_PATH, recorded_pod_with_debugger());
+    let out = e.dir.path().join("evidence");
+    let o = e
+        .kir(&["collect", "pod", P1, "--out", out.to_str().unwrap(), "--debug-container", "--debug-wait", "0s"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pod = e.cluster.object(P1_PATH).unwrap();
+    let names: Vec<&str> =
+        pod["spec"]["ephemeralContainers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names[0], "debugger", "the container already there is kept");
+    assert!(names[1].starts_with("kir-"), "{names:?}");
+    assert_eq!(pod["spec"]["containers"][0]["name"], "app", "the other lists are untouched");
+
+    // Denied get on pods/log in checkout only: the debug container is skipped and says why.
+    let e = env();
+    e.cluster.deny("get pods/log in checkout");
+    let o = e
+        .kir(&["collect", "pod", P1, "--out", out.to_str().unwrap(), "--debug-container", "--debug-wait", "0s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("no container was added"), "{stderr}");
+    assert!(stderr.contains("get pods/log"), "{stderr}");
+    assert!(!e.cluster.writes().iter().any(|w| w.contains("ephemeralcontainers")), "{:?}", e.cluster.writes());
+
+    // A pod that is not there is "does not exist", whatever its name ends with.
+    e.kir(&["collect", "pod", "checkout/web-pods", "--out", out.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("pod checkout/web-pods does not exist"));
 }

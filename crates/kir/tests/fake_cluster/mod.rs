@@ -1,9 +1,13 @@
 //! A fake Kubernetes API server on a real HTTP listener, for driving the `kir` binary end to end:
 //! it keeps objects (seeded from the recorded v1.26 responses), applies the writes kir sends
-//! (merge patches, creates, deletes, evictions, `dryRun=All` validated but not kept), answers
-//! lists, SelfSubjectAccessReviews (allowed unless denied here), and logs every request. Real
-//! request shapes are asserted in crates/kir-cluster/tests against recorded answers; this fake
-//! exists to check what a whole command leaves behind.
+//! (JSON merge patches, strategic-merge patches with their keyed lists, creates, deletes,
+//! evictions, `dryRun=All` validated but not kept), answers lists, SelfSubjectAccessReviews
+//! (allowed unless denied here, by verb, resource, subresource, namespace and name), and logs
+//! every request. Where the real API server answers in a particular way, so does this one: a
+//! missing object is a 404 `Status` whatever its name, a DELETE answers a `Status` except for
+//! pods (which answer the pod, being deleted), the ephemeralcontainers subresource patches its
+//! pod. Real request shapes are asserted in crates/kir-cluster/tests against recorded answers;
+//! this fake exists to check what a whole command leaves behind.
 
 #![allow(dead_code)]
 
@@ -22,12 +26,53 @@ fn recorded(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(recordings().join(name)).unwrap()).unwrap()
 }
 
+/// A permission the caller lacks: `VERB RESOURCE[/SUBRESOURCE] [in NAMESPACE] [named NAME]`.
+/// Like a missing RBAC rule: a denial in a namespace also denies the cluster-wide ask, and a
+/// denial of one name also denies the ask for every name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Denial {
+    verb: String,
+    resource: String,
+    subresource: String,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+impl Denial {
+    fn parse(text: &str) -> Denial {
+        let mut words = text.split_whitespace();
+        let verb = words.next().expect("a verb").to_string();
+        let resource = words.next().expect("a resource");
+        let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+        let (resource, subresource) = (resource.to_string(), subresource.to_string());
+        let mut d = Denial { verb, resource, subresource, namespace: None, name: None };
+        while let Some(w) = words.next() {
+            match w {
+                "in" => d.namespace = words.next().map(str::to_string),
+                "named" => d.name = words.next().map(str::to_string),
+                other => panic!("deny: unknown word {other:?} in {text:?}"),
+            }
+        }
+        d
+    }
+
+    /// Whether this denial answers the review's `resourceAttributes`.
+    fn denies(&self, a: &Value) -> bool {
+        let text = |k: &str| a[k].as_str().unwrap_or_default();
+        text("verb") == self.verb
+            && text("resource") == self.resource
+            && text("subresource") == self.subresource
+            && self.namespace.as_deref().is_none_or(|ns| text("namespace").is_empty() || text("namespace") == ns)
+            && self.name.as_deref().is_none_or(|n| text("name").is_empty() || text("name") == n)
+    }
+}
+
 #[derive(Default)]
 pub struct State {
     /// Object path → object.
     pub objects: BTreeMap<String, Value>,
-    /// `verb resource` pairs the caller lacks.
-    pub denied: BTreeSet<String>,
+    /// Permissions the caller lacks.
+    pub denied: BTreeSet<Denial>,
     /// Fixed answers for GETs kept as recorded (logs, events): path and query → (status, type, body).
     fixed: BTreeMap<String, (u16, String, Vec<u8>)>,
     /// `METHOD path` → the error status every such request gets (a write refused midway).
@@ -45,23 +90,117 @@ fn status(code: u16, reason: &str, message: &str) -> (u16, String, Vec<u8>) {
     (code, "application/json".into(), serde_json::to_vec(&body).unwrap())
 }
 
+/// The API server's 404: `pods "web" not found`, whatever the name ends with.
+fn not_found(path: &str) -> (u16, String, Vec<u8>) {
+    let mut parts = path.rsplit('/');
+    let name = parts.next().unwrap_or_default();
+    let resource = parts.next().unwrap_or_default();
+    status(404, "NotFound", &format!("{resource} \"{name}\" not found"))
+}
+
 fn ok(v: &Value, code: u16) -> (u16, String, Vec<u8>) {
     (code, "application/json".into(), serde_json::to_vec(v).unwrap())
 }
 
 /// RFC 7386 merge: objects merge, `null` deletes, anything else replaces.
 fn merge(target: &mut Value, patch: &Value) {
+    strategic_merge(target, patch, false);
+}
+
+/// The merge keys of the lists the API server merges in a strategic-merge patch (their
+/// `patchMergeKey` in the OpenAPI schema); every other list is replaced, as in a merge patch.
+fn merge_key(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "volumeMounts"
+        | "imagePullSecrets" => "name",
+        "ports" => "containerPort",
+        "taints" => "key",
+        "ownerReferences" => "uid",
+        "conditions" => "type",
+        _ => return None,
+    })
+}
+
+/// A JSON merge patch, or with `strategic` the API server's strategic merge: lists with a merge
+/// key merge element by element (an element whose key is new is appended, one with
+/// `$patch: delete` is removed), directives (`$patch`, `$retainKeys`, `$setElementOrder/…`) are
+/// not stored.
+fn strategic_merge(target: &mut Value, patch: &Value, strategic: bool) {
     match (target.as_object_mut(), patch.as_object()) {
         (Some(t), Some(p)) => {
             for (k, v) in p {
+                if strategic && k.starts_with('$') {
+                    continue;
+                }
                 if v.is_null() {
                     t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                    continue;
+                }
+                match (strategic.then(|| merge_key(k)).flatten(), v.as_array()) {
+                    (Some(key), Some(items)) => {
+                        let list = t.entry(k.clone()).or_insert_with(|| json!([]));
+                        if !list.is_array() {
+                            *list = json!([]);
+                        }
+                        let list = list.as_array_mut().unwrap();
+                        for item in items {
+                            let at = list.iter().position(|e| e.get(key).is_some() && e.get(key) == item.get(key));
+                            let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
+                            match (at, delete) {
+                                (Some(i), true) => {
+                                    list.remove(i);
+                                }
+                                (None, true) => {}
+                                (Some(i), false) => strategic_merge(&mut list[i], item, true),
+                                (None, false) => {
+                                    let mut fresh = json!({});
+                                    strategic_merge(&mut fresh, item, true);
+                                    list.push(fresh);
+                                }
+                            }
+                        }
+                    }
+                    _ => strategic_merge(t.entry(k.clone()).or_insert(Value::Null), v, strategic),
                 }
             }
         }
         _ => *target = patch.clone(),
+    }
+}
+
+/// What a path names, as the API server routes it: a collection, one object, or a subresource
+/// of one object (`/api/v1/namespaces/NS/pods/NAME/log`).
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    List,
+    Object,
+    Subresource { object: String, subresource: String },
+}
+
+fn route(path: &str) -> Route {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // /api/v1/… or /apis/GROUP/VERSION/…
+    let rest: &[&str] = match segments.first() {
+        Some(&"api") => segments.get(2..).unwrap_or_default(),
+        Some(&"apis") => segments.get(3..).unwrap_or_default(),
+        _ => &[],
+    };
+    let rest = match rest {
+        ["namespaces", _namespace, resource @ ..] if !resource.is_empty() => resource,
+        other => other,
+    };
+    match rest.len() {
+        0 | 1 => Route::List,
+        2 => Route::Object,
+        _ => {
+            let (object, sub) = path.rsplit_once('/').unwrap_or((path, ""));
+            Route::Subresource { object: object.to_string(), subresource: sub.to_string() }
+        }
     }
 }
 
@@ -113,9 +252,13 @@ impl State {
         }
         if r.method == "POST" && path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" {
             let a = &body["spec"]["resourceAttributes"];
-            let key = format!("{} {}", a["verb"].as_str().unwrap_or(""), a["resource"].as_str().unwrap_or(""));
+            let allowed = !self.denied.iter().any(|d| d.denies(a));
             let mut answer = body.clone();
-            answer["status"] = json!({"allowed": !self.denied.contains(&key)});
+            answer["status"] = if allowed {
+                json!({"allowed": true, "reason": "RBAC: allowed by ClusterRoleBinding \"responder\" of ClusterRole \"kir-contain\" to User \"responder\""})
+            } else {
+                json!({"allowed": false})
+            };
             return ok(&answer, 201);
         }
         match r.method.as_str() {
@@ -139,9 +282,8 @@ impl State {
                     .map(|(_, v)| v.clone())
                     .filter(|v| selector.iter().all(|(k, want)| &field(v, k) == want))
                     .collect();
-                let is_list = path.ends_with('s') && !path.contains("/log");
-                if items.is_empty() && !is_list {
-                    return status(404, "NotFound", &format!("{path} not found"));
+                if route(&path) != Route::List {
+                    return not_found(&path);
                 }
                 ok(
                     &json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": self.version.to_string()}, "items": items}),
@@ -149,8 +291,13 @@ impl State {
                 )
             }
             "PATCH" => {
+                // The ephemeralcontainers subresource is a patch of its pod (only that field).
+                let path = match route(&path) {
+                    Route::Subresource { object, subresource } if subresource == "ephemeralcontainers" => object,
+                    _ => path,
+                };
                 let Some(current) = self.objects.get(&path).cloned() else {
-                    return status(404, "NotFound", &format!("{path} not found"));
+                    return not_found(&path);
                 };
                 if let Some(rv) = body.pointer("/metadata/resourceVersion")
                     && rv != &current["metadata"]["resourceVersion"]
@@ -158,7 +305,9 @@ impl State {
                     return status(409, "Conflict", "the object has been modified");
                 }
                 let mut next = current;
-                merge(&mut next, &body);
+                let strategic =
+                    r.header("content-type").is_some_and(|t| t.starts_with("application/strategic-merge-patch+json"));
+                strategic_merge(&mut next, &body, strategic);
                 if dry_run {
                     return ok(&next, 200);
                 }
@@ -188,7 +337,7 @@ impl State {
             }
             "DELETE" => {
                 if !self.objects.contains_key(&path) {
-                    return status(404, "NotFound", &format!("{path} not found"));
+                    return not_found(&path);
                 }
                 if let Some(rv) = body.pointer("/preconditions/resourceVersion")
                     && rv != &self.objects[&path]["metadata"]["resourceVersion"]
@@ -196,7 +345,22 @@ impl State {
                     return status(409, "Conflict", "Precondition failed: resourceVersion");
                 }
                 let gone = if dry_run { self.objects[&path].clone() } else { self.objects.remove(&path).unwrap() };
-                ok(&gone, 200)
+                // As the API server answers: a pod (deleted gracefully) answers itself, being
+                // deleted; objects deleted at once answer a Status that names them.
+                if path.contains("/pods/") {
+                    let mut pod = gone;
+                    pod["metadata"]["deletionTimestamp"] = json!("2026-11-27T23:59:41Z");
+                    pod["metadata"]["deletionGracePeriodSeconds"] = json!(30);
+                    return ok(&pod, 200);
+                }
+                let (collection, name) = path.rsplit_once('/').unwrap_or_default();
+                let kind = collection.rsplit('/').next().unwrap_or_default();
+                let group = path.strip_prefix("/apis/").and_then(|g| g.split('/').next()).unwrap_or_default();
+                ok(
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                        "details": {"name": name, "group": group, "kind": kind, "uid": gone["metadata"]["uid"]}}),
+                    200,
+                )
             }
             _ => status(405, "MethodNotAllowed", "not here"),
         }
@@ -321,8 +485,19 @@ impl FakeCluster {
         self.state.lock().unwrap().failing.insert(format!("{method} {path}"), code);
     }
 
-    pub fn deny(&self, verb_resource: &str) {
-        self.state.lock().unwrap().denied.insert(verb_resource.to_string());
+    /// The caller lacks this permission: `VERB RESOURCE[/SUBRESOURCE] [in NAMESPACE] [named NAME]`.
+    pub fn deny(&self, permission: &str) {
+        self.state.lock().unwrap().denied.insert(Denial::parse(permission));
+    }
+
+    /// metrics-server's answer for the `checkout` namespace (tests/data/metrics-server), as
+    /// `change` leaves it.
+    pub fn metrics_server(&self, change: impl FnOnce(&mut Value)) {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/metrics-server/GET_apis_metrics.k8s.io_v1beta1_namespaces_checkout_pods.json");
+        let mut list: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        change(&mut list);
+        self.state.lock().unwrap().objects.insert("/apis/metrics.k8s.io/v1beta1/namespaces/checkout/pods".into(), list);
     }
 
     /// Every object, without resourceVersions: compare before and after to see what changed.
