@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let second = Timestamp::MIN.as_second() + (i64::from_le_bytes(clock.try_into().unwrap()).rem_euclid(span + 1));
     let now = Timestamp::from_second(second).unwrap();
 
-    let _ = parse_time_arg(text, now);
+    let _ = parse_time_arg(text, || Ok(now));
     let _ = parse_timestamp(text);
     if let Ok(d) = Duration::parse(text) {
         assert!(d >= Duration::from_secs(0) && d <= Duration::MAX);
@@ -42,7 +42,6 @@ fuzz_target!(|data: &[u8]| {
             kir_detect::Placeholders::new(),
         );
         let mut correlator = set.correlator();
-        let mut hits = Vec::new();
         for t in [Timestamp::MIN, now, Timestamp::MAX] {
             let event = kir_audit::AuditEvent {
                 verb: "get".into(),
@@ -50,12 +49,7 @@ fuzz_target!(|data: &[u8]| {
                 request_received: Some(t),
                 ..Default::default()
             };
-            hits.clear();
-            set.matching(&event, &mut hits);
-            for &rule in &hits {
-                let finding = set.finding(rule, &event);
-                let _ = correlator.observe(rule, &event, &finding);
-            }
+            let _ = set.detect(&mut correlator, &event);
         }
     }
 });

@@ -387,7 +387,7 @@ impl Collector<'_> {
             Err(e) => {
                 let err = explain(e, "list", what.0, what.1, None);
                 match err {
-                    Error::Unreachable(_) => Err(err),
+                    err if err.is_connection() => Err(err),
                     other => {
                         self.report.skipped.push(format!("{file}: {other}"));
                         Ok(Vec::new())
@@ -406,7 +406,7 @@ impl Collector<'_> {
                 Ok(())
             }
             Err(e) => match explain(e, "get", what, None, None) {
-                err @ Error::Unreachable(_) => Err(err),
+                err if err.is_connection() => Err(err),
                 other => {
                     self.report.skipped.push(format!("{file}: {other}"));
                     Ok(())
@@ -570,7 +570,7 @@ async fn save_secrets(
             c.report.files.push("objects/secrets.json".into());
         }
         Err(e) => match explain(e, "list", "secrets", Some(ns), None) {
-            err @ Error::Unreachable(_) => return Err(err),
+            err if err.is_connection() => return Err(err),
             other => c.report.skipped.push(format!("objects/secrets.json: {other}")),
         },
     }

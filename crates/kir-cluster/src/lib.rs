@@ -49,8 +49,19 @@ pub enum Error {
     /// kir will not do it, and says why and what to do instead.
     #[error("refused: {0}")]
     Refused(String),
+    /// A kube-rs failure that none of the above describes; its own words, not a made-up code.
+    #[error("the Kubernetes client failed: {0}")]
+    Client(String),
     #[error("{0}")]
     Evidence(#[from] kir_evidence::Error),
+}
+
+impl Error {
+    /// The connection itself failed (not reachable, TLS, credentials): every further request
+    /// would fail the same way, so a collection stops instead of noting each file as skipped.
+    pub fn is_connection(&self) -> bool {
+        matches!(self, Error::Unreachable(_) | Error::Tls(_) | Error::Auth(_))
+    }
 }
 
 /// Who and where: what a bundle records about the cluster it came from.
@@ -173,19 +184,26 @@ pub fn explain(e: kube::Error, verb: &str, resource: &str, namespace: Option<&st
                         None => " (cluster-wide)".into(),
                     },
                 },
+                // A subresource's 404 is its object's: `pod shop/web does not exist`.
                 404 => Error::NotFound {
-                    kind: kir_core::singular(resource),
+                    kind: kir_core::singular(resource.split('/').next().unwrap_or(resource)),
                     name: match (namespace, name) {
                         (Some(ns), Some(n)) => format!("{ns}/{n}"),
                         (None, Some(n)) => n.into(),
                         _ => resource.into(),
                     },
                 },
+                401 => Error::Auth(format!("the API server answered 401 to {verb} {resource}: {}", status.message)),
                 _ => Error::Api { code, what: format!("{verb} {resource}"), message: status.message.clone() },
             }
         }
-        // Only a failed connection is "cannot reach": the rest say what they are.
-        kube::Error::HyperError(_) | kube::Error::Service(_) => Error::Unreachable(e_text(&e)),
+        // kube wraps what went wrong under the connection (a refused certificate, an exec
+        // plugin that failed) in a service error: only what is left is "cannot reach".
+        kube::Error::HyperError(_) | kube::Error::Service(_) => match transport_cause(&e) {
+            TransportCause::Tls => Error::Tls(e_text(&e)),
+            TransportCause::Auth => Error::Auth(e_text(&e)),
+            TransportCause::Connection => Error::Unreachable(e_text(&e)),
+        },
         kube::Error::RustlsTls(_) | kube::Error::TlsRequired => Error::Tls(e_text(&e)),
         kube::Error::Auth(_) => Error::Auth(e_text(&e)),
         kube::Error::SerdeError(_)
@@ -194,8 +212,34 @@ pub fn explain(e: kube::Error, verb: &str, resource: &str, namespace: Option<&st
         | kube::Error::ReadEvents(_) => Error::BadAnswer(e_text(&e)),
         kube::Error::BuildRequest(_) | kube::Error::HttpError(_) => Error::Request(e_text(&e)),
         kube::Error::InferConfig(_) | kube::Error::InferKubeconfig(_) => Error::Config(e_text(&e)),
-        other => Error::Api { code: 0, what: format!("{verb} {resource}"), message: other.to_string() },
+        other => Error::Client(format!("{verb} {resource}: {}", e_text(other))),
     }
+}
+
+enum TransportCause {
+    Tls,
+    Auth,
+    Connection,
+}
+
+fn transport_cause(e: &kube::Error) -> TransportCause {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<kube::client::AuthError>().is_some() {
+            return TransportCause::Auth;
+        }
+        if s.downcast_ref::<rustls::Error>().is_some() || s.downcast_ref::<kube::client::RustlsTlsError>().is_some() {
+            return TransportCause::Tls;
+        }
+        // rustls reports a failed handshake as an io::Error that carries its own error inside.
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return TransportCause::Tls;
+        }
+        source = s.source();
+    }
+    TransportCause::Connection
 }
 
 /// The error and its causes in one line: kube's top-level messages ("ServiceError: …") often
@@ -212,4 +256,61 @@ fn e_text(e: &kube::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service_error(cause: impl std::error::Error + Send + Sync + 'static) -> kube::Error {
+        kube::Error::Service(Box::new(cause))
+    }
+
+    #[test]
+    fn a_refused_certificate_inside_a_service_error_is_tls() {
+        let handshake = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let err = explain(service_error(handshake), "get", "pods", Some("shop"), Some("web"));
+        assert!(matches!(err, Error::Tls(_)), "{err:?}");
+        assert!(err.to_string().contains("UnknownIssuer") || err.to_string().contains("unknown issuer"), "{err}");
+        assert!(err.is_connection());
+    }
+
+    #[test]
+    fn a_failed_exec_plugin_inside_a_service_error_is_auth() {
+        let err = explain(service_error(kube::client::AuthError::ExecPluginFailed), "list", "pods", None, None);
+        assert!(matches!(err, Error::Auth(_)), "{err:?}");
+        assert!(err.to_string().contains("exec-plugin"), "{err}");
+    }
+
+    #[test]
+    fn a_refused_connection_is_unreachable() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let err = explain(service_error(refused), "list", "pods", None, None);
+        assert!(matches!(err, Error::Unreachable(_)), "{err:?}");
+        assert!(err.to_string().contains("connection refused"), "{err}");
+    }
+
+    #[test]
+    fn a_401_is_auth_and_the_fallback_names_no_code() {
+        let status = kube::core::Status::failure("Unauthorized", "Unauthorized").with_code(401);
+        let err = explain(kube::Error::Api(Box::new(status)), "get", "pods", Some("shop"), Some("web"));
+        assert!(matches!(err, Error::Auth(_)), "{err:?}");
+        let err = explain(kube::Error::LinesCodecMaxLineLengthExceeded, "watch", "events", None, None);
+        assert!(!err.to_string().contains("answered 0"), "{err}");
+        let err = explain(
+            kube::Error::ProxyProtocolDisabled {
+                proxy_url: Box::new("socks5://p".parse().unwrap()),
+                protocol_feature: "socks5",
+            },
+            "get",
+            "pods",
+            None,
+            None,
+        );
+        assert!(matches!(err, Error::Client(_)), "{err:?}");
+        assert!(!err.to_string().contains("answered 0"), "{err}");
+    }
 }

@@ -39,10 +39,14 @@ impl fmt::Display for NamespacedName {
 }
 
 /// The singular of a Kubernetes resource name (`networkpolicies` → `networkpolicy`), for
-/// messages and object references. Resources whose singular is their plural stay as they are.
+/// messages and object references. Resources whose singular is their plural stay as they are;
+/// a subresource keeps its name (`pods/log` → `pod/log`).
 pub fn singular(resource: &str) -> String {
+    if let Some((resource, subresource)) = resource.split_once('/') {
+        return format!("{}/{subresource}", singular(resource));
+    }
     // The API server's own singulars for the names that no rule below gets right.
-    const SAME: &[&str] = &["endpoints", "componentstatus"];
+    const SAME: &[&str] = &["endpoints"];
     if SAME.contains(&resource) {
         return resource.to_string();
     }
@@ -91,6 +95,10 @@ mod tests {
             ("volumesnapshots", "volumesnapshot"),
             ("configmaps", "configmap"),
             ("deployments", "deployment"),
+            ("componentstatuses", "componentstatus"),
+            ("pods/log", "pod/log"),
+            ("pods/ephemeralcontainers", "pod/ephemeralcontainers"),
+            ("nodes/proxy", "node/proxy"),
         ] {
             assert_eq!(singular(plural), one);
         }

@@ -161,13 +161,18 @@ pub fn before(now: Timestamp, age: Duration) -> Result<Timestamp, TimeError> {
     now.checked_sub(age.to_signed()).map_err(|_| TimeError::OutOfRange(format!("{age} before {now} is out of range")))
 }
 
-/// The one time-argument parser of kir: a timestamp, or an age before `now`.
-pub fn parse_time_arg(text: &str, now: Timestamp) -> Result<Timestamp, TimeError> {
+/// The one time-argument parser of kir: a timestamp, or an age before the time `clock` gives
+/// (`kir_core::now` on the command line). The clock is read only for an age, so a bad
+/// `KIR_NOW` does not refuse an absolute time.
+pub fn parse_time_arg(
+    text: &str,
+    clock: impl FnOnce() -> Result<Timestamp, TimeError>,
+) -> Result<Timestamp, TimeError> {
     if let Some(t) = parse_timestamp(text) {
         return Ok(t);
     }
     match Duration::parse(text) {
-        Ok(age) => before(now, age),
+        Ok(age) => before(clock()?, age),
         Err(TimeError::OutOfRange(m)) => Err(TimeError::OutOfRange(m)),
         Err(TimeError::Bad(_)) => Err(TimeError::Bad(format!(
             "{:?} is not a time: write RFC 3339 (2026-11-27T23:50:00Z), a date and time in UTC (2026-11-27 23:50), \
@@ -217,9 +222,9 @@ mod tests {
     #[test]
     fn ages_count_back_from_the_given_now() {
         let now = ts("2026-11-28T00:00:00Z");
-        assert_eq!(parse_time_arg("2h", now).unwrap(), ts("2026-11-27T22:00:00Z"));
-        assert_eq!(parse_time_arg("2026-11-27 23:50", now).unwrap(), ts("2026-11-27T23:50:00Z"));
-        let e = parse_time_arg("soon", now).unwrap_err();
+        assert_eq!(parse_time_arg("2h", || Ok(now)).unwrap(), ts("2026-11-27T22:00:00Z"));
+        assert_eq!(parse_time_arg("2026-11-27 23:50", || Ok(now)).unwrap(), ts("2026-11-27T23:50:00Z"));
+        let e = parse_time_arg("soon", || Ok(now)).unwrap_err();
         assert!(matches!(e, TimeError::Bad(_)) && e.to_string().contains("not a time"), "{e}");
     }
 
@@ -227,11 +232,11 @@ mod tests {
     fn huge_durations_are_out_of_range_not_panics() {
         let now = ts("2026-11-28T00:00:00Z");
         for text in ["700000w", "99999999999999999999s", "9223372036854775807w", "5300w"] {
-            let e = parse_time_arg(text, now).unwrap_err();
+            let e = parse_time_arg(text, || Ok(now)).unwrap_err();
             assert!(matches!(e, TimeError::OutOfRange(_)), "{text}: {e}");
             assert!(e.to_string().contains("out of range"), "{e}");
         }
-        assert!(parse_time_arg("5200w", now).is_ok());
+        assert!(parse_time_arg("5200w", || Ok(now)).is_ok());
         let e = before(Timestamp::MIN, Duration::from_secs(1)).unwrap_err();
         assert!(e.to_string().contains("out of range"), "{e}");
     }

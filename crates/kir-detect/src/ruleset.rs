@@ -211,6 +211,24 @@ impl RuleSet {
         Correlator::new(self.correlations.clone())
     }
 
+    /// Every finding `event` gives, one event after another through `correlator`: each matching
+    /// rule's correlation findings, then its own finding when the rule reports. This is what
+    /// `kir hunt` reports before its filters (it matches in parallel and correlates in order, the
+    /// same two steps).
+    pub fn detect(&self, correlator: &mut Correlator, event: &AuditEvent) -> Vec<Finding> {
+        let mut hits = Vec::new();
+        self.matching(event, &mut hits);
+        let mut out = Vec::new();
+        for rule in hits {
+            let finding = self.finding(rule, event);
+            out.extend(correlator.observe(rule, event, &finding));
+            if self.reports(rule) {
+                out.push(finding);
+            }
+        }
+        out
+    }
+
     /// The finding of detection rule `rule` on `event`.
     pub fn finding(&self, rule: usize, event: &AuditEvent) -> Finding {
         let meta = &self.detections[rule].meta;

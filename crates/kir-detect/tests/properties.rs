@@ -94,7 +94,6 @@ proptest! {
     ) {
         let set = load(&correlation(&format!("{n}{unit}")));
         let mut correlator = set.correlator();
-        let mut hits = Vec::new();
         for (i, t) in times.into_iter().enumerate() {
             let event = kir_audit::AuditEvent {
                 verb: "get".into(),
@@ -103,12 +102,26 @@ proptest! {
                 request_received: Some(jiff::Timestamp::from_second(t).unwrap()),
                 ..Default::default()
             };
-            hits.clear();
-            set.matching(&event, &mut hits);
-            for &rule in &hits {
-                let finding = set.finding(rule, &event);
-                let _ = correlator.observe(rule, &event, &finding);
-            }
+            let _ = set.detect(&mut correlator, &event);
         }
     }
+}
+
+#[test]
+fn detect_feeds_the_burst_and_reports_it_once_its_threshold_is_met() {
+    let set = load(&correlation("10m"));
+    let mut correlator = set.correlator();
+    let at = |s: i64| kir_audit::AuditEvent {
+        verb: "get".into(),
+        audit_id: format!("a{s}"),
+        user: kir_audit::UserInfo { username: "u".into(), ..Default::default() },
+        request_received: Some(jiff::Timestamp::from_second(1_800_000_000 + s).unwrap()),
+        ..Default::default()
+    };
+    // As in Sigma, a rule that only feeds a correlation is not reported on its own.
+    assert!(set.detect(&mut correlator, &at(0)).is_empty());
+    let second = set.detect(&mut correlator, &at(60));
+    let titles: Vec<&str> = second.iter().map(|f| f.title.as_str()).collect();
+    assert_eq!(titles, ["burst"]);
+    assert_eq!(second[0].kind, "correlation");
 }

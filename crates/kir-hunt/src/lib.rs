@@ -24,10 +24,11 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub min_severity: Option<Level>,
-    /// Rule ids, names or titles.
+    /// Rule ids, names or titles; `*` stands for any text (`kir_core::glob`), as for actors.
     pub rules: Vec<String>,
     /// User names; `*` stands for any text (`kir_core::glob`, as in the plan).
     pub actors: Vec<String>,
+    /// Namespaces; `*` stands for any text (`team-*`).
     pub namespaces: Vec<String>,
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
@@ -39,7 +40,7 @@ impl Filter {
     }
 
     fn namespace_ok(&self, namespace: Option<&str>) -> bool {
-        self.namespaces.is_empty() || namespace.is_some_and(|ns| self.namespaces.iter().any(|n| n == ns))
+        self.namespaces.is_empty() || namespace.is_some_and(|ns| self.namespaces.iter().any(|n| kir_core::glob(n, ns)))
     }
 
     fn time_ok(&self, time: Option<Timestamp>) -> bool {
@@ -52,10 +53,11 @@ impl Filter {
     pub fn keeps(&self, f: &Finding) -> bool {
         self.min_severity.is_none_or(|m| f.severity >= m)
             && (self.rules.is_empty()
-                || self
-                    .rules
-                    .iter()
-                    .any(|r| *r == f.rule_id || f.rule_name.as_deref() == Some(r) || f.title.eq_ignore_ascii_case(r)))
+                || self.rules.iter().any(|r| {
+                    kir_core::glob(r, &f.rule_id)
+                        || f.rule_name.as_deref().is_some_and(|name| kir_core::glob(r, name))
+                        || f.title.eq_ignore_ascii_case(r)
+                }))
             && self.actor_ok(&f.actor.user)
             && self.namespace_ok(f.object.namespace.as_deref())
             && self.time_ok(f.time)

@@ -23,13 +23,17 @@ struct Owned {
 }
 
 fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(why) = try_run(cmd, what) {
+        panic!("{why}");
+    }
+}
+
+fn try_run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!("{what} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 fn find_bin() -> Option<PathBuf> {
@@ -54,35 +58,45 @@ fn is_root() -> bool {
 
 impl PostgresServer {
     /// A server for `test`, or `None` (the test returns at once) when PostgreSQL is not
-    /// installed and `KIR_REQUIRE_POSTGRES` is not set: a fresh machine runs `cargo test
+    /// installed or cannot start here and `KIR_REQUIRE_POSTGRES` is not set: a fresh machine runs `cargo test
     /// --workspace` without it, and each such test says on the terminal that it was skipped.
     /// `.ci/run` sets `KIR_REQUIRE_POSTGRES=1`, where a missing server fails the test.
     pub fn start_or_skip(test: &str) -> Option<PostgresServer> {
         let required = std::env::var_os("KIR_REQUIRE_POSTGRES").is_some_and(|v| !v.is_empty() && v != "0");
-        if std::env::var_os("KIR_TEST_POSTGRES_URL").is_some() || find_bin().is_some() || required {
+        if required || std::env::var_os("KIR_TEST_POSTGRES_URL").is_some() {
             return Some(PostgresServer::start());
         }
-        crate::say_skipped(
-            test,
-            "PostgreSQL is not installed (apt-get install -y postgresql, or set KIR_TEST_POSTGRES_URL); .ci/run requires it",
-        );
-        None
+        match PostgresServer::try_start() {
+            Ok(server) => Some(server),
+            Err(why) => {
+                crate::say_skipped(test, &format!("{why}; .ci/run requires PostgreSQL"));
+                None
+            }
+        }
     }
 
     /// Starts a server (or uses `KIR_TEST_POSTGRES_URL`). Panics with what to install when
-    /// PostgreSQL is missing.
+    /// PostgreSQL is missing or cannot start.
     pub fn start() -> PostgresServer {
+        PostgresServer::try_start().unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Starts a server (or uses `KIR_TEST_POSTGRES_URL`); says why when it cannot.
+    pub fn try_start() -> Result<PostgresServer, String> {
         if let Ok(url) = std::env::var("KIR_TEST_POSTGRES_URL") {
-            return PostgresServer { admin_url: url, owned: None };
+            return Ok(PostgresServer { admin_url: url, owned: None });
         }
-        let bin = find_bin().expect(
-            "PostgreSQL is needed for the store tests: install it (apt-get install -y postgresql) \
+        let bin = find_bin().ok_or(
+            "PostgreSQL is not installed: install it (apt-get install -y postgresql) \
              or set KIR_TEST_POSTGRES_URL=postgres://USER@HOST:PORT/postgres",
-        );
+        )?;
         let as_postgres = is_root();
-        let dir = tempfile::Builder::new().prefix("kir-pg-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("kir-pg-").tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let data = dir.path().join("data");
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("free port: {e}"))?
+            .port();
         let user = if as_postgres {
             "postgres".to_string()
         } else {
@@ -90,8 +104,8 @@ impl PostgresServer {
         };
         if as_postgres {
             // initdb refuses to run as root; the data directory belongs to the postgres user.
-            run(Command::new("chown").arg("-R").arg("postgres").arg(dir.path()), "chown");
-            run(Command::new("chmod").arg("755").arg(dir.path()), "chmod");
+            try_run(Command::new("chown").arg("-R").arg("postgres").arg(dir.path()), "chown")?;
+            try_run(Command::new("chmod").arg("755").arg(dir.path()), "chmod")?;
         }
         let command = |tool: &str| -> Command {
             if as_postgres {
@@ -102,19 +116,19 @@ impl PostgresServer {
                 Command::new(bin.join(tool))
             }
         };
-        run(
+        try_run(
             command("initdb")
                 .arg("-D")
                 .arg(&data)
                 .args(["--auth=trust", "-U", &user, "--no-sync"])
                 .stdout(Stdio::null()),
             "initdb",
-        );
+        )?;
         let options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=120 -c shared_buffers=16MB -c dynamic_shared_memory_type=mmap",
             dir.path().display()
         );
-        run(
+        try_run(
             command("pg_ctl")
                 .arg("-D")
                 .arg(&data)
@@ -123,11 +137,11 @@ impl PostgresServer {
                 .arg("start")
                 .stdout(Stdio::null()),
             "pg_ctl start",
-        );
-        PostgresServer {
+        )?;
+        Ok(PostgresServer {
             admin_url: format!("postgres://{user}@127.0.0.1:{port}/postgres"),
             owned: Some(Owned { bin, data, _dir: dir, as_postgres }),
-        }
+        })
     }
 
     /// A new, empty database on this server: its URL.

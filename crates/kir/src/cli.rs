@@ -441,13 +441,14 @@ pub struct HuntArgs {
     /// Exit with code 1 when a finding at this level or above is reported.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     pub fail_on: Option<Level>,
-    /// Only these rules (id, name or title; repeatable).
+    /// Only these rules (id, name or title; `*` stands for any text in an id or name:
+    /// `secret-*`; repeatable).
     #[arg(long = "rule", value_name = "RULE")]
     pub rule: Vec<String>,
     /// Only this user (`*` stands for any text: `system:serviceaccount:ci:*`, `*@example.com`; repeatable).
     #[arg(long = "actor", value_name = "USER")]
     pub actor: Vec<String>,
-    /// Only this namespace (repeatable).
+    /// Only this namespace (`*` stands for any text: `team-*`; repeatable).
     #[arg(long = "namespace", short = 'n', value_name = "NS")]
     pub namespace: Vec<String>,
     /// Only events at or after this time: RFC 3339 (`2026-11-27T23:50:00Z`), a UTC date and time

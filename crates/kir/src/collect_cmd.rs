@@ -218,6 +218,7 @@ pub fn collect(
                 kir_cluster::Error::Unreachable(why) => {
                     UserError::usage(format!("cannot reach the cluster at {}: {why}", target.server))
                 }
+                e if e.is_connection() => UserError::usage(format!("{e} (cluster at {})", target.server)),
                 other => UserError::usage(other.to_string()),
             })?;
             if !global.quiet {
@@ -358,9 +359,18 @@ const SNAPSHOT_PLACEHOLDERS: [(&str, &str); 4] = [
 
 /// A template split into words as a POSIX shell would (quotes and backslashes, by `shlex`),
 /// but never run by one: the words become the program and its arguments. Returns the words and
-/// the placeholders they use; `None` when the quoting does not close.
+/// the placeholders they use; `None` when the quoting does not close, or when an unquoted word
+/// starts with `#`: a shell (and shlex) would drop it and the rest of the line as a comment,
+/// which is never what an argument meant (quote it: `'#tag'`).
 fn snapshot_words(template: &str) -> Option<(Vec<String>, Vec<&'static str>)> {
     let words = shlex::split(template)?;
+    // Split again with every `#` hidden: if a word went missing, a comment swallowed it.
+    const HASH: &str = "\u{1}kir-hash\u{1}";
+    let literal: Vec<String> =
+        shlex::split(&template.replace('#', HASH))?.into_iter().map(|w| w.replace(HASH, "#")).collect();
+    if literal != words {
+        return None;
+    }
     let used = SNAPSHOT_PLACEHOLDERS
         .iter()
         .filter(|(placeholder, _)| words.iter().any(|w| w.contains(placeholder)))
@@ -430,7 +440,7 @@ fn snapshot_node_disks(
     }
     let mut results = Vec::new();
     let Some((words, used)) = snapshot_words(template).filter(|(w, _)| !w.is_empty()) else {
-        report.skipped.push(format!("snapshot command: {template:?} is not a command (empty, or a quote left open)"));
+        report.skipped.push(format!("snapshot command: {template:?} is not a command (empty, a quote left open, or an unquoted word starting with #)"));
         return Ok(());
     };
     for volume in runs {
@@ -633,6 +643,10 @@ mod tests {
             ["printf", "%s|", "ip-10-0-3-17", "a ip-10-0-3-17 b", "xip-10-0-3-17y", "{ip-10-0-3-17}"]
         );
         assert!(snapshot_words("aws 'unclosed").is_none());
+        // A # word would be a comment: refused, not silently dropped; quoted it is an argument.
+        assert!(snapshot_words("snap --tag #incident {node}").is_none());
+        let (words, _) = snapshot_words("snap --tag '#incident' a#b {node}").unwrap();
+        assert_eq!(words, ["snap", "--tag", "#incident", "a#b", "{node}"]);
     }
 
     /// A value is never read again: `{node}` in a value stays, and shell text stays one argument.

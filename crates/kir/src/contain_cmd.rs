@@ -309,9 +309,17 @@ pub async fn perform(
             serde_json::json!({"failed": e.to_string(), "not_taken_back": left}).to_string()
         }
     };
-    ctx.store.finish_action(&record.id, &record.changes, ctx.now).await.map_err(|e| UserError::usage(e.to_string()))?;
-    // The preflight passed: whatever fails now failed while writing.
-    outcome.map_err(|e| UserError::action_failed(e.to_string()))?;
+    ctx.store.finish_action(&record.id, &record.changes, ctx.now).await.map_err(|e| {
+        UserError::action_failed(format!(
+            "the action ran but its record could not be finished ({e}); it is {} in kir contain list: {}",
+            record.id, record.changes
+        ))
+    })?;
+    outcome.map_err(|e| match e {
+        // A dry run changes nothing, whatever the API server said.
+        e if common.dry_run && !matches!(e, kir_cluster::Error::HalfDone { .. }) => UserError::usage(e.to_string()),
+        e => UserError::from_action(e),
+    })?;
     Ok((record, requests_of(&planned)))
 }
 
@@ -533,7 +541,11 @@ a half-done action, set them right by hand: {}",
             same_cluster(&client, &cluster, &a).await?;
             let planned = undo_plan(&client, &a).await?;
             let changes = contain::apply(&client, &planned, false).await.map_err(UserError::from_action)?;
-            store.mark_undone(action_id, &who, now).await.map_err(|e| UserError::usage(e.to_string()))?;
+            store.mark_undone(action_id, &who, now).await.map_err(|e| {
+                UserError::action_failed(format!(
+                    "the cluster was set back but the record could not say so ({e}): action {action_id} still reads as not undone"
+                ))
+            })?;
             match global.format {
                 Format::Json | Format::Jsonl => {
                     outln!("{}", serde_json::json!({"action_id": action_id, "undone": true, "changes": changes}))

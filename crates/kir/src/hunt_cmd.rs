@@ -24,8 +24,8 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
         rules: args.rule.clone(),
         actors: args.actor.clone(),
         namespaces: args.namespace.clone(),
-        since: args.since.as_deref().map(time_flag).transpose()?,
-        until: args.until.as_deref().map(time_flag).transpose()?,
+        since: args.since.as_deref().map(|t| time_flag("--since", t)).transpose()?,
+        until: args.until.as_deref().map(|t| time_flag("--until", t)).transpose()?,
     };
     let inputs = kir_audit::discover(&args.paths)?;
     if inputs.is_empty() {
@@ -147,9 +147,8 @@ pub fn read_config(path: Option<&std::path::Path>) -> Result<Placeholders, UserE
 
 /// `--since`/`--until`: the forms of `kir_core::parse_time_arg`, ages counted back from kir's
 /// clock (`KIR_NOW` when set).
-fn time_flag(text: &str) -> Result<Timestamp, UserError> {
-    let now = kir_core::now().map_err(|e| UserError::usage(e.to_string()))?;
-    kir_core::parse_time_arg(text, now).map_err(|e| UserError::usage(e.to_string()))
+fn time_flag(flag: &str, text: &str) -> Result<Timestamp, UserError> {
+    kir_core::parse_time_arg(text, kir_core::now).map_err(|e| UserError::usage(format!("{flag}: {e}")))
 }
 
 fn print_input_problems(global: &Global, report: &HuntReport) {

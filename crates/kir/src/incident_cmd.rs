@@ -22,8 +22,9 @@ pub fn now_ms() -> Result<i64, UserError> {
 /// A time argument (`--since`, `--seen`, `--now`): a time or an age before kir's clock, so
 /// drills with `KIR_NOW` see the same window.
 fn time_arg(flag: &str, text: &str) -> Result<i64, UserError> {
-    let now = kir_core::now().map_err(|e| UserError::usage(e.to_string()))?;
-    Ok(kir_core::parse_time_arg(text, now).map_err(|e| UserError::usage(format!("{flag}: {e}")))?.as_millisecond())
+    Ok(kir_core::parse_time_arg(text, kir_core::now)
+        .map_err(|e| UserError::usage(format!("{flag}: {e}")))?
+        .as_millisecond())
 }
 
 /// Who acts: `--as`, `KIR_USER`, else the login name.

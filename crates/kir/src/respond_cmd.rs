@@ -556,7 +556,7 @@ kir collect pod {} --out {} --incident {} (or put a collect-evidence step before
                 rt.block_on(record_step(store, &r, n, step, "done", json!({"results": lines}), who))?;
                 r.say(n, step, if args.dry_run { "would run" } else { "done" }, &lines.join("; "))?;
             }
-            Err(UserError { message: why, .. }) => {
+            Err(UserError { message: why, code }) => {
                 rt.block_on(record_step(store, &r, n, step, "failed", json!({"error": why}), who))?;
                 r.say(n, step, "failed", &why)?;
                 if !global.quiet && !matches!(global.format, Format::Json | Format::Jsonl) {
@@ -566,7 +566,9 @@ kir collect pod {} --out {} --incident {} (or put a collect-evidence step before
                     );
                 }
                 r.finish("failed")?;
-                return Ok(exit::ACTION_FAILED);
+                // The step's own code: 2 when it was refused before changing anything (evidence
+                // first, a missing permission), 4 when its action failed.
+                return Ok(code);
             }
         }
     }

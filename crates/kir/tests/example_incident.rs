@@ -178,3 +178,22 @@ fn one_thread_and_two_find_the_same() {
     assert!(!one.is_empty());
     assert_eq!(one, two);
 }
+
+#[test]
+fn rule_and_namespace_filters_take_the_same_patterns_as_actors() {
+    let all = findings(&[]);
+    let events = findings(&["--rule", "events-deleted"]);
+    let by_pattern = findings(&["--rule", "events-del*"]);
+    assert!(!events.is_empty());
+    assert_eq!(events, by_pattern, "--rule events-del* is --rule events-deleted here");
+    let namespaces: std::collections::BTreeSet<&str> =
+        all.iter().filter_map(|f| f["object"]["namespace"].as_str()).collect();
+    let one = *namespaces.iter().next().expect("findings name namespaces");
+    let exact = findings(&["--namespace", one]);
+    let prefix = &one[..one.len() - 1];
+    let pattern = findings(&["--namespace", &format!("{prefix}*")]);
+    assert!(!exact.is_empty());
+    assert!(pattern.len() >= exact.len(), "{prefix}* keeps every finding in {one}");
+    assert!(pattern.iter().all(|f| f["object"]["namespace"].as_str().is_some_and(|ns| ns.starts_with(prefix))));
+    assert!(findings(&["--namespace", "nowhere*"]).is_empty());
+}

@@ -672,7 +672,7 @@ fn respond_keeps_its_targets_refuses_containment_before_evidence_and_ties_approv
     let writes = e.cluster.writes().len();
     let refused =
         fresh(&["respond", "1", "--pod", P1, "--out", out_s, "--plan", plan_path.to_str().unwrap()]).output().unwrap();
-    assert_eq!(refused.status.code(), Some(4), "a step that failed (refused here) stops the playbook with 4");
+    assert_eq!(refused.status.code(), Some(2), "a step refused before changing anything stops the playbook with 2");
     let text = String::from_utf8_lossy(&refused.stdout);
     assert!(text.contains("evidence first"), "{text}");
     assert_eq!(e.cluster.writes().len(), writes, "nothing written before the evidence");

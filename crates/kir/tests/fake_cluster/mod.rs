@@ -90,8 +90,13 @@ fn status(code: u16, reason: &str, message: &str) -> (u16, String, Vec<u8>) {
     (code, "application/json".into(), serde_json::to_vec(&body).unwrap())
 }
 
-/// The API server's 404: `pods "web" not found`, whatever the name ends with.
+/// The API server's 404: `pods "web" not found`, whatever the name ends with; for a
+/// subresource (`…/pods/web/log`) it names the object the subresource belongs to.
 fn not_found(path: &str) -> (u16, String, Vec<u8>) {
+    let path = match route(path) {
+        Route::Subresource { object, .. } => object,
+        _ => path.to_string(),
+    };
     let mut parts = path.rsplit('/');
     let name = parts.next().unwrap_or_default();
     let resource = parts.next().unwrap_or_default();
@@ -104,22 +109,20 @@ fn ok(v: &Value, code: u16) -> (u16, String, Vec<u8>) {
 
 /// RFC 7386 merge: objects merge, `null` deletes, anything else replaces.
 fn merge(target: &mut Value, patch: &Value) {
-    strategic_merge(target, patch, false);
+    // A JSON merge patch has no keyed lists, so it cannot fail.
+    let _ = strategic_merge(target, patch, false);
 }
 
 /// The merge keys of the lists the API server merges in a strategic-merge patch (their
-/// `patchMergeKey` in the OpenAPI schema); every other list is replaced, as in a merge patch.
-fn merge_key(field: &str) -> Option<&'static str> {
+/// `patchMergeKey` in the OpenAPI schema); every other list is replaced whole, as in a merge
+/// patch (a node's `taints` among them: they have no merge strategy).
+fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     Some(match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "volumes"
-        | "env"
-        | "volumeMounts"
-        | "imagePullSecrets" => "name",
-        "ports" => "containerPort",
-        "taints" => "key",
+        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => "name",
+        "volumeMounts" => "mountPath",
+        // A container's ports merge on containerPort, a Service's on port.
+        "ports" if items.iter().any(|p| p.get("containerPort").is_some()) => "containerPort",
+        "ports" => "port",
         "ownerReferences" => "uid",
         "conditions" => "type",
         _ => return None,
@@ -129,48 +132,58 @@ fn merge_key(field: &str) -> Option<&'static str> {
 /// A JSON merge patch, or with `strategic` the API server's strategic merge: lists with a merge
 /// key merge element by element (an element whose key is new is appended, one with
 /// `$patch: delete` is removed), directives (`$patch`, `$retainKeys`, `$setElementOrder/…`) are
-/// not stored.
-fn strategic_merge(target: &mut Value, patch: &Value, strategic: bool) {
-    match (target.as_object_mut(), patch.as_object()) {
-        (Some(t), Some(p)) => {
-            for (k, v) in p {
-                if strategic && k.starts_with('$') {
-                    continue;
+/// not stored. A patch into a field that is missing or not an object merges into `{}`, so no
+/// `null` or directive is stored; an element of a keyed list without its key is refused, as the
+/// API server refuses it.
+fn strategic_merge(target: &mut Value, patch: &Value, strategic: bool) -> Result<(), String> {
+    let Some(p) = patch.as_object() else {
+        *target = patch.clone();
+        return Ok(());
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let t = target.as_object_mut().unwrap();
+    for (k, v) in p {
+        if strategic && k.starts_with('$') {
+            continue;
+        }
+        if v.is_null() {
+            t.remove(k);
+            continue;
+        }
+        let items = v.as_array();
+        match (items.and_then(|items| strategic.then(|| merge_key(k, items)).flatten()), items) {
+            (Some(key), Some(items)) => {
+                let list = t.entry(k.clone()).or_insert_with(|| json!([]));
+                if !list.is_array() {
+                    *list = json!([]);
                 }
-                if v.is_null() {
-                    t.remove(k);
-                    continue;
-                }
-                match (strategic.then(|| merge_key(k)).flatten(), v.as_array()) {
-                    (Some(key), Some(items)) => {
-                        let list = t.entry(k.clone()).or_insert_with(|| json!([]));
-                        if !list.is_array() {
-                            *list = json!([]);
+                let list = list.as_array_mut().unwrap();
+                for item in items {
+                    if item.get(key).is_none() {
+                        return Err(format!("map: {item} does not contain declared merge key: {key}"));
+                    }
+                    let at = list.iter().position(|e| e.get(key) == item.get(key));
+                    let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
+                    match (at, delete) {
+                        (Some(i), true) => {
+                            list.remove(i);
                         }
-                        let list = list.as_array_mut().unwrap();
-                        for item in items {
-                            let at = list.iter().position(|e| e.get(key).is_some() && e.get(key) == item.get(key));
-                            let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
-                            match (at, delete) {
-                                (Some(i), true) => {
-                                    list.remove(i);
-                                }
-                                (None, true) => {}
-                                (Some(i), false) => strategic_merge(&mut list[i], item, true),
-                                (None, false) => {
-                                    let mut fresh = json!({});
-                                    strategic_merge(&mut fresh, item, true);
-                                    list.push(fresh);
-                                }
-                            }
+                        (None, true) => {}
+                        (Some(i), false) => strategic_merge(&mut list[i], item, true)?,
+                        (None, false) => {
+                            let mut fresh = json!({});
+                            strategic_merge(&mut fresh, item, true)?;
+                            list.push(fresh);
                         }
                     }
-                    _ => strategic_merge(t.entry(k.clone()).or_insert(Value::Null), v, strategic),
                 }
             }
+            _ => strategic_merge(t.entry(k.clone()).or_insert(Value::Null), v, strategic)?,
         }
-        _ => *target = patch.clone(),
     }
+    Ok(())
 }
 
 /// What a path names, as the API server routes it: a collection, one object, or a subresource
@@ -307,7 +320,9 @@ impl State {
                 let mut next = current;
                 let strategic =
                     r.header("content-type").is_some_and(|t| t.starts_with("application/strategic-merge-patch+json"));
-                strategic_merge(&mut next, &body, strategic);
+                if let Err(why) = strategic_merge(&mut next, &body, strategic) {
+                    return status(400, "BadRequest", &why);
+                }
                 if dry_run {
                     return ok(&next, 200);
                 }
@@ -317,7 +332,7 @@ impl State {
             "POST" if path.ends_with("/eviction") => {
                 let pod = path.trim_end_matches("/eviction").to_string();
                 if !self.objects.contains_key(&pod) {
-                    return status(404, "NotFound", "pod not found");
+                    return not_found(&pod);
                 }
                 if !dry_run {
                     self.objects.remove(&pod);
@@ -517,5 +532,51 @@ impl FakeCluster {
 
     pub fn object(&self, path: &str) -> Option<Value> {
         self.state.lock().unwrap().objects.get(path).cloned()
+    }
+}
+
+/// The fake's own behaviour, checked against what the real API server does with the same patch.
+mod behaves_like_the_api_server {
+    use super::*;
+
+    #[test]
+    fn taints_are_replaced_whole_and_keyed_lists_merge_on_their_own_keys() {
+        let mut node =
+            json!({"spec": {"taints": [{"key": "a", "effect": "NoSchedule"}, {"key": "b", "effect": "NoExecute"}]}});
+        strategic_merge(&mut node, &json!({"spec": {"taints": [{"key": "a", "effect": "NoSchedule"}]}}), true).unwrap();
+        assert_eq!(node["spec"]["taints"], json!([{"key": "a", "effect": "NoSchedule"}]));
+
+        let mut pod = json!({"spec": {"containers": [{"name": "c", "volumeMounts": [{"name": "v", "mountPath": "/a"}], "ports": [{"containerPort": 80}]}]}});
+        let patch = json!({"spec": {"containers": [{"name": "c", "volumeMounts": [{"name": "v", "mountPath": "/b"}], "ports": [{"containerPort": 81}]}]}});
+        strategic_merge(&mut pod, &patch, true).unwrap();
+        assert_eq!(pod["spec"]["containers"][0]["volumeMounts"].as_array().unwrap().len(), 2, "{pod}");
+        assert_eq!(pod["spec"]["containers"][0]["ports"].as_array().unwrap().len(), 2, "{pod}");
+
+        let mut service = json!({"spec": {"ports": [{"port": 80, "name": "http"}]}});
+        strategic_merge(&mut service, &json!({"spec": {"ports": [{"port": 80, "nodePort": 30080}]}}), true).unwrap();
+        assert_eq!(service["spec"]["ports"], json!([{"port": 80, "name": "http", "nodePort": 30080}]));
+    }
+
+    #[test]
+    fn a_patch_into_a_missing_field_stores_no_nulls_or_directives() {
+        let mut pod = json!({"metadata": {"name": "p"}});
+        let patch = json!({"metadata": {"labels": {"gone": null, "kir": "isolated"}, "$retainKeys": ["labels"]}});
+        strategic_merge(&mut pod, &patch, true).unwrap();
+        assert_eq!(pod, json!({"metadata": {"name": "p", "labels": {"kir": "isolated"}}}));
+    }
+
+    #[test]
+    fn an_element_of_a_keyed_list_without_its_key_is_refused() {
+        let mut pod = json!({"spec": {"containers": [{"name": "c"}]}});
+        let err = strategic_merge(&mut pod, &json!({"spec": {"containers": [{"image": "x"}]}}), true).unwrap_err();
+        assert!(err.contains("merge key: name"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_objects_subresource_names_the_object() {
+        let (code, _, body) = not_found("/api/v1/namespaces/shop/pods/web/log");
+        assert_eq!(code, 404);
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["message"], "pods \"web\" not found");
     }
 }
