@@ -150,6 +150,34 @@ impl Planned {
     }
 }
 
+/// The permissions a playbook action needs in any namespace (`isolate-pod`, `cordon-node`, …
+/// as the plan names them), for readiness: asked cluster-wide, since the incident's namespace
+/// is not known beforehand. Actions that change nothing in the cluster need none.
+pub fn permissions_for_action(action: &str) -> Vec<Permission> {
+    const NET: &str = "networking.k8s.io";
+    let p = |verb, group, resource| Permission::new(verb, group, resource, None);
+    match action {
+        "isolate-pod" => {
+            vec![p("create", NET, "networkpolicies"), p("patch", "", "pods"), p("delete", NET, "networkpolicies")]
+        }
+        "label" => vec![p("patch", "", "pods"), p("patch", "", "nodes")],
+        "cordon-node" | "quarantine-node" => vec![p("patch", "", "nodes")],
+        "drain-node" => {
+            vec![p("patch", "", "nodes"), Permission { subresource: Some("eviction"), ..p("create", "", "pods") }]
+        }
+        "revoke-serviceaccount" | "revoke-user" => vec![
+            p("delete", RBAC, "rolebindings"),
+            p("delete", RBAC, "clusterrolebindings"),
+            p("create", RBAC, "rolebindings"),
+            p("create", RBAC, "clusterrolebindings"),
+        ],
+        "scale-down" => vec![Permission { subresource: Some("scale"), ..p("patch", "apps", "deployments") }],
+        "suspend-cronjob" => vec![p("patch", "batch", "cronjobs")],
+        "delete-pod" => vec![p("delete", "", "pods")],
+        _ => Vec::new(),
+    }
+}
+
 /// Asks the API server, for each permission, whether this identity holds it. Returns the
 /// missing ones (empty: all granted).
 pub async fn missing_permissions(client: &Client, wanted: &[Permission]) -> Result<Vec<Permission>, Error> {

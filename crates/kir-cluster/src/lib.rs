@@ -157,6 +157,12 @@ pub(crate) async fn get_json(
     })
 }
 
+/// LIST a collection (`/apis/apps/v1/deployments`) as the API server sends it; errors name
+/// `list RESOURCE` the way RBAC does.
+pub async fn list(client: &Client, path: &str, resource: &str) -> Result<serde_json::Value, Error> {
+    get_json(client, path, "list", resource, None, None).await
+}
+
 /// Percent-encodes a name or a query value for an API path.
 pub(crate) fn encode(v: &str) -> String {
     v.bytes()

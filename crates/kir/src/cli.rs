@@ -147,6 +147,15 @@ kubelet's stats summary through the API server's node proxy (nodes/proxy). One s
 again to see a pod stay pinned.\n\nExamples:\n  kir top -n shop\n  kir top --all-namespaces --alerts falco-events.json\n  \
 kir top -A --format json | jq 'select(.flags | length > 0)'")]
     Top(TopArgs),
+    /// Could we detect, investigate and contain an attack here? Readiness checks of the live
+    /// cluster (read-only) or of a dump, its API server flags and audit policy, and the plan.
+    #[command(after_help = "Each check says pass, fail, warn, or unknown when its input was not given. Offline, \
+give a dump written by:\n  kubectl get -A -o json namespaces,pods,services,serviceaccounts,deployments,daemonsets,\
+statefulsets,replicasets,jobs,cronjobs,ingresses,networkpolicies,clusterroles,clusterrolebindings,roles,rolebindings \
+> cluster-dump.json\n\nExamples:\n  kir readiness\n  kir readiness --from cluster-dump.json --apiserver-manifest \
+kube-apiserver.yaml --audit-policy policy.yaml --plan plan.yaml\n  kir readiness --from cluster-dump.json --format json \
+--fail-on high\n  kir readiness --from cluster-dump.json --format md > readiness.md")]
+    Readiness(ReadinessArgs),
     /// Containment on a live cluster, dry-run first, every action recorded and reversible.
     Contain {
         #[command(subcommand)]
@@ -233,6 +242,28 @@ kir incident approve 7 --as dana\n  kir incident approve 7 --step 3 --note \"iso
         after_help = "Examples:\n  kir incident report 7 --format html > incident-7.html\n  kir incident report 7 --format md --chart incident-7.svg"
     )]
     Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReadinessArgs {
+    /// A dump of the cluster (`kubectl get -A -o json …`, see below) instead of the live cluster.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// The kube-apiserver's static-pod manifest, or its command line in a file.
+    #[arg(long, value_name = "FILE")]
+    pub apiserver_manifest: Option<PathBuf>,
+    /// The audit policy file the API server runs with (audit.k8s.io/v1 Policy).
+    #[arg(long, value_name = "FILE")]
+    pub audit_policy: Option<PathBuf>,
+    /// The evidence signing key responders use (kir evidence keygen).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    /// Namespaces of the platform itself (default kube-system, kube-public, kube-node-lease; repeatable).
+    #[arg(long = "system-namespace", value_name = "NS")]
+    pub system_namespaces: Vec<String>,
+    /// Exit with code 1 when a check at this level or above fails.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    pub fail_on: Option<Level>,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,7 @@ mod hunt_cmd;
 mod incident_cmd;
 mod output;
 mod plan_cmd;
+mod readiness_cmd;
 mod respond_cmd;
 mod rules_cmd;
 mod top_cmd;
@@ -108,6 +109,7 @@ fn main() -> ExitCode {
         Command::Contain { command } => contain_cmd::run(&cli.global, command),
         Command::Respond(args) => respond_cmd::run(&cli.global, args),
         Command::Top(args) => top_cmd::run(&cli.global, args),
+        Command::Readiness(args) => readiness_cmd::run(&cli.global, args),
         Command::Checkpoint { command } => match command {
             cli::CheckpointCommand::Inspect(args) => checkpoint_cmd::inspect(&cli.global, args),
         },
