@@ -139,6 +139,11 @@ pub struct Stats {
     /// Requests, after the stages of each were merged.
     pub events: u64,
     pub falco_alerts: u64,
+    /// The earliest and latest times anything was logged (a stage's time, else the request's:
+    /// a watch that began before the log did is not its start). A drill moves the recording by
+    /// the first.
+    pub first_event: Option<Timestamp>,
+    pub last_event: Option<Timestamp>,
     #[serde(serialize_with = "skip_counts")]
     pub skipped: SkipReport,
 }
@@ -438,6 +443,11 @@ impl<'a> Pipeline<'a> {
     /// Counts a request, feeds correlations, keeps findings and the timeline.
     fn record(&mut self, event: &AuditEvent, findings: Vec<(usize, Finding)>) {
         self.report.stats.events += 1;
+        if let Some(t) = event.stage_time.or(event.request_received) {
+            let stats = &mut self.report.stats;
+            stats.first_event = Some(stats.first_event.map_or(t, |f| f.min(t)));
+            stats.last_event = Some(stats.last_event.map_or(t, |l| l.max(t)));
+        }
         let filter = &self.options.filter;
         let mut on_event: Vec<(String, Level)> = Vec::new();
         for (rule, finding) in findings {

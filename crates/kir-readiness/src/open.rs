@@ -209,8 +209,7 @@ pub fn checks(input: &Input, system: &[String]) -> Vec<Check> {
         let backends = ingress_services(i);
         let ns = namespace(i).unwrap_or("");
         let through = inv.of_kind("Service").filter(|s| namespace(s) == Some(ns) && backends.contains(name(s)));
-        if is_console(i) || through.into_iter().any(|s| is_console(s) || selected_pods(s, &pods).any(is_console))
-        {
+        if is_console(i) || through.into_iter().any(|s| is_console(s) || selected_pods(s, &pods).any(is_console)) {
             exposed.push(reference(i));
         }
     }

@@ -63,6 +63,8 @@ pub struct Metrics {
     pub by_severity: BTreeMap<String, Measures>,
     pub closed_as: BTreeMap<String, usize>,
     pub false_positive_rules: Vec<RuleNoise>,
+    /// Incidents opened by drills (`kir drill run`): measured beside the real ones, never mixed in.
+    pub drills: Measures,
 }
 
 fn measures(incidents: &[&Incident]) -> Measures {
@@ -83,11 +85,13 @@ fn measures(incidents: &[&Incident]) -> Measures {
 /// Metrics over incidents opened at or after `since_ms`. Duplicates are left out: they would
 /// count one incident twice.
 pub fn metrics(incidents: &[Incident], findings: &[StoredFinding], since_ms: Option<i64>) -> Metrics {
-    let chosen: Vec<&Incident> = incidents
+    let in_window: Vec<&Incident> = incidents
         .iter()
         .filter(|i| since_ms.is_none_or(|s| i.created_at >= s))
         .filter(|i| i.close_reason.as_deref() != Some("duplicate"))
         .collect();
+    let drills: Vec<&Incident> = in_window.iter().copied().filter(|i| i.drill_id.is_some()).collect();
+    let chosen: Vec<&Incident> = in_window.into_iter().filter(|i| i.drill_id.is_none()).collect();
     let mut by_type: BTreeMap<String, Vec<&Incident>> = BTreeMap::new();
     let mut by_severity: BTreeMap<String, Vec<&Incident>> = BTreeMap::new();
     let mut closed_as: BTreeMap<String, usize> = BTreeMap::new();
@@ -134,6 +138,7 @@ pub fn metrics(incidents: &[Incident], findings: &[StoredFinding], since_ms: Opt
         by_severity: by_severity.into_iter().map(|(k, v)| (k, measures(&v))).collect(),
         closed_as,
         false_positive_rules,
+        drills: measures(&drills),
     }
 }
 
@@ -168,6 +173,9 @@ pub fn metrics_markdown(m: &Metrics) -> String {
     md.push_str("## All incidents\n\n");
     md.push_str(header);
     row(&mut md, "all", &m.overall);
+    if m.drills.incidents > 0 {
+        row(&mut md, "drills (not counted above)", &m.drills);
+    }
     md.push_str("\n## By type\n\n");
     md.push_str(header);
     for (k, v) in &m.by_type {

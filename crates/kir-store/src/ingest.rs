@@ -62,6 +62,31 @@ struct Item<'a> {
 impl Store {
     /// Attaches findings to incidents as `plan` says. `now` is the discovery time.
     pub async fn ingest(&self, plan: &Plan, findings: &[Finding], who: &str, now: i64) -> Result<IngestReport> {
+        self.ingest_into(plan, findings, who, now, None).await
+    }
+
+    /// As [`Store::ingest`], for drill `drill`: its incidents are its own (source `drill`, title
+    /// `DRILL: …`, grouped apart), so a drill never joins, updates or is joined by a real
+    /// incident.
+    pub async fn ingest_drill(
+        &self,
+        plan: &Plan,
+        findings: &[Finding],
+        who: &str,
+        now: i64,
+        drill: i64,
+    ) -> Result<IngestReport> {
+        self.ingest_into(plan, findings, who, now, Some(drill)).await
+    }
+
+    async fn ingest_into(
+        &self,
+        plan: &Plan,
+        findings: &[Finding],
+        who: &str,
+        now: i64,
+        drill: Option<i64>,
+    ) -> Result<IngestReport> {
         let mut report = IngestReport::default();
         let mut groups: BTreeMap<String, Vec<Item>> = BTreeMap::new();
         let mut seen = std::collections::HashSet::new();
@@ -78,14 +103,18 @@ impl Store {
                 continue;
             }
             let time = f.time.map(|t| t.as_millisecond()).unwrap_or(now);
-            groups.entry(routed.group_key.clone()).or_default().push(Item { finding: f, fingerprint, routed, time });
+            let key = match drill {
+                Some(d) => format!("{DRILL_PREFIX}{d}:{}", routed.group_key),
+                None => routed.group_key.clone(),
+            };
+            groups.entry(key).or_default().push(Item { finding: f, fingerprint, routed, time });
         }
         for items in groups.values_mut() {
             items.sort_by_key(|i| i.time);
         }
         // Controllers' findings last: they follow incidents the other groups may open now.
         let mut ordered: Vec<(String, Vec<Item>)> = groups.into_iter().collect();
-        ordered.sort_by_key(|(key, _)| key.starts_with(kir_plan::route::DELEGATE_PREFIX));
+        ordered.sort_by_key(|(key, _)| plain_key(key).starts_with(kir_plan::route::DELEGATE_PREFIX));
         // One transaction per group keeps the lock short for concurrent writers.
         for (key, items) in ordered {
             let plan = plan.clone();
@@ -94,7 +123,7 @@ impl Store {
                 let mut tx = self.lock().await?;
                 let r = async {
                     let c = tx.conn();
-                    ingest_group(c, &plan, &key, &items, &who, now).await
+                    ingest_group(c, &plan, &key, &items, &who, now, drill).await
                 }
                 .await;
                 tx.finish(r).await
@@ -113,6 +142,17 @@ impl Store {
     }
 }
 
+/// What a drill incident's title starts with, wherever it is shown or sent.
+pub const DRILL_TITLE: &str = "DRILL: ";
+
+/// Group keys of a drill start with this, then the drill's id and a colon.
+pub const DRILL_PREFIX: &str = "drill:";
+
+/// The plan's group key, without a drill's prefix.
+fn plain_key(key: &str) -> &str {
+    key.strip_prefix(DRILL_PREFIX).and_then(|rest| rest.split_once(':')).map_or(key, |(_, k)| k)
+}
+
 async fn ingest_group(
     c: &mut AnyConnection,
     plan: &Plan,
@@ -120,6 +160,7 @@ async fn ingest_group(
     items: &[Item<'_>],
     who: &str,
     now: i64,
+    drill: Option<i64>,
 ) -> Result<IngestReport> {
     let mut report = IngestReport::default();
     let window = plan.grouping.window.as_millis();
@@ -131,15 +172,17 @@ async fn ingest_group(
     .bind(key)
     .fetch_all(&mut *c)
     .await?;
-    if let Some(namespace) = key.strip_prefix(kir_plan::route::DELEGATE_PREFIX) {
-        // A controller's findings follow the open incident that already touched its namespace.
+    if let Some(namespace) = plain_key(key).strip_prefix(kir_plan::route::DELEGATE_PREFIX) {
+        // A controller's findings follow the open incident that already touched its namespace
+        // (a drill's only its own drill's, a real one's only real ones).
         let linked: Vec<Incident> = sqlx::query_as(concat!(
             "SELECT ",
             incident_columns!(),
-            " FROM incidents WHERE state IN ('new', 'acknowledged', 'contained') AND id IN \
+            " FROM incidents WHERE state IN ('new', 'acknowledged', 'contained') AND COALESCE(drill_id, 0) = $2 AND id IN \
              (SELECT incident_id FROM findings WHERE namespace = $1) ORDER BY updated_at, id"
         ))
         .bind(namespace)
+        .bind(drill.unwrap_or(0))
         .fetch_all(&mut *c)
         .await?;
         for i in linked {
@@ -173,7 +216,7 @@ async fn ingest_group(
                 span.0
             }
             None if item.routed.opens => {
-                let id = create_incident(c, plan, key, item, who, now).await?;
+                let id = create_incident(c, plan, key, item, who, now, drill).await?;
                 report.opened.push(id);
                 spans.push((id, item.time, item.time));
                 id
@@ -222,6 +265,7 @@ async fn create_incident(
     item: &Item<'_>,
     who: &str,
     now: i64,
+    drill: Option<i64>,
 ) -> Result<i64> {
     let f = item.finding;
     let severity = item.routed.severity;
@@ -232,12 +276,17 @@ async fn create_incident(
     } else {
         f.actor.user.clone()
     };
-    let title = format!("{}: {} ({actor})", plan.type_title(&item.routed.incident_type), f.title);
+    let title = format!(
+        "{}{}: {} ({actor})",
+        if drill.is_some() { DRILL_TITLE } else { "" },
+        plan.type_title(&item.routed.incident_type),
+        f.title
+    );
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO incidents (title, incident_type, severity, state, owner_role, owner_person, group_key, source, \
+        "INSERT INTO incidents (title, incident_type, severity, state, owner_role, owner_person, group_key, \
          reported_by, description, plan_name, plan_digest, policy_id, policy_json, cycle, cycle_started_at, \
-         first_event_at, last_event_at, created_at, updated_at, finding_count) \
-         VALUES ($1, $2, $3, 'new', $4, NULL, $5, 'findings', $6, NULL, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15, 0) RETURNING id",
+         first_event_at, last_event_at, created_at, updated_at, finding_count, source, drill_id) \
+         VALUES ($1, $2, $3, 'new', $4, NULL, $5, $6, NULL, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15, 0, $16, $17) RETURNING id",
     )
     .bind(&title)
     .bind(&item.routed.incident_type)
@@ -254,6 +303,8 @@ async fn create_incident(
     .bind(item.time)
     .bind(now)
     .bind(now)
+    .bind(if drill.is_some() { "drill" } else { "findings" })
+    .bind(drill)
     .fetch_one(&mut *c)
     .await?;
     let message = format!(
@@ -347,11 +398,11 @@ async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i6
     }
     let severity = plan.raised_severity(severity, tactics.len(), rules.len());
     let incident_type = match typed {
-        Some((_, t)) if inc.source == "findings" => t.to_string(),
+        Some((_, t)) if inc.from_findings() => t.to_string(),
         _ => inc.incident_type.clone(),
     };
     let mut title = inc.title.clone();
-    if inc.source == "findings"
+    if inc.from_findings()
         && let Some((_, finding_title)) = strongest
     {
         let subject = inc
@@ -360,7 +411,8 @@ async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i6
             .filter(|_| inc.title.ends_with(')'))
             .map(|i| inc.title[i..].to_string())
             .unwrap_or_default();
-        title = format!("{}: {finding_title}{subject}", plan.type_title(&incident_type));
+        let drill = if inc.drill_id.is_some() { DRILL_TITLE } else { "" };
+        title = format!("{drill}{}: {finding_title}{subject}", plan.type_title(&incident_type));
     }
     if incident_type != inc.incident_type {
         let message = format!("type changed from {} to {incident_type}", inc.incident_type);

@@ -14,6 +14,7 @@
 //!   happened) and discovery time (when kir saw it) are kept apart.
 
 mod actions;
+mod drills;
 mod ingest;
 mod model;
 mod schema;
@@ -25,7 +26,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection};
 
 pub use actions::{ActionRecord, PENDING};
-pub use ingest::{IngestReport, fingerprint};
+pub use drills::Drill;
+pub use ingest::{DRILL_PREFIX, IngestReport, fingerprint};
 pub use model::*;
 
 #[derive(Debug, thiserror::Error)]

@@ -122,18 +122,25 @@ pub struct Incident {
     pub closed_at: Option<i64>,
     pub close_reason: Option<String>,
     pub finding_count: i64,
+    /// The drill this incident was opened by (`kir drill run`); `None` for a real incident.
+    pub drill_id: Option<i64>,
 }
 
 macro_rules! incident_columns {
     () => {
         "id, title, incident_type, severity, state, owner_role, owner_person, group_key, \
 source, reported_by, description, plan_name, plan_digest, policy_id, policy_json, cycle, cycle_started_at, first_event_at, \
-last_event_at, created_at, updated_at, acknowledged_at, contained_at, resolved_at, closed_at, close_reason, finding_count"
+last_event_at, created_at, updated_at, acknowledged_at, contained_at, resolved_at, closed_at, close_reason, finding_count, drill_id"
     };
 }
 pub(crate) use incident_columns;
 
 impl Incident {
+    /// Opened from findings (a hunt, a live stream, or a drill), not reported by a person.
+    pub fn from_findings(&self) -> bool {
+        matches!(self.source.as_str(), "findings" | "drill")
+    }
+
     pub fn state(&self) -> State {
         self.state.parse().unwrap_or(State::New)
     }

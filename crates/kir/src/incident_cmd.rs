@@ -52,7 +52,7 @@ pub fn store_url(global: &Global) -> Result<String, UserError> {
     Ok(format!("sqlite:{}", base.join("kir").join("kir.db").display()))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -60,7 +60,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, UserError> {
         .map_err(|e| UserError::usage(format!("cannot start the async runtime: {e}")))
 }
 
-async fn open_store(global: &Global) -> Result<Store, UserError> {
+pub async fn open_store(global: &Global) -> Result<Store, UserError> {
     let url = store_url(global)?;
     Store::open(&url).await.map_err(|e| UserError::usage(e.to_string()))
 }
@@ -146,7 +146,13 @@ fn notice_for(plan: &Plan, inc: &Incident, f: &Fired, now: i64) -> Notice {
 }
 
 /// Fires due escalations and sends their notifications; every attempt goes on the timeline.
-async fn tick_and_notify(store: &Store, plan: &Plan, now: i64, notify: bool, who: &str) -> Result<usize, UserError> {
+pub async fn tick_and_notify(
+    store: &Store,
+    plan: &Plan,
+    now: i64,
+    notify: bool,
+    who: &str,
+) -> Result<usize, UserError> {
     let fired = store.tick(now).await.map_err(|e| UserError::usage(e.to_string()))?;
     let sent = send_for(store, plan, &fired, now, notify, who).await?;
     if sent.failed > 0 {
@@ -280,7 +286,7 @@ pub fn run(global: &Global, command: &IncidentCommand) -> Result<u8, UserError> 
     })
 }
 
-fn store_err(e: kir_store::StoreError) -> UserError {
+pub fn store_err(e: kir_store::StoreError) -> UserError {
     UserError::usage(e.to_string())
 }
 

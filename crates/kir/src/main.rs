@@ -18,6 +18,7 @@ mod checkpoint_cmd;
 mod cli;
 mod collect_cmd;
 mod contain_cmd;
+mod drill_cmd;
 mod evidence_cmd;
 mod forensics_cmd;
 mod hunt_cmd;
@@ -110,6 +111,7 @@ fn main() -> ExitCode {
         Command::Respond(args) => respond_cmd::run(&cli.global, args),
         Command::Top(args) => top_cmd::run(&cli.global, args),
         Command::Readiness(args) => readiness_cmd::run(&cli.global, args),
+        Command::Drill { command } => drill_cmd::run(&cli.global, command),
         Command::Checkpoint { command } => match command {
             cli::CheckpointCommand::Inspect(args) => checkpoint_cmd::inspect(&cli.global, args),
         },
