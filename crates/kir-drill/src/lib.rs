@@ -186,6 +186,18 @@ pub fn outcome(run: &Run) -> Outcome {
     }
 }
 
+/// One answer of a tabletop exercise (`kir drill run --tabletop`): who did a playbook step of
+/// a drill incident, what they said they did, and when.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    pub incident: i64,
+    pub step: usize,
+    pub action: &'static str,
+    pub who: String,
+    pub answer: String,
+    pub at: String,
+}
+
 /// One step of the response to a drill incident, against the plan's target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {

@@ -12,6 +12,7 @@ pub mod inventory;
 mod open;
 pub mod rbac;
 mod respond;
+pub mod rules;
 mod see;
 
 use kir_detect::Level;
@@ -155,6 +156,8 @@ pub struct Input<'a> {
     /// Namespaces whose workloads are the platform's own (privileged agents, no NetworkPolicy
     /// expected). Default: [`SYSTEM_NAMESPACES`].
     pub system_namespaces: Vec<String>,
+    /// The rules that will run (the pack and the user's): checked against the audit policy.
+    pub rules: Option<&'a kir_detect::RuleSet>,
     /// `--sign-key`: whether the evidence signing key loads.
     pub evidence_key: Option<Result<(), String>>,
     /// Live only: the permissions the containment actions need that were refused (from

@@ -159,6 +159,28 @@ pub fn checks(input: &Input) -> Vec<Check> {
         }
     }
 
+    let blind = Check::new(
+        "rules-blind-under-policy",
+        "Every detection rule can fire under the audit policy",
+        Area::See,
+        Level::Medium,
+    );
+    out.push(match (input.audit_policy, input.rules) {
+        (None, _) => blind.unknown("no audit policy given (--audit-policy)"),
+        (Some(_), None) => blind.unknown("no rules given"),
+        (Some(policy), Some(rules)) => {
+            let found = crate::rules::blind_rules(rules, policy);
+            let detail = found.iter().map(|(_, why)| why.as_str()).collect::<Vec<_>>().join("; ");
+            blind.verdict(
+                Status::Fail,
+                found.into_iter().map(|(rule, _)| rule).collect(),
+                format!("these rules cannot fire: {detail}"),
+                "every rule that names its resources sees them at the level it needs",
+                "log those resources at the level named (Request for rules that read a pod spec or a CSR), before the policy's catch-all rule",
+            )
+        }
+    });
+
     let sensor = Check::new("runtime-sensor", "A runtime sensor runs on every node", Area::See, Level::High);
     out.push(match input.inventory {
         None => sensor.unknown("no cluster inventory (--from, or the live cluster)"),

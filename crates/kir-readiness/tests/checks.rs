@@ -229,6 +229,27 @@ fn the_api_server_manifest_and_audit_policies_are_read_from_real_shapes() {
     assert_eq!(check(&leaky, "audit-policy-secret-bodies").status, Status::Fail);
     assert_eq!(check(&leaky, "audit-policy-coverage").status, Status::Pass);
 
+    // The pack against the policies: everything logged at RequestResponse lets every rule fire;
+    // the good policy logs RBAC bodies and pod specs; the blind one hides exec and RBAC.
+    let pack = kir_detect::RuleSet::builtin(&Default::default());
+    let with_rules = |policy: &str| {
+        let policy = AuditPolicy::parse(&read(policy)).unwrap();
+        assess(&Input { audit_policy: Some(&policy), rules: Some(&pack), ..Default::default() })
+    };
+    assert_eq!(check(&with_rules("audit-policy-logs-secrets.yaml"), "rules-blind-under-policy").status, Status::Pass);
+    let good_rules = with_rules("audit-policy-good.yaml");
+    let c = check(&good_rules, "rules-blind-under-policy");
+    assert!(!c.objects.iter().any(|o| o.contains("privileged")), "pod specs are logged at Request: {c:?}");
+    let blind_rules = with_rules("audit-policy-blind.yaml");
+    let c = check(&blind_rules, "rules-blind-under-policy");
+    assert_eq!(c.status, Status::Fail);
+    assert!(c.objects.iter().any(|o| o.contains("exec")), "exec is not logged: {:?}", c.objects);
+    assert!(
+        !c.objects.iter().any(|o| o.contains("privileged-container")),
+        "pods are logged with their bodies: {:?}",
+        c.objects
+    );
+
     let blind = run("audit-policy-blind.yaml");
     let c = check(&blind, "audit-policy-coverage");
     assert_eq!(c.status, Status::Fail);

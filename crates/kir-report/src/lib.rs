@@ -13,7 +13,7 @@ use std::fmt::Write;
 use kir_store::{Incident, Ioc, StoredFinding, TimelineEntry, rfc3339};
 
 pub use chart::timeline_svg;
-pub use metrics::{Metrics, Stat, metrics, metrics_markdown};
+pub use metrics::{Metrics, Period, Stat, metrics, metrics_markdown, trend_svg};
 
 /// Everything the store knows about one incident.
 pub struct IncidentRecord {

@@ -287,6 +287,12 @@ pub struct DrillRunArgs {
     /// Page the plan's real channels (off by default: a drill must not wake the on-call).
     #[arg(long)]
     pub notify: bool,
+    /// Tabletop: walk the team through each drill incident's playbook, step by step, asking on
+    /// the terminal (stdin) who does it and what they did; every answer goes on the incident's
+    /// timeline with its time, the first acknowledges the incident and a containment step done
+    /// contains it. An empty answer skips the step; end of input stops.
+    #[arg(long)]
+    pub tabletop: bool,
     #[command(flatten)]
     pub source: RuleSource,
 }
@@ -311,6 +317,9 @@ pub struct ReadinessArgs {
     /// Exit with code 1 when a check at this level or above fails.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     pub fail_on: Option<Level>,
+    /// The rules checked against the audit policy (the built-in pack, and yours with --rules).
+    #[command(flatten)]
+    pub source: RuleSource,
 }
 
 #[derive(Debug, Args)]

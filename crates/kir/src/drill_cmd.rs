@@ -156,7 +156,14 @@ fn run_drill(global: &Global, args: &DrillRunArgs) -> Result<u8, UserError> {
                 tick_and_notify(&store, &plan, now, args.notify, &actor).await?;
             }
         }
-        let incidents = store.drill_incidents(drill).await.map_err(store_err)?;
+        let mut incidents = store.drill_incidents(drill).await.map_err(store_err)?;
+        let answers = if args.tabletop {
+            let answers = tabletop(&store, &plan, &incidents, start.as_millisecond()).await?;
+            incidents = store.drill_incidents(drill).await.map_err(store_err)?;
+            Some(answers)
+        } else {
+            None
+        };
         let outcome = kir_drill::outcome(&kir_drill::Run {
             drill,
             scenario: &name,
@@ -168,15 +175,18 @@ fn run_drill(global: &Global, args: &DrillRunArgs) -> Result<u8, UserError> {
             incidents: &incidents,
             notified: args.notify,
         });
-        let value = serde_json::to_value(&outcome)?;
+        let mut value = serde_json::to_value(&outcome)?;
+        if let Some(a) = answers {
+            value["tabletop"] = serde_json::to_value(a)?;
+        }
         let finished = now_ms()?.max(start.as_millisecond());
         store.finish_drill(drill, &value, finished).await.map_err(store_err)?;
         store.shutdown().await;
-        Ok::<_, UserError>((outcome, incidents))
+        Ok::<_, UserError>((outcome, incidents, value))
     })?;
-    let (outcome, incidents) = outcome;
+    let (outcome, incidents, value) = outcome;
     match global.format {
-        Format::Json | Format::Jsonl => outln!("{}", serde_json::to_string(&outcome)?),
+        Format::Json | Format::Jsonl => outln!("{}", serde_json::to_string(&value)?),
         _ => {
             outln!(
                 "drill {} ({}): {}",
@@ -206,6 +216,73 @@ fn run_drill(global: &Global, args: &DrillRunArgs) -> Result<u8, UserError> {
         }
     }
     Ok(exit::OK)
+}
+
+/// Asks, on stderr, who does each step of each incident's playbook and what they did; reads
+/// the answers from stdin. The wall clock times them, from the drill's start.
+async fn tabletop(
+    store: &kir_store::Store,
+    plan: &kir_plan::Plan,
+    incidents: &[kir_store::Incident],
+    start_ms: i64,
+) -> Result<Vec<kir_drill::Answer>, UserError> {
+    use std::io::BufRead;
+    let began = std::time::Instant::now();
+    let now = || start_ms + began.elapsed().as_millis() as i64;
+    let mut lines = std::io::stdin().lock().lines();
+    let mut ask = |question: &str| -> Option<String> {
+        eprint!("{question} > ");
+        lines.next().and_then(Result::ok).map(|l| l.trim().to_string())
+    };
+    let mut answers = Vec::new();
+    'incidents: for inc in incidents {
+        let Ok(playbook) = crate::respond_cmd::playbook_for(plan, &inc.incident_type) else {
+            eprintln!("incident #{} ({}): the plan has no playbook for it", inc.id, inc.incident_type);
+            continue;
+        };
+        eprintln!(
+            "\nincident #{} {} {}\nplaybook {}: {}",
+            inc.id,
+            inc.severity.to_uppercase(),
+            inc.title,
+            playbook.id,
+            playbook.title
+        );
+        for (i, step) in playbook.steps.iter().enumerate() {
+            let n = i + 1;
+            let title = step.title.clone().unwrap_or_else(|| step.action.as_str().to_string());
+            let approval = step.approval.as_deref().map(|r| format!(" (approval: {r})")).unwrap_or_default();
+            eprintln!("step {n}/{} {}: {title}{approval}", playbook.steps.len(), step.action.as_str());
+            let Some(who) = ask("  who does it?") else { break 'incidents };
+            if who.is_empty() {
+                eprintln!("  skipped");
+                continue;
+            }
+            let Some(answer) = ask("  what was done?") else { break 'incidents };
+            let at = now();
+            let text = format!("tabletop: step {n} {} by {who}: {answer}", step.action.as_str());
+            store.note(inc.id, &text, &who, at).await.map_err(store_err)?;
+            let current = store.incident(inc.id).await.map_err(store_err)?;
+            if current.acknowledged_at.is_none() {
+                store.acknowledge(inc.id, &who, at).await.map_err(store_err)?;
+            }
+            if step.action.contains() && current.contained_at.is_none() {
+                store
+                    .contain(inc.id, &who, at, Some(format!("tabletop step {n}: {answer}")))
+                    .await
+                    .map_err(store_err)?;
+            }
+            answers.push(kir_drill::Answer {
+                incident: inc.id,
+                step: n,
+                action: step.action.as_str(),
+                who,
+                answer,
+                at: kir_store::rfc3339(at),
+            });
+        }
+    }
+    Ok(answers)
 }
 
 fn report(global: &Global, id: i64) -> Result<u8, UserError> {

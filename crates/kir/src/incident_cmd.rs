@@ -745,7 +745,12 @@ pub fn metrics(global: &Global, args: &MetricsArgs) -> Result<u8, UserError> {
     })?;
     match global.format {
         Format::Json | Format::Jsonl => outln!("{}", serde_json::to_string_pretty(&m)?),
-        Format::Html => out!("{}", kir_plan::render::html_page("Response metrics", &kir_report::metrics_markdown(&m))),
+        Format::Html => {
+            // The chart is kir's own markup, added after the Markdown (which lets none through).
+            let page = kir_plan::render::html_page("Response metrics", &kir_report::metrics_markdown(&m));
+            let chart = kir_report::trend_svg(&m);
+            out!("{}", page.replacen("<h2>Week by week</h2>", &format!("<h2>Week by week</h2>\n{chart}"), 1))
+        }
         _ => out!("{}", kir_report::metrics_markdown(&m)),
     }
     Ok(exit::OK)

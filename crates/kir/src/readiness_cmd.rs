@@ -37,6 +37,7 @@ pub fn run(global: &Global, args: &ReadinessArgs) -> Result<u8, UserError> {
             (None, problems.iter().filter(|p| p.is_error()).map(|p| format!("{}: {}", p.field, p.message)).collect())
         }
     };
+    let rules = crate::hunt_cmd::load_rules(&args.source, global)?;
     let evidence_key =
         args.sign_key.as_deref().map(|p| kir_evidence::load_key(p).map(|_| ()).map_err(|e| e.to_string()));
 
@@ -60,6 +61,7 @@ pub fn run(global: &Global, args: &ReadinessArgs) -> Result<u8, UserError> {
         audit_policy: policy.as_ref(),
         plan: plan.as_ref().zip(plan_text.as_deref()),
         plan_errors,
+        rules: Some(&rules),
         system_namespaces: args.system_namespaces.clone(),
         evidence_key,
         permissions,

@@ -25,7 +25,7 @@ fn store_err(e: kir_store::StoreError) -> UserError {
 }
 
 /// The incident's playbook, from its type.
-fn playbook_for<'p>(plan: &'p Plan, incident_type: &str) -> Result<&'p Playbook, UserError> {
+pub fn playbook_for<'p>(plan: &'p Plan, incident_type: &str) -> Result<&'p Playbook, UserError> {
     let t = plan.types.iter().find(|t| t.id == incident_type).ok_or_else(|| {
         UserError::usage(format!("the plan has no incident type {incident_type:?} (kir plan render lists the types)"))
     })?;

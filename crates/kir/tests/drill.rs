@@ -186,3 +186,68 @@ fn speed_replays_in_scaled_real_time_and_bad_input_is_refused() {
     std::fs::write(&empty, "not an audit log\n").unwrap();
     kir_at(home.path(), &store).args(["drill", "run", "--replay"]).arg(&empty).assert().code(2);
 }
+
+#[test]
+fn metrics_show_drills_week_by_week_with_a_chart() {
+    let home = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", home.path().join("kir.db").display());
+    let at = |now: &str, args: &[&str]| {
+        let mut c = kir_at(home.path(), &store);
+        c.env("KIR_NOW", now).args(args);
+        c
+    };
+    // Two drills a week apart; the second is worked faster.
+    for (start, ack, contain) in [
+        ("2026-11-23T10:00:00Z", "2026-11-23T10:20:00Z", "2026-11-23T11:00:00Z"),
+        ("2026-11-30T10:00:00Z", "2026-11-30T10:05:00Z", "2026-11-30T10:15:00Z"),
+    ] {
+        let out = stdout_of(&mut at(start, &["drill", "run", "stratus-privileged-pod", "--format", "json"]));
+        let o: Value = serde_json::from_str(&out).unwrap();
+        let id = o["incidents"][0].as_i64().unwrap().to_string();
+        at(ack, &["incident", "ack", &id]).assert().success();
+        at(contain, &["incident", "contain", &id]).assert().success();
+    }
+    let m: Value =
+        serde_json::from_str(&stdout_of(&mut at("2026-12-01T00:00:00Z", &["metrics", "--format", "json"]))).unwrap();
+    let trend = m["trend"].as_array().unwrap();
+    assert_eq!(trend.iter().map(|p| p["week"].as_str().unwrap()).collect::<Vec<_>>(), ["2026-W48", "2026-W49"]);
+    assert_eq!(trend[0]["drills"]["time_to_contain"]["median_ms"], 3_600_000);
+    assert_eq!(trend[1]["drills"]["time_to_contain"]["median_ms"], 900_000);
+    assert_eq!(trend[1]["real"]["incidents"], 0);
+    let html = stdout_of(&mut at("2026-12-01T00:00:00Z", &["metrics", "--format", "html"]));
+    assert!(html.contains("<svg") && html.contains("<polyline"), "a chart of the trend");
+}
+
+#[test]
+fn a_tabletop_records_who_answered_what_and_when_and_the_report_measures_it() {
+    let home = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", home.path().join("kir.db").display());
+    // Step 1 by dana, step 2 skipped, step 3 (isolate-pod, a containment) by lee, then the input ends.
+    let out = kir_at(home.path(), &store)
+        .args(["drill", "run", "stratus-privileged-pod", "--tabletop", "--format", "json"])
+        .write_stdin("dana\ncollected the pod and its node\n\nlee\nisolated it with kir contain isolate\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let prompts = String::from_utf8_lossy(&out.stderr);
+    assert!(prompts.contains("step 1/") && prompts.contains("who does it?"), "{prompts}");
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let answers = o["tabletop"].as_array().unwrap();
+    assert_eq!(answers.len(), 2, "{o}");
+    assert_eq!((answers[0]["who"].as_str(), answers[0]["step"].as_u64()), (Some("dana"), Some(1)));
+    assert_eq!((answers[1]["who"].as_str(), answers[1]["action"].as_str()), (Some("lee"), Some("isolate-pod")));
+    let id = o["incidents"][0].as_i64().unwrap().to_string();
+    let shown = stdout_of(kir_at(home.path(), &store).args(["incident", "show", &id]));
+    assert!(shown.contains("tabletop: step 1 collect-evidence by dana: collected the pod and its node"), "{shown}");
+    let report: Value = serde_json::from_str(&stdout_of(kir_at(home.path(), &store).args([
+        "drill",
+        "report",
+        &o["drill"].to_string(),
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    let steps = &report["incidents"][0]["steps"];
+    assert_eq!(steps[0]["verdict"], "met", "the first answer acknowledged it: {report}");
+    assert!(steps[1]["after_s"].as_f64().is_some(), "the containment step contained it: {report}");
+}
