@@ -156,6 +156,9 @@ pub struct Input<'a> {
     /// Namespaces whose workloads are the platform's own (privileged agents, no NetworkPolicy
     /// expected). Default: [`SYSTEM_NAMESPACES`].
     pub system_namespaces: Vec<String>,
+    /// Audit events per second at the busiest hour (`--event-rate`), against the webhook's
+    /// batch settings.
+    pub event_rate: Option<f64>,
     /// The rules that will run (the pack and the user's): checked against the audit policy.
     pub rules: Option<&'a kir_detect::RuleSet>,
     /// `--sign-key`: whether the evidence signing key loads.

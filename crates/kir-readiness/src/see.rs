@@ -98,6 +98,49 @@ pub fn checks(input: &Input) -> Vec<Check> {
         },
     });
 
+    let webhook = Check::new(
+        "audit-webhook-capacity",
+        "The audit webhook keeps up with the cluster's events",
+        Area::See,
+        Level::Medium,
+    );
+    out.push(match input.flags {
+        None => webhook.unknown("no API server manifest given"),
+        Some(f) if f.get("audit-webhook-config-file").is_none() => webhook.unknown("no audit webhook is configured"),
+        Some(f) => {
+            let number = |name: &str, default: f64| f.get(name).and_then(|v| v.parse::<f64>().ok()).unwrap_or(default);
+            let mode = f.get("audit-webhook-mode").unwrap_or("batch");
+            // The API server's defaults (k8s.io/apiserver, plugin/pkg/audit/buffered).
+            let max_size = number("audit-webhook-batch-max-size", 400.0);
+            let qps = number("audit-webhook-batch-throttle-qps", 10.0);
+            let throttled = f.get("audit-webhook-batch-throttle-enable") != Some("false");
+            let buffer = number("audit-webhook-batch-buffer-size", 10000.0);
+            let capacity = if throttled { max_size * qps } else { f64::INFINITY };
+            let carries = if capacity.is_finite() { format!("{capacity:.0} events/s") } else { "unthrottled".into() };
+            match (mode, input.event_rate) {
+                ("blocking" | "blocking-strict", _) => webhook.failed(
+                    Status::Warn,
+                    format!("--audit-webhook-mode={mode}: every request waits for the webhook, so a slow receiver slows the API server"),
+                    "--audit-webhook-mode=batch (the default)",
+                ),
+                (_, None) => webhook.unknown(format!(
+                    "the batch backend carries {carries} with a buffer of {buffer:.0} events; give --event-rate N (events/s at the busiest hour) to compare"
+                )),
+                (_, Some(rate)) if rate > capacity => webhook.failed(
+                    Status::Fail,
+                    format!("the cluster logs {rate:.0} events/s but the webhook carries {carries}: the buffer of {buffer:.0} fills in {:.0} s and events are dropped", buffer / (rate - capacity)),
+                    "raise --audit-webhook-batch-max-size or --audit-webhook-batch-throttle-qps",
+                ),
+                (_, Some(rate)) if rate > 0.0 && buffer / rate < 30.0 => webhook.failed(
+                    Status::Warn,
+                    format!("the buffer of {buffer:.0} events holds {:.0} s of {rate:.0} events/s: a receiver restart longer than that loses events", buffer / rate),
+                    "--audit-webhook-batch-buffer-size=N with N at least 60 s of events",
+                ),
+                (_, Some(rate)) => webhook.pass(format!("carries {carries} against {rate:.0} events/s")),
+            }
+        }
+    });
+
     let coverage = Check::new(
         "audit-policy-coverage",
         "The audit policy records what an investigation needs",

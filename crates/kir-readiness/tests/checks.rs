@@ -268,6 +268,23 @@ fn the_api_server_manifest_and_audit_policies_are_read_from_real_shapes() {
     let r = assess(&Input { inventory: Some(&inv), flags: Some(&line), ..Default::default() });
     assert_eq!(check(&r, "audit-logging").status, Status::Pass);
     assert_eq!(check(&r, "audit-retention").status, Status::Pass);
+    // The webhook backend at its defaults carries 400 × 10 events/s.
+    let hook = Flags::parse("kube-apiserver --audit-policy-file=/p.yaml --audit-webhook-config-file=/w.yaml").unwrap();
+    let webhook = |rate: Option<f64>, flags: &Flags| {
+        let r = assess(&Input { flags: Some(flags), event_rate: rate, ..Default::default() });
+        check(&r, "audit-webhook-capacity").status
+    };
+    assert_eq!(webhook(None, &hook), Status::Unknown);
+    assert_eq!(webhook(Some(200.0), &hook), Status::Pass, "50 s of buffer");
+    assert_eq!(webhook(Some(1000.0), &hook), Status::Warn, "10 s of buffer");
+    assert_eq!(webhook(Some(5000.0), &hook), Status::Fail, "4,000 events/s is the most the defaults carry");
+    let small =
+        Flags::parse("kube-apiserver --audit-webhook-config-file=/w.yaml --audit-webhook-batch-buffer-size=1000")
+            .unwrap();
+    assert_eq!(webhook(Some(1000.0), &small), Status::Warn, "a second of buffer");
+    let blocking =
+        Flags::parse("kube-apiserver --audit-webhook-config-file=/w.yaml --audit-webhook-mode=blocking").unwrap();
+    assert_eq!(webhook(None, &blocking), Status::Warn);
     let off = Flags::parse("kube-apiserver --secure-port=6443").unwrap();
     let r = assess(&Input { inventory: Some(&inv), flags: Some(&off), ..Default::default() });
     assert_eq!(check(&r, "audit-logging").status, Status::Fail);

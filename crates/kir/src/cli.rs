@@ -311,6 +311,9 @@ pub struct ReadinessArgs {
     /// The evidence signing key responders use (kir evidence keygen).
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+    /// Audit events per second at the busiest hour, to check the webhook backend's batch settings against.
+    #[arg(long, value_name = "N")]
+    pub event_rate: Option<f64>,
     /// Namespaces of the platform itself (default kube-system, kube-public, kube-node-lease; repeatable).
     #[arg(long = "system-namespace", value_name = "NS")]
     pub system_namespaces: Vec<String>,

@@ -62,6 +62,7 @@ pub fn run(global: &Global, args: &ReadinessArgs) -> Result<u8, UserError> {
         plan: plan.as_ref().zip(plan_text.as_deref()),
         plan_errors,
         rules: Some(&rules),
+        event_rate: args.event_rate.filter(|r| r.is_finite() && *r >= 0.0),
         system_namespaces: args.system_namespaces.clone(),
         evidence_key,
         permissions,
