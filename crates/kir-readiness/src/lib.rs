@@ -161,11 +161,23 @@ pub struct Input<'a> {
     pub event_rate: Option<f64>,
     /// The rules that will run (the pack and the user's): checked against the audit policy.
     pub rules: Option<&'a kir_detect::RuleSet>,
+    /// `--test-notify`: for each owner role of the plan, whether a test notification reached one
+    /// of its channels, and what happened.
+    pub notification_test: Option<Vec<Reached>>,
     /// `--sign-key`: whether the evidence signing key loads.
     pub evidence_key: Option<Result<(), String>>,
     /// Live only: the permissions the containment actions need that were refused (from
     /// SelfSubjectAccessReviews); `None` offline.
     pub permissions: Option<Vec<String>>,
+}
+
+/// A test notification to a role.
+#[derive(Debug, Clone)]
+pub struct Reached {
+    pub role: String,
+    pub delivered: bool,
+    /// Per channel: delivered, failed (why) or skipped (why).
+    pub detail: String,
 }
 
 /// The namespaces the platform runs in by default.

@@ -69,8 +69,18 @@ pub fn checks(input: &Input) -> Vec<Check> {
                     Some(_) => {}
                 }
             }
+            for r in input.notification_test.iter().flatten().filter(|r| !r.delivered) {
+                gaps.push(format!("the test notification to {} reached no channel ({})", r.role, r.detail));
+            }
+            let tested = input
+                .notification_test
+                .as_ref()
+                .map(|t| t.iter().map(|r| format!("{}: {}", r.role, r.detail)).collect::<Vec<_>>().join("; "));
             out.push(if gaps.is_empty() {
-                owned.pass("every severity's owner has contacts and a configured channel")
+                owned.pass(match tested {
+                    Some(t) => format!("every severity's owner was reached by a test notification ({t})"),
+                    None => "every severity's owner has contacts and a configured channel (--test-notify sends a test)".into(),
+                })
             } else {
                 owned.failed(
                     Status::Fail,

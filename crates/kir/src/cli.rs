@@ -311,6 +311,10 @@ pub struct ReadinessArgs {
     /// The evidence signing key responders use (kir evidence keygen).
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+    /// Send a test notification to each severity owner's channels (opt-in: it reaches real people),
+    /// and fail severities-owned when one cannot be reached.
+    #[arg(long)]
+    pub test_notify: bool,
     /// Audit events per second at the busiest hour, to check the webhook backend's batch settings against.
     #[arg(long, value_name = "N")]
     pub event_rate: Option<f64>,

@@ -55,6 +55,11 @@ pub fn run(global: &Global, args: &ReadinessArgs) -> Result<u8, UserError> {
         }
         None => live(global, plan.as_ref())?,
     };
+    let notification_test = match (args.test_notify, plan.as_ref()) {
+        (false, _) => None,
+        (true, None) => return Err(UserError::usage("--test-notify needs a plan that loads (--plan)")),
+        (true, Some(plan)) => Some(test_notifications(plan)?),
+    };
     let input = Input {
         inventory: Some(&inventory),
         flags: flags.as_ref(),
@@ -62,6 +67,7 @@ pub fn run(global: &Global, args: &ReadinessArgs) -> Result<u8, UserError> {
         plan: plan.as_ref().zip(plan_text.as_deref()),
         plan_errors,
         rules: Some(&rules),
+        notification_test,
         event_rate: args.event_rate.filter(|r| r.is_finite() && *r >= 0.0),
         system_namespaces: args.system_namespaces.clone(),
         evidence_key,
@@ -73,6 +79,57 @@ pub fn run(global: &Global, args: &ReadinessArgs) -> Result<u8, UserError> {
         Some(level) if report.fails_at(level) => exit::FAIL_ON,
         _ => exit::OK,
     })
+}
+
+/// One test notice per owner role of the plan, through its channels as an escalation would
+/// send it; says per role whether any channel delivered.
+fn test_notifications(plan: &kir_plan::Plan) -> Result<Vec<kir_readiness::Reached>, UserError> {
+    let mut roles: Vec<&str> = plan.ownership.iter().map(|o| o.owner.as_str()).collect();
+    roles.sort();
+    roles.dedup();
+    let now = kir_store::rfc3339(crate::incident_cmd::now_ms()?);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let notifier = kir_notify::Notifier::new(kir_notify::Retry::default());
+    Ok(rt.block_on(async {
+        let mut out = Vec::new();
+        for role in roles {
+            let notice = kir_notify::Notice {
+                incident_id: 0,
+                title: format!("kir readiness: test notification for {role} (no incident)"),
+                severity: "informational".into(),
+                severity_label: None,
+                incident_type: "readiness-test".into(),
+                state: "test".into(),
+                owner_role: Some(role.to_string()),
+                owner: None,
+                finding_count: 0,
+                created: now.clone(),
+                reason: "a readiness check (kir readiness --test-notify): nothing to do".into(),
+                roles: vec![role.to_string()],
+                on_call: Vec::new(),
+            };
+            let deliveries = notifier.notify_roles(plan, &notice).await;
+            let detail = deliveries
+                .iter()
+                .map(|d| match (&d.skipped, d.delivered) {
+                    (Some(why), _) => format!("{} skipped: {why}", d.channel),
+                    (None, true) => format!("{} delivered", d.channel),
+                    (None, false) => format!(
+                        "{} failed: {}",
+                        d.channel,
+                        d.attempts.last().and_then(|a| a.error.clone()).unwrap_or_else(|| "no answer".into())
+                    ),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push(kir_readiness::Reached {
+                role: role.to_string(),
+                delivered: deliveries.iter().any(|d| d.delivered),
+                detail: if detail.is_empty() { "no channel".into() } else { detail },
+            });
+        }
+        out
+    }))
 }
 
 /// Lists every kind readiness reads, read-only, and asks which containment permissions the

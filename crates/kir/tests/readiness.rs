@@ -210,3 +210,46 @@ fn live_readiness_lists_read_only_and_asks_for_the_playbooks_permissions() {
         assert!(lists.iter().any(|p| p == path), "{path} listed: {lists:?}");
     }
 }
+
+#[test]
+fn a_test_notification_proves_each_owner_can_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dump(dir.path(), "tidy.json", tidy());
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, common::stdout_of(kir().args(["plan", "init"]))).unwrap();
+    let http = kir_testkit::HttpReceiver::start();
+    let run = |with_channels: bool| {
+        let mut c = kir();
+        c.args(["readiness", "--format", "json", "--test-notify", "--from"]).arg(&dump).arg("--plan").arg(&plan);
+        for var in [
+            "KIR_SOC_WEBHOOK_URL",
+            "KIR_SLACK_DEVOPS_URL",
+            "KIR_PAGERDUTY_ROUTING_KEY",
+            "KIR_SMTP_HOST",
+            "KIR_PAGERDUTY_URL",
+        ] {
+            c.env_remove(var);
+        }
+        if with_channels {
+            c.env("KIR_SOC_WEBHOOK_URL", http.url("/soc"))
+                .env("KIR_SOC_WEBHOOK_SECRET", "k")
+                .env("KIR_SLACK_DEVOPS_URL", http.url("/slack"));
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (_, checks) = checks(&out.stdout);
+        by_id(&checks, "severities-owned").clone()
+    };
+    let reached = run(true);
+    assert_eq!(reached["status"], "pass", "{reached}");
+    assert!(reached["detail"].as_str().unwrap().contains("delivered"), "{reached}");
+    let mut paths: Vec<String> =
+        http.wait_for(2, std::time::Duration::from_secs(10)).iter().map(|r| r.path.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths, ["/slack", "/soc"]);
+    assert!(http.requests().iter().any(|r| String::from_utf8_lossy(&r.body).contains("test notification")));
+    let unreached = run(false);
+    assert_eq!(unreached["status"], "fail", "no channel configured reaches nobody: {unreached}");
+    assert!(unreached["detail"].as_str().unwrap().contains("reached no channel"), "{unreached}");
+}
