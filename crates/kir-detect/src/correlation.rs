@@ -1,7 +1,7 @@
 //! Correlation rules (`event_count`, `value_count`, `temporal`) over the stream of detection
 //! hits, in event time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use jiff::{SignedDuration, Timestamp};
 use kir_audit::{AuditEvent, Field};
@@ -57,13 +57,32 @@ struct Entry {
     finding: Finding,
 }
 
+/// One group of one correlation rule (one actor, say): the events of its window, and the
+/// burst it is in, once the threshold was met.
+#[derive(Default)]
+struct Group {
+    window: VecDeque<Entry>,
+    /// Index in `Correlator::bursts` of the burst still going on.
+    open: Option<usize>,
+    /// The burst's latest event: it goes on while events come within the timespan of it.
+    last: Option<Timestamp>,
+}
+
+/// A burst reported: its finding grows with every further event of the burst.
+struct Burst {
+    finding: Finding,
+    ids: HashSet<String>,
+}
+
 /// The state of every correlation rule's groups.
 pub struct Correlator {
     rules: Vec<CorrelationRule>,
     group_fields: Vec<Vec<Field>>,
     /// For each detection rule, the correlations that use it.
     users: HashMap<usize, Vec<usize>>,
-    windows: Vec<HashMap<Vec<String>, VecDeque<Entry>>>,
+    windows: Vec<HashMap<Vec<String>, Group>>,
+    /// Every burst reported, in the order `observe` returned them.
+    bursts: Vec<Burst>,
     latest: Option<Timestamp>,
 }
 
@@ -77,7 +96,7 @@ impl Correlator {
         }
         let group_fields = rules.iter().map(|c| c.group_by.iter().map(|g| Field::parse(g)).collect()).collect();
         let windows = rules.iter().map(|_| HashMap::new()).collect();
-        Correlator { rules, group_fields, users, windows, latest: None }
+        Correlator { rules, group_fields, users, windows, bursts: Vec::new(), latest: None }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -89,7 +108,17 @@ impl Correlator {
         self.users.contains_key(&rule)
     }
 
-    /// Records that detection rule `rule` matched `event`; returns the correlations it completes.
+    /// The final finding of every burst, in the order `observe` first returned them: a burst
+    /// goes on while its group's events come within the timespan of its latest one, and every
+    /// one of them joins the same finding (its `audit_ids` and `event_count` grow), so a burst is
+    /// one finding however long it lasts.
+    pub fn bursts(&self) -> impl Iterator<Item = &Finding> {
+        self.bursts.iter().map(|b| &b.finding)
+    }
+
+    /// Records that detection rule `rule` matched `event`; returns the correlations it completes
+    /// (each burst once, when its threshold is first met, with every request of the window so
+    /// far; later requests of the same burst join it: see [`Correlator::bursts`]).
     /// `finding` is the detection finding for the event (kept to describe the correlation).
     pub fn observe(&mut self, rule: usize, event: &AuditEvent, finding: &Finding) -> Vec<Finding> {
         let Some(correlations) = self.users.get(&rule) else {
@@ -127,10 +156,29 @@ impl Correlator {
                 }
                 _ => None,
             };
-            let window = self.windows[ci].entry(key).or_default();
+            let group = self.windows[ci].entry(key).or_default();
             // Checked: a window that reaches past the calendar's ends holds everything.
             let horizon = time.checked_sub(corr.timespan).unwrap_or(Timestamp::MIN);
             let end = time.checked_add(corr.timespan).unwrap_or(Timestamp::MAX);
+            if let (Some(b), Some(last)) = (group.open, group.last) {
+                let near = last.checked_add(corr.timespan).unwrap_or(Timestamp::MAX) >= time
+                    && last.checked_sub(corr.timespan).unwrap_or(Timestamp::MIN) <= time;
+                if near {
+                    let burst = &mut self.bursts[b];
+                    for id in &finding.audit_ids {
+                        if burst.ids.insert(id.clone()) {
+                            burst.finding.audit_ids.push(id.clone());
+                        }
+                    }
+                    burst.finding.event_count += 1;
+                    group.last = Some(last.max(time));
+                    continue;
+                }
+                // The burst is over; a new one starts from nothing.
+                group.open = None;
+                group.last = None;
+            }
+            let window = &mut group.window;
             window.retain(|e| e.time >= horizon && e.time <= end);
             window.push_back(Entry { time, rule, value, finding: finding.clone() });
             let count = match &corr.kind {
@@ -160,7 +208,12 @@ impl Correlator {
             };
             if corr.threshold.met(count as f64) {
                 let entries: Vec<Entry> = window.drain(..).collect();
-                out.push(correlation_finding(corr, entries));
+                let last = entries.iter().map(|e| e.time).max();
+                let finding = correlation_finding(corr, entries);
+                group.open = Some(self.bursts.len());
+                group.last = last;
+                self.bursts.push(Burst { ids: finding.audit_ids.iter().cloned().collect(), finding: finding.clone() });
+                out.push(finding);
             }
         }
         out

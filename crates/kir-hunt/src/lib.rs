@@ -333,6 +333,9 @@ struct Pipeline<'a> {
     options: &'a HuntOptions,
     merger: StageMerger,
     correlator: kir_detect::correlation::Correlator,
+    /// For each burst the correlator reported, in order: where its finding is in the report
+    /// (`None` when the filter left it out). The burst's final finding replaces it at the end.
+    bursts: Vec<Option<usize>>,
     tallies: HashMap<Arc<str>, FileTally>,
     report: HuntReport,
 }
@@ -344,6 +347,7 @@ impl<'a> Pipeline<'a> {
             options,
             merger: StageMerger::with_capacity(options.pending_requests),
             correlator: rules.correlator(),
+            bursts: Vec::new(),
             tallies: HashMap::new(),
             report: HuntReport::default(),
         }
@@ -454,7 +458,10 @@ impl<'a> Pipeline<'a> {
             for corr in self.correlator.observe(rule, event, &finding) {
                 if filter.keeps(&corr) {
                     on_event.push((corr.title.clone(), corr.severity));
+                    self.bursts.push(Some(self.report.findings.len()));
                     self.report.findings.push(corr);
+                } else {
+                    self.bursts.push(None);
                 }
             }
             if self.rules.reports(rule) && filter.keeps(&finding) {
@@ -491,6 +498,13 @@ impl<'a> Pipeline<'a> {
         let mut rest = Vec::new();
         self.merger.finish(&mut rest);
         self.detect(rest);
+        // Every request of a burst, those after its threshold was met included.
+        for (slot, whole) in self.bursts.iter().zip(self.correlator.bursts()) {
+            if let Some(f) = slot.and_then(|i| self.report.findings.get_mut(i)) {
+                f.audit_ids.clone_from(&whole.audit_ids);
+                f.event_count = whole.event_count;
+            }
+        }
         self.report
     }
 }
