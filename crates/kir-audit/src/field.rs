@@ -166,6 +166,9 @@ pub enum Field {
     Containers(JsonPath),
     /// `kir.images`: every image of that pod spec, with its registry.
     Images,
+    /// `kir.images.repository`: every image's repository as the spec writes it, without tag or
+    /// digest (`nginx`, `ghcr.io/acme/web`): Falco's `ka.req.pod.containers.image.repository`.
+    ImageRepositories,
     ServiceAccountNamespace,
     ServiceAccountName,
     Decision,
@@ -262,6 +265,7 @@ impl Field {
             "requestReceivedTimestamp" => Field::RequestReceivedTimestamp,
             "stageTimestamp" => Field::StageTimestamp,
             "kir.images" => Field::Images,
+            "kir.images.repository" => Field::ImageRepositories,
             "kir.serviceAccount.namespace" => Field::ServiceAccountNamespace,
             "kir.serviceAccount.name" => Field::ServiceAccountName,
             "kir.decision" => Field::Decision,
@@ -274,7 +278,7 @@ impl Field {
     pub fn kind(&self) -> FieldKind {
         match self {
             Field::ResponseCode => FieldKind::Number,
-            Field::SourceIps | Field::Images => FieldKind::TextList,
+            Field::SourceIps | Field::Images | Field::ImageRepositories => FieldKind::TextList,
             Field::User(UserField::Groups | UserField::Extra(_))
             | Field::ImpersonatedUser(UserField::Groups | UserField::Extra(_)) => FieldKind::TextList,
             Field::RequestReceivedTimestamp | Field::StageTimestamp => FieldKind::Time,
@@ -365,6 +369,10 @@ impl Field {
             Field::Containers(path) => containers(event).any(|c| path_any(path, c, f)),
             Field::Images => containers(event).any(|c| match c.get("image").and_then(Value::as_str) {
                 Some(image) => f(Scalar::Str(normalize_image(image))),
+                None => false,
+            }),
+            Field::ImageRepositories => containers(event).any(|c| match c.get("image").and_then(Value::as_str) {
+                Some(image) => f(Scalar::Str(Cow::Borrowed(image_repository(image)))),
                 None => false,
             }),
             Field::ServiceAccountNamespace => text(f, event.service_account().map(|(ns, _)| ns)),
@@ -465,6 +473,18 @@ pub fn csr_strings(event: &AuditEvent) -> Vec<String> {
         .collect()
 }
 
+/// An image reference without its tag or digest: `nginx:1.25` → `nginx`,
+/// `registry:5000/team/app@sha256:…` → `registry:5000/team/app` (a port is not a tag).
+pub fn image_repository(image: &str) -> &str {
+    let image = image.trim();
+    let image = image.split_once('@').map_or(image, |(repo, _)| repo);
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(colon) => &image[..last_slash + colon],
+        None => image,
+    }
+}
+
 /// `nginx` → `docker.io/library/nginx`, `user/app:1` → `docker.io/user/app:1`; references that
 /// name a registry (a first part with a dot or a port, or `localhost`) stay as they are.
 pub fn normalize_image(image: &str) -> Cow<'_, str> {
@@ -512,6 +532,7 @@ pub const KNOWN_FIELDS: &[&str] = &[
     "kir.podSpec.*",
     "kir.containers.*",
     "kir.images",
+    "kir.images.repository",
     "kir.serviceAccount.namespace",
     "kir.serviceAccount.name",
     "kir.decision",
@@ -522,6 +543,21 @@ pub const KNOWN_FIELDS: &[&str] = &[
 mod tests {
     use super::*;
     use crate::event::LazyJson;
+
+    #[test]
+    fn repositories_lose_tags_and_digests_but_keep_ports() {
+        for (image, repo) in [
+            ("nginx", "nginx"),
+            ("nginx:1.25", "nginx"),
+            ("registry:5000/team/app", "registry:5000/team/app"),
+            ("registry:5000/team/app:2@sha256:abc", "registry:5000/team/app"),
+            ("ghcr.io/x/y@sha256:abc", "ghcr.io/x/y"),
+            ("", ""),
+            (":", ""),
+        ] {
+            assert_eq!(image_repository(image), repo, "{image}");
+        }
+    }
     use serde_json::json;
 
     fn values(field: &str, event: &AuditEvent) -> Vec<String> {
@@ -547,6 +583,7 @@ mod tests {
         };
         assert_eq!(values("requestObject.spec.containers.securityContext.privileged", &event), ["true"]);
         assert_eq!(values("kir.images", &event), ["docker.io/library/nginx", "ghcr.io/x/y:1"]);
+        assert_eq!(values("kir.images.repository", &event), ["nginx", "ghcr.io/x/y"]);
         assert_eq!(values("kir.containers.name", &event), ["a", "b"]);
     }
 

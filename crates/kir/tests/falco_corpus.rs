@@ -21,7 +21,7 @@ fn corpus() -> PathBuf {
 
 /// Falco rule → the built-in rule (by `name`) that means the same.
 const FALCO_TO_KIR: &[(&str, &str)] = &[
-    ("Create Disallowed Pod", "image-outside-allowed-registries"),
+    ("Create Disallowed Pod", "image-not-allowed"),
     ("Create Privileged Pod", "privileged-container|host-access-pod-created-by-controller"),
     ("Create HostNetwork Pod", "host-network-namespace"),
     ("Create Sensitive Mount Pod", "sensitive-hostpath-mount|host-access-pod-created-by-controller"),
@@ -64,10 +64,9 @@ fn config_for(override_files: &[String]) -> String {
     let mut lists: Vec<(&str, &str)> = Vec::new();
     for f in override_files {
         match f.as_str() {
-            "allow_only_apache_container.yaml" => {
-                lists.push(("workloads_allowed_registries", "['docker.io/library/httpd', 'docker.io/library/apache']"))
-            }
-            "allow_nginx_container.yaml" => lists.push(("workloads_allowed_registries", "['docker.io/library/nginx']")),
+            // Falco's allowed_k8s_containers macro lists repositories: kir's workloads_allowed_images.
+            "allow_only_apache_container.yaml" => lists.push(("workloads_allowed_images", "['apache']")),
+            "allow_nginx_container.yaml" => lists.push(("workloads_allowed_images", "['nginx']")),
             "allow_user_some-user.yaml" => lists.push(("access_known_users", "['minikube-user', 'some-user']")),
             "allow_namespace_foo.yaml" => {
                 lists.push(("access_allowed_namespaces", "['default', 'kube-system', 'kube-public', 'foo']"))
@@ -171,13 +170,13 @@ fn every_positive_case_fires_a_rule_with_the_same_meaning() {
 #[test]
 fn negative_cases_stay_silent_where_the_meaning_is_the_same() {
     let silent: &[(&str, &[&str])] = &[
-        ("compat_engine_v4_create_allowed_pod", &["image-outside-allowed-registries"]),
+        ("compat_engine_v4_create_allowed_pod", &["image-not-allowed", "image-outside-allowed-registries"]),
         (
             "compat_engine_v4_create_unprivileged_pod",
             &["privileged-container", "host-network-namespace", "sensitive-hostpath-mount"],
         ),
         ("user_in_allowed_set", &["user-outside-known-users", "namespace-outside-allowed"]),
-        ("create_allowed_pod", &["image-outside-allowed-registries"]),
+        ("create_allowed_pod", &["image-not-allowed", "image-outside-allowed-registries"]),
         (
             "create_unprivileged_pod",
             &[
