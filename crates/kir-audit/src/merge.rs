@@ -42,6 +42,16 @@ pub struct StageMerger {
     pending: Pending,
     order: VecDeque<u64>,
     capacity: usize,
+    /// Requests whose last stage came with no earlier stage held (the log was cut at their
+    /// start, or their stages arrived out of order): an earlier stage that comes after is of a
+    /// request already reported, and is dropped instead of being reported again. Bounded like
+    /// `pending`.
+    completed_alone: std::collections::HashSet<u64, BuildHasherDefault<IdentityHasher>>,
+    completed_order: VecDeque<u64>,
+    late_stages: u64,
+    /// Whether any earlier stage came at all: a log whose policy omits them (the common
+    /// `omitStages: [RequestReceived]`) costs nothing to track.
+    early_stages_seen: bool,
 }
 
 impl std::fmt::Debug for IdentityHasher {
@@ -58,13 +68,45 @@ impl Default for StageMerger {
 
 impl StageMerger {
     pub fn with_capacity(capacity: usize) -> Self {
-        StageMerger { pending: Pending::default(), order: VecDeque::new(), capacity: capacity.max(1) }
+        StageMerger {
+            pending: Pending::default(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+            completed_alone: Default::default(),
+            completed_order: VecDeque::new(),
+            late_stages: 0,
+            early_stages_seen: false,
+        }
+    }
+
+    /// The last stage of request `k` came with nothing held for it (and was reported alone):
+    /// its earlier stages, if they still come, are dropped.
+    pub fn completed_alone(&mut self, k: u64) {
+        if self.early_stages_seen && self.completed_alone.insert(k) {
+            self.completed_order.push_back(k);
+            while self.completed_order.len() > self.capacity {
+                if let Some(old) = self.completed_order.pop_front() {
+                    self.completed_alone.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Earlier stages dropped because their request was already reported.
+    pub fn late_stages(&self) -> u64 {
+        self.late_stages
     }
 
     /// Keeps a stage that is not its request's last; requests released to stay within capacity
     /// (their last stage never came in time) are pushed to `out`, unmerged. `k` is
     /// [`key`]`(&event.audit_id)`.
     pub fn hold(&mut self, k: u64, event: AuditEvent, presence: Presence, out: &mut Vec<AuditEvent>) {
+        self.early_stages_seen = true;
+        if self.completed_alone.contains(&k) {
+            // Out of order: this request's last stage came first and was reported.
+            self.late_stages += 1;
+            return;
+        }
         match self.pending.remove(&k) {
             Some((mut first, _)) if first.audit_id == event.audit_id => {
                 first.absorb(event);
@@ -108,7 +150,10 @@ impl StageMerger {
                 first.absorb(event);
                 out.push(first);
             }
-            None => out.push(event),
+            None => {
+                self.completed_alone(k);
+                out.push(event);
+            }
         }
     }
 
@@ -165,6 +210,22 @@ mod tests {
         m.finish(&mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].audit_id, "b");
+    }
+
+    #[test]
+    fn stages_out_of_order_are_one_request() {
+        let mut m = StageMerger::with_capacity(10);
+        let mut out = Vec::new();
+        m.push(stage("z", Stage::RequestReceived), &mut out);
+        m.push(stage("z", Stage::ResponseComplete), &mut out);
+        m.push(stage("a", Stage::ResponseComplete), &mut out);
+        m.push(stage("a", Stage::RequestReceived), &mut out);
+        m.push(stage("b", Stage::RequestReceived), &mut out);
+        m.push(stage("b", Stage::ResponseComplete), &mut out);
+        m.finish(&mut out);
+        let ids: Vec<&str> = out.iter().map(|e| e.audit_id.as_str()).collect();
+        assert_eq!(ids, ["z", "a", "b"], "each request once");
+        assert_eq!(m.late_stages(), 1);
     }
 
     #[test]

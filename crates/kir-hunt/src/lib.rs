@@ -401,6 +401,7 @@ impl<'a> Pipeline<'a> {
     /// A request's last stage arrived: joins it with the stages held for it and reports it.
     fn complete(&mut self, event: AuditEvent, k: u64, presence: Presence, findings: Vec<(usize, Finding)>) {
         let Some((mut earlier, earlier_presence)) = self.merger.take(k, &event.audit_id) else {
+            self.merger.completed_alone(k);
             self.record(&event, findings);
             return;
         };
