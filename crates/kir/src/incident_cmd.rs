@@ -197,7 +197,10 @@ async fn send_for(
         let inc = store.incident(f.incident_id).await.map_err(|e| UserError::usage(e.to_string()))?;
         let notice = notice_for(plan, &inc, f, now);
         if !notify {
-            let message = format!("notifications for {} not sent (--no-notify)", f.notify.join(", "));
+            let message = format!(
+                "notifications for {} not sent (paging was off: --no-notify, or a drill without --notify)",
+                f.notify.join(", ")
+            );
             note(store.record(inc.id, who, "notification", &message, None, now).await);
             continue;
         }
