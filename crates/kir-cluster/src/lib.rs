@@ -157,10 +157,41 @@ pub(crate) async fn get_json(
     })
 }
 
-/// LIST a collection (`/apis/apps/v1/deployments`) as the API server sends it; errors name
-/// `list RESOURCE` the way RBAC does.
+/// LIST a collection (`/apis/apps/v1/deployments`) in pages of 500, as kubectl does, so a
+/// large cluster is never one answer held whole by the API server; the pages' items are joined
+/// into one list. Errors name `list RESOURCE` the way RBAC does.
 pub async fn list(client: &Client, path: &str, resource: &str) -> Result<serde_json::Value, Error> {
-    get_json(client, path, "list", resource, None, None).await
+    const PAGE: usize = 500;
+    let mut all: Option<serde_json::Value> = None;
+    let mut next: Option<String> = None;
+    loop {
+        let page_path = match &next {
+            None => format!("{path}?limit={PAGE}"),
+            Some(token) => format!("{path}?limit={PAGE}&continue={}", encode(token)),
+        };
+        let mut page = get_json(client, &page_path, "list", resource, None, None).await?;
+        let token =
+            page.pointer("/metadata/continue").and_then(|c| c.as_str()).filter(|c| !c.is_empty()).map(str::to_string);
+        match all.as_mut() {
+            None => all = Some(page),
+            Some(list) => {
+                let items = page["items"].as_array_mut().map(std::mem::take).unwrap_or_default();
+                if let Some(existing) = list["items"].as_array_mut() {
+                    existing.extend(items);
+                }
+            }
+        }
+        match token {
+            // A server that hands back the token it was given would loop forever.
+            Some(t) if Some(&t) != next.as_ref() => next = Some(t),
+            _ => break,
+        }
+    }
+    let mut list = all.unwrap_or_default();
+    if let Some(m) = list.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        m.remove("continue");
+    }
+    Ok(list)
 }
 
 /// Percent-encodes a name or a query value for an API path.

@@ -14,19 +14,30 @@ async fn a_list_is_the_recorded_answer_and_a_refusal_is_named() {
         "message": "clusterroles.rbac.authorization.k8s.io is forbidden: User \"alice\" cannot list resource \"clusterroles\" in API group \"rbac.authorization.k8s.io\" at the cluster scope",
         "reason": "Forbidden", "details": {"group": "rbac.authorization.k8s.io", "kind": "clusterroles"}, "code": 403}))
     .unwrap();
+    // The recorded list, cut in two pages joined by a continue token, as the API server pages.
+    let whole = recorded_json("GET_apis_rbac.authorization.k8s.io_v1_clusterrolebindings.json");
+    let items = whole["items"].as_array().unwrap().clone();
+    let mut first = whole.clone();
+    first["items"] = json!(items[..30].to_vec());
+    first["metadata"]["continue"] = json!("eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6NDIsInN0YXJ0IjoieCJ9");
+    let mut second = whole.clone();
+    second["items"] = json!(items[30..].to_vec());
     let (client, server) = mock(vec![
+        get("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings?limit=500", serde_json::to_vec(&first).unwrap()),
         get(
-            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-            recorded("GET_apis_rbac.authorization.k8s.io_v1_clusterrolebindings.json"),
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings?limit=500&continue=eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6NDIsInN0YXJ0IjoieCJ9",
+            serde_json::to_vec(&second).unwrap(),
         ),
-        call(Method::GET, "/apis/rbac.authorization.k8s.io/v1/clusterroles", 403, forbidden),
+        call(Method::GET, "/apis/rbac.authorization.k8s.io/v1/clusterroles?limit=500", 403, forbidden),
     ]);
     let list =
         kir_cluster::list(&client, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "clusterrolebindings")
             .await
             .unwrap();
     assert_eq!(list["kind"], "ClusterRoleBindingList");
+    assert_eq!(list["items"].as_array().unwrap().len(), items.len(), "both pages");
     assert!(list["items"].as_array().unwrap().iter().any(|b| b["metadata"]["name"] == "cluster-admin"));
+    assert!(list["metadata"].get("continue").is_none());
     let err = kir_cluster::list(&client, "/apis/rbac.authorization.k8s.io/v1/clusterroles", "clusterroles")
         .await
         .unwrap_err();

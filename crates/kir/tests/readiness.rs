@@ -201,7 +201,16 @@ fn live_readiness_lists_read_only_and_asks_for_the_playbooks_permissions() {
     assert_eq!(permitted["status"], "fail", "{permitted}");
     assert!(permitted.to_string().contains("create networkpolicies"), "{permitted}");
     assert!(cluster.writes().is_empty(), "readiness writes nothing: {:?}", cluster.writes());
-    let lists: Vec<String> = cluster.requests().iter().filter(|r| r.method == "GET").map(|r| r.path.clone()).collect();
+    let lists: Vec<String> = cluster
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.path.split('?').next().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        cluster.requests().iter().filter(|r| r.method == "GET").all(|r| r.path.contains("limit=500")),
+        "listed in pages"
+    );
     for path in [
         "/api/v1/pods",
         "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
