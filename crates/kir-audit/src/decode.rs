@@ -252,6 +252,7 @@ fn audit_event(wire: Wire, origin: &Origin) -> Result<AuditEvent, String> {
         stage_time,
         annotations,
         origin: origin.clone(),
+        context: Default::default(),
     })
 }
 
@@ -364,6 +365,7 @@ fn gke_event(wire: &Wire, payload: &RawValue, origin: &Origin) -> Result<AuditEv
         stage_time: time,
         annotations,
         origin: origin.clone(),
+        context: Default::default(),
     })
 }
 

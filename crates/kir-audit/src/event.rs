@@ -158,6 +158,18 @@ pub struct AuditEvent {
     pub annotations: BTreeMap<String, String>,
     /// Where the first logged stage of this request was read.
     pub origin: Origin,
+    /// What kir learned about this request from the rest of the input, filled in order by the
+    /// hunt before its contextual rules run (never read from the log itself).
+    pub context: Context,
+}
+
+/// Knowledge from outside one request: the powers of the role a binding grants, read from the
+/// role's rules (learned from earlier requests and from a cluster snapshot).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Context {
+    /// `admin` (`*` on `*`), `escalate` (escalate/bind/impersonate), `read-secrets`,
+    /// `run-code` (create pods or workloads, exec, attach, nodes/proxy).
+    pub role_power: Vec<&'static str>,
 }
 
 impl AuditEvent {
@@ -244,6 +256,7 @@ impl AuditEvent {
             stage_time,
             annotations,
             origin: _,
+            context: _,
         } = later;
         if stage > self.stage {
             self.stage = stage;

@@ -166,6 +166,9 @@ pub enum Field {
     Containers(JsonPath),
     /// `kir.images`: every image of that pod spec, with its registry.
     Images,
+    /// `kir.roleRef.power`: the powers of the role a binding grants, by the role's rules
+    /// (`admin`, `escalate`, `read-secrets`, `run-code`); known only to contextual rules.
+    RoleRefPower,
     /// `kir.images.repository`: every image's repository as the spec writes it, without tag or
     /// digest (`nginx`, `ghcr.io/acme/web`): Falco's `ka.req.pod.containers.image.repository`.
     ImageRepositories,
@@ -266,6 +269,7 @@ impl Field {
             "stageTimestamp" => Field::StageTimestamp,
             "kir.images" => Field::Images,
             "kir.images.repository" => Field::ImageRepositories,
+            "kir.roleRef.power" => Field::RoleRefPower,
             "kir.serviceAccount.namespace" => Field::ServiceAccountNamespace,
             "kir.serviceAccount.name" => Field::ServiceAccountName,
             "kir.decision" => Field::Decision,
@@ -278,7 +282,7 @@ impl Field {
     pub fn kind(&self) -> FieldKind {
         match self {
             Field::ResponseCode => FieldKind::Number,
-            Field::SourceIps | Field::Images | Field::ImageRepositories => FieldKind::TextList,
+            Field::SourceIps | Field::Images | Field::ImageRepositories | Field::RoleRefPower => FieldKind::TextList,
             Field::User(UserField::Groups | UserField::Extra(_))
             | Field::ImpersonatedUser(UserField::Groups | UserField::Extra(_)) => FieldKind::TextList,
             Field::RequestReceivedTimestamp | Field::StageTimestamp => FieldKind::Time,
@@ -371,6 +375,7 @@ impl Field {
                 Some(image) => f(Scalar::Str(normalize_image(image))),
                 None => false,
             }),
+            Field::RoleRefPower => event.context.role_power.iter().any(|p| f(Scalar::Str(Cow::Borrowed(p)))),
             Field::ImageRepositories => containers(event).any(|c| match c.get("image").and_then(Value::as_str) {
                 Some(image) => f(Scalar::Str(Cow::Borrowed(image_repository(image)))),
                 None => false,
@@ -533,6 +538,7 @@ pub const KNOWN_FIELDS: &[&str] = &[
     "kir.containers.*",
     "kir.images",
     "kir.images.repository",
+    "kir.roleRef.power",
     "kir.serviceAccount.namespace",
     "kir.serviceAccount.name",
     "kir.decision",

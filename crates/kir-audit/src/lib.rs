@@ -18,7 +18,7 @@ pub mod source;
 
 pub use decode::{decode, parse_time};
 pub use event::{
-    AuditEvent, FalcoAlert, LazyJson, ObjectRef, Origin, Presence, Record, ResponseStatus, Stage, UserInfo,
+    AuditEvent, Context, FalcoAlert, LazyJson, ObjectRef, Origin, Presence, Record, ResponseStatus, Stage, UserInfo,
 };
 pub use field::{Field, FieldKind, JsonPath, Scalar};
 pub use merge::StageMerger;

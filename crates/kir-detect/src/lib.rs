@@ -11,11 +11,13 @@
 //! in already decoded (from `kir-audit`), findings go out as values.
 
 pub mod condition;
+pub mod context;
 pub mod correlation;
 pub mod detection;
 pub mod finding;
 pub mod level;
 pub mod lint;
+pub mod rbac;
 pub mod rule;
 pub mod ruleset;
 pub mod selftest;

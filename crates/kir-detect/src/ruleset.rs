@@ -37,6 +37,9 @@ pub struct RuleSet {
     active: Vec<bool>,
     /// Which rules can match an event at all, by its verb and resource.
     index: RuleIndex,
+    /// Rules that read what the hunt learns as it goes (`kir.roleRef.power`): left out of
+    /// `matching`, run by `matching_contextual` on the event with its `context` filled in.
+    contextual: Vec<usize>,
 }
 
 /// Most rules name the verbs and resources they are about: an event is only checked against
@@ -189,7 +192,12 @@ impl RuleSet {
         }
         self.reports = reports;
         self.active = self.detections.iter().map(|d| d.meta.is_kubernetes_audit()).collect();
-        self.index = RuleIndex::build(&self.detections, &self.active);
+        self.contextual = (0..self.detections.len())
+            .filter(|&i| self.active[i] && reads_context(&self.detections[i].detection))
+            .collect();
+        let in_index: Vec<bool> =
+            self.active.iter().enumerate().map(|(i, a)| *a && !self.contextual.contains(&i)).collect();
+        self.index = RuleIndex::build(&self.detections, &in_index);
         problems.extend(crate::lint::lint(self));
         self.problems = problems;
     }
@@ -201,6 +209,20 @@ impl RuleSet {
                 out.push(i);
             }
         });
+    }
+
+    /// Whether any rule needs the context (`kir.roleRef.power`) the hunt learns as it reads.
+    pub fn has_contextual(&self) -> bool {
+        !self.contextual.is_empty()
+    }
+
+    /// Indices of the contextual rules that match `event`, whose `context` the caller filled.
+    pub fn matching_contextual(&self, event: &AuditEvent, out: &mut Vec<usize>) {
+        for &i in &self.contextual {
+            if self.detections[i].detection.matches(event) {
+                out.push(i);
+            }
+        }
     }
 
     pub fn reports(&self, rule: usize) -> bool {
@@ -269,6 +291,14 @@ impl RuleSet {
             Search::Keywords(_) => false,
         })
     }
+}
+
+/// Whether a detection reads a field only the hunt's context fills.
+fn reads_context(detection: &crate::detection::Detection) -> bool {
+    detection.searches.iter().any(|s| match s {
+        Search::Maps(maps) => maps.iter().flatten().any(|i| matches!(i.field, kir_audit::Field::RoleRefPower)),
+        Search::Keywords(_) => false,
+    })
 }
 
 fn collect_rule_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -101,8 +101,19 @@ fn events_of(values: &[serde_json::Value]) -> Result<Vec<kir_audit::AuditEvent>,
         if let Some(s) = skipped.first() {
             return Err(format!("event {}: {}", n + 1, s.detail));
         }
+        // `kirContext` (kir extension): what the hunt would have learned by this event, for
+        // contextual rules (`kirContext: {rolePower: [admin]}`).
+        let power: Vec<&'static str> = v
+            .pointer("/kirContext/rolePower")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str())
+            .filter_map(|p| ["admin", "escalate", "read-secrets", "run-code"].into_iter().find(|k| *k == p))
+            .collect();
         for r in records {
-            if let Record::Audit(e) = r {
+            if let Record::Audit(mut e) = r {
+                e.context.role_power = power.clone();
                 merger.push(e, &mut events);
             }
         }

@@ -85,6 +85,9 @@ pub struct HuntOptions {
     pub timeline: bool,
     /// Bytes read so far, across inputs (compressed bytes for compressed files).
     pub progress: Arc<AtomicU64>,
+    /// Roles known before the input starts (`--cluster-state`); the hunt adds those the input
+    /// creates or changes, in order.
+    pub roles: kir_detect::context::RoleRegistry,
 }
 
 impl Default for HuntOptions {
@@ -96,6 +99,7 @@ impl Default for HuntOptions {
             filter: Filter::default(),
             timeline: false,
             progress: Arc::new(AtomicU64::new(0)),
+            roles: Default::default(),
         }
     }
 }
@@ -333,6 +337,8 @@ struct Pipeline<'a> {
     options: &'a HuntOptions,
     merger: StageMerger,
     correlator: kir_detect::correlation::Correlator,
+    /// The roles learned so far, in input order: what a binding grants.
+    roles: kir_detect::context::RoleRegistry,
     /// For each burst the correlator reported, in order: where its finding is in the report
     /// (`None` when the filter left it out). The burst's final finding replaces it at the end.
     bursts: Vec<Option<usize>>,
@@ -347,6 +353,7 @@ impl<'a> Pipeline<'a> {
             options,
             merger: StageMerger::with_capacity(options.pending_requests),
             correlator: rules.correlator(),
+            roles: options.roles.clone(),
             bursts: Vec::new(),
             tallies: HashMap::new(),
             report: HuntReport::default(),
@@ -446,8 +453,20 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Counts a request, feeds correlations, keeps findings and the timeline.
-    fn record(&mut self, event: &AuditEvent, findings: Vec<(usize, Finding)>) {
+    fn record(&mut self, event: &AuditEvent, mut findings: Vec<(usize, Finding)>) {
         self.report.stats.events += 1;
+        // Rules that need what the input said before this request (the role a binding grants).
+        if self.rules.has_contextual() {
+            let power = self.roles.binding_power(event);
+            if !power.is_empty() {
+                let mut known = event.clone();
+                known.context.role_power = power;
+                let mut hits = Vec::new();
+                self.rules.matching_contextual(&known, &mut hits);
+                findings.extend(hits.into_iter().map(|r| (r, self.rules.finding(r, &known))));
+            }
+            self.roles.observe(event);
+        }
         if let Some(t) = event.stage_time.or(event.request_received) {
             let stats = &mut self.report.stats;
             stats.first_event = Some(stats.first_event.map_or(t, |f| f.min(t)));

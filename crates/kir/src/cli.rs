@@ -545,6 +545,11 @@ pub struct HuntArgs {
     /// Only this namespace (`*` stands for any text: `team-*`; repeatable).
     #[arg(long = "namespace", short = 'n', value_name = "NS")]
     pub namespace: Vec<String>,
+    /// A snapshot of the cluster's roles (`kubectl get -A -o json clusterroles,roles`, or the
+    /// readiness dump): a binding is rated by the power of the role it grants, whatever the
+    /// role is called. Roles the logs create or change are learned as they come either way.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_state: Option<PathBuf>,
     /// Only events at or after this time: RFC 3339 (`2026-11-27T23:50:00Z`), a UTC date and time
     /// (`2026-11-27 23:50`), a date, or an age before now or `KIR_NOW` (`30m`, `2h`, `7d`).
     #[arg(long, value_name = "TIME")]

@@ -38,6 +38,7 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
         filter,
         timeline: args.timeline,
         progress: progress.clone(),
+        roles: cluster_roles(args.cluster_state.as_deref())?,
         ..Default::default()
     };
     let total: u64 = inputs.iter().filter_map(|i| i.size).sum();
@@ -96,6 +97,23 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
         return Ok(exit::FAIL_ON);
     }
     Ok(exit::OK)
+}
+
+/// `--cluster-state`: the Roles and ClusterRoles of a `kubectl get -A -o json` dump.
+fn cluster_roles(path: Option<&std::path::Path>) -> Result<kir_detect::context::RoleRegistry, UserError> {
+    let mut roles = kir_detect::context::RoleRegistry::default();
+    let Some(path) = path else { return Ok(roles) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UserError::usage(format!("--cluster-state {}: {e}", path.display())))?;
+    let (inventory, _) = kir_readiness::Inventory::from_json(&text)
+        .map_err(|e| UserError::usage(format!("--cluster-state {}: {e}", path.display())))?;
+    for object in &inventory.objects {
+        roles.learn_object(object);
+    }
+    if roles.is_empty() {
+        eprintln!("kir: --cluster-state {}: no Role or ClusterRole in it", path.display());
+    }
+    Ok(roles)
 }
 
 /// The built-in pack and the user's rules, with placeholders from `--config`.
