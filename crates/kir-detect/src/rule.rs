@@ -73,8 +73,18 @@ pub struct RuleMeta {
     pub logsource: Option<Value>,
     pub origin: RuleOrigin,
     pub examples: Vec<Example>,
+    /// `routine:` (kir extension): an identity that matches at least `events` times over at
+    /// least `over` of the input does this as its everyday work (an operator), and `kir hunt`
+    /// leaves its findings of this rule out, saying so.
+    pub routine: Option<Routine>,
     /// The YAML document, to point messages at the line of a field.
     pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Routine {
+    pub events: usize,
+    pub over: kir_core::Duration,
 }
 
 impl RuleMeta {
@@ -332,6 +342,24 @@ fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> 
             .collect::<Result<_, _>>()?,
         Some(_) => return Err((Some("examples"), "`examples` must be a list".into())),
     };
+    let routine = match map.get("routine") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(r)) => {
+            let events = r
+                .get("events")
+                .and_then(Value::as_u64)
+                .filter(|n| *n >= 2)
+                .ok_or((Some("routine"), "`routine.events` must be a whole number of at least 2".to_string()))?;
+            let over = r
+                .get("over")
+                .and_then(Value::as_str)
+                .ok_or((Some("routine"), "`routine.over` must be a duration such as 30m".to_string()))?;
+            let over =
+                kir_core::Duration::parse(over).map_err(|e| (Some("routine"), format!("`routine.over`: {e}")))?;
+            Some(Routine { events: events as usize, over })
+        }
+        Some(_) => return Err((Some("routine"), "`routine` must be a map: {events: 4, over: 30m}".into())),
+    };
     Ok(RuleMeta {
         id,
         name,
@@ -348,6 +376,7 @@ fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> 
         logsource: map.get("logsource").cloned(),
         origin,
         examples,
+        routine,
         text: doc.to_string(),
     })
 }

@@ -165,9 +165,21 @@ fn skip_counts<S: serde::Serializer>(r: &SkipReport, s: S) -> Result<S::Ok, S::E
 pub struct HuntReport {
     /// Findings that pass the filter, in the order found.
     pub findings: Vec<Finding>,
+    /// Identities whose findings of a rule with `routine:` were left out as their everyday work.
+    pub routine: Vec<RoutineActor>,
     pub stats: Stats,
     pub file_problems: Vec<FileProblem>,
     pub timeline: Vec<TimelineEntry>,
+}
+
+/// An identity that does what a rule describes as its everyday work (`routine:` in the rule).
+#[derive(Debug, Clone, Serialize)]
+pub struct RoutineActor {
+    pub rule_id: String,
+    pub title: String,
+    pub actor: String,
+    /// Findings left out.
+    pub findings: usize,
 }
 
 enum Message {
@@ -525,7 +537,49 @@ impl<'a> Pipeline<'a> {
                 f.event_count = whole.event_count;
             }
         }
+        self.leave_out_routine();
         self.report
+    }
+
+    /// An identity that matched a `routine:` rule often enough, over long enough, does it as
+    /// its everyday work: an operator listing Secrets every few minutes all day, not the stolen
+    /// token that lists them once. Its findings of that rule are left out, and said.
+    fn leave_out_routine(&mut self) {
+        for rule in &self.rules.detections {
+            let Some(routine) = rule.meta.routine else { continue };
+            let mut by_actor: HashMap<&str, (usize, Option<Timestamp>, Option<Timestamp>)> = HashMap::new();
+            for f in self.report.findings.iter().filter(|f| f.rule_id == rule.meta.id) {
+                let e = by_actor.entry(f.actor.user.as_str()).or_default();
+                e.0 += 1;
+                if let Some(t) = f.time {
+                    e.1 = Some(e.1.map_or(t, |a| a.min(t)));
+                    e.2 = Some(e.2.map_or(t, |b| b.max(t)));
+                }
+            }
+            let routine_actors: Vec<(String, usize)> = by_actor
+                .into_iter()
+                .filter(|(_, (n, first, last))| {
+                    *n >= routine.events
+                        && matches!((first, last), (Some(a), Some(b)) if b.duration_since(*a) >= routine.over.to_signed())
+                })
+                .map(|(actor, (n, _, _))| (actor.to_string(), n))
+                .collect();
+            if routine_actors.is_empty() {
+                continue;
+            }
+            self.report
+                .findings
+                .retain(|f| f.rule_id != rule.meta.id || !routine_actors.iter().any(|(a, _)| *a == f.actor.user));
+            for (actor, findings) in routine_actors {
+                self.report.routine.push(RoutineActor {
+                    rule_id: rule.meta.id.clone(),
+                    title: rule.meta.title.clone(),
+                    actor,
+                    findings,
+                });
+            }
+        }
+        self.report.routine.sort_by(|a, b| a.rule_id.cmp(&b.rule_id).then(a.actor.cmp(&b.actor)));
     }
 }
 

@@ -198,6 +198,12 @@ fn print_input_problems(global: &Global, report: &HuntReport) {
     for example in s.skipped.examples.iter().take(shown) {
         eprintln!("kir:   {}", ellipsize(&example.to_string(), 300));
     }
+    for r in &report.routine {
+        eprintln!(
+            "kir: left out as routine: {} findings of \"{}\" by {} (it does this all the time in this input: an operator's everyday work)",
+            r.findings, r.title, r.actor
+        );
+    }
 }
 
 fn plural(n: u64) -> &'static str {
