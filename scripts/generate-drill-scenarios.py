@@ -79,6 +79,22 @@ class Recording:
             200,
         )
 
+    def attacker_creates_pod(self, at, body):
+        """Stratus's service account creates `body` in its namespace, allowed by its edit binding."""
+        name = body["metadata"]["name"]
+        self.request(
+            at,
+            ATTACKER,
+            STRATUS_UA,
+            "create",
+            "/api/v1/namespaces/stratus-red-team/pods",
+            {"resource": "pods", "namespace": "stratus-red-team", "name": name, "apiVersion": "v1"},
+            201,
+            request_object=body,
+            response_object=body,
+            reason='RBAC: allowed by RoleBinding "stratus/stratus-red-team" of ClusterRole "edit" to ServiceAccount "stratus/stratus-red-team"',
+        )
+
     def write(self):
         path = os.path.join(OUT, f"{self.name}.audit.jsonl")
         with open(path, "w") as f:
@@ -118,18 +134,7 @@ def privileged_pod():
     r = Recording("stratus-privileged-pod")
     r.background(START)
     body = pod("stratus-red-team-priv-pod", {}, {"securityContext": {"privileged": True}})
-    r.request(
-        START + timedelta(seconds=12),
-        ATTACKER,
-        STRATUS_UA,
-        "create",
-        "/api/v1/namespaces/stratus-red-team/pods",
-        {"resource": "pods", "namespace": "stratus-red-team", "name": "stratus-red-team-priv-pod", "apiVersion": "v1"},
-        201,
-        request_object=body,
-        response_object=body,
-        reason='RBAC: allowed by RoleBinding "stratus/stratus-red-team" of ClusterRole "edit" to ServiceAccount "stratus/stratus-red-team"',
-    )
+    r.attacker_creates_pod(START + timedelta(seconds=12), body)
     r.background(START + timedelta(seconds=20))
     r.write()
 
@@ -142,18 +147,7 @@ def hostpath_volume():
         {"volumes": [{"name": "host", "hostPath": {"path": "/", "type": "Directory"}}]},
         {"volumeMounts": [{"name": "host", "mountPath": "/host"}]},
     )
-    r.request(
-        START + timedelta(seconds=9),
-        ATTACKER,
-        STRATUS_UA,
-        "create",
-        "/api/v1/namespaces/stratus-red-team/pods",
-        {"resource": "pods", "namespace": "stratus-red-team", "name": "stratus-red-team-hostpath", "apiVersion": "v1"},
-        201,
-        request_object=body,
-        response_object=body,
-        reason='RBAC: allowed by RoleBinding "stratus/stratus-red-team" of ClusterRole "edit" to ServiceAccount "stratus/stratus-red-team"',
-    )
+    r.attacker_creates_pod(START + timedelta(seconds=9), body)
     r.write()
 
 

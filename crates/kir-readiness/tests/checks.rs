@@ -6,21 +6,7 @@ use kir_readiness::{AuditPolicy, Flags, Input, Inventory, Report, Status, assess
 use serde_json::{Value, json};
 
 fn recorded(file: &str, kind: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    match v.get("items") {
-        Some(items) => items
-            .as_array()
-            .unwrap()
-            .iter()
-            .cloned()
-            .map(|mut i| {
-                i["kind"] = json!(kind);
-                i
-            })
-            .collect(),
-        None => vec![v],
-    }
+    kir_testkit::recorded_objects(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR")), kind)
 }
 
 /// The recorded cluster: default RBAC, the checkout app with its deny-all policy.

@@ -1,13 +1,16 @@
 //! Real services for tests, started for real: a throwaway PostgreSQL server, an HTTP receiver
-//! (for webhooks, Slack and PagerDuty payloads) and an SMTP receiver. Nothing here mocks a
+//! (for webhooks, Slack and PagerDuty payloads) and an SMTP receiver; and recorded API server
+//! answers read as a cluster dump. Nothing here mocks a
 //! client: kir's production code talks to these over sockets.
 
 mod http;
 mod postgres;
+mod recorded;
 mod smtp;
 
 pub use http::{HttpReceiver, ReceivedRequest};
 pub use postgres::PostgresServer;
+pub use recorded::recorded_objects;
 pub use smtp::{ReceivedMail, SmtpReceiver};
 
 /// Says on the terminal, past the test harness's capture (which hides what a passing test

@@ -9,21 +9,7 @@ use common::{kir, repo};
 use serde_json::{Value, json};
 
 fn recorded(file: &str, kind: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(repo(&format!("crates/kir-readiness/tests/data/{file}"))).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    match v.get("items") {
-        Some(items) => items
-            .as_array()
-            .unwrap()
-            .iter()
-            .cloned()
-            .map(|mut i| {
-                i["kind"] = json!(kind);
-                i
-            })
-            .collect(),
-        None => vec![v],
-    }
+    kir_testkit::recorded_objects(repo(&format!("crates/kir-readiness/tests/data/{file}")), kind)
 }
 
 fn tidy() -> Vec<Value> {
