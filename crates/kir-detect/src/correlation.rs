@@ -84,6 +84,9 @@ pub struct Correlator {
     /// Every burst reported, in the order `observe` returned them.
     bursts: Vec<Burst>,
     latest: Option<Timestamp>,
+    /// Bursts that grew since [`Correlator::take_grown`] last ran, when asked to keep them
+    /// (a live stream updates the finding it stored; an offline hunt replaces it at the end).
+    grown: Option<Vec<usize>>,
 }
 
 impl Correlator {
@@ -96,7 +99,7 @@ impl Correlator {
         }
         let group_fields = rules.iter().map(|c| c.group_by.iter().map(|g| Field::parse(g)).collect()).collect();
         let windows = rules.iter().map(|_| HashMap::new()).collect();
-        Correlator { rules, group_fields, users, windows, bursts: Vec::new(), latest: None }
+        Correlator { rules, group_fields, users, windows, bursts: Vec::new(), latest: None, grown: None }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -114,6 +117,29 @@ impl Correlator {
     /// one finding however long it lasts.
     pub fn bursts(&self) -> impl Iterator<Item = &Finding> {
         self.bursts.iter().map(|b| &b.finding)
+    }
+
+    /// Bursts reported so far.
+    pub fn burst_count(&self) -> usize {
+        self.bursts.len()
+    }
+
+    /// Burst `index` (in the order `observe` reported them) as it stands now.
+    pub fn burst(&self, index: usize) -> Option<&Finding> {
+        self.bursts.get(index).map(|b| &b.finding)
+    }
+
+    /// Keeps, from now on, which bursts grow (see [`Correlator::take_grown`]).
+    pub fn track_growth(&mut self) {
+        self.grown.get_or_insert_with(Vec::new);
+    }
+
+    /// The bursts that grew since the last call, each once, in the order they were reported.
+    pub fn take_grown(&mut self) -> Vec<usize> {
+        let mut grown = self.grown.as_mut().map(std::mem::take).unwrap_or_default();
+        grown.sort_unstable();
+        grown.dedup();
+        grown
     }
 
     /// Records that detection rule `rule` matched `event`; returns the correlations it completes
@@ -172,6 +198,9 @@ impl Correlator {
                     }
                     burst.finding.event_count += 1;
                     group.last = Some(last.max(time));
+                    if let Some(grown) = &mut self.grown {
+                        grown.push(b);
+                    }
                     continue;
                 }
                 // The burst is over; a new one starts from nothing.

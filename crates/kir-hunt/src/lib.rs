@@ -347,10 +347,7 @@ fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::Buffer
 struct Pipeline<'a> {
     rules: &'a RuleSet,
     options: &'a HuntOptions,
-    merger: StageMerger,
-    correlator: kir_detect::correlation::Correlator,
-    /// The roles learned so far, in input order: what a binding grants.
-    roles: kir_detect::context::RoleRegistry,
+    detector: Detector<'a>,
     /// For each burst the correlator reported, in order: where its finding is in the report
     /// (`None` when the filter left it out). The burst's final finding replaces it at the end.
     bursts: Vec<Option<usize>>,
@@ -358,14 +355,157 @@ struct Pipeline<'a> {
     report: HuntReport,
 }
 
+/// What one request gave, in the order `kir hunt` reports it.
+#[derive(Debug, Clone)]
+pub enum Found {
+    /// A detection rule's finding (or a Falco alert's).
+    Detection(Finding),
+    /// A correlation met its threshold: burst `index` (counted from 0 in the order reported)
+    /// begins. Later requests of the burst join it ([`Detector::burst`]).
+    Burst { index: usize, finding: Finding },
+}
+
+/// Detection in input order: the stage merger, the correlation windows and the roles learned so
+/// far. The offline hunt runs its serial part through it; `kir serve` feeds it one stored record
+/// after another, so both see the same findings for the same input.
+pub struct Detector<'a> {
+    rules: &'a RuleSet,
+    merger: StageMerger,
+    correlator: kir_detect::correlation::Correlator,
+    /// The roles learned so far, in input order: what a binding grants.
+    roles: kir_detect::context::RoleRegistry,
+}
+
+impl<'a> Detector<'a> {
+    /// `pending_requests` bounds the requests held for a later stage; `roles` are those known
+    /// before the input starts.
+    pub fn new(rules: &'a RuleSet, roles: kir_detect::context::RoleRegistry, pending_requests: usize) -> Self {
+        Detector { rules, merger: StageMerger::with_capacity(pending_requests), correlator: rules.correlator(), roles }
+    }
+
+    /// From now on, remember which bursts grow ([`Detector::take_grown`]).
+    pub fn track_bursts(&mut self) {
+        self.correlator.track_growth();
+    }
+
+    /// Bursts that grew since the last call.
+    pub fn take_grown(&mut self) -> Vec<usize> {
+        self.correlator.take_grown()
+    }
+
+    /// Burst `index` as it stands now, with every request it has gathered.
+    pub fn burst(&self, index: usize) -> Option<&Finding> {
+        self.correlator.burst(index)
+    }
+
+    /// Requests held for a later stage.
+    pub fn pending(&self) -> usize {
+        self.merger.pending()
+    }
+
+    /// Feeds one decoded record (one stage of a request, or a Falco alert); what it completes is
+    /// pushed to `out`.
+    pub fn push(&mut self, record: Record, out: &mut Vec<Found>) {
+        match record {
+            Record::Falco(alert) => out.push(Found::Detection(finding_from_falco(&alert))),
+            Record::Audit(e) if e.stage.is_some_and(|s| !s.is_final()) => {
+                let (k, presence) = (merge_key(&e.audit_id), e.presence());
+                let mut released = Vec::new();
+                self.merger.hold(k, e, presence, &mut released);
+                self.released(released, out);
+            }
+            Record::Audit(e) => {
+                let findings = match_event(self.rules, &e);
+                let (k, presence) = (merge_key(&e.audit_id), e.presence());
+                let (event, findings) = self.complete(e, k, presence, findings);
+                out.extend(self.found(&event, findings));
+            }
+        }
+    }
+
+    /// Releases every request still waiting for a later stage, as it is (the end of an input,
+    /// or a stream that went quiet).
+    pub fn flush(&mut self, out: &mut Vec<Found>) {
+        let mut rest = Vec::new();
+        self.merger.finish(&mut rest);
+        self.released(rest, out);
+    }
+
+    fn released(&mut self, events: Vec<AuditEvent>, out: &mut Vec<Found>) {
+        for event in events {
+            let findings = match_event(self.rules, &event);
+            out.extend(self.found(&event, findings));
+        }
+    }
+
+    /// A request's last stage arrived: joins it with the stages held for it. Returns the request
+    /// to report, with what the rules found on it.
+    fn complete(
+        &mut self,
+        event: AuditEvent,
+        k: u64,
+        presence: Presence,
+        findings: Vec<(usize, Finding)>,
+    ) -> (AuditEvent, Vec<(usize, Finding)>) {
+        let Some((mut earlier, earlier_presence)) = self.merger.take(k, &event.audit_id) else {
+            self.merger.completed_alone(k);
+            return (event, findings);
+        };
+        if earlier_presence.adds_to(presence) {
+            // The earlier stage knows something the last does not: match the whole request again.
+            earlier.absorb(event);
+            let findings = match_event(self.rules, &earlier);
+            return (earlier, findings);
+        }
+        // The usual case: the last stage has it all. Findings point at the request's first line.
+        let mut event = event;
+        event.origin = earlier.origin;
+        let findings = findings
+            .into_iter()
+            .map(|(r, mut f)| {
+                f.source.line = event.origin.line;
+                f.source.path = event.origin.path.to_string();
+                (r, f)
+            })
+            .collect();
+        (event, findings)
+    }
+
+    /// What a whole request gives: the contextual rules' findings added, correlations fed, each
+    /// rule's correlation findings before its own (when the rule reports).
+    fn found(&mut self, event: &AuditEvent, mut findings: Vec<(usize, Finding)>) -> Vec<Found> {
+        // Rules that need what the input said before this request (the role a binding grants).
+        if self.rules.has_contextual() {
+            let power = self.roles.binding_power(event);
+            if !power.is_empty() {
+                let mut known = event.clone();
+                known.context.role_power = power;
+                let mut hits = Vec::new();
+                self.rules.matching_contextual(&known, &mut hits);
+                findings.extend(hits.into_iter().map(|r| (r, self.rules.finding(r, &known))));
+            }
+            self.roles.observe(event);
+        }
+        let mut out = Vec::new();
+        for (rule, finding) in findings {
+            let first = self.correlator.burst_count();
+            for (i, corr) in self.correlator.observe(rule, event, &finding).into_iter().enumerate() {
+                out.push(Found::Burst { index: first + i, finding: corr });
+            }
+            if self.rules.reports(rule) {
+                out.push(Found::Detection(finding));
+            }
+        }
+        out
+    }
+}
+
 impl<'a> Pipeline<'a> {
     fn new(rules: &'a RuleSet, options: &'a HuntOptions) -> Self {
         Pipeline {
             rules,
             options,
-            merger: StageMerger::with_capacity(options.pending_requests),
-            correlator: rules.correlator(),
-            roles: options.roles.clone(),
+            detector: Detector::new(rules, options.roles.clone(), options.pending_requests),
             bursts: Vec::new(),
             tallies: HashMap::new(),
             report: HuntReport::default(),
@@ -402,8 +542,11 @@ impl<'a> Pipeline<'a> {
             self.report.stats.records += pieces.len() as u64;
             for piece in pieces {
                 match piece {
-                    Piece::Held(e, k, presence) => self.merger.hold(k, e, presence, &mut released),
-                    Piece::Last(event, k, presence, findings) => self.complete(event, k, presence, findings),
+                    Piece::Held(e, k, presence) => self.detector.merger.hold(k, e, presence, &mut released),
+                    Piece::Last(event, k, presence, findings) => {
+                        let (event, findings) = self.detector.complete(event, k, presence, findings);
+                        self.record(&event, findings);
+                    }
                     Piece::Falco(alert) => {
                         self.report.stats.falco_alerts += 1;
                         let f = finding_from_falco(&alert);
@@ -415,34 +558,6 @@ impl<'a> Pipeline<'a> {
             }
         }
         self.detect(released);
-    }
-
-    /// A request's last stage arrived: joins it with the stages held for it and reports it.
-    fn complete(&mut self, event: AuditEvent, k: u64, presence: Presence, findings: Vec<(usize, Finding)>) {
-        let Some((mut earlier, earlier_presence)) = self.merger.take(k, &event.audit_id) else {
-            self.merger.completed_alone(k);
-            self.record(&event, findings);
-            return;
-        };
-        if earlier_presence.adds_to(presence) {
-            // The earlier stage knows something the last does not: match the whole request again.
-            earlier.absorb(event);
-            let findings = match_event(self.rules, &earlier);
-            self.record(&earlier, findings);
-            return;
-        }
-        // The usual case: the last stage has it all. Findings point at the request's first line.
-        let mut event = event;
-        event.origin = earlier.origin;
-        let findings = findings
-            .into_iter()
-            .map(|(r, mut f)| {
-                f.source.line = event.origin.line;
-                f.source.path = event.origin.path.to_string();
-                (r, f)
-            })
-            .collect();
-        self.record(&event, findings);
     }
 
     /// Matches requests whose stages were joined (or released) here, in parallel.
@@ -465,20 +580,8 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Counts a request, feeds correlations, keeps findings and the timeline.
-    fn record(&mut self, event: &AuditEvent, mut findings: Vec<(usize, Finding)>) {
+    fn record(&mut self, event: &AuditEvent, findings: Vec<(usize, Finding)>) {
         self.report.stats.events += 1;
-        // Rules that need what the input said before this request (the role a binding grants).
-        if self.rules.has_contextual() {
-            let power = self.roles.binding_power(event);
-            if !power.is_empty() {
-                let mut known = event.clone();
-                known.context.role_power = power;
-                let mut hits = Vec::new();
-                self.rules.matching_contextual(&known, &mut hits);
-                findings.extend(hits.into_iter().map(|r| (r, self.rules.finding(r, &known))));
-            }
-            self.roles.observe(event);
-        }
         if let Some(t) = event.stage_time.or(event.request_received) {
             let stats = &mut self.report.stats;
             stats.first_event = Some(stats.first_event.map_or(t, |f| f.min(t)));
@@ -486,19 +589,19 @@ impl<'a> Pipeline<'a> {
         }
         let filter = &self.options.filter;
         let mut on_event: Vec<(String, Level)> = Vec::new();
-        for (rule, finding) in findings {
-            for corr in self.correlator.observe(rule, event, &finding) {
-                if filter.keeps(&corr) {
-                    on_event.push((corr.title.clone(), corr.severity));
+        for found in self.detector.found(event, findings) {
+            match found {
+                Found::Burst { finding, .. } if filter.keeps(&finding) => {
+                    on_event.push((finding.title.clone(), finding.severity));
                     self.bursts.push(Some(self.report.findings.len()));
-                    self.report.findings.push(corr);
-                } else {
-                    self.bursts.push(None);
+                    self.report.findings.push(finding);
                 }
-            }
-            if self.rules.reports(rule) && filter.keeps(&finding) {
-                on_event.push((finding.title.clone(), finding.severity));
-                self.report.findings.push(finding);
+                Found::Burst { .. } => self.bursts.push(None),
+                Found::Detection(finding) if filter.keeps(&finding) => {
+                    on_event.push((finding.title.clone(), finding.severity));
+                    self.report.findings.push(finding);
+                }
+                Found::Detection(_) => {}
             }
         }
         if self.options.timeline && self.keep_on_timeline(event, &on_event) {
@@ -528,10 +631,10 @@ impl<'a> Pipeline<'a> {
 
     fn finish(mut self) -> HuntReport {
         let mut rest = Vec::new();
-        self.merger.finish(&mut rest);
+        self.detector.merger.finish(&mut rest);
         self.detect(rest);
         // Every request of a burst, those after its threshold was met included.
-        for (slot, whole) in self.bursts.iter().zip(self.correlator.bursts()) {
+        for (slot, whole) in self.bursts.iter().zip(self.detector.correlator.bursts()) {
             if let Some(f) = slot.and_then(|i| self.report.findings.get_mut(i)) {
                 f.audit_ids.clone_from(&whole.audit_ids);
                 f.event_count = whole.event_count;

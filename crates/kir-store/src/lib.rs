@@ -18,6 +18,8 @@ mod drills;
 mod ingest;
 mod model;
 mod schema;
+mod stream;
+mod tokens;
 
 use std::str::FromStr;
 
@@ -29,6 +31,8 @@ pub use actions::{ActionRecord, PENDING};
 pub use drills::Drill;
 pub use ingest::{DRILL_PREFIX, IngestReport, fingerprint};
 pub use model::*;
+pub use stream::{Detection, DetectionFilter, NewEvent, StoredEvent};
+pub use tokens::ApiToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

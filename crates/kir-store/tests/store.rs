@@ -371,7 +371,78 @@ async fn scenario_actions_are_recorded_and_undone_once(url: String) {
     assert!(kinds.iter().any(|m| m.starts_with("undone: cordon node/ip-10-0-3-17")), "{kinds:?}");
 }
 
+/// kir serve's stream: each event once whatever the retries, numbered in commit order; detections
+/// upserted with the cursor; filters and paging in the database; token names unique while live.
+async fn scenario_stream_events_detections_and_tokens(url: String) {
+    use kir_store::{ApiToken, Detection, DetectionFilter, NewEvent};
+    let store = Store::open(&url).await.unwrap();
+    let ev = |k: &str| NewEvent { key: k.into(), kind: "audit".into(), body: format!("{{\"k\":\"{k}\"}}") };
+    let batch: Vec<NewEvent> = (0..450).map(|i| ev(&format!("a{i}/ResponseComplete"))).collect();
+    assert_eq!(store.append_events(&batch, "apiserver", T0).await.unwrap(), 450, "more rows than one statement holds");
+    assert_eq!(store.append_events(&batch[..10], "apiserver", T0).await.unwrap(), 0, "a retry adds nothing");
+    let mixed = vec![ev("a0/ResponseComplete"), ev("b0/ResponseComplete"), ev("b0/ResponseComplete")];
+    assert_eq!(store.append_events(&mixed, "apiserver", T0).await.unwrap(), 1);
+    assert_eq!(store.event_count().await.unwrap(), 451);
+    let first = store.events_after(0, 5).await.unwrap();
+    assert_eq!(first.iter().map(|e| e.body.as_str()).collect::<Vec<_>>()[0], "{\"k\":\"a0/ResponseComplete\"}");
+    let last = store.last_event_seq().await.unwrap();
+    let tail = store.events_after(last - 1, 10).await.unwrap();
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].body, "{\"k\":\"b0/ResponseComplete\"}");
+
+    assert_eq!(store.cursor("live").await.unwrap(), 0);
+    let det = |key: &str, rule: &str, rank: i64, actor: &str, t: i64, body: &str| Detection {
+        id: 0,
+        detection_key: key.into(),
+        rule_id: rule.into(),
+        severity_rank: rank,
+        event_time: Some(t),
+        detected_at: T0,
+        actor: actor.into(),
+        namespace: Some("shop".into()),
+        body: body.into(),
+    };
+    store
+        .put_detections("live", &[det("k1", "exec", 3, "eve", T0, "1"), det("k2", "list", 1, "bob", T0 + MIN, "2")], 10)
+        .await
+        .unwrap();
+    store.put_detections("live", &[det("k1", "exec", 4, "eve", T0, "1b")], 20).await.unwrap();
+    assert_eq!(store.cursor("live").await.unwrap(), 20);
+    let all = store.detections(&DetectionFilter::default()).await.unwrap();
+    assert_eq!(all.iter().map(|d| d.body.as_str()).collect::<Vec<_>>(), ["1b", "2"], "a grown burst replaces its row");
+    let high = DetectionFilter { min_severity_rank: Some(3), ..Default::default() };
+    assert_eq!(store.detections(&high).await.unwrap().len(), 1);
+    let since = DetectionFilter { since_ms: Some(T0 + 1), actor: Some("bob".into()), ..Default::default() };
+    assert_eq!(store.detections(&since).await.unwrap()[0].rule_id, "list");
+    let page = DetectionFilter { after_id: Some(all[0].id), limit: Some(1), ..Default::default() };
+    assert_eq!(store.detections(&page).await.unwrap()[0].body, "2");
+    let routine = DetectionFilter { exclude: vec![("exec".into(), "eve".into())], ..Default::default() };
+    assert_eq!(store.detections(&routine).await.unwrap().len(), 1);
+    assert_eq!(store.routine_actors("list", 1, 0).await.unwrap(), ["bob"]);
+    assert!(store.routine_actors("list", 2, 0).await.unwrap().is_empty());
+
+    let token = |id: &str| ApiToken {
+        id: id.into(),
+        name: "alice".into(),
+        role: "responder".into(),
+        secret_hash: "h".into(),
+        created_at: T0,
+        created_by: "root".into(),
+        revoked_at: None,
+        revoked_by: None,
+    };
+    store.create_token(&token("t1")).await.unwrap();
+    assert!(matches!(store.create_token(&token("t2")).await, Err(StoreError::Refused(_))));
+    assert!(store.live_token("t1").await.unwrap().is_some());
+    assert!(store.revoke_token("alice", "root", T0).await.unwrap());
+    assert!(store.live_token("t1").await.unwrap().is_none());
+    assert!(!store.revoke_token("alice", "root", T0).await.unwrap());
+    store.create_token(&token("t2")).await.unwrap();
+    assert_eq!(store.tokens().await.unwrap().len(), 2);
+}
+
 async fn suite(make_url: impl Fn() -> String) {
+    scenario_stream_events_detections_and_tokens(make_url()).await;
     scenario_ingest_groups_and_deduplicates(make_url()).await;
     scenario_attack_chain_raises_severity(make_url()).await;
     scenario_lifecycle(make_url()).await;

@@ -23,7 +23,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Output format: `table` for people, `json`/`jsonl` for machines, `csv` for spreadsheets.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
@@ -78,6 +78,29 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run kir as a service: receive audit events and Falco alerts as they happen, detect live
+    /// with the same rules and plan as `kir hunt`, file incidents, run the escalation timers,
+    /// serve the REST API and the web UI.
+    #[command(after_help = "The kube-apiserver sends its audit events to POST /v1/audit (its webhook backend: \
+deploy/audit-webhook.kubeconfig, docs/serve.md), Falco to POST /v1/falco (http_output). A batch is answered 200 only once \
+it is stored; a retried batch adds nothing; when kir cannot keep up it answers 429 with Retry-After. Every endpoint but \
+/healthz and /readyz needs a token (kir token create); people log in to the web UI with theirs.\n\n\
+Examples:\n  kir token create --role ingest --name apiserver --store sqlite:/var/lib/kir/kir.db\n  \
+kir serve --listen 127.0.0.1:8080 --store sqlite:/var/lib/kir/kir.db --plan plan.yaml\n  \
+curl -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:8080/api/v1/findings?format=jsonl&severity=medium'\n\n\
+It prints `listening on ADDR` on stderr once ready, and stops on SIGTERM or Ctrl-C after draining detection; SIGHUP \
+reloads the rules and the plan (refused, with the error, if they do not check).\n\n\
+Exit codes: 0 stopped, 2 usage error, an address it cannot listen on, or a store it cannot open.")]
+    Serve(ServeArgs),
+    /// API tokens for `kir serve`: create one (printed once, stored hashed), list, revoke.
+    #[command(
+        after_help = "Roles: viewer (read), responder (incident writes), approver (approvals), admin (tokens, reload), ingest (the receivers only).\n\n\
+Examples:\n  kir token create --role ingest --name apiserver --store sqlite:kir.db\n  kir token create --role responder --name alice\n  kir token list\n  kir token revoke alice"
+    )]
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Find attacks in audit logs (files, folders, `-` for stdin).
     #[command(
         after_help = "Inputs are recognized by themselves, per file and per line: audit.k8s.io/v1 and v1beta1 events \
@@ -508,7 +531,7 @@ pub struct MetricsArgs {
     pub since: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RuleSource {
     /// Sigma rule files or folders to load (repeatable).
     #[arg(long = "rules", value_name = "PATH")]
@@ -1002,4 +1025,69 @@ pub struct KindTarget {
     pub target: String,
     #[command(flatten)]
     pub common: ActionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Plain HTTP only on a loopback address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// TLS certificate (PEM), for listening beyond loopback.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA whose client certificates may send events (mTLS).
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: RuleSource,
+    /// Report requests still waiting for their last stage once the stream was quiet this long.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub flush_after: String,
+    /// Warn (log and /metrics) when no event came for this long.
+    #[arg(long, value_name = "DURATION")]
+    pub silence_after: Option<String>,
+    /// How often the escalation timers are checked.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub tick: String,
+    /// Batches stored at once at most; one more is answered 429.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_in_flight: usize,
+    /// Events stored but not yet through detection at most; beyond, receivers answer 429.
+    #[arg(long, value_name = "N", default_value_t = 500_000)]
+    pub max_lag: i64,
+    /// Largest request body, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 32)]
+    pub body_limit_mib: usize,
+    /// Log format: text for people, json for log pipelines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; only the token is printed (on stdout), once.
+    Create {
+        /// viewer, responder, approver, admin or ingest.
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+        /// Who or what holds it: it names every timeline entry the token writes.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+    /// Every token (names, roles, when made and revoked; never a secret).
+    List,
+    /// Revoke the live token named NAME.
+    Revoke {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
 }

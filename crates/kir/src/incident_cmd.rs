@@ -5,10 +5,9 @@ use std::path::PathBuf;
 
 use comfy_table::Cell;
 use kir_detect::{Finding, Level};
-use kir_notify::{Notice, Notifier, Retry};
 use kir_plan::Plan;
 use kir_report::IncidentRecord;
-use kir_store::{CloseReason, Fired, Incident, ListFilter, NewIncident, Store, rfc3339};
+use kir_store::{CloseReason, Fired, Incident, ListFilter, Store, rfc3339};
 
 use crate::cli::{Format, Global, IncidentCommand, MetricsArgs};
 use crate::output::{csv_line, out, outln, severity_cell, table, use_color};
@@ -110,41 +109,6 @@ pub fn file_findings(global: &Global, findings: &[Finding], notify: bool) -> Res
     })
 }
 
-fn notice_for(plan: &Plan, inc: &Incident, f: &Fired, now: i64) -> Notice {
-    let policy = inc.policy();
-    let policy_id = inc.policy_id.clone().unwrap_or_default();
-    let reason = match policy.as_ref().and_then(|p| p.levels.get(f.level)) {
-        _ if f.manual => format!("escalated by hand (level {} of {policy_id})", f.level + 1),
-        Some(l) if f.level == 0 && f.round == 0 && l.after.as_secs() == 0 => {
-            format!("new {} incident (level 1 of {policy_id})", inc.severity)
-        }
-        Some(l) => format!(
-            "escalation level {} of {policy_id}: {} after opening, {}{}",
-            f.level + 1,
-            l.after,
-            l.condition.describe(),
-            if f.round > 0 { format!(" (repeat {})", f.round) } else { String::new() }
-        ),
-        None => format!("escalation level {} of {policy_id}", f.level + 1),
-    };
-    let severity: Option<Level> = inc.severity.parse().ok();
-    Notice {
-        incident_id: inc.id,
-        title: inc.title.clone(),
-        severity: inc.severity.clone(),
-        severity_label: plan.severities.iter().find(|s| Some(s.id) == severity).and_then(|s| s.label.clone()),
-        incident_type: inc.incident_type.clone(),
-        state: inc.state.clone(),
-        owner_role: inc.owner_role.clone(),
-        owner: inc.owner_person.clone(),
-        finding_count: inc.finding_count,
-        created: rfc3339(inc.created_at),
-        reason,
-        roles: f.notify.clone(),
-        on_call: f.notify.iter().filter_map(|r| plan.on_call(r, now).map(|c| (r.clone(), c.name.clone()))).collect(),
-    }
-}
-
 /// Fires due escalations and sends their notifications; every attempt goes on the timeline.
 pub async fn tick_and_notify(
     store: &Store,
@@ -153,27 +117,11 @@ pub async fn tick_and_notify(
     notify: bool,
     who: &str,
 ) -> Result<usize, UserError> {
-    let fired = store.tick(now).await.map_err(|e| UserError::usage(e.to_string()))?;
-    let sent = send_for(store, plan, &fired, now, notify, who).await?;
-    if sent.failed > 0 {
-        eprintln!("kir: {} notification channel(s) failed; see the incidents' timelines", sent.failed);
-    }
-    Ok(fired.len())
+    let (fired, sent) = kir_app::tick_and_notify(store, plan, now, notify, who).await.map_err(store_err)?;
+    say_sent(&sent);
+    Ok(fired)
 }
 
-/// How the notifications of a tick went.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Sent {
-    pub delivered: usize,
-    /// Channels tried that never delivered.
-    pub failed: usize,
-    /// Channels not configured (their environment variable is not set).
-    pub skipped: usize,
-}
-
-/// Sends the notifications of fired levels; every attempt goes on the timeline. A level whose
-/// channels all failed is released, so the next tick fires it again: a page is not lost to a
-/// receiver that was down for a minute.
 async fn send_for(
     store: &Store,
     plan: &Plan,
@@ -181,66 +129,21 @@ async fn send_for(
     now: i64,
     notify: bool,
     who: &str,
-) -> Result<Sent, UserError> {
-    let notifier = Notifier::new(Retry::default());
-    let mut sent = Sent::default();
-    // A timeline write that fails must not stop the other pages: it is said, and sending goes on.
-    let note = |r: kir_store::Result<()>| {
-        if let Err(e) = r {
-            eprintln!("kir: could not write the timeline: {e}");
-        }
-    };
-    for f in fired {
-        if f.notify.is_empty() {
-            continue;
-        }
-        let inc = store.incident(f.incident_id).await.map_err(|e| UserError::usage(e.to_string()))?;
-        let notice = notice_for(plan, &inc, f, now);
-        if !notify {
-            let message = format!(
-                "notifications for {} not sent (paging was off: --no-notify, or a drill without --notify)",
-                f.notify.join(", ")
-            );
-            note(store.record(inc.id, who, "notification", &message, None, now).await);
-            continue;
-        }
-        let (mut delivered, mut failed) = (0, 0);
-        for d in notifier.notify_roles(plan, &notice).await {
-            if let Some(why) = &d.skipped {
-                sent.skipped += 1;
-                let message = format!("{} ({}): skipped: {why}", d.channel, d.kind);
-                let data = serde_json::json!({"channel": d.channel, "kind": d.kind, "skipped": why, "roles": f.notify});
-                note(store.record(inc.id, who, "notification", &message, Some(data), now).await);
-                continue;
-            }
-            if d.delivered {
-                delivered += 1;
-            } else {
-                failed += 1;
-            }
-            for a in &d.attempts {
-                let outcome = match (&a.error, a.status) {
-                    (None, Some(s)) => format!("delivered ({s})"),
-                    (None, None) => "delivered".to_string(),
-                    (Some(e), _) => format!("failed: {e}"),
-                };
-                let message = format!("{} ({}): attempt {} {outcome}", d.channel, d.kind, a.attempt);
-                let data = serde_json::json!({
-                    "channel": d.channel, "kind": d.kind, "attempt": a.attempt, "ok": a.ok, "status": a.status,
-                    "error": a.error, "attempted_at": rfc3339(a.at_ms), "roles": f.notify, "reason": notice.reason,
-                });
-                note(store.record(inc.id, who, "notification", &message, Some(data), now).await);
-            }
-        }
-        sent.delivered += delivered;
-        sent.failed += failed;
-        if delivered == 0 && failed > 0 && !f.manual {
-            let message =
-                format!("no channel delivered escalation level {}: it fires again at the next tick", f.level + 1);
-            note(store.release(f, who, &message, now).await);
-        }
+) -> Result<kir_app::Sent, UserError> {
+    let sent = kir_app::send_for(store, plan, fired, now, notify, who).await.map_err(store_err)?;
+    for p in &sent.problems {
+        eprintln!("kir: {p}");
     }
     Ok(sent)
+}
+
+fn say_sent(sent: &kir_app::Sent) {
+    for p in &sent.problems {
+        eprintln!("kir: {p}");
+    }
+    if sent.failed > 0 {
+        eprintln!("kir: {} notification channel(s) failed; see the incidents' timelines", sent.failed);
+    }
 }
 
 /// The SHA-256 of a bundle's manifest: what names a bundle on timelines and in action records.
@@ -301,30 +204,20 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
         IncidentCommand::Approve(a) => crate::respond_cmd::approve(global, a, store, &who, now).await,
         IncidentCommand::Open(a) => {
             let (plan, _) = crate::plan_cmd::load(global)?;
-            let incident_type = a.incident_type.clone().unwrap_or_else(|| plan.routing.default_type.clone());
-            if !plan.types.iter().any(|t| t.id == incident_type) {
-                let known = plan.types.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ");
-                return Err(UserError::usage(format!(
-                    "unknown incident type {incident_type:?} (the plan has: {known})"
-                )));
-            }
-            let (assign_role, assign_person) = match &a.assign {
-                Some(x) if plan.roles.iter().any(|r| &r.id == x) => (Some(x.clone()), None),
-                Some(x) => (None, Some(x.clone())),
-                None => (None, None),
-            };
             let event_time = a.seen.as_deref().map(|t| time_arg("--seen", t)).transpose()?;
-            let new = NewIncident {
+            let open = kir_app::OpenIncident {
                 title: a.title.clone(),
-                incident_type,
+                incident_type: a.incident_type.clone(),
                 severity: a.severity,
                 description: a.description.clone(),
-                assign_role,
-                assign_person,
+                assign: a.assign.clone(),
                 event_time,
             };
-            let id = store.open_incident(&plan, new, &who, now).await.map_err(store_err)?;
-            let fired = tick_and_notify(store, &plan, now, true, &who).await?;
+            let (id, fired, sent) = match kir_app::open_incident(store, &plan, open, &who, now).await {
+                Err(kir_store::StoreError::Refused(why)) => return Err(UserError::usage(why)),
+                other => other.map_err(store_err)?,
+            };
+            say_sent(&sent);
             let inc = store.incident(id).await.map_err(store_err)?;
             print_one(global, &inc, &format!("opened incident #{id}"), color)?;
             if !global.quiet && fired > 0 {
@@ -504,42 +397,11 @@ fn print_one(global: &Global, inc: &Incident, what: &str, color: bool) -> Result
 }
 
 async fn record(store: &Store, id: i64) -> Result<IncidentRecord, UserError> {
-    Ok(IncidentRecord {
-        incident: store.incident(id).await.map_err(store_err)?,
-        findings: store.findings(id).await.map_err(store_err)?,
-        timeline: store.timeline(id).await.map_err(store_err)?,
-        iocs: store.iocs(id).await.map_err(store_err)?,
-    })
+    kir_app::incident_record(store, id).await.map_err(store_err)
 }
 
 fn record_json(r: &IncidentRecord) -> serde_json::Value {
-    let findings: Vec<serde_json::Value> =
-        r.findings.iter().map(|f| serde_json::from_str(&f.body).unwrap_or(serde_json::Value::Null)).collect();
-    let timeline: Vec<serde_json::Value> = r
-        .timeline
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "at": rfc3339(e.at), "who": e.who, "kind": e.kind, "message": e.message,
-                "data": e.data.as_deref().and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok()),
-            })
-        })
-        .collect();
-    let iocs: Vec<serde_json::Value> =
-        r.iocs.iter().map(|i| serde_json::json!({"kind": i.kind, "value": i.value, "added_by": i.added_by, "added": rfc3339(i.added_at)})).collect();
-    let objects: Vec<String> = kir_report::affected_objects(&r.findings).into_iter().map(|(o, _)| o).collect();
-    let (tactics, techniques, threat_matrix) = kir_report::tags(&r.findings);
-    serde_json::json!({
-        "incident": r.incident.summary_json(),
-        "description": r.incident.description,
-        "policy": r.incident.policy_id,
-        "plan": {"name": r.incident.plan_name, "digest": r.incident.plan_digest},
-        "findings": findings,
-        "affected_objects": objects,
-        "tags": {"tactics": tactics, "techniques": techniques, "threat_matrix": threat_matrix},
-        "iocs": iocs,
-        "timeline": timeline,
-    })
+    kir_app::incident_json(r)
 }
 
 fn age(now: i64, then: i64) -> String {

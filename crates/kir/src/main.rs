@@ -28,6 +28,7 @@ mod plan_cmd;
 mod readiness_cmd;
 mod respond_cmd;
 mod rules_cmd;
+mod serve_cmd;
 mod top_cmd;
 
 use std::process::ExitCode;
@@ -94,6 +95,8 @@ impl<E: std::fmt::Display> From<E> for UserError {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Serve(args) => serve_cmd::serve(&cli.global, args),
+        Command::Token { command } => serve_cmd::token(&cli.global, command),
         Command::Hunt(args) => hunt_cmd::run(&cli.global, args),
         Command::Rules { command } => match command {
             RulesCommand::List(args) => rules_cmd::list(&cli.global, args),
