@@ -5,6 +5,8 @@
 //! Architecture invariant: no printing and no clock; time is an argument (milliseconds since the
 //! epoch), problems are returned.
 
+pub mod playbook;
+
 use kir_detect::{Finding, Level};
 use kir_notify::{Notice, Notifier, Retry};
 use kir_plan::Plan;

@@ -322,6 +322,9 @@ pub struct Step {
     /// Role that must approve before the step runs (`kir incident approve`).
     #[serde(default)]
     pub approval: Option<String>,
+    /// Two-person rule: whoever ran the playbook to this step may not approve it.
+    #[serde(default, rename = "twoPerson")]
+    pub two_person: bool,
     /// Free-form parameters for the action (a later release executes them).
     #[serde(default)]
     pub with: BTreeMap<String, String>,

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -40,11 +40,13 @@ pub fn router(shared: AppState) -> Router {
         .route("/api/v1/findings", get(findings))
         .route("/api/v1/incidents", get(incidents).post(open_incident))
         .route("/api/v1/incidents/{id}", get(incident))
+        .route("/api/v1/incidents/{id}/approvals", get(approvals))
         .route("/api/v1/incidents/{id}/{action}", post(incident_action))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/plan", get(plan))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/tokens", get(tokens))
+        .route("/openapi.json", get(openapi))
         .merge(crate::ui::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
@@ -138,12 +140,23 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-async fn receive_audit(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    receive(s, headers, body, false).await
+#[utoipa::path(post, path = "/v1/audit", tag = "receivers",
+    request_body(content = String, content_type = "application/json", description = "An audit.k8s.io/v1 EventList (what the apiserver's webhook sends), an Event, a JSON array of events, or JSON lines"),
+    responses((status = 200, description = "Stored; answered only once on disk", body = crate::openapi::Received),
+        (status = 400, description = "Not JSON", body = crate::openapi::ErrorBody), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Larger than --body-limit-mib"),
+        (status = 429, description = "Full: send it again after Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The store could not take it", body = crate::openapi::ErrorBody)))]
+pub async fn receive_audit(State(s): State<AppState>, Extension(who): Extension<Identity>, body: Bytes) -> Response {
+    receive(s, who, body, false).await
 }
 
-async fn receive_falco(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    receive(s, headers, body, true).await
+#[utoipa::path(post, path = "/v1/falco", tag = "receivers",
+    request_body(content = String, content_type = "application/json", description = "A Falco alert (http_output, Falcosidekick) or JSON lines of alerts"),
+    responses((status = 200, description = "Stored", body = crate::openapi::Received), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Full: send it again after Retry-After", body = crate::openapi::ErrorBody)))]
+pub async fn receive_falco(State(s): State<AppState>, Extension(who): Extension<Identity>, body: Bytes) -> Response {
+    receive(s, who, body, true).await
 }
 
 struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -165,10 +178,19 @@ fn too_busy(s: &Shared, why: &str) -> Response {
 /// batch being received or stored holds a slot; with every slot taken, or live detection too
 /// far behind, the answer is 429 with Retry-After, so the sender keeps the batch and retries
 /// instead of kir's memory growing.
-async fn receiver_gate(State(s): State<AppState>, request: Request, next: Next) -> Response {
-    if let Err(r) = require(&s, request.headers(), Role::Ingest).await {
-        return r;
-    }
+async fn receiver_gate(State(s): State<AppState>, mut request: Request, next: Next) -> Response {
+    let certified = request.extensions().get::<crate::tls::ClientCert>().cloned();
+    let who = match certified {
+        // A sender with a client certificate of --client-ca and no token: an ingest identity.
+        Some(cert) if !request.headers().contains_key(header::AUTHORIZATION) => {
+            Identity { token_id: format!("cert:{}", cert.0), name: cert.0, role: Role::Ingest }
+        }
+        _ => match require(&s, request.headers(), Role::Ingest).await {
+            Ok(w) => w,
+            Err(r) => return r,
+        },
+    };
+    request.extensions_mut().insert(who);
     if s.metrics.detection_lag.load(Ordering::Relaxed) > s.config.max_lag {
         return too_busy(&s, "live detection is behind");
     }
@@ -180,12 +202,8 @@ async fn receiver_gate(State(s): State<AppState>, request: Request, next: Next) 
     next.run(request).await
 }
 
-/// A batch in: stored (each event once) before the 200.
-async fn receive(s: AppState, headers: HeaderMap, body: Bytes, falco: bool) -> Response {
-    let who = match require(&s, &headers, Role::Ingest).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+/// A batch in, from a sender the gate let through: stored (each event once) before the 200.
+async fn receive(s: AppState, who: Identity, body: Bytes, falco: bool) -> Response {
     let received = match tokio::task::spawn_blocking(move || crate::receive::split(&body, falco)).await {
         Ok(Ok(r)) => r,
         Ok(Err(why)) => {
@@ -240,6 +258,12 @@ fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Res
 
 /// `GET /api/v1/findings`: what live detection found, filtered and paged in the database.
 /// `?format=jsonl` is `kir hunt --format jsonl`'s contract, line for line.
+#[utoipa::path(get, path = "/api/v1/findings", tag = "findings",
+    params(("since" = Option<String>, Query, description = "RFC 3339 or an age (2h)"), ("until" = Option<String>, Query),
+        ("severity" = Option<String>, Query, description = "The least severity"), ("rule" = Option<String>, Query),
+        ("namespace" = Option<String>, Query), ("actor" = Option<String>, Query), ("after" = Option<i64>, Query, description = "Paging: after this id"),
+        ("limit" = Option<i64>, Query), ("format" = Option<String>, Query, description = "json (default) or jsonl: kir hunt --format jsonl, line for line")),
+    responses((status = 200, description = "Live detection's findings, in the order found", body = Vec<crate::openapi::Finding>), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
 pub async fn findings(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -306,7 +330,11 @@ pub async fn findings_filter(s: &Shared, q: &HashMap<String, String>) -> Result<
 }
 
 /// `GET /api/v1/incidents`: the same objects as `kir incident list --format json`.
-async fn incidents(
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents",
+    params(("state" = Option<String>, Query, description = "Comma-separated states"), ("open" = Option<bool>, Query),
+        ("severity" = Option<String>, Query), ("type" = Option<String>, Query), ("owner" = Option<String>, Query), ("since" = Option<String>, Query)),
+    responses((status = 200, description = "kir incident list --format json", body = Vec<crate::openapi::IncidentSummary>), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
+pub async fn incidents(
     State(s): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
@@ -345,12 +373,32 @@ async fn incidents(
 }
 
 /// `GET /api/v1/incidents/ID`: the same object as `kir incident show ID --format json`.
-async fn incident(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", params(("id" = i64, Path)),
+    responses((status = 200, description = "kir incident show ID --format json", body = crate::openapi::IncidentRecord),
+        (status = 404, body = crate::openapi::ErrorBody), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
+pub async fn incident(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
     if let Err(r) = require(&s, &headers, Role::Viewer).await {
         return r;
     }
     match kir_app::incident_record(&s.store, id).await {
         Ok(r) => axum::Json(kir_app::incident_json(&r)).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `GET /api/v1/incidents/ID/approvals`: the playbook steps waiting for a role's approval.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/approvals", tag = "incidents", params(("id" = i64, Path)),
+    responses((status = 200, description = "Steps waiting for approval", body = Vec<crate::openapi::Waiting>), (status = 404, body = crate::openapi::ErrorBody), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
+pub async fn approvals(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+    if let Err(r) = require(&s, &headers, Role::Viewer).await {
+        return r;
+    }
+    let incident = match s.store.incident(id).await {
+        Ok(i) => i,
+        Err(e) => return store_error(e),
+    };
+    match s.store.timeline(id).await {
+        Ok(t) => axum::Json(kir_app::playbook::waiting(&s.engine().plan, &incident.incident_type, &t)).into_response(),
         Err(e) => store_error(e),
     }
 }
@@ -365,6 +413,16 @@ pub struct ActionBody {
     pub reason: Option<String>,
     /// `note`: the text.
     pub text: Option<String>,
+    /// `approve`, `reject`: the step (from 1); the latest waiting step when left out.
+    pub step: Option<usize>,
+}
+
+/// The role an incident action needs.
+pub fn needed_for(action: &str) -> Role {
+    match action {
+        "approve" | "reject" => Role::Approver,
+        _ => Role::Responder,
+    }
 }
 
 /// What an incident action does, the same store call as its `kir incident` command.
@@ -425,23 +483,44 @@ pub async fn act(
             }
             Err(e) => Err(e),
         },
+        "approve" | "reject" => {
+            let engine = s.engine();
+            let (step, note) = (body.step, body.note.as_deref());
+            let done = if action == "approve" {
+                kir_app::playbook::approve(store, &engine.plan, id, step, name, note, now).await
+            } else {
+                kir_app::playbook::reject(store, &engine.plan, id, step, name, note, now).await
+            }
+            .map_err(store_error)?;
+            return Ok(
+                json!({"step": done.step, "message": done.message, "member": done.member, "already": done.already}),
+            );
+        }
         other => {
             return Err(error(
                 StatusCode::NOT_FOUND,
-                format!("no incident action {other:?}: ack, assign, note, escalate, contain, resolve, close, reopen"),
+                format!(
+                    "no incident action {other:?}: ack, assign, note, escalate, contain, resolve, close, reopen, approve, reject"
+                ),
             ));
         }
     };
     changed.map(|i| i.summary_json()).map_err(store_error)
 }
 
-async fn incident_action(
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/{action}", tag = "incidents",
+    params(("id" = i64, Path), ("action" = String, Path, description = "ack, assign, note, escalate, contain, resolve, close, reopen (responder); approve, reject (approver)")),
+    request_body(content = Option<crate::openapi::ActionBody>),
+    responses((status = 200, description = "The incident now, or the approval decision", body = crate::openapi::ActionResult),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+        (status = 409, description = "Refused: a transition the incident's state does not allow, a step that needs no approval, the two-person rule", body = crate::openapi::ErrorBody), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
+pub async fn incident_action(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path((id, action)): Path<(i64, String)>,
     body: Bytes,
 ) -> Response {
-    let who = match require(&s, &headers, Role::Responder).await {
+    let who = match require(&s, &headers, needed_for(&action)).await {
         Ok(w) => w,
         Err(r) => return r,
     };
@@ -472,7 +551,10 @@ struct OpenBody {
 }
 
 /// `POST /api/v1/incidents`: a responder opens an incident by hand (`kir incident open`).
-async fn open_incident(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = crate::openapi::OpenIncident,
+    responses((status = 201, description = "Opened", body = crate::openapi::IncidentSummary), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 409, description = "Refused by the plan (an unknown type)", body = crate::openapi::ErrorBody), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
+pub async fn open_incident(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let who = match require(&s, &headers, Role::Responder).await {
         Ok(w) => w,
         Err(r) => return r,
@@ -501,7 +583,9 @@ async fn open_incident(State(s): State<AppState>, headers: HeaderMap, body: Byte
     }
 }
 
-async fn rules(State(s): State<AppState>, headers: HeaderMap) -> Response {
+#[utoipa::path(get, path = "/api/v1/rules", tag = "plan and rules",
+    responses((status = 200, description = "The loaded rules", body = Vec<crate::openapi::RuleSummary>), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
+pub async fn rules(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = require(&s, &headers, Role::Viewer).await {
         return r;
     }
@@ -517,7 +601,9 @@ async fn rules(State(s): State<AppState>, headers: HeaderMap) -> Response {
     axum::Json(list).into_response()
 }
 
-async fn plan(State(s): State<AppState>, headers: HeaderMap) -> Response {
+#[utoipa::path(get, path = "/api/v1/plan", tag = "plan and rules",
+    responses((status = 200, description = "The plan, rendered as Markdown", body = String, content_type = "text/markdown"), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
+pub async fn plan(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = require(&s, &headers, Role::Viewer).await {
         return r;
     }
@@ -526,7 +612,10 @@ async fn plan(State(s): State<AppState>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
-async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
+#[utoipa::path(post, path = "/api/v1/reload", tag = "operations",
+    responses((status = 200, description = "Reloaded", body = crate::openapi::Reloaded),
+        (status = 422, description = "Refused: the rules or the plan do not check; the running ones stay", body = crate::openapi::ErrorBody), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
+pub async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let who = match require(&s, &headers, Role::Admin).await {
         Ok(w) => w,
         Err(r) => return r,
@@ -542,7 +631,9 @@ async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn tokens(State(s): State<AppState>, headers: HeaderMap) -> Response {
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "operations",
+    responses((status = 200, description = "Every token, never a secret", body = Vec<crate::openapi::Token>), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
+pub async fn tokens(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = require(&s, &headers, Role::Admin).await {
         return r;
     }
@@ -550,4 +641,12 @@ async fn tokens(State(s): State<AppState>, headers: HeaderMap) -> Response {
         Ok(list) => axum::Json(list).into_response(),
         Err(e) => store_error(e),
     }
+}
+
+/// `GET /openapi.json`: this API's OpenAPI 3.1 document.
+async fn openapi(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = require(&s, &headers, Role::Viewer).await {
+        return r;
+    }
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document()).into_response()
 }

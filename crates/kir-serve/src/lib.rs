@@ -15,7 +15,9 @@ pub mod api;
 pub mod auth;
 pub mod live;
 pub mod metrics;
+pub mod openapi;
 pub mod receive;
+pub mod tls;
 pub mod ui;
 
 use std::net::SocketAddr;
@@ -56,6 +58,8 @@ pub struct Config {
     /// How often the escalation timers are checked.
     pub tick: Duration,
     pub paths: Vec<PathBuf>,
+    /// TLS, and the CA of senders' client certificates.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 impl Default for Config {
@@ -70,6 +74,7 @@ impl Default for Config {
             silence_after: None,
             tick: Duration::from_secs(5),
             paths: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -134,6 +139,7 @@ pub enum ServeError {
 /// accepts connections.
 pub async fn serve(config: Config, loader: Loader, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
     let engine = loader().map_err(ServeError::Refused)?;
+    let tls = config.tls.as_ref().map(tls::server_config).transpose().map_err(ServeError::Refused)?;
     let store = Store::open(&config.store_url).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -165,14 +171,18 @@ pub async fn serve(config: Config, loader: Loader, ready: impl FnOnce(SocketAddr
     let app = api::router(shared.clone());
     ready(addr);
     let stop = shared.clone();
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("stopping: no new requests; draining live detection");
-            stop.stopping.store(true, Ordering::SeqCst);
-        })
-        .await
-        .map_err(|source| ServeError::Listen { addr, source })?;
+    let stopped = async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: no new requests; draining live detection");
+        stop.stopping.store(true, Ordering::SeqCst);
+    };
+    match tls {
+        Some(config) => tls::serve(listener, config, app, stopped).await,
+        None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stopped)
+            .await
+            .map_err(|source| ServeError::Listen { addr, source })?,
+    }
     shared.stopping.store(true, Ordering::SeqCst);
     shared.wake.notify_one();
     ticker.abort();

@@ -119,7 +119,7 @@ async fn login(State(s): State<AppState>, Form(form): Form<HashMap<String, Strin
             tracing::info!(who = %who.name, "logged in to the UI");
             let id = s.sessions.open(who);
             let mut r = Redirect::to("/").into_response();
-            let secure = if s.config.listen.ip().is_loopback() { "" } else { "; Secure" };
+            let secure = if s.config.tls.is_some() { "; Secure" } else { "" };
             let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}");
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
@@ -228,6 +228,8 @@ async fn incident_page(State(s): State<AppState>, headers: HeaderMap, Path(id): 
     };
     let i = &record.incident;
     let may_write = who.role.allows(Role::Responder);
+    let may_approve = who.role.allows(Role::Approver);
+    let waiting = kir_app::playbook::waiting(&s.engine().plan, &i.incident_type, &record.timeline);
     let actions: &[(&str, &str)] = match i.state.as_str() {
         "new" => &[("ack", "Acknowledge"), ("contain", "Mark contained"), ("escalate", "Escalate")],
         "acknowledged" => &[("contain", "Mark contained"), ("resolve", "Resolve"), ("escalate", "Escalate")],
@@ -256,6 +258,34 @@ async fn incident_page(State(s): State<AppState>, headers: HeaderMap, Path(id): 
                 label for="note-text" { "Add a note" }
                 textarea id="note-text" name="text" rows="2" required {}
                 button type="submit" { "Add note" }
+            }
+        }
+        @if !waiting.is_empty() {
+            section aria-labelledby="approvals" {
+                h2 id="approvals" { "Awaiting approval" }
+                ul class="cards" {
+                    @for w in &waiting {
+                        li class="card approval" {
+                            strong { "Step " (w.step) ": " (w.title) } " (" (w.action) ")"
+                            div class="meta" {
+                                "needs " (w.role) " · asked by " (w.requested_by) " at " (when(w.requested_at))
+                                @if let Some(r) = &w.rejected_by { " · rejected by " (r) }
+                                @if w.two_person { " · two-person rule" }
+                            }
+                            @if let (true, Some(session)) = (may_approve, session.as_ref()) {
+                                div class="actions" {
+                                    @for (action, label) in [("approve", "Approve"), ("reject", "Reject")] {
+                                        form method="post" action={"/incidents/" (i.id) "/" (action)} class="inline" {
+                                            input type="hidden" name="csrf" value=(session.csrf);
+                                            input type="hidden" name="step" value=(w.step);
+                                            button type="submit" name="do" value={(action) "-" (w.step)} { (label) " step " (w.step) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         h2 { "Findings (" (record.findings.len()) ")" }
@@ -289,7 +319,7 @@ async fn incident_form(
     Path((id, action)): Path<(i64, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let (who, session) = match viewer(&s, &headers, Role::Responder).await {
+    let (who, session) = match viewer(&s, &headers, crate::api::needed_for(&action)).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -297,7 +327,12 @@ async fn incident_form(
     if !csrf_ok(session.as_ref(), &form) {
         return (StatusCode::FORBIDDEN, "the form's CSRF token is missing or stale: reload the page").into_response();
     }
-    let body = ActionBody { text: form.get("text").cloned(), note: form.get("note").cloned(), ..Default::default() };
+    let body = ActionBody {
+        text: form.get("text").cloned(),
+        note: form.get("note").cloned(),
+        step: form.get("step").and_then(|n| n.parse().ok()),
+        ..Default::default()
+    };
     let body = if action == "close" { ActionBody { reason: Some("true-positive".into()), ..body } } else { body };
     match act(&s, id, &action, body, &who).await {
         Ok(_) => Redirect::to(&format!("/incidents/{id}")).into_response(),

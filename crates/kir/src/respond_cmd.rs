@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use kir_app::playbook::{progress, step_entries, step_title};
 use kir_plan::schema::{Playbook, Step};
 use kir_plan::{Action, Plan};
 use kir_store::{Store, TimelineEntry};
@@ -26,63 +27,7 @@ fn store_err(e: kir_store::StoreError) -> UserError {
 
 /// The incident's playbook, from its type.
 pub fn playbook_for<'p>(plan: &'p Plan, incident_type: &str) -> Result<&'p Playbook, UserError> {
-    let t = plan.types.iter().find(|t| t.id == incident_type).ok_or_else(|| {
-        UserError::usage(format!("the plan has no incident type {incident_type:?} (kir plan render lists the types)"))
-    })?;
-    let id = t
-        .playbook
-        .as_deref()
-        .ok_or_else(|| UserError::usage(format!("the plan names no playbook for incident type {incident_type:?}")))?;
-    plan.playbooks.iter().find(|p| p.id == id).ok_or_else(|| {
-        UserError::usage(format!("the plan's type {incident_type:?} names playbook {id:?}, which it does not define"))
-    })
-}
-
-fn step_entries<'t>(
-    timeline: &'t [TimelineEntry],
-    kind: &str,
-    playbook: &str,
-) -> Vec<(usize, Value, &'t TimelineEntry)> {
-    timeline
-        .iter()
-        .filter(|e| e.kind == kind)
-        .filter_map(|e| {
-            let data: Value = serde_json::from_str(e.data.as_deref()?).ok()?;
-            if data["playbook"] != playbook {
-                return None;
-            }
-            Some((data["step"].as_u64()? as usize, data, e))
-        })
-        .collect()
-}
-
-/// Steps done (or confirmed) and steps approved, by number (from 1). An entry counts only for
-/// the step it was made for: if the plan changed since and step N is now another action, an
-/// approval or a "done" of the old step N does not carry over to it.
-fn progress(timeline: &[TimelineEntry], playbook: &Playbook) -> (BTreeSet<usize>, BTreeSet<usize>) {
-    let same_step = |n: usize, d: &Value| {
-        playbook.steps.get(n.wrapping_sub(1)).is_some_and(|step| {
-            d.get("action").is_none_or(|a| a == step.action.as_str())
-                && d.get("title").is_none_or(|t| t.is_null() || t == &json!(step_title(step)))
-        })
-    };
-    let done = step_entries(timeline, "playbook", &playbook.id)
-        .into_iter()
-        .filter(|(n, d, _)| d["status"] == "done" && same_step(*n, d))
-        .map(|(n, _, _)| n)
-        .collect();
-    // An approval that does not say which action it approved (written before kir recorded it)
-    // is not trusted for whatever step N is now: it must be given again.
-    let approved = step_entries(timeline, "approval", &playbook.id)
-        .into_iter()
-        .filter(|(n, d, _)| d.get("action").is_some() && same_step(*n, d))
-        .map(|(n, _, _)| n)
-        .collect();
-    (done, approved)
-}
-
-fn step_title(step: &Step) -> String {
-    step.title.clone().unwrap_or_else(|| step.action.as_str().to_string())
+    kir_app::playbook::playbook_for(plan, incident_type).map_err(UserError::usage)
 }
 
 /// What the steps act on.
@@ -635,53 +580,19 @@ fn collect_step(global: &Global, args: &RespondArgs, t: &Targets, step: &Step) -
 /// `kir incident approve`: records the approval of the waiting step (or `--step`).
 pub async fn approve(global: &Global, a: &ApproveArgs, store: &Store, who: &str, now: i64) -> Result<u8, UserError> {
     let (plan, _) = crate::plan_cmd::load(global)?;
-    let incident = store.incident(a.id).await.map_err(store_err)?;
-    let playbook = playbook_for(&plan, &incident.incident_type)?;
-    let timeline = store.timeline(a.id).await.map_err(store_err)?;
-    let (done, approved) = progress(&timeline, playbook);
-    let n = match a.step {
-        Some(n) => n,
-        None => step_entries(&timeline, "playbook", &playbook.id)
-            .iter()
-            .rev()
-            .find(|(s, d, _)| d["status"] == "waiting for approval" && !approved.contains(s))
-            .map(|(s, _, _)| *s)
-            .ok_or_else(|| {
-                UserError::usage(format!("no step of incident #{} waits for approval; name one with --step N", a.id))
-            })?,
+    let done = match kir_app::playbook::approve(store, &plan, a.id, a.step, who, a.note.as_deref(), now).await {
+        Err(kir_store::StoreError::Refused(why)) => return Err(UserError::usage(why)),
+        other => other.map_err(store_err)?,
     };
-    let step = playbook.steps.get(n.wrapping_sub(1)).ok_or_else(|| {
-        UserError::usage(format!("playbook {} has steps 1 to {}, not {n}", playbook.id, playbook.steps.len()))
-    })?;
-    let Some(role) = &step.approval else {
-        return Err(UserError::usage(format!("step {n} ({}) needs no approval", step.action.as_str())));
-    };
-    if done.contains(&n) {
-        return Err(UserError::usage(format!("step {n} is done already")));
-    }
-    if approved.contains(&n) {
-        outln!("step {n} of incident #{} is approved already: nothing to do", a.id);
+    if done.already {
+        outln!("{}", done.message);
         return Ok(exit::OK);
     }
-    let member = plan.roles.iter().find(|r| &r.id == role).is_some_and(|r| {
-        r.contacts.iter().any(|c| c.name == who || c.email.as_deref() == Some(who))
-            || r.rotation.as_ref().is_some_and(|rot| rot.members.iter().any(|m| m == who))
-    });
-    if !member {
+    if !done.member {
         eprintln!(
-            "kir: warning: {who} is not a contact of role {role} in the plan; the approval is recorded with this warning"
+            "kir: warning: {who} is not a contact of the step's role in the plan; the approval is recorded with this warning"
         );
     }
-    let message = format!(
-        "approved step {n} ({}) of playbook {} as {role}{}{}",
-        step.action.as_str(),
-        playbook.id,
-        if member { "" } else { " (not a listed contact of the role)" },
-        a.note.as_deref().map(|t| format!(": {t}")).unwrap_or_default()
-    );
-    let data = json!({"playbook": playbook.id, "step": n, "action": step.action.as_str(), "title": step_title(step),
-        "role": role, "member": member, "note": a.note});
-    store.record(a.id, who, "approval", &message, Some(data), now).await.map_err(store_err)?;
-    outln!("incident #{}: {message}; go on with: kir respond {}", a.id, a.id);
+    outln!("incident #{}: {}; go on with: kir respond {}", a.id, done.message, a.id);
     Ok(exit::OK)
 }

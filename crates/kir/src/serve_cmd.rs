@@ -19,12 +19,16 @@ pub fn serve(global: &Global, args: &ServeArgs) -> Result<u8, UserError> {
     let listen: SocketAddr = args.listen.parse().map_err(|_| {
         UserError::usage(format!("--listen {:?}: write an address and port, e.g. 127.0.0.1:8080", args.listen))
     })?;
-    if args.tls_cert.is_some() || args.client_ca.is_some() {
-        return Err(UserError::usage(
-            "TLS is not built into kir serve yet: listen on loopback and terminate TLS in front of it (docs/serve.md)",
-        ));
-    }
-    if !listen.ip().is_loopback() {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(kir_serve::tls::TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: args.client_ca.clone() })
+        }
+        _ if args.client_ca.is_some() => {
+            return Err(UserError::usage("--client-ca needs TLS: give --tls-cert and --tls-key too"));
+        }
+        _ => None,
+    };
+    if tls.is_none() && !listen.ip().is_loopback() {
         return Err(UserError::usage(format!(
             "--listen {listen}: plain HTTP only on a loopback address (tokens and audit events would cross the network in clear)"
         )));
@@ -41,6 +45,7 @@ pub fn serve(global: &Global, args: &ServeArgs) -> Result<u8, UserError> {
         silence_after: args.silence_after.as_deref().map(|t| duration("--silence-after", t)).transpose()?,
         tick: duration("--tick", &args.tick)?,
         paths: args.source.rules.clone(),
+        tls,
     };
     let (loader_global, source) = (global.clone(), args.source.clone());
     let loader: kir_serve::Loader = Arc::new(move || {

@@ -92,6 +92,97 @@ fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: O
     Answer { status, headers: head.to_string(), body: body.to_string() }
 }
 
+/// Where `value` departs from `schema` (an OpenAPI 3.1 schema of `doc`): types, enums,
+/// required properties, and properties the document does not name.
+fn schema_errors(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return schema_errors(doc, &doc["components"]["schemas"][name], value, at, out);
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(options) = schema[key].as_array() {
+            let fits = options.iter().any(|o| {
+                let mut e = Vec::new();
+                schema_errors(doc, o, value, at, &mut e);
+                e.is_empty()
+            });
+            if !fits {
+                out.push(format!("{at}: fits none of {key} {options:?}: {value}"));
+            }
+            return;
+        }
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        for o in all {
+            schema_errors(doc, o, value, at, out);
+        }
+    }
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let allowed: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let fits = allowed.is_empty() || allowed.contains(&kind) || (kind == "integer" && allowed.contains(&"number"));
+    if !fits {
+        out.push(format!("{at}: a {kind}, the document says {allowed:?}"));
+        return;
+    }
+    if let Some(options) = schema["enum"].as_array()
+        && !options.contains(value)
+    {
+        out.push(format!("{at}: {value} is not one of {options:?}"));
+    }
+    if let Value::Object(map) = value {
+        for r in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if !map.contains_key(r) {
+                out.push(format!("{at}: required {r} is missing"));
+            }
+        }
+        let properties = schema["properties"].as_object();
+        for (k, v) in map {
+            match properties.and_then(|p| p.get(k)) {
+                Some(p) => schema_errors(doc, p, v, &format!("{at}.{k}"), out),
+                None if properties.is_some() && schema["additionalProperties"] != Value::Bool(true) => {
+                    out.push(format!("{at}: {k} is not in the document"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Value::Array(items), Some(item)) = (value, schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            schema_errors(doc, item, v, &format!("{at}[{i}]"), out);
+        }
+    }
+}
+
+/// Checks a real answer against the OpenAPI document's schema for it.
+fn conforms(doc: &Value, method: &str, path: &str, status: u16, body: &str) {
+    let schema = &doc["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]["schema"];
+    assert!(!schema.is_null(), "the document describes {method} {path} {status}");
+    let value: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body}"));
+    let mut errors = Vec::new();
+    schema_errors(doc, schema, &value, &format!("{method} {path} {status}"), &mut errors);
+    assert!(errors.is_empty(), "the answer departs from /openapi.json:\n{}", errors.join("\n"));
+}
+
+fn openapi(addr: SocketAddr, viewer: &str) -> Value {
+    let a = http(addr, "GET", "/openapi.json", Some(viewer), None);
+    assert_eq!(a.status, 200);
+    let doc: Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    doc
+}
+
 fn token(store: &str, role: &str, name: &str) -> String {
     stdout_of(kir().args(["token", "create", "--role", role, "--name", name, "--store", store])).trim().to_string()
 }
@@ -184,6 +275,18 @@ fn killed_and_retried_the_service_finds_what_the_hunt_finds_and_files_each_incid
     assert_eq!(a.status, 200);
     assert_eq!(titles(serde_json::from_str(&a.body).unwrap()), titles(offline));
 
+    // Real answers against the OpenAPI document.
+    let doc = openapi(second.addr, &viewer);
+    conforms(&doc, "get", "/api/v1/incidents", 200, &a.body);
+    let all = http(second.addr, "GET", "/api/v1/findings", Some(&viewer), None);
+    conforms(&doc, "get", "/api/v1/findings", 200, &all.body);
+    let id = serde_json::from_str::<Value>(&a.body).unwrap()[0]["id"].as_i64().unwrap();
+    let one = http(second.addr, "GET", &format!("/api/v1/incidents/{id}"), Some(&viewer), None);
+    conforms(&doc, "get", "/api/v1/incidents/{id}", 200, &one.body);
+    let again = http(second.addr, "POST", "/v1/audit", Some(&ingest), Some(&batches[0]));
+    conforms(&doc, "post", "/v1/audit", 200, &again.body);
+    assert!(again.body.contains("\"stored\":0"), "a retried batch adds nothing: {}", again.body);
+
     // The board names every open incident.
     let board = http(second.addr, "GET", "/", Some(&viewer), None);
     assert_eq!(board.status, 200);
@@ -245,6 +348,26 @@ fn every_endpoint_but_health_needs_a_token_and_roles_decide_what_it_may() {
     assert!(refused.body.contains("responder"), "{}", refused.body);
     let done = http(a, "POST", &ack, Some(&responder), None);
     assert_eq!(done.status, 200, "{}", done.body);
+    let doc = openapi(a, &viewer);
+    conforms(&doc, "post", "/api/v1/incidents", 201, &opened.body);
+    conforms(&doc, "post", "/api/v1/incidents/{id}/{action}", 200, &done.body);
+    conforms(&doc, "post", "/api/v1/incidents/{id}/{action}", 403, &refused.body);
+    conforms(&doc, "get", "/api/v1/rules", 200, &http(a, "GET", "/api/v1/rules", Some(&viewer), None).body);
+    conforms(&doc, "get", "/api/v1/tokens", 200, &http(a, "GET", "/api/v1/tokens", Some(&admin), None).body);
+    conforms(
+        &doc,
+        "get",
+        "/api/v1/incidents/{id}/approvals",
+        200,
+        &http(a, "GET", &format!("/api/v1/incidents/{id}/approvals"), Some(&viewer), None).body,
+    );
+    // An approver may approve; a responder may not; a step that needs none is refused with why.
+    let not_yours = http(a, "POST", &format!("/api/v1/incidents/{id}/approve"), Some(&responder), None);
+    assert_eq!(not_yours.status, 403);
+    let approver = token(&store, "approver", "dana");
+    let nothing = http(a, "POST", &format!("/api/v1/incidents/{id}/approve"), Some(&approver), None);
+    assert_eq!(nothing.status, 409, "{}", nothing.body);
+    assert!(nothing.body.contains("playbook") || nothing.body.contains("waits"), "{}", nothing.body);
     assert_eq!(serde_json::from_str::<Value>(&done.body).unwrap()["state"], "acknowledged");
     // The write is on the timeline with the token's name.
     let shown: Value =

@@ -1,12 +1,15 @@
 //! The web UI in a real browser: headless Chromium driven through chromedriver's W3C WebDriver
 //! protocol (plain JSON over HTTP, spoken here directly). A responder logs in with a token, sees
 //! the incident appear on the board once the recording's batches are posted, opens it and
-//! acknowledges it; the acknowledgement is on the timeline under the token's name.
+//! acknowledges it; the acknowledgement is on the timeline under the token's name. Then a playbook
+//! run (`kir respond`, against the fake API server) stops at a step that needs approval, and an
+//! approver approves it with the button.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test says SKIPPED, unless
 //! `KIR_REQUIRE_CHROMIUM=1` (set by `.ci/run`, which installs them).
 
 mod common;
+mod fake_cluster;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -170,7 +173,8 @@ fn a_responder_logs_in_sees_the_incident_arrive_and_acknowledges_it() {
     let token = |role: &str, name: &str| {
         stdout_of(kir().args(["token", "create", "--role", role, "--name", name, "--store", &store])).trim().to_string()
     };
-    let (ingest, responder) = (token("ingest", "apiserver"), token("responder", "alice"));
+    let (ingest, responder, approver) =
+        (token("ingest", "apiserver"), token("responder", "alice"), token("approver", "dana"));
     let (_serve, addr) = start_serve(&store);
 
     let port = free_port();
@@ -248,6 +252,52 @@ fn a_responder_logs_in_sees_the_incident_arrive_and_acknowledges_it() {
             .iter()
             .any(|e| e["who"] == "alice" && e["message"].as_str().unwrap_or("").contains("acknowledged")),
         "the timeline names alice: {:#}",
+        shown["timeline"]
+    );
+
+    // A playbook run stops at a step that needs the SOC's approval.
+    let (status, opened) = request(
+        addr,
+        "POST",
+        "/api/v1/incidents",
+        Some(&responder),
+        Some(r#"{"title":"miner in checkout","severity":"critical","type":"cryptomining"}"#),
+    );
+    assert_eq!(status, 201, "{opened}");
+    let miner = serde_json::from_str::<Value>(&opened).unwrap()["id"].as_i64().unwrap();
+    let cluster = fake_cluster::FakeCluster::start();
+    let kubeconfig = cluster.kubeconfig(dir.path());
+    let run = kir()
+        .args(["respond", &miner.to_string(), "--pod", "checkout/checkout-api-64db89f569-blm5l", "--store", &store])
+        .arg("--out")
+        .arg(dir.path().join("evidence"))
+        .env("KUBECONFIG", &kubeconfig)
+        .env("KIR_USER", "alice")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(3), "waits for approval: {}", String::from_utf8_lossy(&run.stdout));
+    let (_, waiting) = request(addr, "GET", &format!("/api/v1/incidents/{miner}/approvals"), Some(&responder), None);
+    let waiting: Value = serde_json::from_str(&waiting).unwrap();
+    let step = waiting[0]["step"].as_u64().expect("a step waits");
+
+    // A responder sees it but has no Approve button; the approver logs in and approves.
+    browser.go(&format!("{base}/incidents/{miner}"));
+    let page = browser.source();
+    assert!(page.contains("Awaiting approval") && !page.contains(&format!("value=\"approve-{step}\"")), "{page}");
+    browser.click("form[action='/logout'] button");
+    browser.go(&format!("{base}/"));
+    browser.type_into("#token", &approver);
+    browser.click("form.login button[type=submit]");
+    browser.go(&format!("{base}/incidents/{miner}"));
+    browser.click(&format!("button[value=approve-{step}]"));
+    let page = browser.source();
+    assert!(page.contains(&format!("approved step {step}")), "the timeline shows the approval: {page}");
+    assert!(!page.contains("Awaiting approval"), "nothing waits any more");
+    let (_, shown) = request(addr, "GET", &format!("/api/v1/incidents/{miner}"), Some(&responder), None);
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert!(
+        shown["timeline"].as_array().unwrap().iter().any(|e| e["who"] == "dana" && e["kind"] == "approval"),
+        "the approval is dana's: {:#}",
         shown["timeline"]
     );
 }
