@@ -67,7 +67,19 @@ const CACHE_FOR: Duration = Duration::from_secs(30);
 pub struct Tokens {
     store: Store,
     verified: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+    /// With `--kube-auth`: the cluster that reviews tokens that are not kir's own.
+    kube: Option<kir_cluster::Client>,
 }
+
+/// What the cluster's RBAC must allow for each role, on kir's virtual resources in API group
+/// `kir.dev` (SubjectAccessReview), highest first: the first allowed is the role.
+pub const KUBE_ROLES: [(Role, &str, &str); 5] = [
+    (Role::Admin, "admin", "incidents"),
+    (Role::Approver, "approve", "incidents"),
+    (Role::Responder, "update", "incidents"),
+    (Role::Viewer, "get", "incidents"),
+    (Role::Ingest, "create", "events"),
+];
 
 /// Random bytes as lowercase hex.
 pub fn random_hex(bytes: usize) -> String {
@@ -99,8 +111,40 @@ pub async fn create_token(store: &Store, name: &str, role: Role, who: &str, now:
 }
 
 impl Tokens {
-    pub fn new(store: Store) -> Tokens {
-        Tokens { store, verified: Mutex::new(HashMap::new()) }
+    pub fn new(store: Store, kube: Option<kir_cluster::Client>) -> Tokens {
+        Tokens { store, verified: Mutex::new(HashMap::new()), kube }
+    }
+
+    /// A Kubernetes token: its user (TokenReview) and the highest role RBAC allows
+    /// (SubjectAccessReview on `kir.dev`). `None` for a token the cluster does not know or a
+    /// user with none of kir's permissions.
+    async fn kube_identity(&self, token: &str) -> Option<Identity> {
+        let client = self.kube.as_ref()?;
+        let user = match kir_cluster::review::token_review(client, token).await {
+            Ok(Some(u)) => u,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "TokenReview failed: a Kubernetes token cannot be checked now");
+                return None;
+            }
+        };
+        for (role, verb, resource) in KUBE_ROLES {
+            match kir_cluster::review::may(client, &user, verb, resource).await {
+                Ok(true) => {
+                    return Some(Identity {
+                        token_id: format!("k8s:{}", if user.uid.is_empty() { &user.username } else { &user.uid }),
+                        name: user.username,
+                        role,
+                    });
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "SubjectAccessReview failed");
+                    return None;
+                }
+            }
+        }
+        None
     }
 
     /// The identity of a presented token, or `None` when it is not a live token.
@@ -111,13 +155,18 @@ impl Tokens {
         {
             return Some(who.clone());
         }
-        let (id, secret) = presented.strip_prefix("kir_")?.split_once('_')?;
-        let row = self.store.live_token(id).await.ok()??;
-        let ok = Argon2::default().verify_password(secret.as_bytes(), row.secret_hash.as_str()).is_ok();
-        if !ok {
-            return None;
-        }
-        let who = Identity { name: row.name, role: Role::parse(&row.role).ok()?, token_id: row.id };
+        let who = match presented.strip_prefix("kir_") {
+            Some(rest) => {
+                let (id, secret) = rest.split_once('_')?;
+                let row = self.store.live_token(id).await.ok()??;
+                let ok = Argon2::default().verify_password(secret.as_bytes(), row.secret_hash.as_str()).is_ok();
+                if !ok {
+                    return None;
+                }
+                Identity { name: row.name, role: Role::parse(&row.role).ok()?, token_id: row.id }
+            }
+            None => self.kube_identity(presented).await?,
+        };
         if let Ok(mut cache) = self.verified.lock() {
             cache.retain(|_, (_, at)| at.elapsed() < CACHE_FOR);
             cache.insert(digest, (who.clone(), Instant::now()));

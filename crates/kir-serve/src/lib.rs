@@ -60,6 +60,8 @@ pub struct Config {
     pub paths: Vec<PathBuf>,
     /// TLS, and the CA of senders' client certificates.
     pub tls: Option<tls::TlsFiles>,
+    /// Accept Kubernetes tokens too (TokenReview), with roles from the cluster's RBAC.
+    pub kube: Option<kir_cluster::Client>,
 }
 
 impl Default for Config {
@@ -75,6 +77,7 @@ impl Default for Config {
             tick: Duration::from_secs(5),
             paths: Vec::new(),
             tls: None,
+            kube: None,
         }
     }
 }
@@ -146,7 +149,7 @@ pub async fn serve(config: Config, loader: Loader, ready: impl FnOnce(SocketAddr
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let shared = Arc::new(Shared {
-        tokens: auth::Tokens::new(store.clone()),
+        tokens: auth::Tokens::new(store.clone(), config.kube.clone()),
         store,
         config,
         engine: RwLock::new(Arc::new(engine)),

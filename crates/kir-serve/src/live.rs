@@ -24,7 +24,7 @@ use crate::{Engine, Shared, now_ms};
 
 /// The cursor's name in the store.
 pub const CURSOR: &str = "live";
-const PAGE: i64 = 2_000;
+const PAGE: i64 = 5_000;
 
 /// Runs detection until the service stops (and the stream is drained).
 pub fn run(shared: Arc<Shared>, rt: tokio::runtime::Handle) {
@@ -111,7 +111,7 @@ fn generation_run(
         }
         let page = rt.block_on(store.events_after(seq, PAGE))?;
         let last_stored = rt.block_on(store.last_event_seq())?;
-        shared.metrics.detection_lag.store(last_stored - seq - page.len() as i64, Ordering::Relaxed);
+        shared.metrics.detection_lag.store(last_stored - page.last().map_or(seq, |e| e.seq), Ordering::Relaxed);
         if page.is_empty() {
             if shared.stopping.load(Ordering::SeqCst) {
                 return Ok(Stop::Done);

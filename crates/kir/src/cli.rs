@@ -1041,6 +1041,11 @@ pub struct ServeArgs {
     /// CA whose client certificates may send events (mTLS).
     #[arg(long, value_name = "FILE")]
     pub client_ca: Option<PathBuf>,
+    /// Also accept Kubernetes tokens (TokenReview), with the role the cluster's RBAC grants on
+    /// kir.dev (docs/serve.md): the cluster decides who may approve. Uses --kubeconfig/--context,
+    /// else the in-cluster service account.
+    #[arg(long)]
+    pub kube_auth: bool,
     #[command(flatten)]
     pub source: RuleSource,
     /// Report requests still waiting for their last stage once the stream was quiet this long.

@@ -35,6 +35,16 @@ pub fn serve(global: &Global, args: &ServeArgs) -> Result<u8, UserError> {
     }
     let store_url = crate::incident_cmd::store_url(global)?;
     init_logging(args.log_format, global.verbose);
+    let rt = runtime()?;
+    let kube = if args.kube_auth {
+        let (client, target) = rt
+            .block_on(kir_cluster::connect(global.kubeconfig.as_deref(), global.context.first().map(String::as_str)))
+            .map_err(|e| UserError::usage(format!("--kube-auth: {e}")))?;
+        eprintln!("Kubernetes tokens are reviewed by {}", target.server);
+        Some(client)
+    } else {
+        None
+    };
     let config = kir_serve::Config {
         listen,
         store_url,
@@ -46,6 +56,7 @@ pub fn serve(global: &Global, args: &ServeArgs) -> Result<u8, UserError> {
         tick: duration("--tick", &args.tick)?,
         paths: args.source.rules.clone(),
         tls,
+        kube,
     };
     let (loader_global, source) = (global.clone(), args.source.clone());
     let loader: kir_serve::Loader = Arc::new(move || {
@@ -55,7 +66,6 @@ pub fn serve(global: &Global, args: &ServeArgs) -> Result<u8, UserError> {
         let (plan, plan_name) = crate::plan_cmd::load(&quiet).map_err(|e| e.message)?;
         Ok(kir_serve::Engine { rules, plan, plan_name, roles: Default::default() })
     });
-    let rt = runtime()?;
     rt.block_on(kir_serve::serve(config, loader, |addr| eprintln!("listening on {addr}")))
         .map_err(|e| UserError::usage(e.to_string()))?;
     Ok(exit::OK)

@@ -3,6 +3,7 @@
 //! incident once), the roles on every endpoint, and back-pressure.
 
 mod common;
+mod fake_cluster;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -413,4 +414,87 @@ fn a_full_receiver_answers_429_with_retry_after_instead_of_queueing() {
     assert_eq!(again.status, 200, "{}", again.body);
     let metrics = http(svc.addr, "GET", "/metrics", Some(&token(&store, "viewer", "prom")), None);
     assert!(metrics.body.contains("kir_batches_refused_total"), "{}", metrics.body);
+}
+
+#[test]
+fn with_kube_auth_the_clusters_rbac_decides_what_a_kubernetes_user_may() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("kir.db").display());
+    let cluster = fake_cluster::FakeCluster::start();
+    let kubeconfig = cluster.kubeconfig(dir.path());
+    cluster.user("k8s-dana", "dana", &["soc"]);
+    cluster.grant("dana", "approve", "incidents");
+    cluster.user("k8s-vic", "vic", &["devops"]);
+    cluster.grant("vic", "get", "incidents");
+    cluster.user("k8s-eve", "eve", &[]);
+    let svc = Service::start(&store, &["--kube-auth", "--kubeconfig", kubeconfig.to_str().unwrap()]);
+    let a = svc.addr;
+    assert_eq!(
+        http(a, "GET", "/api/v1/incidents", Some("k8s-vic"), None).status,
+        200,
+        "get incidents.kir.dev: a viewer"
+    );
+    let opened = http(a, "POST", "/api/v1/incidents", Some("k8s-vic"), Some(r#"{"title":"x","severity":"low"}"#));
+    assert_eq!(opened.status, 403, "a viewer may not open");
+    let opened =
+        http(a, "POST", "/api/v1/incidents", Some("k8s-dana"), Some(r#"{"title":"Token misuse","severity":"high"}"#));
+    assert_eq!(opened.status, 201, "approve incidents.kir.dev: an approver, who may work incidents: {}", opened.body);
+    let id = serde_json::from_str::<Value>(&opened.body).unwrap()["id"].as_i64().unwrap();
+    assert_eq!(http(a, "POST", &format!("/api/v1/incidents/{id}/ack"), Some("k8s-dana"), None).status, 200);
+    let shown: Value =
+        serde_json::from_str(&http(a, "GET", &format!("/api/v1/incidents/{id}"), Some("k8s-vic"), None).body).unwrap();
+    assert!(
+        shown["timeline"].as_array().unwrap().iter().any(|e| e["who"] == "dana"),
+        "the cluster's user name is on the timeline"
+    );
+    assert_eq!(
+        http(a, "GET", "/api/v1/incidents", Some("k8s-eve"), None).status,
+        401,
+        "no permission on kir.dev: nobody here"
+    );
+    assert_eq!(
+        http(a, "GET", "/api/v1/incidents", Some("forged"), None).status,
+        401,
+        "a token the cluster does not know"
+    );
+    assert!(cluster.requests().iter().any(|r| r.path.ends_with("/tokenreviews")), "the cluster reviewed the tokens");
+}
+
+#[test]
+fn reload_takes_a_plan_that_checks_refuses_one_that_does_not_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("kir.db").display());
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, stdout_of(kir().args(["plan", "init"]))).unwrap();
+    let admin = token(&store, "admin", "root");
+    let responder = token(&store, "responder", "alice");
+    let mut svc = Service::start(&store, &["--plan", plan.to_str().unwrap(), "--log-format", "json"]);
+    let a = svc.addr;
+    assert_eq!(http(a, "POST", "/api/v1/reload", Some(&responder), None).status, 403, "reload is admin's");
+    let ok = http(a, "POST", "/api/v1/reload", Some(&admin), None);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    std::fs::write(&plan, "apiVersion: kir.dev/v1\nkind: ResponsePlan\nroles: [\n").unwrap();
+    let refused = http(a, "POST", "/api/v1/reload", Some(&admin), None);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("plan"), "the refusal says what is wrong: {}", refused.body);
+    assert_eq!(http(a, "GET", "/readyz", None, None).status, 200, "still running the old plan");
+    // SIGTERM: no new requests, detection drained, exit 0; the logs were JSON lines.
+    let pid = svc.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = svc.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "kir serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    let log = svc.log.lock().unwrap().clone();
+    let json_lines: Vec<&str> = log.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!json_lines.is_empty(), "{log}");
+    for l in json_lines {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v.get("level").is_some() && v.get("fields").is_some(), "{l}");
+    }
 }

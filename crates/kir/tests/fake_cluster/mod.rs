@@ -78,6 +78,10 @@ pub struct State {
     /// `METHOD path` → the error status every such request gets (a write refused midway).
     failing: BTreeMap<String, u16>,
     version: u64,
+    /// Bearer tokens a TokenReview knows: token → (user, groups).
+    users: BTreeMap<String, (String, Vec<String>)>,
+    /// What SubjectAccessReviews allow: (user, verb, resource).
+    grants: BTreeSet<(String, String, String)>,
 }
 
 pub struct FakeCluster {
@@ -262,6 +266,28 @@ impl State {
         };
         if let Some(code) = self.failing.get(&format!("{} {path}", r.method)) {
             return status(*code, "InternalError", "the server failed this request (test)");
+        }
+        if r.method == "POST" && path == "/apis/authentication.k8s.io/v1/tokenreviews" {
+            let mut answer = body.clone();
+            answer["metadata"] = json!({"creationTimestamp": null});
+            answer["status"] = match self.users.get(body["spec"]["token"].as_str().unwrap_or_default()) {
+                Some((user, groups)) => {
+                    json!({"authenticated": true, "user": {"username": user, "uid": format!("uid-{user}"), "groups": groups}})
+                }
+                None => json!({"user": {}, "error": "[invalid bearer token, token lookup failed]"}),
+            };
+            return ok(&answer, 201);
+        }
+        if r.method == "POST" && path == "/apis/authorization.k8s.io/v1/subjectaccessreviews" {
+            let spec = &body["spec"];
+            let a = &spec["resourceAttributes"];
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            let allowed = a["group"] == "kir.dev"
+                && self.grants.contains(&(text(&spec["user"]), text(&a["verb"]), text(&a["resource"])));
+            let mut answer = body.clone();
+            answer["metadata"] = json!({"creationTimestamp": null});
+            answer["status"] = json!({"allowed": allowed});
+            return ok(&answer, 201);
         }
         if r.method == "POST" && path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" {
             let a = &body["spec"]["resourceAttributes"];
@@ -501,6 +527,17 @@ impl FakeCluster {
     }
 
     /// The caller lacks this permission: `VERB RESOURCE[/SUBRESOURCE] [in NAMESPACE] [named NAME]`.
+    /// A bearer token TokenReviews know, of `user` in `groups`.
+    pub fn user(&self, token: &str, user: &str, groups: &[&str]) {
+        let groups = groups.iter().map(|g| g.to_string()).collect();
+        self.state.lock().unwrap().users.insert(token.to_string(), (user.to_string(), groups));
+    }
+
+    /// Lets `user` `verb` `resource` in API group kir.dev (SubjectAccessReview).
+    pub fn grant(&self, user: &str, verb: &str, resource: &str) {
+        self.state.lock().unwrap().grants.insert((user.into(), verb.into(), resource.into()));
+    }
+
     pub fn deny(&self, permission: &str) {
         self.state.lock().unwrap().denied.insert(Denial::parse(permission));
     }
