@@ -82,6 +82,14 @@ pub async fn open_incident(
     Ok((id, fired, sent))
 }
 
+/// Response metrics over the incidents opened since `since_ms` (all, when `None`): `kir metrics`
+/// and `GET /api/v1/metrics`.
+pub async fn response_metrics(store: &Store, since_ms: Option<i64>) -> Result<kir_report::Metrics> {
+    let incidents = store.list(&kir_store::ListFilter::default()).await?;
+    let findings = store.all_findings().await?;
+    Ok(kir_report::metrics(&incidents, &findings, since_ms))
+}
+
 /// An incident with everything recorded about it.
 pub async fn incident_record(store: &Store, id: i64) -> Result<IncidentRecord> {
     Ok(IncidentRecord {

@@ -42,6 +42,8 @@ pub fn router(shared: AppState) -> Router {
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/incidents/{id}/approvals", get(approvals))
         .route("/api/v1/incidents/{id}/{action}", post(incident_action))
+        .route("/api/v1/actions", get(actions))
+        .route("/api/v1/metrics", get(response_metrics))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/plan", get(plan))
         .route("/api/v1/reload", post(reload))
@@ -64,6 +66,14 @@ async fn timed(State(s): State<AppState>, request: Request, next: Next) -> Respo
 /// An error answer: status and a JSON `{"error": …}`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// A store answer as JSON, or its error.
+fn json_or_error<T: serde::Serialize>(result: kir_store::Result<T>) -> Response {
+    match result {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => store_error(e),
+    }
 }
 
 fn store_error(e: StoreError) -> Response {
@@ -583,6 +593,42 @@ pub async fn open_incident(State(s): State<AppState>, headers: HeaderMap, body: 
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/actions", tag = "incidents",
+    params(("incident" = Option<i64>, Query, description = "Only this incident's actions")),
+    responses((status = 200, description = "Containment and collection actions recorded (kir contain, kir respond), with the state before for undo", body = Vec<crate::openapi::Action>), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
+pub async fn actions(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = require(&s, &headers, Role::Viewer).await {
+        return r;
+    }
+    json_or_error(match int_param(&q, "incident") {
+        Ok(Some(id)) => s.store.incident_actions(id).await,
+        Ok(None) => s.store.actions().await,
+        Err(r) => return r,
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/metrics", tag = "incidents",
+    params(("since" = Option<String>, Query, description = "Incidents opened since (RFC 3339 or an age: 90d)")),
+    responses((status = 200, description = "kir metrics --format json: time to detect, acknowledge, contain, resolve", body = Object), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
+pub async fn response_metrics(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = require(&s, &headers, Role::Viewer).await {
+        return r;
+    }
+    let since = match time_param(&q, "since") {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    json_or_error(kir_app::response_metrics(&s.store, since).await)
+}
+
 #[utoipa::path(get, path = "/api/v1/rules", tag = "plan and rules",
     responses((status = 200, description = "The loaded rules", body = Vec<crate::openapi::RuleSummary>), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
 pub async fn rules(State(s): State<AppState>, headers: HeaderMap) -> Response {
@@ -637,10 +683,7 @@ pub async fn tokens(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = require(&s, &headers, Role::Admin).await {
         return r;
     }
-    match s.store.tokens().await {
-        Ok(list) => axum::Json(list).into_response(),
-        Err(e) => store_error(e),
-    }
+    json_or_error(s.store.tokens().await)
 }
 
 /// `GET /openapi.json`: this API's OpenAPI 3.1 document.

@@ -206,6 +206,25 @@ pub struct Token {
     revoked_by: Option<String>,
 }
 
+/// A recorded action (`kir contain`, `kir respond`, collections).
+#[derive(ToSchema, Serialize)]
+pub struct Action {
+    id: String,
+    action: String,
+    target: String,
+    incident_id: Option<i64>,
+    dry_run: i64,
+    who: String,
+    at: i64,
+    cluster: Option<String>,
+    /// JSON text: what undo needs to restore.
+    before_state: String,
+    /// JSON text: the changes made.
+    changes: String,
+    undone_at: Option<i64>,
+    undone_by: Option<String>,
+}
+
 #[derive(ToSchema, Serialize)]
 pub struct OpenIncident {
     title: String,
@@ -265,12 +284,14 @@ impl Modify for Bearer {
         crate::api::incident,
         crate::api::approvals,
         crate::api::incident_action,
+        crate::api::actions,
+        crate::api::response_metrics,
         crate::api::rules,
         crate::api::plan,
         crate::api::reload,
         crate::api::tokens,
     ),
-    components(schemas(ActionResult, ErrorBody, Finding, IncidentSummary, IncidentRecord, Waiting, Decision, Received, RuleSummary, Token, OpenIncident, ActionBody, Reloaded)),
+    components(schemas(Action, ActionResult, ErrorBody, Finding, IncidentSummary, IncidentRecord, Waiting, Decision, Received, RuleSummary, Token, OpenIncident, ActionBody, Reloaded)),
     modifiers(&Bearer),
     security(("bearer" = []))
 )]

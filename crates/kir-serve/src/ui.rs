@@ -230,6 +230,8 @@ async fn incident_page(State(s): State<AppState>, headers: HeaderMap, Path(id): 
     let may_write = who.role.allows(Role::Responder);
     let may_approve = who.role.allows(Role::Approver);
     let waiting = kir_app::playbook::waiting(&s.engine().plan, &i.incident_type, &record.timeline);
+    let recorded_actions = s.store.incident_actions(id).await.unwrap_or_default();
+    let evidence: Vec<_> = record.timeline.iter().filter(|e| e.kind == "evidence").collect();
     let actions: &[(&str, &str)] = match i.state.as_str() {
         "new" => &[("ack", "Acknowledge"), ("contain", "Mark contained"), ("escalate", "Escalate")],
         "acknowledged" => &[("contain", "Mark contained"), ("resolve", "Resolve"), ("escalate", "Escalate")],
@@ -299,6 +301,41 @@ async fn incident_page(State(s): State<AppState>, headers: HeaderMap, Path(id): 
                         td { (f.event_time.map(when).unwrap_or_default()) }
                         td { (f.actor) }
                         td { (f.namespace.as_deref().unwrap_or("")) "/" (f.resource.as_deref().unwrap_or("")) "/" (f.name.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+        @if !evidence.is_empty() {
+            h2 { "Evidence" }
+            ul class="cards" {
+                @for e in &evidence {
+                    @let data: serde_json::Value = e.data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+                    li class="card" {
+                        (e.message)
+                        div class="meta" {
+                            "collected by " (e.who) " at " (when(e.at))
+                            @if let Some(d) = data["manifest_sha256"].as_str() { " · manifest SHA-256 " code { (d) } }
+                        }
+                        div class="hint" { "Verify the bundle and its chain of custody: " code { "kir evidence verify BUNDLE" } }
+                    }
+                }
+            }
+        }
+        @if !recorded_actions.is_empty() {
+            h2 { "Actions" }
+            table {
+                thead { tr { th { "When" } th { "Action" } th { "By" } th { "State" } } }
+                tbody {
+                    @for a in &recorded_actions {
+                        tr {
+                            td { (when(a.at)) }
+                            td { (a.action) " " (a.target) @if a.dry_run != 0 { " (dry run)" } br; code { (a.id) } }
+                            td { (a.who) }
+                            td {
+                                @if let Some(t) = a.undone_at { "undone by " (a.undone_by.as_deref().unwrap_or("")) " at " (when(t)) }
+                                @else if a.dry_run == 0 { "in place · undo: " code { "kir contain undo " (a.id) } }
+                            }
+                        }
                     }
                 }
             }

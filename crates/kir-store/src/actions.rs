@@ -121,6 +121,16 @@ impl Store {
             .await?)
     }
 
+    /// The actions recorded for incident `incident`, oldest first.
+    pub async fn incident_actions(&self, incident: i64) -> Result<Vec<ActionRecord>> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM actions WHERE incident_id = $1 ORDER BY at, id"
+        )))
+        .bind(incident)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn action(&self, id: &str) -> Result<Option<ActionRecord>> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM actions WHERE id = $1")))
             .bind(id)

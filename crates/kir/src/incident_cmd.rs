@@ -603,10 +603,9 @@ pub fn metrics(global: &Global, args: &MetricsArgs) -> Result<u8, UserError> {
     let rt = runtime()?;
     let m = rt.block_on(async {
         let store = open_store(global).await?;
-        let incidents = store.list(&ListFilter::default()).await.map_err(store_err)?;
-        let findings = store.all_findings().await.map_err(store_err)?;
+        let m = kir_app::response_metrics(&store, since).await.map_err(store_err);
         store.shutdown().await;
-        Ok::<_, UserError>(kir_report::metrics(&incidents, &findings, since))
+        m
     })?;
     match global.format {
         Format::Json | Format::Jsonl => outln!("{}", serde_json::to_string_pretty(&m)?),

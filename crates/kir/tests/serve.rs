@@ -354,6 +354,19 @@ fn every_endpoint_but_health_needs_a_token_and_roles_decide_what_it_may() {
     conforms(&doc, "post", "/api/v1/incidents/{id}/{action}", 200, &done.body);
     conforms(&doc, "post", "/api/v1/incidents/{id}/{action}", 403, &refused.body);
     conforms(&doc, "get", "/api/v1/rules", 200, &http(a, "GET", "/api/v1/rules", Some(&viewer), None).body);
+    conforms(
+        &doc,
+        "get",
+        "/api/v1/actions",
+        200,
+        &http(a, "GET", &format!("/api/v1/actions?incident={id}"), Some(&viewer), None).body,
+    );
+    // The same metrics as `kir metrics --format json` on the store.
+    let served: Value = serde_json::from_str(&http(a, "GET", "/api/v1/metrics", Some(&viewer), None).body).unwrap();
+    let offline: Value =
+        serde_json::from_str(&stdout_of(kir().args(["metrics", "--format", "json", "--store", &store]))).unwrap();
+    assert_eq!(served["overall"], offline["overall"], "{served:#}");
+    assert_eq!(served["overall"]["incidents"], 1);
     conforms(&doc, "get", "/api/v1/tokens", 200, &http(a, "GET", "/api/v1/tokens", Some(&admin), None).body);
     conforms(
         &doc,

@@ -119,6 +119,19 @@ impl Browser {
     fn source(&self) -> String {
         self.call("GET", "/source", Value::Null).as_str().unwrap_or_default().to_string()
     }
+
+    /// The page once it holds `text`: a click on a form's button returns before the browser has
+    /// loaded the answer, so the page is read again until it has (10 s at most).
+    fn page_with(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = self.source();
+            if page.contains(text) || Instant::now() > deadline {
+                return page;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 impl Drop for Browser {
@@ -207,7 +220,8 @@ fn a_responder_logs_in_sees_the_incident_arrive_and_acknowledges_it() {
     assert!(browser.source().contains("Log in to kir"), "the board asks for a login first");
     browser.type_into("#token", &responder);
     browser.click("form.login button[type=submit]");
-    assert!(browser.source().contains("No open incident"), "logged in, nothing yet: {}", browser.source());
+    let page = browser.page_with("No open incident");
+    assert!(page.contains("No open incident"), "logged in, nothing yet: {page}");
 
     // The recording arrives as the apiserver would send it.
     let mut text = String::new();
@@ -234,12 +248,12 @@ fn a_responder_logs_in_sees_the_incident_arrive_and_acknowledges_it() {
     let title = first["title"].as_str().unwrap().replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     // The board shows it (it refreshes itself; the test reloads instead of waiting 10 s).
     browser.go(&format!("{base}/"));
-    assert!(browser.source().contains(&title), "the board names {title:?}");
+    assert!(browser.page_with(&title).contains(&title), "the board names {title:?}");
 
     browser.click(&format!("a[href='/incidents/{id}']"));
-    assert!(browser.source().contains("Acknowledge"), "the incident page offers Acknowledge");
+    assert!(browser.page_with("Acknowledge").contains("Acknowledge"), "the incident page offers Acknowledge");
     browser.click("button[value=ack]");
-    let page = browser.source();
+    let page = browser.page_with(r#"<strong class="state">acknowledged</strong>"#);
     assert!(page.contains(r#"<strong class="state">acknowledged</strong>"#), "the page shows the new state: {page}");
 
     let (_, shown) = request(addr, "GET", &format!("/api/v1/incidents/{id}"), Some(&responder), None);
@@ -285,14 +299,20 @@ fn a_responder_logs_in_sees_the_incident_arrive_and_acknowledges_it() {
     let page = browser.source();
     assert!(page.contains("Awaiting approval") && !page.contains(&format!("value=\"approve-{step}\"")), "{page}");
     browser.click("form[action='/logout'] button");
+    browser.page_with("Log in to kir");
     browser.go(&format!("{base}/"));
     browser.type_into("#token", &approver);
     browser.click("form.login button[type=submit]");
+    browser.page_with("dana (approver)");
     browser.go(&format!("{base}/incidents/{miner}"));
     browser.click(&format!("button[value=approve-{step}]"));
-    let page = browser.source();
+    let page = browser.page_with(&format!("approved step {step}"));
     assert!(page.contains(&format!("approved step {step}")), "the timeline shows the approval: {page}");
     assert!(!page.contains("Awaiting approval"), "nothing waits any more");
+    // What the playbook run did so far is on the page: the evidence bundle with its digest, and
+    // the recorded actions with their undo.
+    assert!(page.contains("<h2>Evidence</h2>") && page.contains("manifest SHA-256"), "{page}");
+    assert!(page.contains("<h2>Actions</h2>") && page.contains("kir contain undo "), "{page}");
     let (_, shown) = request(addr, "GET", &format!("/api/v1/incidents/{miner}"), Some(&responder), None);
     let shown: Value = serde_json::from_str(&shown).unwrap();
     assert!(
