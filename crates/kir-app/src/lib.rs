@@ -11,7 +11,7 @@ use kir_detect::{Finding, Level};
 use kir_notify::{Notice, Notifier, Retry};
 use kir_plan::Plan;
 use kir_report::IncidentRecord;
-use kir_store::{Fired, Incident, IngestReport, NewIncident, Result, Store, StoreError, rfc3339};
+use kir_store::{Delivery, Fired, Incident, IngestReport, NewIncident, Orphans, Result, Store, StoreError, rfc3339};
 
 /// Files findings into incidents as the plan says, then fires what is due and pages.
 pub async fn file_findings(
@@ -33,6 +33,21 @@ pub async fn tick_and_notify(store: &Store, plan: &Plan, now: i64, notify: bool,
     let fired = store.tick(now).await?;
     let sent = send_for(store, plan, &fired, now, notify, who).await?;
     Ok((fired.len(), sent))
+}
+
+/// Sends the notifications that processes which stopped half-way left pending in the outbox
+/// (see `kir_store::Orphans`), as `send_for` sends a level that fires now.
+pub async fn deliver_orphans(
+    store: &Store,
+    plan: &Plan,
+    which: Orphans<'_>,
+    now: i64,
+    notify: bool,
+    who: &str,
+) -> Result<(usize, Sent)> {
+    let taken = store.take_orphans(which, now).await?;
+    let sent = send_for(store, plan, &taken, now, notify, who).await?;
+    Ok((taken.len(), sent))
 }
 
 /// An incident a person opens by hand (`kir incident open`, `POST /api/v1/incidents`).
@@ -172,6 +187,7 @@ pub async fn send_for(store: &Store, plan: &Plan, fired: &[Fired], now: i64, not
                 f.notify.join(", ")
             );
             note(store.record(inc.id, who, "notification", &message, None, now).await);
+            note(store.delivery_done(f, Delivery::NotSent, now).await);
             continue;
         }
         let (mut delivered, mut failed) = (0, 0);
@@ -208,6 +224,13 @@ pub async fn send_for(store: &Store, plan: &Plan, fired: &[Fired], now: i64, not
             let message =
                 format!("no channel delivered escalation level {}: it fires again at the next tick", f.level + 1);
             note(store.release(f, who, &message, now).await);
+        } else {
+            let how = match (delivered, failed) {
+                (0, 0) => Delivery::Skipped,
+                (0, _) => Delivery::Failed,
+                _ => Delivery::Delivered,
+            };
+            note(store.delivery_done(f, how, now).await);
         }
     }
     sent.problems = problems;

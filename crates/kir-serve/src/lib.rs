@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod leader;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
@@ -97,6 +98,8 @@ pub struct Shared {
     pub wake: tokio::sync::Notify,
     pub in_flight: AtomicUsize,
     pub stopping: AtomicBool,
+    /// This replica holds the lead (`leader`): live detection and the escalation ticker run here.
+    pub leading: AtomicBool,
 }
 
 impl Shared {
@@ -143,7 +146,8 @@ pub enum ServeError {
 pub async fn serve(config: Config, loader: Loader, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
     let engine = loader().map_err(ServeError::Refused)?;
     let tls = config.tls.as_ref().map(tls::server_config).transpose().map_err(ServeError::Refused)?;
-    let store = Store::open(&config.store_url).await?;
+    let instance = format!("serve/{}/{}/{}", kir_store::host_name(), std::process::id(), now_ms());
+    let store = Store::open(&config.store_url).await?.with_instance(&instance);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
@@ -160,7 +164,9 @@ pub async fn serve(config: Config, loader: Loader, ready: impl FnOnce(SocketAddr
         wake: tokio::sync::Notify::new(),
         in_flight: AtomicUsize::new(0),
         stopping: AtomicBool::new(false),
+        leading: AtomicBool::new(false),
     });
+    let lead = tokio::spawn(leader::run(shared.clone()));
     let detection = {
         let shared = shared.clone();
         let rt = tokio::runtime::Handle::current();
@@ -190,6 +196,10 @@ pub async fn serve(config: Config, loader: Loader, ready: impl FnOnce(SocketAddr
     shared.wake.notify_one();
     ticker.abort();
     let _ = tokio::task::spawn_blocking(move || detection.join()).await;
+    // Given up only after detection drained, so that no other replica replays behind it.
+    shared.leading.store(false, Ordering::SeqCst);
+    lead.abort();
+    let _ = lead.await;
     shared.store.shutdown().await;
     Ok(())
 }
@@ -225,14 +235,37 @@ async fn reload_on_sighup(shared: Arc<Shared>) {
     let _ = shared;
 }
 
+/// A delivery a `kir` command left pending this long is surely over (three tries of up to 15 s
+/// on each channel, with backoff): its owner died.
+const ORPHANED_AFTER_MS: i64 = 10 * 60 * 1000;
+
 /// The escalation timers, inside the service: due levels fire and page, retried with backoff by
 /// the notifier, every delivery on the timeline.
 async fn escalation_ticker(shared: Arc<Shared>) {
     let mut every = tokio::time::interval(shared.config.tick);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut led = false;
     loop {
         every.tick().await;
+        if !shared.leading.load(Ordering::SeqCst) {
+            led = false;
+            continue;
+        }
         let engine = shared.engine();
+        // The replicas that led before this one are gone (it holds the lock they held): what
+        // they fired and did not send is sent now; a `kir` command's, once it is surely over.
+        let orphans = kir_store::Orphans {
+            older_than_ms: ORPHANED_AFTER_MS,
+            owners_gone: if led { None } else { Some("serve/") },
+        };
+        led = true;
+        match kir_app::deliver_orphans(&shared.store, &engine.plan, orphans, now_ms(), true, "kir").await {
+            Ok((taken, sent)) if taken > 0 => {
+                tracing::info!(taken, delivered = sent.delivered, "sent the notifications a stopped process left")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the outbox could not be read; trying again at the next tick"),
+        }
         match kir_app::tick_and_notify(&shared.store, &engine.plan, now_ms(), true, "kir").await {
             Ok((fired, sent)) => {
                 if fired > 0 {

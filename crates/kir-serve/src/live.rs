@@ -29,6 +29,16 @@ const PAGE: i64 = 5_000;
 /// Runs detection until the service stops (and the stream is drained).
 pub fn run(shared: Arc<Shared>, rt: tokio::runtime::Handle) {
     loop {
+        if !shared.leading.load(Ordering::SeqCst) {
+            // A follower: another replica detects; this one waits to be asked to.
+            if shared.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_millis(250), shared.wake.notified()).await;
+            });
+            continue;
+        }
         let engine = shared.engine();
         let generation = shared.generation.load(Ordering::SeqCst);
         match generation_run(&shared, &engine, generation, &rt) {
@@ -106,7 +116,7 @@ fn generation_run(
     let mut flushed_at = -1;
     let mut silence_said = false;
     loop {
-        if shared.generation.load(Ordering::SeqCst) != generation {
+        if shared.generation.load(Ordering::SeqCst) != generation || !shared.leading.load(Ordering::SeqCst) {
             return Ok(Stop::Reload);
         }
         let page = rt.block_on(store.events_after(seq, PAGE))?;

@@ -53,6 +53,10 @@ pub struct Metrics {
     /// Requests whose earlier stage came and whose last had not when the stream went quiet.
     pub stages_missing: AtomicU64,
     pub silences: AtomicU64,
+    /// Times this replica took the lead.
+    pub leader_changes: AtomicU64,
+    /// 1 while this replica leads.
+    pub leading: std::sync::atomic::AtomicBool,
     pub detection_latency: Histogram,
     pub request_latency: Histogram,
 }
@@ -127,6 +131,13 @@ impl Metrics {
             "Events stored and not yet through detection.",
             self.detection_lag.load(Ordering::Relaxed),
         );
+        gauge(
+            &mut out,
+            "kir_leader",
+            "1 while this replica leads (runs live detection and the escalation ticker).",
+            self.leading.load(Ordering::Relaxed) as i64,
+        );
+        counter(&mut out, "kir_leader_acquired_total", "Times this replica took the lead.", l(&self.leader_changes));
         gauge(&mut out, "kir_receiver_batches_in_flight", "Batches being stored now.", in_flight as i64);
         gauge(&mut out, "kir_rules_loaded", "Detection and correlation rules loaded.", rules as i64);
         self.detection_latency.write(

@@ -16,7 +16,9 @@
 mod actions;
 mod drills;
 mod ingest;
+mod leader;
 mod model;
+mod outbox;
 mod schema;
 mod stream;
 mod tokens;
@@ -30,7 +32,9 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection};
 pub use actions::{ActionRecord, PENDING};
 pub use drills::Drill;
 pub use ingest::{DRILL_PREFIX, IngestReport, fingerprint};
+pub use leader::Leadership;
 pub use model::*;
+pub use outbox::{Delivery, Orphans};
 pub use stream::{Detection, DetectionFilter, NewEvent, StoredEvent};
 pub use tokens::ApiToken;
 
@@ -63,6 +67,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// Who this process is, as the outbox names the owner of a delivery.
+    instance: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -140,13 +146,31 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open { url: redact_url(url), source })?;
-        let store = Store { pool, backend, url: url.to_string() };
+        let instance = format!("kir/{}/{}", host_name(), std::process::id()).into();
+        let store = Store { pool, backend, url: url.to_string(), instance };
         store.migrate().await?;
         Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The same store, naming this process `instance` as the owner of the deliveries it
+    /// starts (`kir serve` names each replica: `serve/HOST/PID/START`).
+    pub fn with_instance(mut self, instance: &str) -> Store {
+        self.instance = instance.into();
+        self
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The URL this store was opened with (passwords included: never print it; see
+    /// [`redact_url`]).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Runs one statement as it is. For tests that prove what the database refuses.
@@ -213,6 +237,16 @@ impl Drop for Locked {
             drop(conn.detach());
         }
     }
+}
+
+/// This machine's name (the pod's name inside Kubernetes), for owners in the outbox.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Milliseconds since the epoch → RFC 3339 text.

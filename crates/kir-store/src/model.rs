@@ -572,6 +572,7 @@ impl Store {
     /// Fires every escalation level due at `now` on every open incident, once each, and says
     /// who must be notified. Safe to run from several processes at once.
     pub async fn tick(&self, now: i64) -> Result<Vec<Fired>> {
+        let owner = self.instance.clone();
         {
             let mut tx = self.lock().await?;
             let r = async {
@@ -589,7 +590,7 @@ impl Store {
                     let state = escalation_state(c, &inc).await?;
                     for due in kir_plan::due(&policy, &state, now) {
                         if let Some(f) =
-                            fire(c, &inc, &policy, due.round, due.level, due.due_ms, false, "kir", now).await?
+                            fire(c, &inc, &policy, due.round, due.level, due.due_ms, false, "kir", &owner, now).await?
                         {
                             fired.push(f);
                         }
@@ -607,6 +608,13 @@ impl Store {
         let mut tx = self.lock().await?;
         let r = async {
             let c = tx.conn();
+            sqlx::query("DELETE FROM outbox WHERE incident_id = $1 AND cycle = $2 AND round = $3 AND level = $4")
+                .bind(fired.incident_id)
+                .bind(fired.cycle)
+                .bind(fired.round as i64)
+                .bind(fired.level as i64)
+                .execute(&mut *c)
+                .await?;
             sqlx::query("DELETE FROM escalations WHERE incident_id = $1 AND cycle = $2 AND round = $3 AND level = $4")
                 .bind(fired.incident_id)
                 .bind(fired.cycle)
@@ -623,6 +631,7 @@ impl Store {
     /// Fires the next level of the incident's policy now, whatever its delay and condition.
     pub async fn escalate(&self, id: i64, who: &str, now: i64) -> Result<Fired> {
         let who = who.to_string();
+        let owner = self.instance.clone();
         {
             let mut tx = self.lock().await?;
             let r = async {
@@ -647,7 +656,7 @@ impl Store {
                         policy.id
                     )));
                 };
-                fire(c, &inc, &policy, round, level, now, true, &who, now)
+                fire(c, &inc, &policy, round, level, now, true, &who, &owner, now)
                     .await?
                     .ok_or_else(|| StoreError::Refused("another kir escalated it at the same moment".into()))
             }
@@ -747,6 +756,7 @@ async fn fire(
     due_ms: i64,
     manual: bool,
     who: &str,
+    owner: &str,
     now: i64,
 ) -> Result<Option<Fired>> {
     let claimed = sqlx::query(
@@ -765,6 +775,20 @@ async fn fire(
         return Ok(None);
     }
     let spec = &policy.levels[level];
+    if !spec.notify.is_empty() {
+        sqlx::query(
+            "INSERT INTO outbox (incident_id, cycle, round, level, state, owner, claimed_at) \
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
+        )
+        .bind(inc.id)
+        .bind(inc.cycle)
+        .bind(round as i64)
+        .bind(level as i64)
+        .bind(owner)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    }
     if let Some(role) = &spec.assign
         && inc.owner_role.as_deref() != Some(role)
     {

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/002_actions.sql")),
     (3, include_str!("../migrations/003_drills.sql")),
     (4, include_str!("../migrations/004_serve.sql")),
+    (5, include_str!("../migrations/005_outbox.sql")),
 ];
 
 const SQLITE_APPEND_ONLY: &str = "CREATE TRIGGER timeline_no_update BEFORE UPDATE ON timeline BEGIN SELECT RAISE(ABORT, 'the incident timeline is append-only'); END;

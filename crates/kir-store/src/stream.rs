@@ -158,9 +158,19 @@ impl Store {
                 .execute(&mut *c)
                 .await?;
             }
-            sqlx::query(
-                "INSERT INTO stream_cursor (name, seq) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
-            )
+            // The cursor only moves on: a replica that lost the lead and has not noticed yet
+            // cannot take it back behind the new leader.
+            let move_on = match self.backend {
+                Backend::Sqlite => {
+                    "INSERT INTO stream_cursor (name, seq) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq)"
+                }
+                Backend::Postgres => {
+                    "INSERT INTO stream_cursor (name, seq) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET seq = GREATEST(stream_cursor.seq, excluded.seq)"
+                }
+            };
+            sqlx::query(move_on)
             .bind(name)
             .bind(seq)
             .execute(&mut *c)

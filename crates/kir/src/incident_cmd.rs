@@ -313,6 +313,11 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
                 Some(t) => time_arg("--now", t)?,
                 None => now,
             };
+            // What a `kir` process that died left pending in the outbox, once it is surely over.
+            let orphans = kir_store::Orphans { older_than_ms: 10 * 60 * 1000, owners_gone: None };
+            let (_, left) =
+                kir_app::deliver_orphans(store, &plan, orphans, now, !a.no_notify, &who).await.map_err(store_err)?;
+            say_sent(&left);
             let fired = store.tick(now).await.map_err(store_err)?;
             let sent = send_for(store, &plan, &fired, now, !a.no_notify, &who).await?;
             match global.format {

@@ -511,3 +511,153 @@ fn reload_takes_a_plan_that_checks_refuses_one_that_does_not_and_sigterm_stops_c
         assert!(v.get("level").is_some() && v.get("fields").is_some(), "{l}");
     }
 }
+
+/// A plan whose pages go to `hook`, the second level `second` after opening.
+fn replicas_plan(dir: &std::path::Path, hook: &kir_testkit::HttpReceiver, second: &str) -> String {
+    let text = std::fs::read_to_string(repo("crates/kir/tests/data/plan-replicas.yaml"))
+        .unwrap()
+        .replace("HTTP_BASE", &hook.url(""))
+        .replace("SECOND_LEVEL", second);
+    let path = dir.join("plan.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// The pages received: (incident id, why), in the order they came.
+fn pages(hook: &kir_testkit::HttpReceiver) -> Vec<(i64, String)> {
+    hook.requests()
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_str(&r.body_text()).unwrap();
+            (v["incident"]["id"].as_i64().unwrap(), v["reason"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn leads(s: &Service, viewer: &str) -> bool {
+    let m = http(s.addr, "GET", "/metrics", Some(viewer), None);
+    m.body.lines().any(|l| l == "kir_leader 1")
+}
+
+#[test]
+fn two_replicas_on_postgres_with_every_batch_at_both_and_one_killed_file_and_page_each_incident_once() {
+    let Some(pg) = kir_testkit::PostgresServer::start_or_skip("two_replicas_on_postgres") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = pg.new_database();
+    let hook = kir_testkit::HttpReceiver::start();
+    let plan = replicas_plan(dir.path(), &hook, "4h");
+    let ingest = token(&store, "ingest", "apiserver");
+    let viewer = token(&store, "viewer", "val");
+    let batches = batches(150);
+    let half = batches.len() / 2;
+
+    let mut a = Service::start(&store, &["--plan", &plan]);
+    let b = Service::start(&store, &["--plan", &plan]);
+    let post_both = |first: &Service, second: &Service, batch: &str| {
+        for s in [first, second] {
+            let r = http(s.addr, "POST", "/v1/audit", Some(&ingest), Some(batch));
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
+    for (i, batch) in batches[..half].iter().enumerate() {
+        if i % 2 == 0 { post_both(&a, &b, batch) } else { post_both(&b, &a, batch) }
+    }
+    a.kill9();
+    a = Service::start(&store, &["--plan", &plan]);
+    for (i, batch) in batches.iter().enumerate() {
+        if i % 2 == 0 { post_both(&b, &a, batch) } else { post_both(&a, &b, batch) }
+    }
+
+    let expected = keys(hunt_jsonl(&["--min-severity", "medium"], &example()));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut got = served_findings(a.addr, &viewer);
+    while got != expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        got = served_findings(a.addr, &viewer);
+    }
+    assert_eq!(got, expected, "the findings of kir hunt\nA:\n{}\nB:\n{}", a.log.lock().unwrap(), b.log.lock().unwrap());
+    assert_eq!(served_findings(b.addr, &viewer), expected, "both replicas answer the same");
+
+    // Each incident once: the incidents of `kir hunt --store` with the same plan.
+    let hunted = format!("sqlite:{}", dir.path().join("hunt.db").display());
+    kir().args(["hunt", "-q", "--no-notify", "--plan", &plan, "--store", &hunted]).arg(example()).assert().success();
+    let titles = |list: &Value| -> Vec<String> {
+        let mut t: Vec<String> =
+            list.as_array().unwrap().iter().map(|i| i["title"].as_str().unwrap().to_string()).collect();
+        t.sort();
+        t
+    };
+    let offline: Value =
+        serde_json::from_str(&stdout_of(kir().args(["incident", "list", "--format", "json", "--store", &hunted])))
+            .unwrap();
+    let served: Value =
+        serde_json::from_str(&http(b.addr, "GET", "/api/v1/incidents", Some(&viewer), None).body).unwrap();
+    assert_eq!(titles(&served), titles(&offline));
+
+    // Each page once: one per incident (its first level), whichever replica filed it.
+    let incidents = served.as_array().unwrap().len();
+    hook.wait_for(incidents, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    let pages = pages(&hook);
+    let distinct: BTreeSet<_> = pages.iter().cloned().collect();
+    assert_eq!(distinct.len(), pages.len(), "no page twice: {pages:#?}");
+    let paged: BTreeSet<i64> = pages.iter().map(|p| p.0).collect();
+    let ids: BTreeSet<i64> = served.as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    assert_eq!(paged, ids, "every incident paged once");
+}
+
+#[test]
+fn when_the_leader_dies_the_other_replica_takes_the_ticker_and_fires_each_level_once() {
+    let Some(pg) = kir_testkit::PostgresServer::start_or_skip("when_the_leader_dies") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = pg.new_database();
+    let hook = kir_testkit::HttpReceiver::start();
+    let plan = replicas_plan(dir.path(), &hook, "20s");
+    let ingest = token(&store, "ingest", "apiserver");
+    let viewer = token(&store, "viewer", "val");
+
+    let leader = Service::start(&store, &["--plan", &plan]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !leads(&leader, &viewer) {
+        assert!(Instant::now() < deadline, "the only replica leads");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let follower = Service::start(&store, &["--plan", &plan]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!leads(&follower, &viewer), "one leader at a time");
+
+    for batch in batches(150) {
+        let r = http(follower.addr, "POST", "/v1/audit", Some(&ingest), Some(&batch));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // The leader detects what the follower stored, and pages the first level.
+    hook.wait_for(1, Duration::from_secs(30));
+    leader.kill9();
+    let killed = Instant::now();
+    while !leads(&follower, &viewer) {
+        assert!(killed.elapsed() < Duration::from_secs(15), "the follower leads within 15 s of the leader's death");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The new leader replays the stream and files what the old one had not.
+    let expected = keys(hunt_jsonl(&["--min-severity", "medium"], &example()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while served_findings(follower.addr, &viewer) != expected {
+        assert!(Instant::now() < deadline, "the new leader detects the rest:\n{}", follower.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Every incident gets both levels (none lost to the kill), each once.
+    let incidents: Value =
+        serde_json::from_str(&http(follower.addr, "GET", "/api/v1/incidents", Some(&viewer), None).body).unwrap();
+    let ids: BTreeSet<i64> = incidents.as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    assert!(!ids.is_empty());
+    hook.wait_for(2 * ids.len(), Duration::from_secs(90));
+    std::thread::sleep(Duration::from_secs(3));
+    let pages = pages(&hook);
+    let distinct: BTreeSet<_> = pages.iter().cloned().collect();
+    assert_eq!(distinct.len(), pages.len(), "no level fired twice: {pages:#?}");
+    for id in &ids {
+        let levels = pages.iter().filter(|p| p.0 == *id).count();
+        assert_eq!(levels, 2, "incident {id} paged at both levels: {pages:#?}\nlog:\n{}", follower.log.lock().unwrap());
+    }
+}
