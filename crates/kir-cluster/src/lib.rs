@@ -8,6 +8,7 @@
 
 pub mod collect;
 pub mod contain;
+pub mod lease;
 pub mod review;
 pub mod top;
 pub mod volatile;

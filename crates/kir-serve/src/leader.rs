@@ -1,9 +1,12 @@
 //! Which replica leads. Any number of `kir serve` replicas share one store: each receives,
 //! stores and answers the API, but live detection (one reader of the stream, in order, so that
 //! stage merging and correlation windows see every event) and the escalation ticker run on one,
-//! the holder of `kir_store::Leadership` (a PostgreSQL advisory lock, or a file lock beside a
-//! SQLite database). A replica that dies gives the lead up with its session; another takes it
-//! within `CHECK_EVERY`, replays the stream from the store to the cursor, and goes on.
+//! the holder of the lead: inside a cluster a Kubernetes Lease (`kir_cluster::lease`, with
+//! `--leader-lease`), outside one `kir_store::Leadership` (a PostgreSQL advisory lock, or a file
+//! lock beside a SQLite database). A replica that dies gives the store's lock up with its
+//! session, and another takes it within `CHECK_EVERY`; a Lease it stopped renewing goes to
+//! another within `LEASE_DURATION` + `CHECK_EVERY` (12 s). The new leader replays the stream from
+//! the store to the cursor, and goes on. A replica that stops gives the lead up once drained.
 //!
 //! Why one detection leader rather than partitioned work: a correlation window of one actor and
 //! the stages of one request may arrive at different replicas, and detection is cheap next to
@@ -13,15 +16,51 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use kir_cluster::lease::LeaseLock;
 use kir_store::Leadership;
 
 use crate::Shared;
+
+enum Lead {
+    Store(Leadership),
+    Lease(Box<LeaseLock>),
+}
+
+impl Lead {
+    fn describe(&self) -> String {
+        match self {
+            Lead::Store(l) => l.describe(),
+            Lead::Lease(l) => l.describe(),
+        }
+    }
+
+    async fn hold(&mut self) -> Result<bool, String> {
+        match self {
+            Lead::Store(l) => l.hold().await,
+            Lead::Lease(l) => l.hold(jiff::Timestamp::now()).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn release(&mut self) {
+        match self {
+            Lead::Store(l) => l.release().await,
+            Lead::Lease(l) => {
+                if let Err(e) = l.release().await {
+                    tracing::warn!(error = %e, "the Lease could not be given up: another replica takes it when it expires");
+                }
+            }
+        }
+    }
+}
 
 /// How often a follower tries to take the lead, and the leader checks it still holds it.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 
 pub async fn run(shared: Arc<Shared>) {
-    let mut lead = Leadership::of(&shared.store);
+    let mut lead = match &shared.config.lease {
+        Some(l) => Lead::Lease(Box::new(LeaseLock::new(l.client.clone(), &l.namespace, &l.name, &l.identity))),
+        None => Lead::Store(Leadership::of(&shared.store)),
+    };
     let what = lead.describe();
     let mut said_problem = false;
     let mut every = tokio::time::interval(CHECK_EVERY);
@@ -29,7 +68,12 @@ pub async fn run(shared: Arc<Shared>) {
     loop {
         every.tick().await;
         if shared.stopping.load(Ordering::SeqCst) {
-            // Draining: keep the lead until the service ends, take none.
+            // Draining: keep the lead until live detection has drained, take none; then give it up
+            // so that another replica takes it at once.
+            if shared.drained.load(Ordering::SeqCst) {
+                lead.release().await;
+                return;
+            }
             if !shared.leading.load(Ordering::SeqCst) {
                 return;
             }

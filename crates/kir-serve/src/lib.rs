@@ -63,6 +63,18 @@ pub struct Config {
     pub tls: Option<tls::TlsFiles>,
     /// Accept Kubernetes tokens too (TokenReview), with roles from the cluster's RBAC.
     pub kube: Option<kir_cluster::Client>,
+    /// Choose the leader through this Kubernetes Lease instead of the store's lock.
+    pub lease: Option<LeaseConfig>,
+}
+
+/// The Lease the replicas hold in turn (`kir serve --leader-lease`).
+#[derive(Clone)]
+pub struct LeaseConfig {
+    pub client: kir_cluster::Client,
+    pub namespace: String,
+    pub name: String,
+    /// This replica's name in the Lease's `holderIdentity` (the pod's name).
+    pub identity: String,
 }
 
 impl Default for Config {
@@ -79,6 +91,7 @@ impl Default for Config {
             paths: Vec::new(),
             tls: None,
             kube: None,
+            lease: None,
         }
     }
 }
@@ -100,6 +113,8 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// This replica holds the lead (`leader`): live detection and the escalation ticker run here.
     pub leading: AtomicBool,
+    /// Live detection has drained after a stop: the lead may be given up.
+    pub drained: AtomicBool,
 }
 
 impl Shared {
@@ -165,8 +180,9 @@ pub async fn serve(config: Config, loader: Loader, ready: impl FnOnce(SocketAddr
         in_flight: AtomicUsize::new(0),
         stopping: AtomicBool::new(false),
         leading: AtomicBool::new(false),
+        drained: AtomicBool::new(false),
     });
-    let lead = tokio::spawn(leader::run(shared.clone()));
+    let mut lead = tokio::spawn(leader::run(shared.clone()));
     let detection = {
         let shared = shared.clone();
         let rt = tokio::runtime::Handle::current();
@@ -197,9 +213,11 @@ pub async fn serve(config: Config, loader: Loader, ready: impl FnOnce(SocketAddr
     ticker.abort();
     let _ = tokio::task::spawn_blocking(move || detection.join()).await;
     // Given up only after detection drained, so that no other replica replays behind it.
+    shared.drained.store(true, Ordering::SeqCst);
     shared.leading.store(false, Ordering::SeqCst);
-    lead.abort();
-    let _ = lead.await;
+    if tokio::time::timeout(leader::CHECK_EVERY * 3, &mut lead).await.is_err() {
+        lead.abort();
+    }
     shared.store.shutdown().await;
     Ok(())
 }

@@ -1046,6 +1046,15 @@ pub struct ServeArgs {
     /// else the in-cluster service account.
     #[arg(long)]
     pub kube_auth: bool,
+    /// Choose the replica that runs live detection and the escalation ticker through this
+    /// Kubernetes Lease (inside a cluster: deploy/base) instead of the store's lock (a PostgreSQL
+    /// advisory lock, or a file lock beside SQLite). Uses --kubeconfig/--context, else the
+    /// in-cluster service account; the holder is named by POD_NAME.
+    #[arg(long, value_name = "NAME")]
+    pub leader_lease: Option<String>,
+    /// The Lease's namespace (default: POD_NAMESPACE, else the service account's namespace).
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    pub leader_lease_namespace: Option<String>,
     #[command(flatten)]
     pub source: RuleSource,
     /// Report requests still waiting for their last stage once the stream was quiet this long.

@@ -36,14 +36,33 @@ pub fn serve(global: &Global, args: &ServeArgs) -> Result<u8, UserError> {
     let store_url = crate::incident_cmd::store_url(global)?;
     init_logging(args.log_format, global.verbose);
     let rt = runtime()?;
-    let kube = if args.kube_auth {
+    let cluster = if args.kube_auth || args.leader_lease.is_some() {
+        let flag = if args.kube_auth { "--kube-auth" } else { "--leader-lease" };
         let (client, target) = rt
             .block_on(kir_cluster::connect(global.kubeconfig.as_deref(), global.context.first().map(String::as_str)))
-            .map_err(|e| UserError::usage(format!("--kube-auth: {e}")))?;
-        eprintln!("Kubernetes tokens are reviewed by {}", target.server);
-        Some(client)
+            .map_err(|e| UserError::usage(format!("{flag}: {e}")))?;
+        Some((client, target.server))
     } else {
         None
+    };
+    let kube = match (&cluster, args.kube_auth) {
+        (Some((client, server)), true) => {
+            eprintln!("Kubernetes tokens are reviewed by {server}");
+            Some(client.clone())
+        }
+        _ => None,
+    };
+    let lease = match (&cluster, &args.leader_lease) {
+        (Some((client, server)), Some(name)) => {
+            let namespace = args.leader_lease_namespace.clone().unwrap_or_else(in_cluster_namespace);
+            let identity = std::env::var("POD_NAME")
+                .ok()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("{}-{}", kir_store::host_name(), std::process::id()));
+            eprintln!("the leader is the holder of Lease {namespace}/{name} on {server}; this replica is {identity}");
+            Some(kir_serve::LeaseConfig { client: client.clone(), namespace, name: name.clone(), identity })
+        }
+        _ => None,
     };
     let config = kir_serve::Config {
         listen,
@@ -57,6 +76,7 @@ pub fn serve(global: &Global, args: &ServeArgs) -> Result<u8, UserError> {
         paths: args.source.rules.clone(),
         tls,
         kube,
+        lease,
     };
     let (loader_global, source) = (global.clone(), args.source.clone());
     let loader: kir_serve::Loader = Arc::new(move || {
@@ -69,6 +89,15 @@ pub fn serve(global: &Global, args: &ServeArgs) -> Result<u8, UserError> {
     rt.block_on(kir_serve::serve(config, loader, |addr| eprintln!("listening on {addr}")))
         .map_err(|e| UserError::usage(e.to_string()))?;
     Ok(exit::OK)
+}
+
+/// The namespace of the pod's service account, where a Lease in its own namespace belongs.
+fn in_cluster_namespace() -> String {
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .ok()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".to_string())
 }
 
 fn init_logging(format: LogFormat, verbose: u8) {

@@ -24,10 +24,15 @@ struct Service {
 
 impl Service {
     fn start(store: &str, extra: &[&str]) -> Service {
+        Service::spawn(store, extra, &[])
+    }
+
+    fn spawn(store: &str, extra: &[&str], env: &[(&str, &str)]) -> Service {
         let bin = assert_cmd::cargo::cargo_bin("kir");
         let mut child = std::process::Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--store", store, "--tick", "1s", "--flush-after", "1s"])
             .args(extra)
+            .envs(env.iter().copied())
             .env("KIR_NO_NOTIFY_ENV", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -53,6 +58,16 @@ impl Service {
             }
         };
         Service { child, addr, log }
+    }
+
+    fn start_with_env(store: &str, extra: &[&str], env: &[(&str, &str)]) -> Service {
+        Service::spawn(store, extra, env)
+    }
+
+    /// SIGTERM, and waits for the service to finish.
+    fn terminate(mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
     }
 
     fn kill9(mut self) {
@@ -660,4 +675,51 @@ fn when_the_leader_dies_the_other_replica_takes_the_ticker_and_fires_each_level_
         let levels = pages.iter().filter(|p| p.0 == *id).count();
         assert_eq!(levels, 2, "incident {id} paged at both levels: {pages:#?}\nlog:\n{}", follower.log.lock().unwrap());
     }
+}
+
+#[test]
+fn inside_a_cluster_the_lease_names_the_leader_and_passes_within_15_s_of_its_death() {
+    let Some(pg) = kir_testkit::PostgresServer::start_or_skip("inside_a_cluster_the_lease") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = pg.new_database();
+    let cluster = fake_cluster::FakeCluster::start();
+    let kubeconfig = cluster.kubeconfig(dir.path());
+    let viewer = token(&store, "viewer", "val");
+    let lease_path = "/apis/coordination.k8s.io/v1/namespaces/kir/leases/kir-leader";
+    let replica = |pod: &str| {
+        let kubeconfig = kubeconfig.to_str().unwrap().to_string();
+        let args = ["--kubeconfig", &kubeconfig, "--leader-lease", "kir-leader", "--leader-lease-namespace", "kir"];
+        Service::start_with_env(&store, &args, &[("POD_NAME", pod)])
+    };
+    let holder = |cluster: &fake_cluster::FakeCluster| {
+        cluster.object(lease_path).and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    };
+
+    let a = replica("kir-7d9-a");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !leads(&a, &viewer) {
+        assert!(Instant::now() < deadline, "the only replica takes the Lease:\n{}", a.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(holder(&cluster).as_deref(), Some("kir-7d9-a"));
+    let b = replica("kir-7d9-b");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!leads(&b, &viewer), "a renews its Lease: b follows");
+    assert_eq!(holder(&cluster).as_deref(), Some("kir-7d9-a"));
+
+    a.kill9();
+    let killed = Instant::now();
+    while !leads(&b, &viewer) {
+        assert!(killed.elapsed() < Duration::from_secs(15), "b leads within 15 s:\n{}", b.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let lease = cluster.object(lease_path).unwrap();
+    assert_eq!(lease["spec"]["holderIdentity"], "kir-7d9-b");
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+
+    // A replica that stops gives the Lease up instead of leaving it to expire.
+    b.terminate();
+    assert_eq!(holder(&cluster), None, "the Lease is free after b stopped");
+    let writes = cluster.requests().iter().filter(|r| r.path.starts_with("/apis/coordination.k8s.io")).count();
+    assert!(writes > 3, "the Lease was read and renewed through the API server");
 }

@@ -1,6 +1,7 @@
 //! A fake Kubernetes API server on a real HTTP listener, for driving the `kir` binary end to end:
 //! it keeps objects (seeded from the recorded v1.26 responses), applies the writes kir sends
-//! (JSON merge patches, strategic-merge patches with their keyed lists, creates, deletes,
+//! (JSON merge patches, strategic-merge patches with their keyed lists, creates, replaces of the
+//! version read (409 otherwise), deletes,
 //! evictions, `dryRun=All` validated but not kept), answers lists, SelfSubjectAccessReviews
 //! (allowed unless denied here, by verb, resource, subresource, namespace and name), and logs
 //! every request. Where the real API server answers in a particular way, so does this one: a
@@ -353,6 +354,24 @@ impl State {
                     return ok(&next, 200);
                 }
                 self.put(path.clone(), next);
+                ok(&self.objects[&path], 200)
+            }
+            "PUT" => {
+                // A replace: only of the version read (optimistic concurrency, as leases use it).
+                let Some(current) = self.objects.get(&path) else {
+                    return not_found(&path);
+                };
+                if body.pointer("/metadata/resourceVersion") != Some(&current["metadata"]["resourceVersion"]) {
+                    return status(
+                        409,
+                        "Conflict",
+                        "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again",
+                    );
+                }
+                if dry_run {
+                    return ok(&body, 200);
+                }
+                self.put(path.clone(), body);
                 ok(&self.objects[&path], 200)
             }
             "POST" if path.ends_with("/eviction") => {
