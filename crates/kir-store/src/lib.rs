@@ -50,7 +50,9 @@ pub enum StoreError {
     NoIncident(i64),
     #[error("{0}")]
     Refused(String),
-    #[error("the store was written by a newer kir (schema {found}, this kir knows {known})")]
+    #[error(
+        "the store was written by a newer kir (schema {found}, this kir knows {known}) whose migrations this kir cannot read past: upgrade kir"
+    )]
     TooNew { found: i64, known: i64 },
 }
 

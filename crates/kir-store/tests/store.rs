@@ -441,7 +441,26 @@ async fn scenario_stream_events_detections_and_tokens(url: String) {
     assert_eq!(store.tokens().await.unwrap().len(), 2);
 }
 
+/// A rolling upgrade: the old replica (this kir) restarts on a store a newer kir migrated. It
+/// runs if every newer migration only added, and refuses (instead of misreading) otherwise.
+async fn scenario_a_newer_schema_that_only_added_is_still_readable(url: String) {
+    Store::open(&url).await.unwrap().shutdown().await;
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO kir_schema (version, applied_at, min_reader) VALUES (99, 0, 0)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let store = Store::open(&url).await.expect("an added table or column does not stop an older kir");
+    store.shutdown().await;
+    sqlx::query("UPDATE kir_schema SET min_reader = 99 WHERE version = 99").execute(&mut conn).await.unwrap();
+    match Store::open(&url).await {
+        Err(StoreError::TooNew { found: 99, .. }) => {}
+        other => panic!("a migration older kir cannot read past refuses the store: {:?}", other.err()),
+    }
+}
+
 async fn suite(make_url: impl Fn() -> String) {
+    scenario_a_newer_schema_that_only_added_is_still_readable(make_url()).await;
     scenario_stream_events_detections_and_tokens(make_url()).await;
     scenario_ingest_groups_and_deduplicates(make_url()).await;
     scenario_attack_chain_raises_severity(make_url()).await;
