@@ -7,10 +7,12 @@
 #     c. PostgreSQL slow: the events table locked for 10 s (inserts wait), then free again;
 #     with the replicas' RSS sampled every second.
 # PostgreSQL is started here, in a temporary directory, on a free port (Debian's postgresql).
-# Usage: scripts/replicas-benchmark.sh [SECONDS]
+# Usage: scripts/replicas-benchmark.sh [SECONDS] [PARTS]   (PARTS: any of 1 2a 2b 2c, default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
+parts=${2:-1 2a 2b 2c}
+want() { [[ " $parts " == *" $1 "* ]]; }
 [ "${KIR_BENCH_NO_BUILD:-}" = 1 ] || cargo build --release -q -p kir -p kir-bench
 kir=$PWD/target/release/kir
 load=$PWD/target/release/load-serve
@@ -56,6 +58,7 @@ print("  %d events/s accepted in all; per replica: %s; p99 %s ms; refused (429) 
 PY
 }
 
+if want 1; then
 echo "== 1. throughput: 1, 2, 3 replicas, $seconds s, as fast as they answer (2 connections per replica)"
 for n in 1 2 3; do
     start_replicas "t$n" "$n"
@@ -69,14 +72,18 @@ for n in 1 2 3; do
     echo "$n replica(s):"; summary "${outs[@]}"; echo "  stored: $stored events"
     stop_replicas
 done
+fi
 
+# fault_load NAME [CONNECTIONS]: 2,500 events/s at each replica.
 fault_load() {
-    "$load" --addr "${addrs[0]}" --token "$ingest" --rate 2500 --seconds "$seconds" --connections 2 --seed 51 > "$dir/$1-1.json" &
-    "$load" --addr "${addrs[1]}" --token "$ingest" --rate 2500 --seconds "$seconds" --connections 2 --seed 52 > "$dir/$1-2.json" &
+    local c=${2:-2}
+    "$load" --addr "${addrs[0]}" --token "$ingest" --rate 2500 --seconds "$seconds" --connections "$c" --seed 51 > "$dir/$1-1.json" &
+    "$load" --addr "${addrs[1]}" --token "$ingest" --rate 2500 --seconds "$seconds" --connections "$c" --seed 52 > "$dir/$1-2.json" &
 }
 wait_load() { while pgrep -f "$load" > /dev/null; do sleep 0.5; done; }
 rss_peak() { tr ' ' '\n' < "$dir/rss.log" | awk -F: 'NF==2 && $2>m {m=$2} END {print m+0}'; }
 
+if want 2a; then
 echo "== 2a. kill -9 of one replica half-way (2 replicas, 2 x 2,500 events/s, $seconds s)"
 start_replicas fa 2; sample_rss "${serve_pids[@]}"
 fault_load fa; sleep $((seconds / 2)); kill -9 "${serve_pids[1]}"; wait_load
@@ -84,6 +91,8 @@ summary "$dir/fa-1.json" "$dir/fa-2.json"
 echo "  stored: $(psql fa "SELECT count(*) FROM stream_events") events; the survivor leads: $(curl -s -H "Authorization: Bearer $viewer" "http://${addrs[0]}/metrics" | awk '/^kir_leader / {print $2}')"
 kill "$rss_pid" 2>/dev/null || true; stop_replicas
 
+fi
+if want 2b; then
 echo "== 2b. PostgreSQL restarted half-way"
 start_replicas fb 2; sample_rss "${serve_pids[@]}"
 fault_load fb; sleep $((seconds / 2))
@@ -95,11 +104,16 @@ echo "  stored: $(psql fb "SELECT count(*) FROM stream_events") events; RSS peak
 for a in "${addrs[@]}"; do curl -s -o /dev/null -w "  /readyz at $a after the restart: %{http_code}\n" "http://$a/readyz"; done
 kill "$rss_pid" 2>/dev/null || true; stop_replicas
 
-echo "== 2c. PostgreSQL slow: the events table locked for 10 s half-way"
+fi
+if want 2c; then
+# 16 connections per replica: while the table is locked, the batches waiting pass the
+# replica's --max-in-flight (8) and the rest are refused with 429 instead of queued.
+echo "== 2c. PostgreSQL slow: the events table locked for 10 s half-way (16 connections per replica)"
 start_replicas fc 2; sample_rss "${serve_pids[@]}"
-fault_load fc; sleep $((seconds / 2))
+fault_load fc 16; sleep $((seconds / 2))
 psql fc "BEGIN; LOCK TABLE stream_events IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(10); COMMIT;" > /dev/null
 wait_load
 summary "$dir/fc-1.json" "$dir/fc-2.json"
 echo "  stored: $(psql fc "SELECT count(*) FROM stream_events") events; RSS peak $(rss_peak) kB (samples: $(wc -l < "$dir/rss.log"))"
 kill "$rss_pid" 2>/dev/null || true; stop_replicas
+fi

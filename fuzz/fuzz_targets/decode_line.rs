@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (mut out, mut skipped) = (Vec::new(), Vec::new());
-    decode(text, &Origin { path: "fuzz".into(), line: 1 }, &mut out, &mut skipped);
+    decode(text, &Origin::new("fuzz", 1), &mut out, &mut skipped);
     assert!(!out.is_empty() || !skipped.is_empty() || text.contains("items") || text.contains("records") || text.contains("logEvents"));
     for record in &out {
         if let Record::Audit(event) = record {

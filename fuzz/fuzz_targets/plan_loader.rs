@@ -41,6 +41,8 @@ fuzz_target!(|data: &[u8]| {
         rule_name: None,
         event_count: 1,
         request_uri: String::new(),
+        cluster: None,
+        images: Vec::new(),
     };
     let _ = plan.route(&finding);
     for level in Level::ALL {

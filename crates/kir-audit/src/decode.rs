@@ -405,7 +405,7 @@ mod tests {
     fn run(text: &str) -> (Vec<Record>, Vec<Skipped>) {
         let mut out = Vec::new();
         let mut skipped = Vec::new();
-        decode(text, &Origin { path: "t".into(), line: 1 }, &mut out, &mut skipped);
+        decode(text, &Origin::new("t", 1), &mut out, &mut skipped);
         (out, skipped)
     }
 

@@ -8,11 +8,20 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// Where a record came from: the file (or `-` for stdin) and the 1-based line.
+/// Where a record came from: the file (or `-` for stdin), the 1-based line, and the cluster
+/// whose API server logged it, when known (`kir hunt --cluster`, the token or `?cluster=` of
+/// `kir serve`'s receivers).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Origin {
     pub path: Arc<str>,
     pub line: u64,
+    pub cluster: Option<Arc<str>>,
+}
+
+impl Origin {
+    pub fn new(path: impl Into<Arc<str>>, line: u64) -> Origin {
+        Origin { path: path.into(), line, cluster: None }
+    }
 }
 
 /// The audit stages, in the order the API server emits them.

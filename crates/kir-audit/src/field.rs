@@ -453,6 +453,21 @@ pub fn pod_spec(event: &AuditEvent) -> Option<&Value> {
 }
 
 /// Every container of the pod spec: regular, init and ephemeral.
+/// Every image of the pod spec a request writes (a Pod or a workload's template), normalized
+/// with its registry (`docker.io/library/nginx:1.25`), each once.
+pub fn images(event: &AuditEvent) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in containers(event) {
+        if let Some(image) = c.get("image").and_then(Value::as_str).filter(|i| !i.trim().is_empty()) {
+            let image = normalize_image(image).into_owned();
+            if !out.contains(&image) {
+                out.push(image);
+            }
+        }
+    }
+    out
+}
+
 pub fn containers(event: &AuditEvent) -> impl Iterator<Item = &Value> {
     let spec = pod_spec(event);
     ["containers", "initContainers", "ephemeralContainers"]

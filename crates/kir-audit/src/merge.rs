@@ -27,11 +27,19 @@ impl Hasher for IdentityHasher {
     }
 }
 
-/// The key of a request in the merger (computed where the record is decoded, off the serial path).
-pub fn key(audit_id: &str) -> u64 {
+/// The key of a request in the merger (computed where the record is decoded, off the serial path):
+/// its auditID within its cluster. Clients may choose their own `Audit-ID`, so one cluster's
+/// requests must never complete another's.
+pub fn key(event: &AuditEvent) -> u64 {
     let mut h = DefaultHasher::new();
-    audit_id.hash(&mut h);
+    event.audit_id.hash(&mut h);
+    event.origin.cluster.hash(&mut h);
     h.finish()
+}
+
+/// Whether two records are stages of one request.
+fn same_request(a: &AuditEvent, b: &AuditEvent) -> bool {
+    a.audit_id == b.audit_id && a.origin.cluster == b.origin.cluster
 }
 
 /// Joins the stages of each request by `auditID`, with bounded memory: a request whose final
@@ -99,7 +107,7 @@ impl StageMerger {
 
     /// Keeps a stage that is not its request's last; requests released to stay within capacity
     /// (their last stage never came in time) are pushed to `out`, unmerged. `k` is
-    /// [`key`]`(&event.audit_id)`.
+    /// [`key`]`(&event)`.
     pub fn hold(&mut self, k: u64, event: AuditEvent, presence: Presence, out: &mut Vec<AuditEvent>) {
         self.early_stages_seen = true;
         if self.completed_alone.contains(&k) {
@@ -108,7 +116,7 @@ impl StageMerger {
             return;
         }
         match self.pending.remove(&k) {
-            Some((mut first, _)) if first.audit_id == event.audit_id => {
+            Some((mut first, _)) if same_request(&first, &event) => {
                 first.absorb(event);
                 let presence = first.presence();
                 self.pending.insert(k, (first, presence));
@@ -124,10 +132,11 @@ impl StageMerger {
         }
     }
 
-    /// Takes the stages held for `audit_id` (whose key is `k`), when its last stage arrives.
-    pub fn take(&mut self, k: u64, audit_id: &str) -> Option<(AuditEvent, Presence)> {
+    /// Takes the stages held for the request of `last` (whose key is `k`), when its last stage
+    /// arrives.
+    pub fn take(&mut self, k: u64, last: &AuditEvent) -> Option<(AuditEvent, Presence)> {
         match self.pending.get(&k) {
-            Some((held, _)) if held.audit_id == audit_id => self.pending.remove(&k),
+            Some((held, _)) if same_request(held, last) => self.pending.remove(&k),
             _ => None,
         }
     }
@@ -139,13 +148,13 @@ impl StageMerger {
             out.push(event);
             return;
         };
-        let k = key(&event.audit_id);
+        let k = key(&event);
         if !stage.is_final() {
             let presence = event.presence();
             self.hold(k, event, presence, out);
             return;
         }
-        match self.take(k, &event.audit_id) {
+        match self.take(k, &event) {
             Some((mut first, _)) => {
                 first.absorb(event);
                 out.push(first);
@@ -237,5 +246,24 @@ mod tests {
         }
         assert!(m.pending() <= 10);
         assert_eq!(out.len(), 990);
+    }
+
+    #[test]
+    fn one_audit_id_in_two_clusters_is_two_requests() {
+        let mut m = StageMerger::with_capacity(10);
+        let mut out = Vec::new();
+        let in_cluster = |id: &str, st: Stage, cluster: &str| {
+            let mut e = stage(id, st);
+            e.origin.cluster = Some(cluster.into());
+            e
+        };
+        m.push(in_cluster("x", Stage::RequestReceived, "prod-a"), &mut out);
+        m.push(in_cluster("x", Stage::ResponseComplete, "prod-b"), &mut out);
+        assert_eq!(out.len(), 1, "prod-b's request completes alone");
+        assert_eq!(out[0].origin.cluster.as_deref(), Some("prod-b"));
+        m.push(in_cluster("x", Stage::ResponseComplete, "prod-a"), &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].origin.cluster.as_deref(), Some("prod-a"));
+        assert_eq!(m.pending(), 0, "prod-a's stages were joined");
     }
 }

@@ -104,6 +104,8 @@ fn rotation_order(path: &Path) -> (PathBuf, std::cmp::Reverse<i64>, String) {
 #[derive(Debug, Default)]
 pub struct LineBatch {
     pub path: Arc<str>,
+    /// The cluster every record of this input came from (`ReadOptions::cluster`).
+    pub cluster: Option<Arc<str>>,
     pub data: Vec<u8>,
     pub lines: Vec<LineSpan>,
     /// Problems found while reading (oversized lines, truncation), in order.
@@ -119,7 +121,12 @@ pub struct LineSpan {
 
 impl LineBatch {
     fn new(path: Arc<str>, options: &ReadOptions) -> Self {
-        LineBatch { path, data: options.buffers.take(options.batch_bytes), ..Default::default() }
+        LineBatch {
+            path,
+            cluster: options.cluster.clone(),
+            data: options.buffers.take(options.batch_bytes),
+            ..Default::default()
+        }
     }
 
     pub fn text(&self, span: &LineSpan) -> &[u8] {
@@ -127,7 +134,7 @@ impl LineBatch {
     }
 
     pub fn origin(&self, span: &LineSpan) -> Origin {
-        Origin { path: self.path.clone(), line: span.line }
+        Origin { path: self.path.clone(), line: span.line, cluster: self.cluster.clone() }
     }
 }
 
@@ -157,6 +164,9 @@ pub struct ReadSummary {
 pub struct ReadOptions {
     pub batch_bytes: usize,
     pub max_line: usize,
+    /// The cluster the inputs were logged in (`kir hunt --cluster`): every record is labelled
+    /// with it, and findings carry it.
+    pub cluster: Option<Arc<str>>,
     /// Where spent batch buffers come back to be filled again.
     pub buffers: BufferPool,
 }
@@ -194,7 +204,7 @@ impl BufferPool {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { batch_bytes: 1 << 20, max_line: DEFAULT_MAX_LINE, buffers: BufferPool::default() }
+        ReadOptions { batch_bytes: 1 << 20, max_line: DEFAULT_MAX_LINE, cluster: None, buffers: BufferPool::default() }
     }
 }
 
@@ -273,7 +283,7 @@ fn read_lines(
                         if let Err(e) = outcome {
                             batch.skipped.push(Skipped::new(
                                 SkipKind::TruncatedInput,
-                                Origin { path: path.clone(), line: line_no },
+                                Origin::new(path.clone(), line_no),
                                 format!("reading stopped: {e}"),
                             ));
                         }
@@ -297,14 +307,14 @@ fn read_lines(
                 first_content = false;
                 batch.skipped.push(Skipped::new(
                     SkipKind::OversizedLine,
-                    Origin { path: path.clone(), line: line_no },
+                    Origin::new(path.clone(), line_no),
                     format!("line of {n} bytes is over the limit of {} bytes", options.max_line),
                 ));
             }
             Err(e) => {
                 batch.skipped.push(Skipped::new(
                     SkipKind::TruncatedInput,
-                    Origin { path: path.clone(), line: line_no + 1 },
+                    Origin::new(path.clone(), line_no + 1),
                     format!("reading stopped: {e}; the lines before were kept"),
                 ));
                 break;
@@ -403,7 +413,7 @@ fn split_document(doc: Vec<u8>, first_line: u64, batch: &mut LineBatch) {
     if let Some(e) = problem {
         let kind = if e.is_eof() { SkipKind::TruncatedInput } else { SkipKind::MalformedJson };
         let line = first_line + e.line().saturating_sub(1) as u64;
-        batch.skipped.push(Skipped::new(kind, Origin { path: batch.path.clone(), line }, e.to_string()));
+        batch.skipped.push(Skipped::new(kind, Origin::new(batch.path.clone(), line), e.to_string()));
     }
     batch.data.extend_from_slice(&doc);
 }

@@ -59,7 +59,7 @@ fn jsonish() -> impl Strategy<Value = Value> {
 }
 
 fn origin() -> kir_audit::Origin {
-    kir_audit::Origin { path: "p".into(), line: 1 }
+    kir_audit::Origin::new("p", 1)
 }
 
 proptest! {

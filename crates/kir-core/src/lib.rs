@@ -12,6 +12,6 @@ pub mod names;
 pub mod pattern;
 pub mod time;
 
-pub use names::{NamespacedName, singular};
+pub use names::{NamespacedName, cluster_name, singular};
 pub use pattern::glob;
 pub use time::{Duration, TimeError, now, parse_time_arg, parse_timestamp};

@@ -1,4 +1,4 @@
-//! `NAMESPACE/NAME` and resource names.
+//! `NAMESPACE/NAME`, resource names and cluster names.
 
 use std::fmt;
 
@@ -101,6 +101,38 @@ mod tests {
             ("nodes/proxy", "node/proxy"),
         ] {
             assert_eq!(singular(plural), one);
+        }
+    }
+}
+
+/// A cluster's name as kir labels events with it (`kir hunt --cluster`, `kir token create
+/// --cluster`, `?cluster=` on the receivers): 1 to 63 letters, digits, `.`, `_` or `-`, starting
+/// with a letter or digit, so that it is one word in a URL, a table and a group key.
+pub fn cluster_name(text: &str) -> Result<&str, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 63
+        && text.as_bytes()[0].is_ascii_alphanumeric()
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(text)
+    } else {
+        Err(format!(
+            "{text:?} is not a cluster name: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::cluster_name;
+
+    #[test]
+    fn cluster_names_are_one_word() {
+        for good in ["prod-eu-1", "kind-kind", "gke_proj_europe-west1_c1", "a", "arn.aws.eks"] {
+            assert_eq!(cluster_name(good), Ok(good));
+        }
+        for bad in ["", "-x", "a b", "a/b", "prod?x=1", "é", &"x".repeat(64)] {
+            assert!(cluster_name(bad).is_err(), "{bad:?}");
         }
     }
 }

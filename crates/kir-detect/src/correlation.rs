@@ -156,16 +156,17 @@ impl Correlator {
         let mut out = Vec::new();
         for &ci in correlations {
             let corr = &self.rules[ci];
-            let key: Vec<String> = self.group_fields[ci]
-                .iter()
-                .map(|f| {
+            // Windows are per cluster: two clusters' events never make one burst.
+            let cluster = event.origin.cluster.as_deref().unwrap_or("").to_string();
+            let key: Vec<String> = std::iter::once(cluster)
+                .chain(self.group_fields[ci].iter().map(|f| {
                     let mut first = String::new();
                     f.any(event, &mut |v| {
                         first = v.text().into_owned();
                         true
                     });
                     first
-                })
+                }))
                 .collect();
             let value = match &corr.kind {
                 CorrelationKind::ValueCount(field) => {

@@ -35,6 +35,13 @@ pub struct Finding {
     /// `requestURI` of the (first) event.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub request_uri: String,
+    /// The cluster whose API server (or Falco) reported it, when the input names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The images of the pod spec the request wrote, or of the container a runtime alert is
+    /// about: one incident follows an image across identities and clusters.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -153,7 +160,21 @@ pub fn finding_from_falco(alert: &FalcoAlert) -> Finding {
         rule_name: None,
         event_count: 1,
         request_uri: String::new(),
+        cluster: alert.origin.cluster.as_deref().map(str::to_string),
+        images: falco_image(alert).into_iter().collect(),
     }
+}
+
+/// The container image a Falco alert names (`container.image.repository` and `.tag`, or
+/// `container.image`), normalized as `kir.images` writes images.
+fn falco_image(alert: &FalcoAlert) -> Option<String> {
+    let field = |k: &str| alert.output_fields.get(k).and_then(|v| v.as_str()).filter(|v| !v.trim().is_empty());
+    let image = match (field("container.image.repository"), field("container.image.tag")) {
+        (Some(repo), Some(tag)) => format!("{repo}:{tag}"),
+        (Some(repo), None) => repo.to_string(),
+        _ => field("container.image")?.to_string(),
+    };
+    Some(kir_audit::field::normalize_image(&image).into_owned())
 }
 
 /// ATT&CK tactic names from Sigma tags (`attack.privilege-escalation`) and Falco tags

@@ -272,6 +272,8 @@ impl RuleSet {
             rule_name: meta.name.clone(),
             event_count: 1,
             request_uri: event.request_uri.clone(),
+            cluster: event.origin.cluster.as_deref().map(str::to_string),
+            images: kir_audit::field::images(event),
         }
     }
 

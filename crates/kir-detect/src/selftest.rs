@@ -97,7 +97,7 @@ fn events_of(values: &[serde_json::Value]) -> Result<Vec<kir_audit::AuditEvent>,
         }
         let mut records = Vec::new();
         let mut skipped = Vec::new();
-        decode(&v.to_string(), &Origin { path: "example".into(), line: n as u64 + 1 }, &mut records, &mut skipped);
+        decode(&v.to_string(), &Origin::new("example", n as u64 + 1), &mut records, &mut skipped);
         if let Some(s) = skipped.first() {
             return Err(format!("event {}: {}", n + 1, s.detail));
         }

@@ -23,6 +23,8 @@ fn finding(t: Option<Timestamp>, id: &str) -> Finding {
         rule_name: None,
         event_count: 1,
         request_uri: String::new(),
+        cluster: None,
+        images: Vec::new(),
     }
 }
 

@@ -326,12 +326,12 @@ fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::Buffer
                 .into_iter()
                 .map(|record| match record {
                     Record::Audit(e) if e.stage.is_some_and(|s| !s.is_final()) => {
-                        let (k, presence) = (merge_key(&e.audit_id), e.presence());
+                        let (k, presence) = (merge_key(&e), e.presence());
                         Piece::Held(e, k, presence)
                     }
                     Record::Audit(e) => {
                         let findings = match_event(rules, &e);
-                        let (k, presence) = (merge_key(&e.audit_id), e.presence());
+                        let (k, presence) = (merge_key(&e), e.presence());
                         Piece::Last(e, k, presence, findings)
                     }
                     Record::Falco(alert) => Piece::Falco(alert),
@@ -409,14 +409,14 @@ impl<'a> Detector<'a> {
         match record {
             Record::Falco(alert) => out.push(Found::Detection(finding_from_falco(&alert))),
             Record::Audit(e) if e.stage.is_some_and(|s| !s.is_final()) => {
-                let (k, presence) = (merge_key(&e.audit_id), e.presence());
+                let (k, presence) = (merge_key(&e), e.presence());
                 let mut released = Vec::new();
                 self.merger.hold(k, e, presence, &mut released);
                 self.released(released, out);
             }
             Record::Audit(e) => {
                 let findings = match_event(self.rules, &e);
-                let (k, presence) = (merge_key(&e.audit_id), e.presence());
+                let (k, presence) = (merge_key(&e), e.presence());
                 let (event, findings) = self.complete(e, k, presence, findings);
                 out.extend(self.found(&event, findings));
             }
@@ -447,7 +447,7 @@ impl<'a> Detector<'a> {
         presence: Presence,
         findings: Vec<(usize, Finding)>,
     ) -> (AuditEvent, Vec<(usize, Finding)>) {
-        let Some((mut earlier, earlier_presence)) = self.merger.take(k, &event.audit_id) else {
+        let Some((mut earlier, earlier_presence)) = self.merger.take(k, &event) else {
             self.merger.completed_alone(k);
             return (event, findings);
         };

@@ -17,7 +17,7 @@ pub mod schema;
 pub use check::{Loaded, PlanProblem, Severity, load};
 pub use escalate::{Due, EscalationState, due, next_due, schedule};
 pub use route::Routed;
-pub use schema::{Action, Channel, ChannelKind, Contact, Duration, EscalationPolicy, Plan};
+pub use schema::{Action, Channel, ChannelKind, Contact, Duration, EscalationPolicy, LinkKey, Plan};
 
 /// The commented starter plan (`kir plan init`). It passes `kir plan check` as it is.
 pub const STARTER: &str = include_str!("starter.yaml");

@@ -43,12 +43,14 @@ impl Plan {
     }
 
     fn group_key(&self, f: &Finding, incident_type: &str) -> String {
+        // A namespace, and so a workload, is one cluster's: `default` in two clusters is two.
+        let in_cluster = f.cluster.as_deref().map(|c| format!("{CLUSTER_MARK}{c}")).unwrap_or_default();
         if self.grouping.delegates.iter().any(|d| glob(d, &f.actor.user)) {
-            return format!("{DELEGATE_PREFIX}{}", f.object.namespace.as_deref().unwrap_or("-"));
+            return format!("{DELEGATE_PREFIX}{}{in_cluster}", f.object.namespace.as_deref().unwrap_or("-"));
         }
         let workload = || {
             format!(
-                "{}/{}/{}",
+                "{}/{}/{}{in_cluster}",
                 f.object.resource.as_deref().unwrap_or("-"),
                 f.object.namespace.as_deref().unwrap_or("-"),
                 f.object.name.as_deref().unwrap_or("-")
@@ -62,10 +64,13 @@ impl Plan {
                 // Runtime alerts often carry no Kubernetes user: the workload stands in for it.
                 GroupKey::Actor if f.actor.user.is_empty() => format!("workload={}", workload()),
                 GroupKey::Actor => format!("actor={}", f.actor.user),
-                GroupKey::Namespace => format!("namespace={}", f.object.namespace.as_deref().unwrap_or("-")),
+                GroupKey::Namespace => {
+                    format!("namespace={}{in_cluster}", f.object.namespace.as_deref().unwrap_or("-"))
+                }
                 GroupKey::Workload => format!("workload={}", workload()),
                 GroupKey::Rule => format!("rule={}", f.rule_id),
                 GroupKey::Type => format!("type={incident_type}"),
+                GroupKey::Cluster => format!("cluster={}", f.cluster.as_deref().unwrap_or("-")),
             })
             .collect();
         parts.join(" ")
@@ -128,7 +133,20 @@ fn matches(m: &Match, f: &Finding) -> bool {
         && any(&m.threat_matrix, &|t| f.threat_matrix.iter().any(|ft| ft.eq_ignore_ascii_case(t)))
         && any(&m.namespaces, &|n| f.object.namespace.as_deref().is_some_and(|ns| glob(n, ns)))
         && any(&m.actors, &|a| glob(a, &f.actor.user))
+        && any(&m.clusters, &|c| f.cluster.as_deref().is_some_and(|fc| glob(c, fc)))
 }
 
 /// Group keys of findings made by a delegate (a controller) start with this, then the namespace.
 pub const DELEGATE_PREFIX: &str = "delegate namespace=";
+
+/// Between a namespace and its cluster in a group key (`delegate namespace=web@prod-eu`).
+/// Namespaces never hold an `@`.
+pub const CLUSTER_MARK: &str = "@";
+
+/// The namespace and cluster of a delegate's group key (after [`DELEGATE_PREFIX`]).
+pub fn delegate_scope(rest: &str) -> (&str, Option<&str>) {
+    match rest.split_once(CLUSTER_MARK) {
+        Some((namespace, cluster)) => (namespace, Some(cluster)),
+        None => (rest, None),
+    }
+}

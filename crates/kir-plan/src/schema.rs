@@ -175,6 +175,9 @@ pub struct Match {
     /// Users; `*` stands for any text (`system:serviceaccount:ci:*`).
     #[serde(default)]
     pub actors: Vec<String>,
+    /// Clusters the finding came from (`prod-*`); a finding without a cluster matches none.
+    #[serde(default)]
+    pub clusters: Vec<String>,
     #[serde(default)]
     pub min_severity: Option<Level>,
 }
@@ -190,7 +193,9 @@ pub struct Ownership {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grouping {
-    /// What findings of one incident share: `actor`, `namespace`, `workload`, `rule`, `type`.
+    /// What findings of one incident share: `actor`, `namespace`, `workload`, `rule`, `type`,
+    /// `cluster`. An actor is one identity in every cluster (the same service account name in
+    /// two clusters joins one incident); a namespace or a workload is one cluster's.
     #[serde(default = "default_group_by")]
     pub by: Vec<GroupKey>,
     /// A finding joins an open incident of its group when it is at most this much later than
@@ -205,12 +210,54 @@ pub struct Grouping {
     /// any text, anywhere (`kir_core::glob`).
     #[serde(default = "default_delegates")]
     pub delegates: Vec<String>,
+    /// What else joins a finding to an open incident of another group (within `window`):
+    /// `image`, the same image (by its full reference, tag or digest included) in a pod spec or
+    /// a runtime alert, whatever the identity or cluster. `[]` turns linking off.
+    #[serde(default = "default_link")]
+    pub link: Vec<LinkKey>,
+    /// Images too common to link by (`*` stands for any text): the official base images any
+    /// team runs. Two identities running `busybox` are no sign of one attacker; two running
+    /// `docker.io/someone/xmrig` are.
+    #[serde(rename = "commonImages", default = "default_common_images")]
+    pub common_images: Vec<String>,
 }
 
 impl Default for Grouping {
     fn default() -> Self {
-        Grouping { by: default_group_by(), window: default_window(), raise: Vec::new(), delegates: default_delegates() }
+        Grouping {
+            by: default_group_by(),
+            window: default_window(),
+            raise: Vec::new(),
+            delegates: default_delegates(),
+            link: default_link(),
+            common_images: default_common_images(),
+        }
     }
+}
+
+fn default_common_images() -> Vec<String> {
+    [
+        "docker.io/library/*",
+        "public.ecr.aws/docker/library/*",
+        "registry.k8s.io/*",
+        "k8s.gcr.io/*",
+        "gcr.io/distroless/*",
+        "cgr.dev/chainguard/*",
+        "mcr.microsoft.com/*",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
+}
+
+fn default_link() -> Vec<LinkKey> {
+    vec![LinkKey::Image]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKey {
+    Image,
 }
 
 fn default_delegates() -> Vec<String> {
@@ -237,6 +284,7 @@ pub enum GroupKey {
     Workload,
     Rule,
     Type,
+    Cluster,
 }
 
 /// Raises an incident's severity when its findings show the shape of an attack chain.

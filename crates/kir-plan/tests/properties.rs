@@ -110,6 +110,8 @@ fn technique_finding(techniques: Vec<String>, user: &str) -> kir_detect::Finding
         rule_name: None,
         event_count: 1,
         request_uri: String::new(),
+        cluster: None,
+        images: Vec::new(),
     }
 }
 

@@ -151,6 +151,7 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 #[utoipa::path(post, path = "/v1/audit", tag = "receivers",
+    params(("cluster" = Option<String>, Query, description = "The cluster that sends: labels every event (a token made with --cluster names its own; another is refused)")),
     request_body(content = String, content_type = "application/json", description = "An audit.k8s.io/v1 EventList (what the apiserver's webhook sends), an Event, a JSON array of events, or JSON lines"),
     responses((status = 200, description = "Stored; answered only once on disk", body = crate::openapi::Received),
         (status = 400, description = "Not JSON", body = crate::openapi::ErrorBody), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody),
@@ -162,6 +163,7 @@ pub async fn receive_audit(State(s): State<AppState>, Extension(who): Extension<
 }
 
 #[utoipa::path(post, path = "/v1/falco", tag = "receivers",
+    params(("cluster" = Option<String>, Query, description = "The cluster that sends: labels every event (a token made with --cluster names its own; another is refused)")),
     request_body(content = String, content_type = "application/json", description = "A Falco alert (http_output, Falcosidekick) or JSON lines of alerts"),
     responses((status = 200, description = "Stored", body = crate::openapi::Received), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody),
         (status = 429, description = "Full: send it again after Retry-After", body = crate::openapi::ErrorBody)))]
@@ -193,12 +195,16 @@ async fn receiver_gate(State(s): State<AppState>, mut request: Request, next: Ne
     let who = match certified {
         // A sender with a client certificate of --client-ca and no token: an ingest identity.
         Some(cert) if !request.headers().contains_key(header::AUTHORIZATION) => {
-            Identity { token_id: format!("cert:{}", cert.0), name: cert.0, role: Role::Ingest }
+            Identity { token_id: format!("cert:{}", cert.0), name: cert.0, role: Role::Ingest, cluster: None }
         }
         _ => match require(&s, request.headers(), Role::Ingest).await {
             Ok(w) => w,
             Err(r) => return r,
         },
+    };
+    let who = match sender_cluster(who, request.uri()) {
+        Ok(w) => w,
+        Err(r) => return r,
     };
     request.extensions_mut().insert(who);
     if s.metrics.detection_lag.load(Ordering::Relaxed) > s.config.max_lag {
@@ -212,9 +218,38 @@ async fn receiver_gate(State(s): State<AppState>, mut request: Request, next: Ne
     next.run(request).await
 }
 
+/// The cluster a batch comes from: the token's (`kir token create --cluster`), else the
+/// receiver URL's `?cluster=` (one token or client certificate for a fleet, one URL per
+/// cluster). A `?cluster=` that contradicts the token is refused: a sender cannot speak for a
+/// cluster it was not given.
+fn sender_cluster(mut who: Identity, uri: &axum::http::Uri) -> Result<Identity, Response> {
+    let asked = match Query::<HashMap<String, String>>::try_from_uri(uri) {
+        Ok(Query(mut q)) => q.remove("cluster"),
+        Err(e) => return Err(error(StatusCode::BAD_REQUEST, format!("the query: {e}"))),
+    };
+    match (&who.cluster, asked) {
+        (_, Some(asked)) if kir_core::cluster_name(&asked).is_err() => {
+            Err(error(StatusCode::BAD_REQUEST, format!("cluster: {}", kir_core::cluster_name(&asked).unwrap_err())))
+        }
+        (Some(own), Some(asked)) if *own != asked => Err(error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this token sends for cluster {own:?}, not {asked:?}: drop ?cluster= or use the token of {asked:?}"
+            ),
+        )),
+        (None, Some(asked)) => {
+            who.cluster = Some(asked);
+            Ok(who)
+        }
+        _ => Ok(who),
+    }
+}
+
 /// A batch in, from a sender the gate let through: stored (each event once) before the 200.
 async fn receive(s: AppState, who: Identity, body: Bytes, falco: bool) -> Response {
-    let received = match tokio::task::spawn_blocking(move || crate::receive::split(&body, falco)).await {
+    let cluster = who.cluster.clone();
+    let split = move || crate::receive::split(&body, falco).map(|r| r.in_cluster(cluster.as_deref()));
+    let received = match tokio::task::spawn_blocking(split).await {
         Ok(Ok(r)) => r,
         Ok(Err(why)) => {
             s.metrics.batches_failed.fetch_add(1, Ordering::Relaxed);
@@ -271,7 +306,7 @@ fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Res
 #[utoipa::path(get, path = "/api/v1/findings", tag = "findings",
     params(("since" = Option<String>, Query, description = "RFC 3339 or an age (2h)"), ("until" = Option<String>, Query),
         ("severity" = Option<String>, Query, description = "The least severity"), ("rule" = Option<String>, Query),
-        ("namespace" = Option<String>, Query), ("actor" = Option<String>, Query), ("after" = Option<i64>, Query, description = "Paging: after this id"),
+        ("namespace" = Option<String>, Query), ("actor" = Option<String>, Query), ("cluster" = Option<String>, Query, description = "Only findings from this cluster"), ("after" = Option<i64>, Query, description = "Paging: after this id"),
         ("limit" = Option<i64>, Query), ("format" = Option<String>, Query, description = "json (default) or jsonl: kir hunt --format jsonl, line for line")),
     responses((status = 200, description = "Live detection's findings, in the order found", body = Vec<crate::openapi::Finding>), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
 pub async fn findings(
@@ -321,6 +356,7 @@ pub async fn findings_filter(s: &Shared, q: &HashMap<String, String>) -> Result<
         rule_id: q.get("rule").filter(|v| !v.is_empty()).cloned(),
         namespace: q.get("namespace").filter(|v| !v.is_empty()).cloned(),
         actor: q.get("actor").filter(|v| !v.is_empty()).cloned(),
+        cluster: q.get("cluster").filter(|v| !v.is_empty()).cloned(),
         after_id: int_param(q, "after")?,
         limit: int_param(q, "limit")?,
         exclude: Vec::new(),
@@ -342,7 +378,8 @@ pub async fn findings_filter(s: &Shared, q: &HashMap<String, String>) -> Result<
 /// `GET /api/v1/incidents`: the same objects as `kir incident list --format json`.
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents",
     params(("state" = Option<String>, Query, description = "Comma-separated states"), ("open" = Option<bool>, Query),
-        ("severity" = Option<String>, Query), ("type" = Option<String>, Query), ("owner" = Option<String>, Query), ("since" = Option<String>, Query)),
+        ("severity" = Option<String>, Query), ("type" = Option<String>, Query), ("owner" = Option<String>, Query), ("since" = Option<String>, Query),
+        ("cluster" = Option<String>, Query, description = "Only incidents with a finding from this cluster")),
     responses((status = 200, description = "kir incident list --format json", body = Vec<crate::openapi::IncidentSummary>), (status = 401, description = "No credentials", body = crate::openapi::ErrorBody), (status = 403, description = "A role that may not", body = crate::openapi::ErrorBody)))]
 pub async fn incidents(
     State(s): State<AppState>,
@@ -375,6 +412,7 @@ pub async fn incidents(
         incident_type: q.get("type").cloned(),
         owner: q.get("owner").cloned(),
         since_ms,
+        cluster: q.get("cluster").filter(|v| !v.is_empty()).cloned(),
     };
     match s.store.list(&filter).await {
         Ok(list) => axum::Json(list.iter().map(kir_store::Incident::summary_json).collect::<Vec<_>>()).into_response(),

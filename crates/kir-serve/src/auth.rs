@@ -60,6 +60,8 @@ pub struct Identity {
     pub name: String,
     pub role: Role,
     pub token_id: String,
+    /// The cluster a token sends for (`kir token create --cluster`): its events carry it.
+    pub cluster: Option<String>,
 }
 
 const CACHE_FOR: Duration = Duration::from_secs(30);
@@ -88,10 +90,21 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-/// Makes a token for `name` with `role` and stores its hash; returns the token (shown once).
-pub async fn create_token(store: &Store, name: &str, role: Role, who: &str, now: i64) -> Result<String, String> {
+/// Makes a token for `name` with `role` (sending for `cluster`, when named) and stores its
+/// hash; returns the token (shown once).
+pub async fn create_token(
+    store: &Store,
+    name: &str,
+    role: Role,
+    cluster: Option<&str>,
+    who: &str,
+    now: i64,
+) -> Result<String, String> {
     if name.is_empty() || name.len() > 100 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@:".contains(c)) {
         return Err(format!("token name {name:?}: use 1 to 100 letters, digits and - _ . @ :"));
+    }
+    if let Some(cluster) = cluster {
+        kir_core::cluster_name(cluster).map_err(|e| format!("--cluster: {e}"))?;
     }
     let id = random_hex(6);
     let secret = random_hex(24);
@@ -105,6 +118,7 @@ pub async fn create_token(store: &Store, name: &str, role: Role, who: &str, now:
         created_by: who.to_string(),
         revoked_at: None,
         revoked_by: None,
+        cluster: cluster.map(str::to_string),
     };
     store.create_token(&token).await.map_err(|e| e.to_string())?;
     Ok(format!("kir_{id}_{secret}"))
@@ -135,6 +149,7 @@ impl Tokens {
                         token_id: format!("k8s:{}", if user.uid.is_empty() { &user.username } else { &user.uid }),
                         name: user.username,
                         role,
+                        cluster: None,
                     });
                 }
                 Ok(false) => {}
@@ -163,7 +178,7 @@ impl Tokens {
                 if !ok {
                     return None;
                 }
-                Identity { name: row.name, role: Role::parse(&row.role).ok()?, token_id: row.id }
+                Identity { name: row.name, role: Role::parse(&row.role).ok()?, token_id: row.id, cluster: row.cluster }
             }
             None => self.kube_identity(presented).await?,
         };

@@ -65,7 +65,8 @@ fn decode(event: &StoredEvent, detector: &mut Detector, out: &mut Vec<Found>) {
         detector.flush(out);
         return;
     }
-    let origin = Origin { path: "kir-serve".into(), line: event.seq as u64 };
+    let origin =
+        Origin { path: "kir-serve".into(), line: event.seq as u64, cluster: event.cluster.as_deref().map(Into::into) };
     let (mut records, mut skipped) = (Vec::new(), Vec::new());
     kir_audit::decode(&event.body, &origin, &mut records, &mut skipped);
     for record in records {
@@ -130,7 +131,8 @@ fn generation_run(
             if detector.pending() > 0 && idle >= shared.config.flush_after && flushed_at != seq {
                 flushed_at = seq;
                 shared.metrics.stages_missing.fetch_add(detector.pending() as u64, Ordering::Relaxed);
-                let marker = NewEvent { key: format!("flush:{seq}"), kind: "flush".into(), body: "{}".into() };
+                let marker =
+                    NewEvent { key: format!("flush:{seq}"), kind: "flush".into(), body: "{}".into(), cluster: None };
                 rt.block_on(store.append_events(&[marker], "kir", now_ms()))?;
                 continue;
             }
@@ -211,6 +213,7 @@ fn detection(key: String, f: &Finding, now: i64) -> Detection {
         detected_at: now,
         actor: f.actor.user.clone(),
         namespace: f.object.namespace.clone(),
+        cluster: f.cluster.clone(),
         body: serde_json::to_string(f).unwrap_or_default(),
     }
 }

@@ -74,6 +74,10 @@ pub struct Finding {
     rule_name: Option<String>,
     event_count: u64,
     request_uri: Option<String>,
+    /// The cluster that sent the events (the token's or `?cluster=`); absent when none was named.
+    cluster: Option<String>,
+    /// Images of the pod spec written, or of the container a runtime alert names.
+    images: Option<Vec<String>>,
 }
 
 /// An incident: `kir incident list --format json`'s objects.
@@ -99,6 +103,8 @@ pub struct IncidentSummary {
     close_reason: Option<String>,
     /// `findings`, `manual` or `drill`.
     source: String,
+    /// The clusters its findings came from, sorted.
+    clusters: Vec<String>,
 }
 
 #[derive(ToSchema, Serialize)]
@@ -204,6 +210,8 @@ pub struct Token {
     created_by: String,
     revoked_at: Option<i64>,
     revoked_by: Option<String>,
+    /// The cluster an ingest token sends for.
+    cluster: Option<String>,
 }
 
 /// A recorded action (`kir contain`, `kir respond`, collections).

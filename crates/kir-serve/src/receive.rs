@@ -22,6 +22,21 @@ pub struct Received {
     pub skipped: Vec<(String, String)>,
 }
 
+impl Received {
+    /// Labels every event with the cluster that sent it. The store key names the cluster too,
+    /// so one auditID from two clusters is two events, and a retry from one cluster is still
+    /// one. (Cluster names hold no `|`.)
+    pub fn in_cluster(mut self, cluster: Option<&str>) -> Received {
+        if let Some(cluster) = cluster {
+            for e in &mut self.events {
+                e.key = format!("{cluster}|{}", e.key);
+                e.cluster = Some(cluster.to_string());
+            }
+        }
+        self
+    }
+}
+
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
@@ -73,7 +88,9 @@ pub fn split(body: &[u8], falco: bool) -> Result<Received, String> {
     let mut out = Received::default();
     for (which, unit) in units {
         match key_of(unit, falco) {
-            Ok((key, kind)) => out.events.push(NewEvent { key, kind: kind.into(), body: unit.to_string() }),
+            Ok((key, kind)) => {
+                out.events.push(NewEvent { key, kind: kind.into(), body: unit.to_string(), cluster: None })
+            }
             Err(why) => out.skipped.push((which, why)),
         }
     }
@@ -104,7 +121,7 @@ fn key_of(unit: &str, falco: bool) -> Result<(String, &'static str), String> {
     }
     // Anything else must decode to records: a whole-request event without a stage, a wrapped
     // export, a Falco alert.
-    let origin = Origin { path: "kir-serve".into(), line: 0 };
+    let origin = Origin::new("kir-serve", 0);
     let (mut records, mut skipped) = (Vec::new(), Vec::new());
     kir_audit::decode(unit, &origin, &mut records, &mut skipped);
     match records.as_slice() {
@@ -152,6 +169,18 @@ mod tests {
         assert_eq!(r.events.len(), 1);
         assert_eq!(r.skipped.len(), 1);
         assert_eq!(r.skipped[0].0, "line 2");
+    }
+
+    #[test]
+    fn a_cluster_label_keeps_retries_one_and_clusters_apart() {
+        let a = split(EVENT.as_bytes(), false).unwrap().in_cluster(Some("prod-a"));
+        let b = split(EVENT.as_bytes(), false).unwrap().in_cluster(Some("prod-b"));
+        let again = split(EVENT.as_bytes(), false).unwrap().in_cluster(Some("prod-a"));
+        assert_eq!(a.events[0].key, "prod-a|a1/ResponseComplete");
+        assert_eq!(a.events[0].cluster.as_deref(), Some("prod-a"));
+        assert_ne!(a.events[0].key, b.events[0].key);
+        assert_eq!(a.events[0].key, again.events[0].key);
+        assert_eq!(split(EVENT.as_bytes(), false).unwrap().in_cluster(None).events[0].key, "a1/ResponseComplete");
     }
 
     #[test]

@@ -27,12 +27,19 @@ pub struct IngestReport {
     pub updated: Vec<i64>,
 }
 
-/// Identity of a finding across runs: the rule and the audit events behind it (for runtime
-/// alerts without audit IDs, the rule, time, object and source).
+/// Identity of a finding across runs: the rule, the cluster and the audit events behind it (for
+/// runtime alerts without audit IDs, the rule, time, object and source).
 pub fn fingerprint(f: &Finding) -> String {
     let mut h = Sha256::new();
     h.update(f.rule_id.as_bytes());
     h.update([0]);
+    // One auditID in two clusters is two requests. Without a cluster, the fingerprint is what it
+    // always was, so stores filled before clusters keep deduplicating.
+    if let Some(cluster) = &f.cluster {
+        h.update(b"cluster=");
+        h.update(cluster.as_bytes());
+        h.update([0]);
+    }
     if f.audit_ids.is_empty() {
         h.update(f.time.map(|t| t.as_nanosecond().to_string()).unwrap_or_default().as_bytes());
         for part in [&f.object.namespace, &f.object.name] {
@@ -112,9 +119,13 @@ impl Store {
         for items in groups.values_mut() {
             items.sort_by_key(|i| i.time);
         }
-        // Controllers' findings last: they follow incidents the other groups may open now.
+        // Controllers' findings last: they follow incidents the other groups may open now. The
+        // rest in the order they began, so that an incident another group links into (by an
+        // image) is the one of whoever came first.
         let mut ordered: Vec<(String, Vec<Item>)> = groups.into_iter().collect();
-        ordered.sort_by_key(|(key, _)| plain_key(key).starts_with(kir_plan::route::DELEGATE_PREFIX));
+        ordered.sort_by_key(|(key, items)| {
+            (plain_key(key).starts_with(kir_plan::route::DELEGATE_PREFIX), items.first().map_or(i64::MAX, |i| i.time))
+        });
         // One transaction per group keeps the lock short for concurrent writers.
         for (key, items) in ordered {
             let plan = plan.clone();
@@ -167,22 +178,25 @@ async fn ingest_group(
     let mut open: Vec<Incident> = sqlx::query_as(concat!(
         "SELECT ",
         incident_columns!(),
-        " FROM incidents WHERE group_key = $1 AND state IN ('new', 'acknowledged', 'contained') ORDER BY id"
+        " FROM incidents WHERE (group_key = $1 OR id IN (SELECT incident_id FROM incident_groups WHERE group_key = $1)) \
+         AND state IN ('new', 'acknowledged', 'contained') ORDER BY id"
     ))
     .bind(key)
     .fetch_all(&mut *c)
     .await?;
-    if let Some(namespace) = plain_key(key).strip_prefix(kir_plan::route::DELEGATE_PREFIX) {
+    if let Some(rest) = plain_key(key).strip_prefix(kir_plan::route::DELEGATE_PREFIX) {
         // A controller's findings follow the open incident that already touched its namespace
-        // (a drill's only its own drill's, a real one's only real ones).
+        // in its cluster (a drill's only its own drill's, a real one's only real ones).
+        let (namespace, cluster) = kir_plan::route::delegate_scope(rest);
         let linked: Vec<Incident> = sqlx::query_as(concat!(
             "SELECT ",
             incident_columns!(),
             " FROM incidents WHERE state IN ('new', 'acknowledged', 'contained') AND COALESCE(drill_id, 0) = $2 AND id IN \
-             (SELECT incident_id FROM findings WHERE namespace = $1) ORDER BY updated_at, id"
+             (SELECT incident_id FROM findings WHERE namespace = $1 AND COALESCE(cluster, '') = $3) ORDER BY updated_at, id"
         ))
         .bind(namespace)
         .bind(drill.unwrap_or(0))
+        .bind(cluster.unwrap_or(""))
         .fetch_all(&mut *c)
         .await?;
         for i in linked {
@@ -207,8 +221,24 @@ async fn ingest_group(
             report.duplicates += 1;
             continue;
         }
-        let joined =
+        let mut joined =
             spans.iter_mut().rev().find(|(_, first, last)| item.time >= *first - window && item.time <= *last + window);
+        let mut linked_by = None;
+        if joined.is_none()
+            && let Some((linked, image)) = linked_incident(c, plan, item, drill).await?
+        {
+            // Another group's open incident has this image: the same attack, under another
+            // identity or in another cluster.
+            if !spans.iter().any(|s| s.0 == linked.id) {
+                spans.push((
+                    linked.id,
+                    linked.first_event_at.unwrap_or(linked.created_at),
+                    linked.last_event_at.unwrap_or(linked.created_at),
+                ));
+            }
+            linked_by = Some(image);
+            joined = spans.iter_mut().find(|s| s.0 == linked.id);
+        }
         let incident = match joined {
             Some(span) => {
                 span.1 = span.1.min(item.time);
@@ -227,6 +257,19 @@ async fn ingest_group(
             }
         };
         attach(c, incident, item, who, now).await?;
+        if let Some(image) = linked_by {
+            sqlx::query(
+                "INSERT INTO incident_groups (group_key, incident_id, linked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(key)
+            .bind(incident)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+            let message = format!("linked by image {image}: {} ({})", item.finding.title, item.finding.actor.user);
+            let data = serde_json::json!({"image": image, "group": key, "cluster": item.finding.cluster});
+            append(c, incident, now, who, "linked", &message, Some(data)).await?;
+        }
         report.attached += 1;
         touched.insert(incident);
         // Weaker findings seen before this incident opened join it when they are close in time;
@@ -324,8 +367,8 @@ async fn attach(c: &mut AnyConnection, incident: i64, item: &Item<'_>, who: &str
     let body = serde_json::to_string(f).unwrap_or_default();
     sqlx::query(
         "INSERT INTO findings (incident_id, fingerprint, rule_id, title, severity, routed_severity, event_time, \
-         discovered_at, actor, namespace, resource, name, tactics, body, routed_type) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         discovered_at, actor, namespace, resource, name, tactics, body, routed_type, cluster) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(incident)
     .bind(&item.fingerprint)
@@ -342,6 +385,7 @@ async fn attach(c: &mut AnyConnection, incident: i64, item: &Item<'_>, who: &str
     .bind(f.tactics.join(","))
     .bind(&body)
     .bind(&item.routed.incident_type)
+    .bind(&f.cluster)
     .execute(&mut *c)
     .await?;
     let object = [f.object.resource.as_deref(), f.object.namespace.as_deref(), f.object.name.as_deref()]
@@ -352,20 +396,66 @@ async fn attach(c: &mut AnyConnection, incident: i64, item: &Item<'_>, who: &str
     let message = format!("finding: {} [{}] {} {}", f.title, f.severity, f.verb, object).trim_end().to_string();
     let data = serde_json::json!({
         "rule_id": f.rule_id, "event_time": f.time.map(|t| t.to_string()), "audit_ids": f.audit_ids,
-        "actor": f.actor.user, "fingerprint": item.fingerprint,
+        "actor": f.actor.user, "fingerprint": item.fingerprint, "cluster": f.cluster,
     });
     append(c, incident, now, who, "finding", &message, Some(data)).await?;
     for ip in &f.actor.source_ips {
         insert_ioc(c, incident, "ip", ip, who, now).await?;
     }
+    // Only findings strong enough to open an incident make their images its indicators (and
+    // link by them): every pod writes an image, and `busybox` in a developer's pod is no link
+    // to an attacker's.
+    if item.routed.opens {
+        for image in &f.images {
+            insert_ioc(c, incident, "image", image, who, now).await?;
+        }
+    }
     Ok(())
 }
+
+/// The open incident (of the same drill, or real) that already holds one of `item`'s images,
+/// last seen within the plan's window, when the plan links by image and `item` is strong enough
+/// to open an incident: with the image.
+async fn linked_incident(
+    c: &mut AnyConnection,
+    plan: &Plan,
+    item: &Item<'_>,
+    drill: Option<i64>,
+) -> Result<Option<(Incident, String)>> {
+    if !item.routed.opens || !plan.grouping.link.contains(&kir_plan::LinkKey::Image) {
+        return Ok(None);
+    }
+    let window = plan.grouping.window.as_millis();
+    let common = |image: &str| plan.grouping.common_images.iter().any(|p| kir_core::glob(p, image));
+    for image in item.finding.images.iter().filter(|i| !common(i)) {
+        let found: Option<Incident> = sqlx::query_as(concat!(
+            "SELECT ",
+            incident_columns!(),
+            " FROM incidents WHERE state IN ('new', 'acknowledged', 'contained') AND COALESCE(drill_id, 0) = $2 \
+             AND COALESCE(last_event_at, created_at) >= $3 AND COALESCE(first_event_at, created_at) <= $4 \
+             AND id IN (SELECT incident_id FROM iocs WHERE kind = 'image' AND value = $1) ORDER BY updated_at DESC, id DESC"
+        ))
+        .bind(image)
+        .bind(drill.unwrap_or(0))
+        .bind(item.time - window)
+        .bind(item.time + window)
+        .fetch_optional(&mut *c)
+        .await?;
+        if let Some(incident) = found {
+            return Ok(Some((incident, image.clone())));
+        }
+    }
+    Ok(None)
+}
+
+/// Rule, routed severity, time, tactics, routed type, title and cluster of a stored finding.
+type FindingRow = (String, String, Option<i64>, String, String, String, Option<String>);
 
 /// Counts, time span, severity (with the plan's raise rules) and owner after new findings.
 async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i64) -> Result<()> {
     let inc = crate::model::fetch_incident(c, id).await?;
-    let rows: Vec<(String, String, Option<i64>, String, String, String)> = sqlx::query_as(
-        "SELECT rule_id, routed_severity, event_time, tactics, routed_type, title FROM findings WHERE incident_id = $1 ORDER BY event_time IS NULL, event_time, id",
+    let rows: Vec<FindingRow> = sqlx::query_as(
+        "SELECT rule_id, routed_severity, event_time, tactics, routed_type, title, cluster FROM findings WHERE incident_id = $1 ORDER BY event_time IS NULL, event_time, id",
     )
     .bind(id)
     .fetch_all(&mut *c)
@@ -378,7 +468,13 @@ async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i6
     // when that finding names one.
     let mut typed: Option<(Level, &str)> = None;
     let mut strongest: Option<(Level, &str)> = None;
-    for (rule, routed, time, t, routed_type, title) in &rows {
+    let clusters: BTreeSet<&str> = rows.iter().filter_map(|r| r.6.as_deref()).collect();
+    let clusters = (!clusters.is_empty()).then(|| clusters.into_iter().collect::<Vec<_>>().join(","));
+    if clusters.is_some() && clusters != inc.clusters && inc.clusters.is_some() {
+        let message = format!("now spans clusters {}", clusters.as_deref().unwrap_or(""));
+        append(c, id, now, who, "clusters", &message, None).await?;
+    }
+    for (rule, routed, time, t, routed_type, title, _) in &rows {
         let routed: Level = routed.parse().unwrap_or(Level::Informational);
         if routed_type != &plan.routing.default_type && typed.is_none_or(|(l, _)| routed > l) {
             typed = Some((routed, routed_type));
@@ -419,7 +515,7 @@ async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i6
         append(c, id, now, who, "type", &message, None).await?;
     }
     sqlx::query(
-        "UPDATE incidents SET finding_count = $2, first_event_at = $3, last_event_at = $4, updated_at = $5, incident_type = $6, title = $7 WHERE id = $1",
+        "UPDATE incidents SET finding_count = $2, first_event_at = $3, last_event_at = $4, updated_at = $5, incident_type = $6, title = $7, clusters = $8 WHERE id = $1",
     )
     .bind(id)
     .bind(rows.len() as i64)
@@ -428,6 +524,7 @@ async fn refresh(c: &mut AnyConnection, plan: &Plan, id: i64, who: &str, now: i6
     .bind(now)
     .bind(&incident_type)
     .bind(&title)
+    .bind(&clusters)
     .execute(&mut *c)
     .await?;
     let old: Level = inc.severity.parse().unwrap_or(Level::Medium);

@@ -124,18 +124,25 @@ pub struct Incident {
     pub finding_count: i64,
     /// The drill this incident was opened by (`kir drill run`); `None` for a real incident.
     pub drill_id: Option<i64>,
+    /// The clusters its findings came from, sorted, comma-separated; `None` when none named one.
+    pub clusters: Option<String>,
 }
 
 macro_rules! incident_columns {
     () => {
         "id, title, incident_type, severity, state, owner_role, owner_person, group_key, \
 source, reported_by, description, plan_name, plan_digest, policy_id, policy_json, cycle, cycle_started_at, first_event_at, \
-last_event_at, created_at, updated_at, acknowledged_at, contained_at, resolved_at, closed_at, close_reason, finding_count, drill_id"
+last_event_at, created_at, updated_at, acknowledged_at, contained_at, resolved_at, closed_at, close_reason, finding_count, drill_id, clusters"
     };
 }
 pub(crate) use incident_columns;
 
 impl Incident {
+    /// The clusters its findings came from.
+    pub fn cluster_list(&self) -> impl Iterator<Item = &str> {
+        self.clusters.as_deref().unwrap_or("").split(',').filter(|c| !c.is_empty())
+    }
+
     /// Opened from findings (a hunt, a live stream, or a drill), not reported by a person.
     pub fn from_findings(&self) -> bool {
         matches!(self.source.as_str(), "findings" | "drill")
@@ -169,6 +176,7 @@ impl Incident {
             "closed": self.closed_at.map(rfc3339),
             "close_reason": self.close_reason,
             "source": self.source,
+            "clusters": self.cluster_list().collect::<Vec<_>>(),
         })
     }
 }
@@ -235,6 +243,8 @@ pub struct ListFilter {
     pub incident_type: Option<String>,
     pub owner: Option<String>,
     pub since_ms: Option<i64>,
+    /// Only incidents with a finding from this cluster.
+    pub cluster: Option<String>,
 }
 
 /// An escalation level that fired: who must hear about it.
@@ -272,6 +282,7 @@ impl Store {
                     .as_ref()
                     .is_none_or(|o| i.owner_role.as_ref() == Some(o) || i.owner_person.as_ref() == Some(o))
                 && filter.since_ms.is_none_or(|s| i.created_at >= s)
+                && filter.cluster.as_ref().is_none_or(|c| i.cluster_list().any(|ic| ic == c))
         });
         Ok(rows)
     }

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, i64)] = &[
     (4, include_str!("../migrations/004_serve.sql"), 0),
     (5, include_str!("../migrations/005_outbox.sql"), 0),
     (6, include_str!("../migrations/006_schema_readers.sql"), 0),
+    (7, include_str!("../migrations/007_clusters.sql"), 0),
 ];
 
 /// From this version on, kir_schema says which older kir may read the schema.

@@ -18,6 +18,8 @@ pub struct NewEvent {
     /// place).
     pub kind: String,
     pub body: String,
+    /// The cluster that sent it (the token's, or `?cluster=`), when named.
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -25,6 +27,7 @@ pub struct StoredEvent {
     pub seq: i64,
     pub kind: String,
     pub received_at: i64,
+    pub cluster: Option<String>,
     pub body: String,
 }
 
@@ -39,6 +42,7 @@ pub struct Detection {
     pub detected_at: i64,
     pub actor: String,
     pub namespace: Option<String>,
+    pub cluster: Option<String>,
     pub body: String,
 }
 
@@ -51,6 +55,7 @@ pub struct DetectionFilter {
     pub rule_id: Option<String>,
     pub namespace: Option<String>,
     pub actor: Option<String>,
+    pub cluster: Option<String>,
     /// Only those after this id (paging).
     pub after_id: Option<i64>,
     pub limit: Option<i64>,
@@ -58,7 +63,7 @@ pub struct DetectionFilter {
     pub exclude: Vec<(String, String)>,
 }
 
-/// Rows per INSERT: three parameters each, far below SQLite's limit of 32,766.
+/// Rows per INSERT: four parameters each, far below SQLite's limit of 32,766.
 const ROWS_PER_STATEMENT: usize = 200;
 
 impl Store {
@@ -87,12 +92,12 @@ impl Store {
     pub async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<StoredEvent>> {
         let sql = match self.backend {
             Backend::Sqlite => {
-                "SELECT group_concat(seq || char(31) || kind || char(31) || received_at || char(31) || body, char(30)) \
-                 FROM (SELECT seq, kind, received_at, body FROM stream_events WHERE seq > $1 ORDER BY seq LIMIT $2)"
+                "SELECT group_concat(seq || char(31) || kind || char(31) || received_at || char(31) || COALESCE(cluster, '') || char(31) || body, char(30)) \
+                 FROM (SELECT seq, kind, received_at, cluster, body FROM stream_events WHERE seq > $1 ORDER BY seq LIMIT $2)"
             }
             Backend::Postgres => {
-                "SELECT string_agg(seq::text || chr(31) || kind || chr(31) || received_at::text || chr(31) || body, chr(30) ORDER BY seq) \
-                 FROM (SELECT seq, kind, received_at, body FROM stream_events WHERE seq > $1 ORDER BY seq LIMIT $2) page"
+                "SELECT string_agg(seq::text || chr(31) || kind || chr(31) || received_at::text || chr(31) || COALESCE(cluster, '') || chr(31) || body, chr(30) ORDER BY seq) \
+                 FROM (SELECT seq, kind, received_at, cluster, body FROM stream_events WHERE seq > $1 ORDER BY seq LIMIT $2) page"
             }
         };
         let (joined,): (Option<String>,) = sqlx::query_as(sql).bind(seq).bind(limit).fetch_one(&self.pool).await?;
@@ -102,12 +107,13 @@ impl Store {
             .split('\u{1e}')
             .filter(|r| !r.is_empty())
             .filter_map(|row| {
-                let mut parts = row.splitn(4, '\u{1f}');
+                let mut parts = row.splitn(5, '\u{1f}');
                 let seq = parts.next()?.parse().ok()?;
                 let kind = parts.next()?.to_string();
                 let received_at = parts.next()?.parse().ok()?;
+                let cluster = Some(parts.next()?).filter(|c| !c.is_empty()).map(str::to_string);
                 let body = parts.next()?.to_string();
-                Some(StoredEvent { seq, kind, received_at, body })
+                Some(StoredEvent { seq, kind, received_at, cluster, body })
             })
             .collect();
         // SQLite keeps the subquery's order in practice, without promising it.
@@ -143,8 +149,8 @@ impl Store {
             let c = tx.conn();
             for d in detections {
                 sqlx::query(
-                    "INSERT INTO detections (detection_key, rule_id, severity_rank, event_time, detected_at, actor, namespace, body) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                    "INSERT INTO detections (detection_key, rule_id, severity_rank, event_time, detected_at, actor, namespace, body, cluster) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                      ON CONFLICT (detection_key) DO UPDATE SET body = excluded.body, severity_rank = excluded.severity_rank",
                 )
                 .bind(&d.detection_key)
@@ -155,6 +161,7 @@ impl Store {
                 .bind(&d.actor)
                 .bind(&d.namespace)
                 .bind(&d.body)
+                .bind(&d.cluster)
                 .execute(&mut *c)
                 .await?;
             }
@@ -199,7 +206,7 @@ impl Store {
     /// Detections that pass `filter`, in the order found.
     pub async fn detections(&self, filter: &DetectionFilter) -> Result<Vec<Detection>> {
         let mut sql = String::from(
-            "SELECT id, detection_key, rule_id, severity_rank, event_time, detected_at, actor, namespace, body FROM detections WHERE 1 = 1",
+            "SELECT id, detection_key, rule_id, severity_rank, event_time, detected_at, actor, namespace, cluster, body FROM detections WHERE 1 = 1",
         );
         let mut n = 0;
         let mut next = || {
@@ -224,6 +231,9 @@ impl Store {
         if filter.actor.is_some() {
             sql.push_str(&format!(" AND actor = {}", next()));
         }
+        if filter.cluster.is_some() {
+            sql.push_str(&format!(" AND cluster = {}", next()));
+        }
         if filter.after_id.is_some() {
             sql.push_str(&format!(" AND id > {}", next()));
         }
@@ -239,7 +249,7 @@ impl Store {
         for v in [filter.since_ms, filter.until_ms, filter.min_severity_rank].into_iter().flatten() {
             q = q.bind(v);
         }
-        for v in [&filter.rule_id, &filter.namespace, &filter.actor].into_iter().flatten() {
+        for v in [&filter.rule_id, &filter.namespace, &filter.actor, &filter.cluster].into_iter().flatten() {
             q = q.bind(v.clone());
         }
         if let Some(v) = filter.after_id {
@@ -256,18 +266,19 @@ impl Store {
 }
 
 async fn insert_chunk(c: &mut sqlx::AnyConnection, chunk: &[NewEvent], who: &str, now: i64) -> Result<u64> {
-    let mut sql = String::from("INSERT INTO stream_events (event_key, kind, received_at, received_by, body) VALUES ");
+    let mut sql =
+        String::from("INSERT INTO stream_events (event_key, kind, received_at, received_by, body, cluster) VALUES ");
     for i in 0..chunk.len() {
         if i > 0 {
             sql.push_str(", ");
         }
-        let b = i * 3;
-        sql.push_str(&format!("(${}, ${}, $1, $2, ${})", b + 3, b + 4, b + 5));
+        let b = i * 4;
+        sql.push_str(&format!("(${}, ${}, $1, $2, ${}, ${})", b + 3, b + 4, b + 5, b + 6));
     }
     sql.push_str(" ON CONFLICT (event_key) DO NOTHING");
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(who.to_string());
     for e in chunk {
-        q = q.bind(e.key.as_str()).bind(e.kind.as_str()).bind(e.body.as_str());
+        q = q.bind(e.key.as_str()).bind(e.kind.as_str()).bind(e.body.as_str()).bind(e.cluster.as_deref());
     }
     Ok(q.execute(&mut *c).await?.rows_affected())
 }

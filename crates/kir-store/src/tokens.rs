@@ -17,9 +17,12 @@ pub struct ApiToken {
     pub created_by: String,
     pub revoked_at: Option<i64>,
     pub revoked_by: Option<String>,
+    /// The cluster whose events this token sends (an ingest token's): every event it delivers
+    /// is labelled with it, and a `?cluster=` naming another is refused.
+    pub cluster: Option<String>,
 }
 
-const COLUMNS: &str = "id, name, role, secret_hash, created_at, created_by, revoked_at, revoked_by";
+const COLUMNS: &str = "id, name, role, secret_hash, created_at, created_by, revoked_at, revoked_by, cluster";
 
 impl Store {
     /// Adds a token; refused when a live token already has `name`.
@@ -39,7 +42,7 @@ impl Store {
                 )));
             }
             sqlx::query(
-                "INSERT INTO api_tokens (id, name, role, secret_hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO api_tokens (id, name, role, secret_hash, created_at, created_by, cluster) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&token.id)
             .bind(&token.name)
@@ -47,6 +50,7 @@ impl Store {
             .bind(&token.secret_hash)
             .bind(token.created_at)
             .bind(&token.created_by)
+            .bind(&token.cluster)
             .execute(&mut *c)
             .await?;
             Ok(())

@@ -32,6 +32,8 @@ fn finding(rule: &str, severity: Level, tactics: &[&str], user: &str, minute: i6
         rule_name: Some(rule.into()),
         event_count: 1,
         request_uri: String::new(),
+        cluster: None,
+        images: Vec::new(),
     }
 }
 
@@ -376,7 +378,8 @@ async fn scenario_actions_are_recorded_and_undone_once(url: String) {
 async fn scenario_stream_events_detections_and_tokens(url: String) {
     use kir_store::{ApiToken, Detection, DetectionFilter, NewEvent};
     let store = Store::open(&url).await.unwrap();
-    let ev = |k: &str| NewEvent { key: k.into(), kind: "audit".into(), body: format!("{{\"k\":\"{k}\"}}") };
+    let ev =
+        |k: &str| NewEvent { key: k.into(), kind: "audit".into(), body: format!("{{\"k\":\"{k}\"}}"), cluster: None };
     let batch: Vec<NewEvent> = (0..450).map(|i| ev(&format!("a{i}/ResponseComplete"))).collect();
     assert_eq!(store.append_events(&batch, "apiserver", T0).await.unwrap(), 450, "more rows than one statement holds");
     assert_eq!(store.append_events(&batch[..10], "apiserver", T0).await.unwrap(), 0, "a retry adds nothing");
@@ -400,6 +403,7 @@ async fn scenario_stream_events_detections_and_tokens(url: String) {
         detected_at: T0,
         actor: actor.into(),
         namespace: Some("shop".into()),
+        cluster: (actor == "eve").then(|| "prod-a".to_string()),
         body: body.into(),
     };
     store
@@ -416,6 +420,10 @@ async fn scenario_stream_events_detections_and_tokens(url: String) {
     assert_eq!(store.detections(&since).await.unwrap()[0].rule_id, "list");
     let page = DetectionFilter { after_id: Some(all[0].id), limit: Some(1), ..Default::default() };
     assert_eq!(store.detections(&page).await.unwrap()[0].body, "2");
+    let in_cluster = DetectionFilter { cluster: Some("prod-a".into()), ..Default::default() };
+    let found = store.detections(&in_cluster).await.unwrap();
+    assert_eq!(found.iter().map(|d| d.actor.as_str()).collect::<Vec<_>>(), ["eve"]);
+    assert_eq!(found[0].cluster.as_deref(), Some("prod-a"));
     let routine = DetectionFilter { exclude: vec![("exec".into(), "eve".into())], ..Default::default() };
     assert_eq!(store.detections(&routine).await.unwrap().len(), 1);
     assert_eq!(store.routine_actors("list", 1, 0).await.unwrap(), ["bob"]);
@@ -430,8 +438,10 @@ async fn scenario_stream_events_detections_and_tokens(url: String) {
         created_by: "root".into(),
         revoked_at: None,
         revoked_by: None,
+        cluster: Some("prod-a".into()),
     };
     store.create_token(&token("t1")).await.unwrap();
+    assert_eq!(store.live_token("t1").await.unwrap().unwrap().cluster.as_deref(), Some("prod-a"));
     assert!(matches!(store.create_token(&token("t2")).await, Err(StoreError::Refused(_))));
     assert!(store.live_token("t1").await.unwrap().is_some());
     assert!(store.revoke_token("alice", "root", T0).await.unwrap());
@@ -459,7 +469,110 @@ async fn scenario_a_newer_schema_that_only_added_is_still_readable(url: String) 
     }
 }
 
+fn in_cluster(mut f: Finding, cluster: &str, images: &[&str]) -> Finding {
+    f.cluster = Some(cluster.into());
+    f.images = images.iter().map(|i| i.to_string()).collect();
+    f
+}
+
+/// One fleet, one store: an identity or an image seen in two clusters is one incident; a
+/// namespace is one cluster's; incidents say (and filter by) the clusters they span.
+async fn scenario_incidents_span_clusters_by_identity_and_image(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let plan = kir_plan::starter();
+    let console = "system:serviceaccount:tools:ops-console";
+    let miner = "docker.io/evil/xmrig:6.21";
+    let first = vec![
+        in_cluster(
+            finding("privileged-container", Level::High, &["privilege-escalation"], console, 0, "c1"),
+            "prod-a",
+            &[],
+        ),
+        in_cluster(finding("pod-exec", Level::Medium, &["execution"], console, 5, "c2"), "prod-b", &[]),
+        in_cluster(finding("cryptominer-image", Level::High, &["impact"], "mallory", 6, "c3"), "prod-b", &[miner]),
+        in_cluster(finding("cryptominer-image", Level::High, &["impact"], "bob", 7, "c4"), "prod-a", &[miner]),
+        // An image no other finding has links nothing.
+        in_cluster(
+            finding("privileged-container", Level::High, &["privilege-escalation"], "carol", 8, "c5"),
+            "prod-c",
+            &["ghcr.io/acme/tool:1"],
+        ),
+        // A weak finding (a pod made) with carol's image does not join her incident by it.
+        in_cluster(
+            finding("pod-created", Level::Low, &["execution"], "erin", 8, "c7"),
+            "prod-c",
+            &["ghcr.io/acme/tool:1"],
+        ),
+        // An official base image is everyone's: frank's and grace's incidents stay apart.
+        in_cluster(
+            finding("privileged-container", Level::High, &["privilege-escalation"], "frank", 8, "c8"),
+            "prod-c",
+            &["docker.io/library/busybox:stable"],
+        ),
+        in_cluster(
+            finding("privileged-container", Level::High, &["privilege-escalation"], "grace", 9, "c9"),
+            "prod-c",
+            &["docker.io/library/busybox:stable"],
+        ),
+    ];
+    let report = store.ingest(&plan, &first, "test", T0 + 10 * MIN).await.unwrap();
+    assert_eq!(
+        report.opened.len(),
+        5,
+        "the console's, mallory's (bob's joins it by the image), carol's, frank's, grace's: {report:?}"
+    );
+    // A later batch: bob's next finding follows his group into the linked incident.
+    let later = vec![in_cluster(finding("pod-exec", Level::Medium, &["execution"], "bob", 9, "c6"), "prod-a", &[])];
+    let report = store.ingest(&plan, &later, "test", T0 + 11 * MIN).await.unwrap();
+    assert!(report.opened.is_empty(), "{report:?}");
+
+    let list = store.list(&ListFilter::default()).await.unwrap();
+    let by_title = |who: &str| {
+        let titles: Vec<&str> = list.iter().map(|i| i.title.as_str()).collect();
+        list.iter().find(|i| i.title.ends_with(&format!("({who})"))).unwrap_or_else(|| panic!("{who}: {titles:?}"))
+    };
+    let console_incident = by_title(console);
+    assert_eq!(console_incident.clusters.as_deref(), Some("prod-a,prod-b"));
+    assert_eq!(console_incident.finding_count, 2);
+    let mining = by_title("mallory");
+    assert_eq!(mining.clusters.as_deref(), Some("prod-a,prod-b"));
+    assert_eq!(mining.finding_count, 3, "mallory's, bob's linked by the image, bob's later one");
+    assert_eq!(mining.summary_json()["clusters"], serde_json::json!(["prod-a", "prod-b"]));
+    let timeline = store.timeline(mining.id).await.unwrap();
+    assert!(timeline.iter().any(|e| e.kind == "linked" && e.message.contains(miner)), "{timeline:?}");
+    let iocs = store.iocs(mining.id).await.unwrap();
+    assert!(iocs.iter().any(|i| i.kind == "image" && i.value == miner));
+    let findings = store.findings(mining.id).await.unwrap();
+    assert!(findings.iter().all(|f| f.body.contains("\"cluster\":\"prod-")), "findings keep their cluster");
+
+    assert_eq!(by_title("carol").finding_count, 1, "erin's weak finding is not linked by the image");
+    let only = |c: &str| ListFilter { cluster: Some(c.into()), ..Default::default() };
+    assert_eq!(store.list(&only("prod-c")).await.unwrap().len(), 3);
+    assert_eq!(store.list(&only("prod-b")).await.unwrap().len(), 2);
+    assert!(store.list(&only("prod-z")).await.unwrap().is_empty());
+
+    // Grouped by namespace: `shop` in two clusters is two incidents.
+    let mut by_namespace = plan.clone();
+    by_namespace.grouping.by = vec![kir_plan::schema::GroupKey::Namespace];
+    by_namespace.grouping.link = Vec::new();
+    let two = vec![
+        in_cluster(
+            finding("privileged-container", Level::High, &["privilege-escalation"], "dave", 30, "n1"),
+            "prod-a",
+            &[],
+        ),
+        in_cluster(
+            finding("privileged-container", Level::High, &["privilege-escalation"], "dave", 31, "n2"),
+            "prod-b",
+            &[],
+        ),
+    ];
+    let report = store.ingest(&by_namespace, &two, "test", T0 + 40 * MIN).await.unwrap();
+    assert_eq!(report.opened.len(), 2, "{report:?}");
+}
+
 async fn suite(make_url: impl Fn() -> String) {
+    scenario_incidents_span_clusters_by_identity_and_image(make_url()).await;
     scenario_a_newer_schema_that_only_added_is_still_readable(make_url()).await;
     scenario_stream_events_detections_and_tokens(make_url()).await;
     scenario_ingest_groups_and_deduplicates(make_url()).await;

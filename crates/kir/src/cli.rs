@@ -457,6 +457,9 @@ pub struct ListArgs {
     /// Only incidents opened since (RFC 3339 or an age such as 7d).
     #[arg(long)]
     pub since: Option<String>,
+    /// Only incidents with a finding from this cluster.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -573,6 +576,11 @@ pub struct HuntArgs {
     /// role is called. Roles the logs create or change are learned as they come either way.
     #[arg(long, value_name = "FILE")]
     pub cluster_state: Option<PathBuf>,
+    /// The cluster these logs came from: findings carry it (`"cluster"` in JSON), bursts count
+    /// within it, and `--store` files them so that one incident can follow an identity or an
+    /// image across clusters.
+    #[arg(long, value_name = "NAME", value_parser = parse_cluster)]
+    pub cluster: Option<String>,
     /// Only events at or after this time: RFC 3339 (`2026-11-27T23:50:00Z`), a UTC date and time
     /// (`2026-11-27 23:50`), a date, or an age before now or `KIR_NOW` (`30m`, `2h`, `7d`).
     #[arg(long, value_name = "TIME")]
@@ -1096,6 +1104,11 @@ pub enum TokenCommand {
         /// Who or what holds it: it names every timeline entry the token writes.
         #[arg(long, value_name = "NAME")]
         name: String,
+        /// The cluster an ingest token sends for: every event it delivers is labelled with it
+        /// (findings and incidents then say which cluster), and a receiver URL's `?cluster=`
+        /// naming another is refused. One token per cluster: `--cluster prod-eu-1`.
+        #[arg(long, value_name = "NAME", value_parser = parse_cluster)]
+        cluster: Option<String>,
     },
     /// Every token (names, roles, when made and revoked; never a secret).
     List,
@@ -1104,4 +1117,9 @@ pub enum TokenCommand {
         #[arg(value_name = "NAME")]
         name: String,
     },
+}
+
+/// `--cluster NAME`, checked where it is typed.
+pub fn parse_cluster(text: &str) -> Result<String, String> {
+    kir_core::cluster_name(text).map(str::to_string)
 }

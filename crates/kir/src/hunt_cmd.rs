@@ -34,7 +34,11 @@ pub fn run(global: &Global, args: &HuntArgs) -> Result<u8, UserError> {
     let progress = Arc::new(AtomicU64::new(0));
     let options = HuntOptions {
         threads: args.threads.unwrap_or_else(|| HuntOptions::default().threads),
-        read: kir_audit::ReadOptions { max_line: args.max_line, ..Default::default() },
+        read: kir_audit::ReadOptions {
+            max_line: args.max_line,
+            cluster: args.cluster.as_deref().map(Into::into),
+            ..Default::default()
+        },
         filter,
         timeline: args.timeline,
         progress: progress.clone(),

@@ -233,6 +233,7 @@ async fn run_async(global: &Global, command: &IncidentCommand, store: &Store) ->
                 incident_type: a.incident_type.clone(),
                 owner: a.owner.clone(),
                 since_ms: a.since.as_deref().map(|t| time_arg("--since", t)).transpose()?,
+                cluster: a.cluster.clone(),
             };
             let list = store.list(&filter).await.map_err(store_err)?;
             print_list(global, &list, color, now)?;

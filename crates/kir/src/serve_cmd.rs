@@ -118,10 +118,11 @@ pub fn token(global: &Global, command: &TokenCommand) -> Result<u8, UserError> {
     rt.block_on(async {
         let store = open_store(global).await?;
         let result = match command {
-            TokenCommand::Create { role, name } => {
+            TokenCommand::Create { role, name, cluster } => {
                 let role = Role::parse(role).map_err(UserError::usage)?;
-                let token =
-                    kir_serve::auth::create_token(&store, name, role, &who, now).await.map_err(UserError::usage)?;
+                let token = kir_serve::auth::create_token(&store, name, role, cluster.as_deref(), &who, now)
+                    .await
+                    .map_err(UserError::usage)?;
                 outln!("{token}");
                 Ok(exit::OK)
             }
@@ -132,12 +133,15 @@ pub fn token(global: &Global, command: &TokenCommand) -> Result<u8, UserError> {
                         outln!("{}", serde_json::to_string_pretty(&list)?);
                     }
                     _ => {
-                        let mut t =
-                            table(crate::output::use_color(global), &["NAME", "ROLE", "CREATED", "BY", "REVOKED"]);
+                        let mut t = table(
+                            crate::output::use_color(global),
+                            &["NAME", "ROLE", "CLUSTER", "CREATED", "BY", "REVOKED"],
+                        );
                         for k in &list {
                             t.add_row(vec![
                                 k.name.clone(),
                                 k.role.clone(),
+                                k.cluster.clone().unwrap_or_default(),
                                 kir_store::rfc3339(k.created_at),
                                 k.created_by.clone(),
                                 k.revoked_at.map(kir_store::rfc3339).unwrap_or_default(),

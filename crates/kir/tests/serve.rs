@@ -723,3 +723,62 @@ fn inside_a_cluster_the_lease_names_the_leader_and_passes_within_15_s_of_its_dea
     let writes = cluster.requests().iter().filter(|r| r.path.starts_with("/apis/coordination.k8s.io")).count();
     assert!(writes > 3, "the Lease was read and renewed through the API server");
 }
+
+/// A fleet on one service: the token names its cluster (or `?cluster=` does, for a fleet's
+/// token), one recording from two clusters is two streams, and the API filters by cluster.
+#[test]
+fn events_carry_their_cluster_from_the_token_or_the_url_and_the_api_filters_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("kir.db").display());
+    let own = stdout_of(kir().args([
+        "token",
+        "create",
+        "--role",
+        "ingest",
+        "--name",
+        "apiserver-a",
+        "--cluster",
+        "prod-a",
+        "--store",
+        &store,
+    ]))
+    .trim()
+    .to_string();
+    let fleet = token(&store, "ingest", "fleet");
+    let viewer = token(&store, "viewer", "soc");
+    let svc = Service::start(&store, &[]);
+    let batch = &batches(10)[0];
+    let refused = http(svc.addr, "POST", "/v1/audit?cluster=prod-b", Some(&own), Some(batch));
+    assert_eq!(refused.status, 403, "a token cannot speak for another cluster: {}", refused.body);
+    assert!(refused.body.contains("prod-a"), "{}", refused.body);
+    let bad = http(svc.addr, "POST", "/v1/audit?cluster=prod%20b", Some(&fleet), Some(batch));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    for b in batches(200) {
+        assert_eq!(http(svc.addr, "POST", "/v1/audit", Some(&own), Some(&b)).status, 200);
+        let a = http(svc.addr, "POST", "/v1/audit?cluster=prod-b", Some(&fleet), Some(&b));
+        assert_eq!(a.status, 200, "{}", a.body);
+        let stored: Value = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(stored["duplicates"], 0, "one auditID in two clusters is two events");
+    }
+    let of = |cluster: &str| {
+        let path = format!("/api/v1/findings?format=jsonl&severity=medium&cluster={cluster}");
+        let a = http(svc.addr, "GET", &path, Some(&viewer), None);
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>()
+    };
+    let expected = keys(hunt_jsonl(&["--min-severity", "medium"], &example()));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while (keys(of("prod-a")) != expected || keys(of("prod-b")) != expected) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(keys(of("prod-a")), expected, "{}", svc.log.lock().unwrap());
+    assert_eq!(keys(of("prod-b")), expected);
+    assert!(of("prod-b").iter().all(|f| f["cluster"] == "prod-b"));
+    assert!(of("prod-z").is_empty());
+    let incidents = http(svc.addr, "GET", "/api/v1/incidents?cluster=prod-b", Some(&viewer), None);
+    let incidents: Value = serde_json::from_str(&incidents.body).unwrap();
+    assert!(!incidents.as_array().unwrap().is_empty());
+    for i in incidents.as_array().unwrap() {
+        assert_eq!(i["clusters"], serde_json::json!(["prod-a", "prod-b"]), "the same identities in both: {i}");
+    }
+}
