@@ -166,7 +166,7 @@ fn when(ms: i64) -> String {
     kir_store::rfc3339(ms)
 }
 
-async fn board(State(s): State<AppState>, headers: HeaderMap) -> Response {
+async fn board(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
     let (who, session) = match viewer(&s, &headers, Role::Viewer).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -176,12 +176,35 @@ async fn board(State(s): State<AppState>, headers: HeaderMap) -> Response {
         Ok(l) => l,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")).into_response(),
     };
+    // The choice offered is every cluster with an open incident, so a responder for one
+    // cluster of a fleet sees what can be picked without knowing the names by heart.
+    let clusters: std::collections::BTreeSet<String> =
+        open.iter().flat_map(|i| i.cluster_list().map(str::to_owned)).collect();
+    let chosen = q.get("cluster").filter(|c| !c.is_empty()).cloned();
+    if let Some(c) = &chosen {
+        open.retain(|i| i.cluster_list().any(|ic| ic == c));
+    }
     open.sort_by(|a, b| sev_rank(&b.severity).cmp(&sev_rank(&a.severity)).then(b.updated_at.cmp(&a.updated_at)));
     let now = now_ms();
     let states = ["new", "acknowledged", "contained", "resolved"];
     let body = html! {
         h1 { "Open incidents" }
-        p class="hint" { (open.len()) " open · updated " (when(now)) " · signed in as " (who.name) }
+        @if !clusters.is_empty() || chosen.is_some() {
+            form method="get" action="/" class="search" {
+                label { "Cluster "
+                    select name="cluster" {
+                        option value="" { "all" }
+                        @for c in &clusters { option value=(c) selected[chosen.as_deref() == Some(c.as_str())] { (c) } }
+                    }
+                }
+                button type="submit" { "Show" }
+            }
+        }
+        p class="hint" {
+            (open.len()) " open"
+            @if let Some(c) = &chosen { " in cluster " strong { (c) } }
+            " · updated " (when(now)) " · signed in as " (who.name)
+        }
         @if open.is_empty() { p { "No open incident." } }
         div class="board" {
             @for state in states {
@@ -198,6 +221,8 @@ async fn board(State(s): State<AppState>, headers: HeaderMap) -> Response {
                                     div class="meta" {
                                         (i.incident_type) " · owner " (i.owner_person.as_deref().or(i.owner_role.as_deref()).unwrap_or("none"))
                                         " · " (i.finding_count) " findings · opened " (kir_report::human_duration(now - i.created_at)) " ago"
+                                        @let in_clusters: Vec<&str> = i.cluster_list().collect();
+                                        @if !in_clusters.is_empty() { " · " span class="cluster" { (in_clusters.join(", ")) } }
                                     }
                                 }
                             }
@@ -208,6 +233,15 @@ async fn board(State(s): State<AppState>, headers: HeaderMap) -> Response {
         }
     };
     Html(page("Incidents", session.as_ref(), true, body).into_string()).into_response()
+}
+
+/// The cluster a stored finding came from (its JSON body's `cluster`, absent for a single
+/// cluster), so the pages need no column the store does not keep per finding.
+fn body_cluster(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|f| f["cluster"].as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn sev_rank(s: &str) -> usize {
@@ -245,6 +279,8 @@ async fn incident_page(State(s): State<AppState>, headers: HeaderMap, Path(id): 
             "State " strong class="state" { (i.state) } " · " (i.incident_type)
             " · owner " (i.owner_person.as_deref().or(i.owner_role.as_deref()).unwrap_or("none"))
             " · opened " (when(i.created_at))
+            @let in_clusters: Vec<&str> = i.cluster_list().collect();
+            @if !in_clusters.is_empty() { " · clusters " span class="cluster" { (in_clusters.join(", ")) } }
         }
         @if let (true, Some(session)) = (may_write, session.as_ref()) {
             div class="actions" {
@@ -291,14 +327,17 @@ async fn incident_page(State(s): State<AppState>, headers: HeaderMap, Path(id): 
             }
         }
         h2 { "Findings (" (record.findings.len()) ")" }
+        @let finding_clusters: Vec<String> = record.findings.iter().map(|f| body_cluster(&f.body)).collect();
+        @let show_cluster = finding_clusters.iter().any(|c| !c.is_empty());
         table {
-            thead { tr { th { "Severity" } th { "Rule" } th { "When" } th { "Actor" } th { "Object" } } }
+            thead { tr { th { "Severity" } th { "Rule" } th { "When" } @if show_cluster { th { "Cluster" } } th { "Actor" } th { "Object" } } }
             tbody {
-                @for f in &record.findings {
+                @for (f, cluster) in record.findings.iter().zip(&finding_clusters) {
                     tr {
                         td { (severity_badge(&f.routed_severity)) }
                         td { (f.title) br; code { (f.rule_id) } }
                         td { (f.event_time.map(when).unwrap_or_default()) }
+                        @if show_cluster { td class="cluster" { (cluster) } }
                         td { (f.actor) }
                         td { (f.namespace.as_deref().unwrap_or("")) "/" (f.resource.as_deref().unwrap_or("")) "/" (f.name.as_deref().unwrap_or("")) }
                     }
@@ -410,11 +449,17 @@ async fn findings_page(
             label { "Rule " input name="rule" value=(v("rule")); }
             label { "Namespace " input name="namespace" value=(v("namespace")); }
             label { "Actor " input name="actor" value=(v("actor")); }
+            label { "Cluster " input name="cluster" value=(v("cluster")); }
             button type="submit" { "Search" }
         }
-        p class="hint" { (list.len()) " findings (at most " (v("limit")) ")" }
+        @let show_cluster = !v("cluster").is_empty() || list.iter().any(|d| d.cluster.is_some());
+        p class="hint" {
+            (list.len()) " findings"
+            @if !v("cluster").is_empty() { " from cluster " strong { (v("cluster")) } }
+            " (at most " (v("limit")) ")"
+        }
         table {
-            thead { tr { th { "Severity" } th { "Rule" } th { "When" } th { "Actor" } th { "Namespace" } th { "Requests" } } }
+            thead { tr { th { "Severity" } th { "Rule" } th { "When" } @if show_cluster { th { "Cluster" } } th { "Actor" } th { "Namespace" } th { "Requests" } } }
             tbody {
                 @for d in &list {
                     @let f: serde_json::Value = serde_json::from_str(&d.body).unwrap_or_default();
@@ -422,6 +467,7 @@ async fn findings_page(
                         td { (severity_badge(f["severity"].as_str().unwrap_or(""))) }
                         td { (f["title"].as_str().unwrap_or("")) br; code { (d.rule_id) } }
                         td { (f["time"].as_str().unwrap_or("")) }
+                        @if show_cluster { td class="cluster" { (d.cluster.as_deref().unwrap_or("")) } }
                         td { (d.actor) }
                         td { (d.namespace.as_deref().unwrap_or("")) }
                         td { (f["event_count"].as_u64().unwrap_or(1)) }

@@ -232,7 +232,7 @@ fn a_responder_logs_in_sees_the_incident_arrive_and_acknowledges_it() {
             r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#,
             chunk.join(",")
         );
-        assert_eq!(request(addr, "POST", "/v1/audit", Some(&ingest), Some(&body)).0, 200);
+        assert_eq!(request(addr, "POST", "/v1/audit?cluster=prod-eu", Some(&ingest), Some(&body)).0, 200);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     let first: Value = loop {
@@ -250,6 +250,23 @@ fn a_responder_logs_in_sees_the_incident_arrive_and_acknowledges_it() {
     browser.go(&format!("{base}/"));
     assert!(browser.page_with(&title).contains(&title), "the board names {title:?}");
 
+    assert!(browser.source().contains(r#"<span class="cluster">prod-eu</span>"#), "the card names its cluster");
+
+    // Findings filtered by cluster, through the form: the column shows it, another cluster has none.
+    browser.go(&format!("{base}/findings"));
+    browser.type_into("input[name=cluster]", "prod-eu");
+    browser.click("form.search button[type=submit]");
+    let page = browser.page_with("from cluster <strong>prod-eu</strong>");
+    assert!(page.contains("<th>Cluster</th>"), "the column is there: {page}");
+    assert!(page.contains(r#"<td class="cluster">prod-eu</td>"#), "the findings show their cluster: {page}");
+    assert!(!page.contains(r#"<td class="cluster"></td>"#), "every finding came from prod-eu: {page}");
+    browser.go(&format!("{base}/findings?cluster=staging"));
+    let page = browser.page_with("from cluster <strong>staging</strong>");
+    assert!(page.contains("0 findings from cluster"), "no finding came from staging: {page}");
+
+    browser.go(&format!("{base}/incidents/{id}"));
+    assert!(browser.page_with("clusters ").contains(r#"clusters <span class="cluster">prod-eu</span>"#));
+    browser.go(&format!("{base}/"));
     browser.click(&format!("a[href='/incidents/{id}']"));
     assert!(browser.page_with("Acknowledge").contains("Acknowledge"), "the incident page offers Acknowledge");
     browser.click("button[value=ack]");
@@ -279,6 +296,14 @@ fn a_responder_logs_in_sees_the_incident_arrive_and_acknowledges_it() {
     );
     assert_eq!(status, 201, "{opened}");
     let miner = serde_json::from_str::<Value>(&opened).unwrap()["id"].as_i64().unwrap();
+    // The board's cluster filter, picked in the form: the recorded incident came from prod-eu,
+    // the one reported by hand names no cluster.
+    browser.go(&format!("{base}/"));
+    assert!(browser.page_with("miner in checkout").contains(&title), "unfiltered, the board shows both");
+    browser.click("select[name=cluster] option[value=prod-eu]");
+    browser.click("form.search button[type=submit]");
+    let page = browser.page_with("in cluster <strong>prod-eu</strong>");
+    assert!(page.contains(&title) && !page.contains("miner in checkout"), "only prod-eu's incident: {page}");
     let cluster = fake_cluster::FakeCluster::start();
     let kubeconfig = cluster.kubeconfig(dir.path());
     let run = kir()
