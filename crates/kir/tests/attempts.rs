@@ -66,26 +66,39 @@ fn an_exec_the_kubelet_failed_is_rated_as_the_exec_and_a_refused_one_is_not() {
 
 #[test]
 fn a_refused_cluster_admin_binding_is_intent_and_a_refused_read_is_quiet() {
+    // What kube-apiserver logs when authorization refuses a create: no body (it is decoded only
+    // after authorization) and no object name (it comes from the body).
     let refused_binding: Value = serde_json::json!({
         "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
         "auditID": "6a4f5b54-2f0e-4c52-9d59-2c1a2c7b7a01", "stage": "ResponseComplete",
-        "requestURI": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "verb": "create",
+        "requestURI": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings?fieldManager=kubectl-create", "verb": "create",
         "user": {"username": "system:serviceaccount:tools:ops-console", "groups": ["system:serviceaccounts", "system:serviceaccounts:tools", "system:authenticated"]},
         "sourceIPs": ["127.0.0.1"], "userAgent": "kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07",
-        "objectRef": {"resource": "clusterrolebindings", "name": "backdoor", "apiGroup": "rbac.authorization.k8s.io", "apiVersion": "v1"},
-        "responseStatus": {"metadata": {}, "status": "Failure", "reason": "Forbidden", "code": 403},
-        "requestObject": {"kind": "ClusterRoleBinding", "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": {"name": "backdoor"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"kind": "ServiceAccount", "name": "ops-console", "namespace": "tools"}]},
+        "objectRef": {"resource": "clusterrolebindings", "apiGroup": "rbac.authorization.k8s.io", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "status": "Failure", "message": "clusterrolebindings.rbac.authorization.k8s.io is forbidden: User \"system:serviceaccount:tools:ops-console\" cannot create resource \"clusterrolebindings\" in API group \"rbac.authorization.k8s.io\" at the cluster scope", "reason": "Forbidden", "code": 403},
         "requestReceivedTimestamp": "2026-11-27T23:55:00.000000Z", "stageTimestamp": "2026-11-27T23:55:00.002000Z",
         "annotations": {"authorization.k8s.io/decision": "forbid", "authorization.k8s.io/reason": ""}
     });
     let found = findings_of(std::slice::from_ref(&refused_binding));
-    assert!(titles(&found, MEDIUM_UP).iter().any(|t| t == "Privilege escalation attempt refused"), "{found:?}");
+    assert!(
+        found.iter().any(|f| MEDIUM_UP.contains(&f["severity"].as_str().unwrap())
+            && f["audit_ids"]
+                .as_array()
+                .is_some_and(|ids| ids.iter().any(|id| id == "6a4f5b54-2f0e-4c52-9d59-2c1a2c7b7a01"))),
+        "a refused binding, as the API server logs it, is found at medium or above: {found:?}"
+    );
     assert!(
         !titles(&found, &["high", "critical"]).iter().any(|t| t.contains("Powerful role bound")),
         "refused: not bound"
     );
+
+    // A log that does carry the refused body (a recorder that keeps it) names the role.
+    let mut with_body = refused_binding.clone();
+    with_body["requestObject"] = serde_json::json!({"kind": "ClusterRoleBinding", "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": {"name": "backdoor"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "ops-console", "namespace": "tools"}]});
+    let found = findings_of(std::slice::from_ref(&with_body));
+    assert!(titles(&found, MEDIUM_UP).iter().any(|t| t == "Privilege escalation attempt refused"), "{found:?}");
 
     // The developer's recorded refused `list secrets` (auditID 40f3957c-…): nothing at medium or above.
     let out =
