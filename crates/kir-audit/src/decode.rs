@@ -1,7 +1,9 @@
 //! One JSON text in, the records it holds out: plain audit events, `EventList` batches, and the
 //! wrappers of EKS (CloudWatch Logs), AKS (diagnostic records), GKE (Cloud Audit Logs) and Falco.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -16,11 +18,13 @@ const MAX_NESTING: u8 = 4;
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Wire<'a> {
-    kind: Option<String>,
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
     api_version: Option<String>,
     #[serde(rename = "auditID")]
     audit_id: Option<String>,
-    stage: Option<String>,
+    #[serde(borrow)]
+    stage: Option<Cow<'a, str>>,
     level: Option<String>,
     verb: Option<String>,
     #[serde(rename = "requestURI")]
@@ -34,11 +38,16 @@ struct Wire<'a> {
     response_status: Option<ResponseStatus>,
     request_object: Option<Box<RawValue>>,
     response_object: Option<Box<RawValue>>,
-    request_received_timestamp: Option<String>,
-    stage_timestamp: Option<String>,
+    // Read once and dropped: borrowed from the line, not copied.
+    #[serde(borrow)]
+    request_received_timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    stage_timestamp: Option<Cow<'a, str>>,
     /// `audit.k8s.io/v1beta1` and GKE.
-    timestamp: Option<String>,
-    annotations: Option<BTreeMap<String, Value>>,
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "annotations")]
+    annotations: Option<BTreeMap<String, String>>,
 
     // Wrappers.
     #[serde(borrow)]
@@ -61,7 +70,8 @@ struct Wire<'a> {
     #[serde(borrow)]
     operation: Option<&'a RawValue>,
     insert_id: Option<String>,
-    receive_timestamp: Option<String>,
+    #[serde(borrow)]
+    receive_timestamp: Option<Cow<'a, str>>,
 
     // Falco alerts.
     output: Option<String>,
@@ -73,6 +83,74 @@ struct Wire<'a> {
     #[serde(rename = "output_fields")]
     output_fields: Option<BTreeMap<String, Value>>,
     hostname: Option<String>,
+}
+
+/// Annotations as text: a string as it is, any other value as its JSON text (some recorders
+/// write numbers and booleans), straight into the map the event keeps.
+fn annotations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    struct AnnotationValue(String);
+    impl<'de> Deserialize<'de> for AnnotationValue {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Text;
+            impl<'de> serde::de::Visitor<'de> for Text {
+                type Value = AnnotationValue;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an annotation value")
+                }
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<AnnotationValue, E> {
+                    Ok(AnnotationValue(s.to_string()))
+                }
+                fn visit_string<E: serde::de::Error>(self, s: String) -> Result<AnnotationValue, E> {
+                    Ok(AnnotationValue(s))
+                }
+                fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<AnnotationValue, E> {
+                    Ok(AnnotationValue(Value::Bool(v).to_string()))
+                }
+                fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<AnnotationValue, E> {
+                    Ok(AnnotationValue(Value::from(v).to_string()))
+                }
+                fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<AnnotationValue, E> {
+                    Ok(AnnotationValue(Value::from(v).to_string()))
+                }
+                fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<AnnotationValue, E> {
+                    Ok(AnnotationValue(Value::from(v).to_string()))
+                }
+                fn visit_unit<E: serde::de::Error>(self) -> Result<AnnotationValue, E> {
+                    Ok(AnnotationValue(Value::Null.to_string()))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<AnnotationValue, A::Error> {
+                    let v = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                    Ok(AnnotationValue(v.to_string()))
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<AnnotationValue, A::Error> {
+                    let v = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                    Ok(AnnotationValue(v.to_string()))
+                }
+            }
+            d.deserialize_any(Text)
+        }
+    }
+    struct Annotations(BTreeMap<String, String>);
+    impl<'de> Deserialize<'de> for Annotations {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Entries;
+            impl<'de> serde::de::Visitor<'de> for Entries {
+                type Value = Annotations;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a map of annotations")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Annotations, A::Error> {
+                    let mut out = BTreeMap::new();
+                    while let Some((key, AnnotationValue(value))) = map.next_entry::<String, AnnotationValue>()? {
+                        out.insert(key, value);
+                    }
+                    Ok(Annotations(out))
+                }
+            }
+            d.deserialize_map(Entries)
+        }
+    }
+    Ok(Option::<Annotations>::deserialize(d)?.map(|a| a.0))
 }
 
 /// Decodes one JSON text. Records go to `out`; what could not be used goes to `skipped`.
@@ -221,18 +299,7 @@ fn audit_event(wire: Wire, origin: &Origin) -> Result<AuditEvent, String> {
         .as_deref()
         .and_then(parse_time)
         .or_else(|| wire.timestamp.as_deref().and_then(parse_time));
-    let annotations = wire
-        .annotations
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (k, v)
-        })
-        .collect();
+    let annotations = wire.annotations.unwrap_or_default();
     Ok(AuditEvent {
         api_version: wire.api_version,
         audit_id: wire.audit_id.unwrap_or_else(|| synthetic_id(origin)),
@@ -429,6 +496,28 @@ mod tests {
         assert_eq!(e.response_code(), Some(200));
         assert_eq!(e.decision(), Some("allow"));
         assert_eq!(e.time().unwrap().to_string(), "2026-11-27T23:53:59.836Z");
+    }
+
+    #[test]
+    fn annotations_that_are_not_strings_keep_their_json_text() {
+        let e = only_event(
+            r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a1","verb":"get","requestURI":"/x","annotations":{"a":"text","b":3,"c":1.5,"d":true,"e":null,"f":{"x":[1,"y"]},"g":"escaped \u0026 \"quoted\""}}"#,
+        );
+        let got: Vec<(&str, &str)> = e.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "text"),
+                ("b", "3"),
+                ("c", "1.5"),
+                ("d", "true"),
+                ("e", "null"),
+                ("f", r#"{"x":[1,"y"]}"#),
+                ("g", r#"escaped & "quoted""#)
+            ]
+        );
+        let (_, skipped) = run(r#"{"kind":"Event","auditID":"a1","verb":"get","annotations":["not","a","map"]}"#);
+        assert_eq!(skipped[0].kind, SkipKind::NotAuditEvent, "{skipped:?}");
     }
 
     #[test]
