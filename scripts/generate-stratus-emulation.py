@@ -405,24 +405,21 @@ def create_token(L, a, variant):
               "argocd-application-controller", "token", 201, reqobj=dict(tr, spec={"audiences": None, "expirationSeconds": 31536000}),
               technique=T, step="detonate:create-token-other", must="yes")
 
-def hostpath(L, a, tf, variant):
-    T = "k8s.privilege-escalation.hostpath-volume"
-    ns = "stratus-red-team-hpns-wqzx"
-    name = "k8s.privilege-escalation.hostpath-volume"
+def pod_technique(L, a, tf, variant, T, ns, c, volumes, violation, hands_on):
+    """A technique that creates one pod (privileged, or with the host's root mounted), in each form."""
+    name = T
     if variant != "refused":
         ns_create(L, tf, ns, T, SL("warmup"))
         L.tick(6000)
     else:
         ns = "web"
-    c = {"name": "busybox", "image": "busybox:stable", "command": ["sh", "-c"], "args": ["cat /host/etc/passwd && while true; do sleep 3600; done"],
-         "volumeMounts": [{"name": "hostfs", "mountPath": "/host"}]}
-    po = pod_obj(name, ns, c, volumes=[{"name": "hostfs", "hostPath": {"path": "/", "type": ""}}], labels=SL("detonation"))
+    po = pod_obj(name, ns, c, volumes=volumes, labels=SL("detonation"))
     if variant == "refused":
         L.req(a, "create", f"/api/v1/namespaces/{ns}/pods", "pods", ns, name, decision="forbid", technique=T, step="detonate:create-pod", must="yes")
         return
     if variant == "failed":
         # authorized, refused by PodSecurity admission (baseline) -> 403 with decision allow
-        st = {"metadata": {}, "status": "Failure", "message": f'pods "{name}" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes (volume "hostfs")',
+        st = {"metadata": {}, "status": "Failure", "message": f'pods "{name}" is forbidden: violates PodSecurity "baseline:latest": {violation}',
               "reason": "Forbidden", "details": {"name": name, "kind": "pods"}, "code": 403}
         L.req(a, "create", f"/api/v1/namespaces/{ns}/pods", "pods", ns, name, code=403, status=st, reqobj=po, respobj=dict(st, kind="Status", apiVersion="v1"),
               extra_ann={"pod-security.kubernetes.io/enforce-policy": "baseline:latest"}, technique=T, step="detonate:create-pod", must="yes")
@@ -432,7 +429,7 @@ def hostpath(L, a, tf, variant):
     L.req(a, "create", f"/api/v1/namespaces/{ns}/pods", "pods", ns, name, code=201, reqobj=po, respobj=created(po, L.t, mgr(a)),
           extra_ann={"pod-security.kubernetes.io/enforce-policy": "privileged:latest"}, technique=T, step="detonate:create-pod", must="yes")
     pod_side_effects(L, ns, name)
-    if variant == "hands-on":
+    if hands_on and variant == "hands-on":
         L.tick(5000)
         L.req(a, "get", f"/api/v1/namespaces/{ns}/pods/{name}/log", "pods", ns, name, "log", longrun=True, technique=T, step="detonate:read-log", must="yes")
         L.tick(3000)
@@ -443,36 +440,17 @@ def hostpath(L, a, tf, variant):
     L.tick(1000)
     ns_delete(L, tf, ns, T)
 
+def hostpath(L, a, tf, variant):
+    c = {"name": "busybox", "image": "busybox:stable", "command": ["sh", "-c"], "args": ["cat /host/etc/passwd && while true; do sleep 3600; done"],
+         "volumeMounts": [{"name": "hostfs", "mountPath": "/host"}]}
+    pod_technique(L, a, tf, variant, "k8s.privilege-escalation.hostpath-volume", "stratus-red-team-hpns-wqzx", c,
+                  [{"name": "hostfs", "hostPath": {"path": "/", "type": ""}}], 'hostPath volumes (volume "hostfs")', True)
+
 def privileged(L, a, tf, variant):
-    T = "k8s.privilege-escalation.privileged-pod"
-    ns = "stratus-red-team-privileged-name-jfkelqpr"
-    name = "k8s.privilege-escalation.privileged-pod"
-    if variant != "refused":
-        ns_create(L, tf, ns, T, SL("warmup"))
-        L.tick(6000)
-    else:
-        ns = "web"
     c = {"name": "busybox", "image": "busybox:stable", "command": ["sh", "-c"], "args": ["while true; do sleep 3600; done"],
          "securityContext": {"privileged": True}}
-    po = pod_obj(name, ns, c, labels=SL("detonation"))
-    if variant == "refused":
-        L.req(a, "create", f"/api/v1/namespaces/{ns}/pods", "pods", ns, name, decision="forbid", technique=T, step="detonate:create-pod", must="yes")
-        return
-    if variant == "failed":
-        st = {"metadata": {}, "status": "Failure", "message": f'pods "{name}" is forbidden: violates PodSecurity "baseline:latest": privileged (container "busybox" must not set securityContext.privileged=true)',
-              "reason": "Forbidden", "details": {"name": name, "kind": "pods"}, "code": 403}
-        L.req(a, "create", f"/api/v1/namespaces/{ns}/pods", "pods", ns, name, code=403, status=st, reqobj=po, respobj=dict(st, kind="Status", apiVersion="v1"),
-              extra_ann={"pod-security.kubernetes.io/enforce-policy": "baseline:latest"}, technique=T, step="detonate:create-pod", must="yes")
-        L.tick(5000)
-        ns_delete(L, tf, ns, T)
-        return
-    L.req(a, "create", f"/api/v1/namespaces/{ns}/pods", "pods", ns, name, code=201, reqobj=po, respobj=created(po, L.t, mgr(a)),
-          extra_ann={"pod-security.kubernetes.io/enforce-policy": "privileged:latest"}, technique=T, step="detonate:create-pod", must="yes")
-    pod_side_effects(L, ns, name)
-    L.tick(20000)
-    L.req(a, "delete", f"/api/v1/namespaces/{ns}/pods/{name}", "pods", ns, name, reqobj=delopts(0), technique=T, step="cleanup:delete-pod", must="yes")
-    L.tick(1000)
-    ns_delete(L, tf, ns, T)
+    pod_technique(L, a, tf, variant, "k8s.privilege-escalation.privileged-pod", "stratus-red-team-privileged-name-jfkelqpr", c,
+                  None, 'privileged (container "busybox" must not set securityContext.privileged=true)', False)
 
 def nodes_proxy(L, a, tf, variant):
     T = "k8s.privilege-escalation.nodes-proxy"
