@@ -323,6 +323,16 @@ impl Presence {
         let fields = 0x00ff_ffff;
         (self.0 & fields & !later.0) != 0 || (self.0 >> 24) > (later.0 >> 24)
     }
+
+    /// Whether field `bit` (in [`AuditEvent::presence`]'s order) is present.
+    pub fn has(self, bit: usize) -> bool {
+        bit < 24 && self.0 & (1 << bit) != 0
+    }
+
+    #[cfg(test)]
+    pub(crate) fn from_bits(bits: u32) -> Presence {
+        Presence(bits)
+    }
 }
 
 /// A runtime alert from Falco (its JSON output), carried beside audit events.

@@ -10,6 +10,7 @@
 //! parsers), and does no I/O beyond the inputs it is asked to read.
 
 pub mod decode;
+pub mod early;
 pub mod event;
 pub mod field;
 pub mod merge;
@@ -17,6 +18,7 @@ pub mod skip;
 pub mod source;
 
 pub use decode::{decode, parse_time};
+pub use early::{RawStage, early_stage};
 pub use event::{
     AuditEvent, Context, FalcoAlert, LazyJson, ObjectRef, Origin, Presence, Record, ResponseStatus, Stage, UserInfo,
 };

@@ -2,12 +2,41 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
-use crate::event::{AuditEvent, Presence};
+use crate::early::RawStage;
+use crate::event::{AuditEvent, Origin, Presence, Record};
+use crate::skip::Skipped;
 
 /// Open requests keyed by a 64-bit hash of their auditID: no copy of the id per entry. Two ids
 /// with the same hash are told apart by the id kept in the event itself.
-type Pending = HashMap<u64, (AuditEvent, Presence), BuildHasherDefault<IdentityHasher>>;
+type Pending = HashMap<u64, Held, BuildHasherDefault<IdentityHasher>>;
+
+/// What is held of a request that waits for its last stage.
+#[derive(Debug)]
+enum Held {
+    Decoded(Box<AuditEvent>, Presence),
+    /// Still the text of its line ([`crate::early`]).
+    Raw(RawStage),
+}
+
+impl Held {
+    fn is_request(&self, audit_id: &str, cluster: &Option<Arc<str>>) -> bool {
+        match self {
+            Held::Decoded(e, _) => e.audit_id == audit_id && e.origin.cluster == *cluster,
+            Held::Raw(r) => *r.audit_id == *audit_id && r.origin.cluster == *cluster,
+        }
+    }
+}
+
+/// What the earlier stages of a request add to its last stage.
+#[derive(Debug)]
+pub enum Earlier {
+    /// Nothing the last stage lacks: only where the request was first logged.
+    Nothing(Origin),
+    /// The earlier stages, decoded: they know something the last stage does not.
+    Adds(Box<AuditEvent>),
+}
 
 /// The keys are already hashes: hashing them again would only cost time.
 #[derive(Default)]
@@ -31,15 +60,40 @@ impl Hasher for IdentityHasher {
 /// its auditID within its cluster. Clients may choose their own `Audit-ID`, so one cluster's
 /// requests must never complete another's.
 pub fn key(event: &AuditEvent) -> u64 {
+    key_of(&event.audit_id, &event.origin.cluster)
+}
+
+/// [`key`] of a request known by its auditID and cluster.
+pub fn key_of(audit_id: &str, cluster: &Option<Arc<str>>) -> u64 {
     let mut h = DefaultHasher::new();
-    event.audit_id.hash(&mut h);
-    event.origin.cluster.hash(&mut h);
+    audit_id.hash(&mut h);
+    cluster.hash(&mut h);
     h.finish()
 }
 
-/// Whether two records are stages of one request.
-fn same_request(a: &AuditEvent, b: &AuditEvent) -> bool {
-    a.audit_id == b.audit_id && a.origin.cluster == b.origin.cluster
+/// What the earlier stage `text` (logged at `origin`) adds to a last stage with `later` fields:
+/// decoded only when it may add something ([`crate::early::may_add_to`]). A line the decoder
+/// refuses is said in `skipped` and adds nothing.
+pub fn earlier_from_text(text: &str, origin: Origin, later: Presence, skipped: &mut Vec<Skipped>) -> Earlier {
+    if !crate::early::may_add_to(text, later) {
+        return Earlier::Nothing(origin);
+    }
+    let mut records = Vec::with_capacity(1);
+    crate::decode(text, &origin, &mut records, skipped);
+    match records.into_iter().next() {
+        Some(Record::Audit(e)) if e.presence().adds_to(later) => Earlier::Adds(Box::new(e)),
+        _ => Earlier::Nothing(origin),
+    }
+}
+
+/// An earlier stage kept as text, decoded now; a line the decoder refuses is said in `skipped`.
+fn decode_raw(raw: RawStage, skipped: &mut Vec<Skipped>) -> Option<AuditEvent> {
+    let mut records = Vec::with_capacity(1);
+    crate::decode(&raw.text, &raw.origin, &mut records, skipped);
+    records.into_iter().find_map(|r| match r {
+        Record::Audit(e) => Some(e),
+        Record::Falco(_) => None,
+    })
 }
 
 /// Joins the stages of each request by `auditID`, with bounded memory: a request whose final
@@ -60,6 +114,8 @@ pub struct StageMerger {
     /// Whether any earlier stage came at all: a log whose policy omits them (the common
     /// `omitStages: [RequestReceived]`) costs nothing to track.
     early_stages_seen: bool,
+    /// Earlier stages kept as text that the decoder refused when they were needed.
+    skipped: Vec<Skipped>,
 }
 
 impl std::fmt::Debug for IdentityHasher {
@@ -84,6 +140,7 @@ impl StageMerger {
             completed_order: VecDeque::new(),
             late_stages: 0,
             early_stages_seen: false,
+            skipped: Vec::new(),
         }
     }
 
@@ -100,45 +157,105 @@ impl StageMerger {
         }
     }
 
+    /// An earlier stage was joined to its last stage before it reached the merger: from now on
+    /// a last stage that comes alone is tracked (its earlier stages may still come, late).
+    pub fn saw_early_stages(&mut self) {
+        self.early_stages_seen = true;
+    }
+
     /// Earlier stages dropped because their request was already reported.
     pub fn late_stages(&self) -> u64 {
         self.late_stages
+    }
+
+    /// Earlier stages kept as text that turned out not to decode, since the last call.
+    pub fn take_skipped(&mut self) -> Vec<Skipped> {
+        std::mem::take(&mut self.skipped)
+    }
+
+    fn decoded(&mut self, held: Held) -> Option<AuditEvent> {
+        match held {
+            Held::Decoded(e, _) => Some(*e),
+            Held::Raw(raw) => decode_raw(raw, &mut self.skipped),
+        }
+    }
+
+    /// Whether an earlier stage of `k` is to be dropped: its request was already reported.
+    fn late(&mut self, k: u64) -> bool {
+        self.early_stages_seen = true;
+        if self.completed_alone.contains(&k) {
+            self.late_stages += 1;
+            return true;
+        }
+        false
     }
 
     /// Keeps a stage that is not its request's last; requests released to stay within capacity
     /// (their last stage never came in time) are pushed to `out`, unmerged. `k` is
     /// [`key`]`(&event)`.
     pub fn hold(&mut self, k: u64, event: AuditEvent, presence: Presence, out: &mut Vec<AuditEvent>) {
-        self.early_stages_seen = true;
-        if self.completed_alone.contains(&k) {
-            // Out of order: this request's last stage came first and was reported.
-            self.late_stages += 1;
+        if self.late(k) {
             return;
         }
         match self.pending.remove(&k) {
-            Some((mut first, _)) if same_request(&first, &event) => {
-                first.absorb(event);
-                let presence = first.presence();
-                self.pending.insert(k, (first, presence));
+            Some(held) if held.is_request(&event.audit_id, &event.origin.cluster) => {
+                let joined = match self.decoded(held) {
+                    Some(mut first) => {
+                        first.absorb(event);
+                        first
+                    }
+                    None => event,
+                };
+                let presence = joined.presence();
+                self.pending.insert(k, Held::Decoded(Box::new(joined), presence));
             }
             other => {
-                if let Some((unrelated, _)) = other {
+                if let Some(unrelated) = other.and_then(|h| self.decoded(h)) {
                     out.push(unrelated);
                 }
                 self.order.push_back(k);
-                self.pending.insert(k, (event, presence));
+                self.pending.insert(k, Held::Decoded(Box::new(event), presence));
                 self.evict(out);
             }
         }
     }
 
-    /// Takes the stages held for the request of `last` (whose key is `k`), when its last stage
-    /// arrives.
-    pub fn take(&mut self, k: u64, last: &AuditEvent) -> Option<(AuditEvent, Presence)> {
-        match self.pending.get(&k) {
-            Some((held, _)) if same_request(held, last) => self.pending.remove(&k),
-            _ => None,
+    /// Keeps an earlier stage as the text of its line ([`crate::early`]), as [`Self::hold`]
+    /// keeps a decoded one. `k` is [`key_of`] its auditID and cluster.
+    pub fn hold_raw(&mut self, k: u64, raw: RawStage, out: &mut Vec<AuditEvent>) {
+        if self.late(k) {
+            return;
         }
+        match self.pending.get(&k) {
+            // A second earlier stage (a watch's `ResponseStarted`): rare, decoded and joined.
+            Some(held) if held.is_request(&raw.audit_id, &raw.origin.cluster) => {
+                if let Some(event) = decode_raw(raw, &mut self.skipped) {
+                    let presence = event.presence();
+                    self.hold(k, event, presence, out);
+                }
+            }
+            _ => {
+                if let Some(unrelated) = self.pending.remove(&k).and_then(|h| self.decoded(h)) {
+                    out.push(unrelated);
+                }
+                self.order.push_back(k);
+                self.pending.insert(k, Held::Raw(raw));
+                self.evict(out);
+            }
+        }
+    }
+
+    /// Takes what is held for the request of `last` (whose key is `k` and fields `presence`),
+    /// when its last stage arrives: `None` when nothing is held.
+    pub fn take(&mut self, k: u64, last: &AuditEvent, presence: Presence) -> Option<Earlier> {
+        if !self.pending.get(&k)?.is_request(&last.audit_id, &last.origin.cluster) {
+            return None;
+        }
+        Some(match self.pending.remove(&k)? {
+            Held::Decoded(e, p) if p.adds_to(presence) => Earlier::Adds(e),
+            Held::Decoded(e, _) => Earlier::Nothing(e.origin.clone()),
+            Held::Raw(raw) => earlier_from_text(&raw.text, raw.origin, presence, &mut self.skipped),
+        })
     }
 
     /// Feeds one logged stage; complete requests are pushed to `out`.
@@ -149,15 +266,20 @@ impl StageMerger {
             return;
         };
         let k = key(&event);
+        let presence = event.presence();
         if !stage.is_final() {
-            let presence = event.presence();
             self.hold(k, event, presence, out);
             return;
         }
-        match self.take(k, &event) {
-            Some((mut first, _)) => {
+        match self.take(k, &event, presence) {
+            Some(Earlier::Adds(mut first)) => {
                 first.absorb(event);
-                out.push(first);
+                out.push(*first);
+            }
+            Some(Earlier::Nothing(origin)) => {
+                let mut event = event;
+                event.origin = origin;
+                out.push(event);
             }
             None => {
                 self.completed_alone(k);
@@ -169,7 +291,7 @@ impl StageMerger {
     fn evict(&mut self, out: &mut Vec<AuditEvent>) {
         while self.pending.len() > self.capacity {
             let Some(k) = self.order.pop_front() else { break };
-            if let Some((event, _)) = self.pending.remove(&k) {
+            if let Some(event) = self.pending.remove(&k).and_then(|h| self.decoded(h)) {
                 out.push(event);
             }
         }
@@ -182,12 +304,18 @@ impl StageMerger {
 
     /// Releases every request still waiting for a later stage, oldest first.
     pub fn finish(&mut self, out: &mut Vec<AuditEvent>) {
-        for k in self.order.drain(..) {
-            if let Some((event, _)) = self.pending.remove(&k) {
+        let order: Vec<u64> = self.order.drain(..).collect();
+        for k in order {
+            if let Some(event) = self.pending.remove(&k).and_then(|h| self.decoded(h)) {
                 out.push(event);
             }
         }
-        out.extend(self.pending.drain().map(|(_, (e, _))| e));
+        let rest: Vec<Held> = self.pending.drain().map(|(_, h)| h).collect();
+        for held in rest {
+            if let Some(event) = self.decoded(held) {
+                out.push(event);
+            }
+        }
     }
 
     pub fn pending(&self) -> usize {

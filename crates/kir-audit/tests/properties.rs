@@ -1,6 +1,6 @@
 //! Property tests: outside input never panics the readers, and nothing accepted is lost.
 
-use kir_audit::{AuditEvent, Field, ReadOptions, Record, Stage, StageMerger, decode, read_all};
+use kir_audit::{AuditEvent, Field, ReadOptions, Record, Stage, StageMerger, decode, early_stage, read_all};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -104,6 +104,44 @@ proptest! {
         let (records, skipped) = read_all(text.as_bytes(), &ReadOptions::default());
         let non_empty = lines.iter().filter(|l| !l.trim().is_empty()).count();
         prop_assert_eq!(records.len() + skipped.len(), non_empty);
+    }
+
+    /// A line the quick look takes for an earlier stage is one to the full decoder too, with the
+    /// same auditID and stage, whatever the order of its members and whatever else they hold.
+    #[test]
+    fn the_quick_look_at_a_stage_agrees_with_the_decoder(
+        members in prop::collection::btree_map(
+            prop::sample::select(vec!["kind", "apiVersion", "auditID", "stage", "level", "verb", "user", "annotations", "requestObject", "x"]),
+            prop_oneof![
+                prop::sample::select(vec!["Event", "EventList", "RequestReceived", "ResponseStarted", "ResponseComplete", "Panic", "a-1", "", "a\"b", "é"]).prop_map(|s| json!(s)),
+                jsonish(),
+            ],
+            0..10,
+        ),
+        order in Just((0..10usize).collect::<Vec<_>>()).prop_shuffle(),
+        spaced in any::<bool>(),
+    ) {
+        let members: Vec<(&str, Value)> = members.into_iter().collect();
+        let sep = if spaced { " , " } else { "," };
+        let body: Vec<String> = order
+            .iter()
+            .filter_map(|&i| members.get(i))
+            .map(|(k, v)| format!("{}:{}", json!(k), v))
+            .collect();
+        let text = format!("{{{}}}", body.join(sep));
+        if let Some((id, stage)) = early_stage(&text) {
+            let (mut out, mut skipped) = (Vec::new(), Vec::new());
+            decode(&text, &origin(), &mut out, &mut skipped);
+            prop_assert!(skipped.is_empty(), "{text}: {skipped:?}");
+            prop_assert_eq!(out.len(), 1);
+            match &out[0] {
+                Record::Audit(e) => {
+                    prop_assert_eq!(e.audit_id.as_str(), id);
+                    prop_assert_eq!(e.stage, Some(stage));
+                }
+                other => prop_assert!(false, "{text}: {other:?}"),
+            }
+        }
     }
 
     /// However the stages of several requests interleave, each request comes out once.

@@ -14,8 +14,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 
 use jiff::Timestamp;
-use kir_audit::merge::key as merge_key;
-use kir_audit::{AuditEvent, Input, LineBatch, Presence, ReadOptions, Record, SkipReport, Skipped, StageMerger};
+use kir_audit::merge::{Earlier, key as merge_key, key_of as merge_key_of};
+use kir_audit::{
+    AuditEvent, Input, LineBatch, Presence, RawStage, ReadOptions, Record, SkipKind, SkipReport, Skipped, StageMerger,
+    early_stage,
+};
 use kir_detect::{Finding, Level, RuleSet, finding_from_falco};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -301,10 +304,62 @@ struct Decoded {
 /// data is still in that core's cache; stages that wait for a later one are only decoded.
 enum Piece {
     /// A stage that is not its request's last, with its merger key and fields.
-    Held(AuditEvent, u64, Presence),
-    /// A request's last (or only) record, with its merger key and fields and what the rules found.
-    Last(AuditEvent, u64, Presence, Vec<(usize, Finding)>),
+    Held(Box<AuditEvent>, u64, Presence),
+    /// The same, still the text of its line: its last stage nearly always repeats it all.
+    Raw(RawStage, u64),
+    /// A request's last (or only) record, with its merger key and fields and what the rules
+    /// found, and whether its earlier stage was joined to it already (in the same chunk).
+    Last(Box<AuditEvent>, u64, Presence, Vec<(usize, Finding)>, bool),
+    /// An earlier stage joined to its last stage in the same chunk: counted, nothing left to do.
+    Joined,
+    /// An earlier stage whose line turned out broken when it was joined: its problem is among
+    /// the chunk's skipped lines, and it is no record.
+    Unreadable,
     Falco(kir_audit::FalcoAlert),
+}
+
+/// A record of a chunk being decoded: an earlier stage stays a view of its line until the chunk
+/// ends, in case its last stage comes in the same chunk (it usually does).
+enum Local<'b> {
+    Piece(Piece),
+    Early { k: u64, audit_id: &'b str, stage: kir_audit::Stage, origin: kir_audit::Origin, text: &'b str },
+}
+
+/// A request's last stage, decoded: joined at once with its earlier stage when that is in the
+/// same chunk (nothing to copy or hold), else left for the stage merger; then matched.
+fn last_stage(rules: &RuleSet, e: Box<AuditEvent>, local: &mut [Local], skipped: &mut Vec<Skipped>) -> Piece {
+    let (k, presence) = (merge_key(&e), e.presence());
+    let earlier = local.iter_mut().rev().find_map(|l| match l {
+        Local::Early { k: ek, audit_id, .. } if *ek == k && *audit_id == e.audit_id => Some(l),
+        _ => None,
+    });
+    let Some(slot) = earlier else {
+        let findings = match_event(rules, &e);
+        return Piece::Last(e, k, presence, findings, false);
+    };
+    let Local::Early { origin, text, .. } = std::mem::replace(slot, Local::Piece(Piece::Joined)) else {
+        unreachable!("the slot was found as an earlier stage");
+    };
+    let problems = skipped.len();
+    let earlier = kir_audit::merge::earlier_from_text(text, origin, presence, skipped);
+    if skipped.len() > problems {
+        // The earlier line broke further on than its first members: a skipped line, not a record.
+        *slot = Local::Piece(Piece::Unreadable);
+    }
+    match earlier {
+        Earlier::Nothing(origin) => {
+            let mut e = e;
+            e.origin = origin;
+            let findings = match_event(rules, &e);
+            Piece::Last(e, k, presence, findings, true)
+        }
+        Earlier::Adds(mut earlier) => {
+            earlier.absorb(*e);
+            let presence = earlier.presence();
+            let findings = match_event(rules, &earlier);
+            Piece::Last(earlier, k, presence, findings, true)
+        }
+    }
 }
 
 fn match_event(rules: &RuleSet, event: &AuditEvent) -> Vec<(usize, Finding)> {
@@ -319,22 +374,43 @@ fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::Buffer
         .lines
         .par_chunks(CHUNK)
         .map(|spans| {
-            let mut records = Vec::with_capacity(spans.len());
+            let mut local: Vec<Local> = Vec::with_capacity(spans.len());
+            let mut records = Vec::new();
             let mut skipped = Vec::new();
-            kir_audit::decode_lines(&batch, spans, &mut records, &mut skipped);
-            let pieces = records
+            for span in spans {
+                let origin = batch.origin(span);
+                let text = match std::str::from_utf8(batch.text(span)) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        skipped.push(Skipped::new(SkipKind::InvalidUtf8, origin, e.to_string()));
+                        continue;
+                    }
+                };
+                if let Some((audit_id, stage)) = early_stage(text) {
+                    let k = merge_key_of(audit_id, &batch.cluster);
+                    local.push(Local::Early { k, audit_id, stage, origin, text });
+                    continue;
+                }
+                kir_audit::decode(text, &origin, &mut records, &mut skipped);
+                for record in records.drain(..) {
+                    let piece = match record {
+                        Record::Audit(e) if e.stage.is_some_and(|s| !s.is_final()) => {
+                            let (k, presence) = (merge_key(&e), e.presence());
+                            Piece::Held(Box::new(e), k, presence)
+                        }
+                        Record::Audit(e) => last_stage(rules, Box::new(e), &mut local, &mut skipped),
+                        Record::Falco(alert) => Piece::Falco(alert),
+                    };
+                    local.push(Local::Piece(piece));
+                }
+            }
+            let pieces = local
                 .into_iter()
-                .map(|record| match record {
-                    Record::Audit(e) if e.stage.is_some_and(|s| !s.is_final()) => {
-                        let (k, presence) = (merge_key(&e), e.presence());
-                        Piece::Held(e, k, presence)
+                .map(|l| match l {
+                    Local::Piece(p) => p,
+                    Local::Early { k, audit_id, stage, origin, text } => {
+                        Piece::Raw(RawStage::new(audit_id, stage, origin, text), k)
                     }
-                    Record::Audit(e) => {
-                        let findings = match_event(rules, &e);
-                        let (k, presence) = (merge_key(&e), e.presence());
-                        Piece::Last(e, k, presence, findings)
-                    }
-                    Record::Falco(alert) => Piece::Falco(alert),
                 })
                 .collect();
             (pieces, skipped)
@@ -417,7 +493,7 @@ impl<'a> Detector<'a> {
             Record::Audit(e) => {
                 let findings = match_event(self.rules, &e);
                 let (k, presence) = (merge_key(&e), e.presence());
-                let (event, findings) = self.complete(e, k, presence, findings);
+                let (event, findings) = self.complete(Box::new(e), k, presence, findings, false);
                 out.extend(self.found(&event, findings));
             }
         }
@@ -442,24 +518,32 @@ impl<'a> Detector<'a> {
     /// to report, with what the rules found on it.
     fn complete(
         &mut self,
-        event: AuditEvent,
+        event: Box<AuditEvent>,
         k: u64,
         presence: Presence,
         findings: Vec<(usize, Finding)>,
-    ) -> (AuditEvent, Vec<(usize, Finding)>) {
-        let Some((mut earlier, earlier_presence)) = self.merger.take(k, &event) else {
-            self.merger.completed_alone(k);
-            return (event, findings);
+        joined: bool,
+    ) -> (Box<AuditEvent>, Vec<(usize, Finding)>) {
+        let origin = match self.merger.take(k, &event, presence) {
+            None => {
+                if joined {
+                    self.merger.saw_early_stages();
+                } else {
+                    self.merger.completed_alone(k);
+                }
+                return (event, findings);
+            }
+            Some(Earlier::Adds(mut earlier)) => {
+                // The earlier stage knows something the last does not: match the whole request again.
+                earlier.absorb(*event);
+                let findings = match_event(self.rules, &earlier);
+                return (earlier, findings);
+            }
+            Some(Earlier::Nothing(origin)) => origin,
         };
-        if earlier_presence.adds_to(presence) {
-            // The earlier stage knows something the last does not: match the whole request again.
-            earlier.absorb(event);
-            let findings = match_event(self.rules, &earlier);
-            return (earlier, findings);
-        }
         // The usual case: the last stage has it all. Findings point at the request's first line.
         let mut event = event;
-        event.origin = earlier.origin;
+        event.origin = origin;
         let findings = findings
             .into_iter()
             .map(|(r, mut f)| {
@@ -538,13 +622,16 @@ impl<'a> Pipeline<'a> {
                 tally.first_problem.get_or_insert_with(|| s.clone());
                 self.report.stats.skipped.add(s);
             }
-            tally.records += pieces.len() as u64;
-            self.report.stats.records += pieces.len() as u64;
+            let records = pieces.iter().filter(|p| !matches!(p, Piece::Unreadable)).count() as u64;
+            tally.records += records;
+            self.report.stats.records += records;
             for piece in pieces {
                 match piece {
-                    Piece::Held(e, k, presence) => self.detector.merger.hold(k, e, presence, &mut released),
-                    Piece::Last(event, k, presence, findings) => {
-                        let (event, findings) = self.detector.complete(event, k, presence, findings);
+                    Piece::Held(e, k, presence) => self.detector.merger.hold(k, *e, presence, &mut released),
+                    Piece::Raw(raw, k) => self.detector.merger.hold_raw(k, raw, &mut released),
+                    Piece::Joined | Piece::Unreadable => {}
+                    Piece::Last(event, k, presence, findings, joined) => {
+                        let (event, findings) = self.detector.complete(event, k, presence, findings, joined);
                         self.record(&event, findings);
                     }
                     Piece::Falco(alert) => {
@@ -557,7 +644,22 @@ impl<'a> Pipeline<'a> {
                 }
             }
         }
+        self.late_problems();
         self.detect(released);
+    }
+
+    /// Earlier stages kept as text that did not decode when their request needed them: counted
+    /// as skipped lines of their file instead of records, as the decoder would have counted them
+    /// at once.
+    fn late_problems(&mut self) {
+        for s in self.detector.merger.take_skipped() {
+            self.report.stats.records = self.report.stats.records.saturating_sub(1);
+            let tally = self.tallies.entry(s.origin.path.clone()).or_default();
+            tally.records = tally.records.saturating_sub(1);
+            tally.skipped += 1;
+            tally.first_problem.get_or_insert_with(|| s.clone());
+            self.report.stats.skipped.add(s);
+        }
     }
 
     /// Matches requests whose stages were joined (or released) here, in parallel.
@@ -632,6 +734,7 @@ impl<'a> Pipeline<'a> {
     fn finish(mut self) -> HuntReport {
         let mut rest = Vec::new();
         self.detector.merger.finish(&mut rest);
+        self.late_problems();
         self.detect(rest);
         // Every request of a burst, those after its threshold was met included.
         for (slot, whole) in self.bursts.iter().zip(self.detector.correlator.bursts()) {

@@ -25,3 +25,105 @@ fn a_request_whose_last_stage_comes_first_is_reported_once() {
     assert_eq!(in_order.len(), 1);
     assert_eq!(findings[0]["audit_ids"], in_order[0]["audit_ids"]);
 }
+
+/// One stage of a pod create as the API server writes it (its members in the server's order).
+fn pod_stage(id: &str, stage: &str, body: bool, code: Option<u16>) -> String {
+    let body = if body {
+        r#","requestObject":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"x"},"spec":{"containers":[{"name":"x","image":"nginx","securityContext":{"privileged":true}}]}}"#
+    } else {
+        ""
+    };
+    let status = code.map(|c| format!(r#","responseStatus":{{"metadata":{{}},"code":{c}}}"#)).unwrap_or_default();
+    format!(
+        r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"{id}","stage":"{stage}","requestURI":"/api/v1/namespaces/shop/pods","verb":"create","user":{{"username":"mallory","groups":["system:authenticated"]}},"sourceIPs":["10.0.0.7"],"userAgent":"kubectl/v1.30.0","objectRef":{{"resource":"pods","namespace":"shop","name":"x","apiVersion":"v1"}}{status}{body},"requestReceivedTimestamp":"2026-11-27T10:00:00.000000Z","stageTimestamp":"2026-11-27T10:00:00.100000Z"}}"#
+    )
+}
+
+/// Reads of config maps, to put lines (and the hunt's chunks and batches) between two stages.
+fn filler(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"f-{i}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/shop/configmaps/c","verb":"get","user":{{"username":"system:serviceaccount:shop:app"}},"sourceIPs":["10.0.0.9"],"objectRef":{{"resource":"configmaps","namespace":"shop","name":"c","apiVersion":"v1"}},"responseStatus":{{"metadata":{{}},"code":200}},"requestReceivedTimestamp":"2026-11-27T10:00:00.000000Z","stageTimestamp":"2026-11-27T10:00:00.001000Z"}}"#
+            )
+        })
+        .collect()
+}
+
+fn hunt_json(dir: &std::path::Path, lines: &[String], threads: &str) -> Value {
+    let path = dir.join(format!("audit-{}.jsonl", lines.len()));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = common::kir()
+        .args(["hunt", "--format", "json", "--threads", threads, "--rule", "privileged-container"])
+        .arg(&path)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+/// The hunt keeps an earlier stage as its line until its request needs it: next to its last
+/// stage, hundreds of lines (other chunks, other batches) away, or never completed. Each way the
+/// request is one, points at its first line, and is matched on everything its stages said.
+#[test]
+fn an_earlier_stage_is_joined_wherever_its_last_stage_is() {
+    let dir = tempfile::tempdir().unwrap();
+    for gap in [0, 5, 300, 20_000] {
+        for (body_first, body_last) in [(true, true), (true, false)] {
+            let mut lines = vec![pod_stage("p-1", "RequestReceived", body_first, None)];
+            lines.extend(filler(gap));
+            lines.push(pod_stage("p-1", "ResponseComplete", body_last, Some(201)));
+            for threads in ["1", "2"] {
+                let doc = hunt_json(dir.path(), &lines, threads);
+                let why = format!("gap {gap}, body in the last stage {body_last}, threads {threads}");
+                assert_eq!(doc["stats"]["events"], gap + 1, "{why}");
+                let findings = doc["findings"].as_array().unwrap();
+                assert_eq!(findings.len(), 1, "{why}: {findings:?}");
+                assert_eq!(findings[0]["source"]["line"], 1, "{why}: the request's first line");
+                assert_eq!(findings[0]["response_code"], 201, "{why}: the last stage's answer");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_earlier_stage_whose_request_never_completes_is_reported_and_its_faults_are_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = pod_stage("p-2", "RequestReceived", true, None);
+    // Its first members are right; the line breaks further on.
+    let broken = pod_stage("p-3", "RequestReceived", true, None).replace(r#""verb":"create""#, r#""verb":creat"#);
+    let mut lines = vec![whole, broken];
+    lines.extend(filler(3));
+    for threads in ["1", "2"] {
+        let doc = hunt_json(dir.path(), &lines, threads);
+        assert_eq!(doc["stats"]["records"], 4, "the broken line is not a record: {doc}");
+        assert_eq!(doc["stats"]["skipped"]["malformed JSON"], 1, "threads {threads}: {}", doc["stats"]);
+        let findings = doc["findings"].as_array().unwrap();
+        assert_eq!(findings.len(), 1, "the request that never completed is still matched: {findings:?}");
+        assert_eq!(findings[0]["audit_ids"][0], "p-2");
+        assert_eq!(findings[0]["source"]["line"], 1);
+    }
+}
+
+/// A broken earlier stage whose request needs it (its body is not in the last stage), next to its
+/// last stage or far from it: a skipped line, not a record, and the last stage still counts.
+#[test]
+fn a_broken_earlier_stage_that_is_needed_is_a_skipped_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken =
+        pod_stage("p-4", "RequestReceived", true, None).replace(r#""name":"x","image""#, r#""name":x,"image""#);
+    for gap in [0, 300] {
+        let mut lines = vec![broken.clone()];
+        lines.extend(filler(gap));
+        lines.push(pod_stage("p-4", "ResponseComplete", false, Some(201)));
+        for threads in ["1", "2"] {
+            let doc = hunt_json(dir.path(), &lines, threads);
+            let why = format!("gap {gap}, threads {threads}: {}", doc["stats"]);
+            assert_eq!(doc["stats"]["skipped"]["malformed JSON"], 1, "{why}");
+            assert_eq!(doc["stats"]["records"], gap + 1, "{why}");
+            assert_eq!(doc["stats"]["events"], gap + 1, "{why}");
+        }
+    }
+}

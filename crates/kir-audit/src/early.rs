@@ -1,0 +1,263 @@
+//! Stages that are not their request's last, kept as the text of their line.
+//!
+//! The API server logs most requests twice (`RequestReceived`, then `ResponseComplete`), and the
+//! last stage repeats every field of the first: decoding the first stage is half the records and
+//! a third of the bytes of a hunt, for nothing the last does not say again. So a line whose first
+//! members say it is a plain audit event at an earlier stage is recognized from those members
+//! alone and kept as text; it is decoded only when its request needs it: its last stage lacks a
+//! field it has, or its last stage never comes (it is then reported on its own, as before).
+
+use std::sync::{Arc, LazyLock};
+
+use crate::event::{Origin, Presence, Stage};
+
+/// An earlier stage, not decoded yet.
+#[derive(Debug, Clone)]
+pub struct RawStage {
+    pub audit_id: Box<str>,
+    pub stage: Stage,
+    pub origin: Origin,
+    pub text: Box<str>,
+}
+
+/// Members of the event's envelope looked at before giving up: the API server writes `kind`,
+/// `apiVersion`, `level`, `auditID` and `stage` first; a log rewritten with its keys sorted has
+/// `stage` fourteenth or so.
+const MEMBERS_LOOKED_AT: usize = 20;
+
+/// The `auditID` and stage of `text`, when it is a plain `audit.k8s.io` event at a stage that is
+/// not its request's last and its first members say so without doubt: `kind` is `Event`, no
+/// escape in those members, and the line ends its object. Anything else (`None`) goes through
+/// the full decoder, which also says what is wrong with a line.
+pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
+    let bytes = text.as_bytes();
+    if bytes.iter().rev().find(|b| !b.is_ascii_whitespace()) != Some(&b'}') {
+        return None;
+    }
+    let mut at = skip_space(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    let (mut kind, mut audit_id, mut stage) = (None, None, None);
+    for _ in 0..MEMBERS_LOOKED_AT {
+        at = skip_space(bytes, at);
+        let (key, next) = plain_string(text, at)?;
+        at = skip_space(bytes, next);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        at = skip_space(bytes, at + 1);
+        match bytes.get(at)? {
+            b'"' => {
+                let (value, next) = plain_string(text, at)?;
+                match key {
+                    "kind" => kind = Some(value),
+                    "auditID" => audit_id = Some(value),
+                    "stage" => stage = Some(value),
+                    _ => {}
+                }
+                at = next;
+            }
+            // A number, `true`, `false` or `null`: no structure inside.
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                at += bytes[at..].iter().position(|b| matches!(b, b',' | b'}' | b' ' | b'\t' | b'\r' | b'\n'))?;
+            }
+            // An object or an array before the members that matter (keys sorted): passed over.
+            b'{' | b'[' => at = skip_nested(bytes, at)?,
+            _ => return None,
+        }
+        if let (Some(kind), Some(audit_id), Some(stage)) = (kind, audit_id, stage) {
+            let stage = Stage::parse(stage)?;
+            return (kind == "Event" && !audit_id.is_empty() && !stage.is_final()).then_some((audit_id, stage));
+        }
+        at = skip_space(bytes, at);
+        match bytes.get(at)? {
+            b',' => at += 1,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The position after the object or array that starts at `at`. Brackets are only counted, not
+/// checked: on text that is not JSON the answer may be wrong, which costs nothing but the full
+/// decode the line gets when its request needs it (see the module's comment).
+fn skip_nested(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = at;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
+                i += 1;
+                loop {
+                    let j = memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
+                    if bytes[i + j] == b'\\' {
+                        i += j + 2;
+                    } else {
+                        i += j + 1;
+                        break;
+                    }
+                }
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(|b| b.is_ascii_whitespace()) {
+        at += 1;
+    }
+    at
+}
+
+/// The string starting at `at` (its opening quote) and the position after its closing quote,
+/// when it has no escape.
+fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let len = memchr::memchr2(b'"', b'\\', &bytes[at + 1..])?;
+    if bytes[at + 1 + len] != b'"' {
+        return None;
+    }
+    Some((text.get(at + 1..at + 1 + len)?, at + len + 2))
+}
+
+/// The members whose presence [`Presence`] records, as they are written in a line, in its bit
+/// order: a later stage that lacks one of them is completed from the earlier stage only when the
+/// earlier line has that member's name at all.
+const PRESENCE_KEYS: [&str; 11] = [
+    "\"requestObject\"",
+    "\"objectRef\"",
+    "\"impersonatedUser\"",
+    "\"userAgent\"",
+    "\"responseStatus\"",
+    "\"username\"",
+    "\"verb\"",
+    "\"requestURI\"",
+    "\"sourceIPs\"",
+    "\"apiVersion\"",
+    "\"level\"",
+];
+
+static FINDERS: LazyLock<Vec<memchr::memmem::Finder<'static>>> =
+    LazyLock::new(|| PRESENCE_KEYS.iter().map(|k| memchr::memmem::Finder::new(k.as_bytes()).into_owned()).collect());
+
+static ANNOTATIONS: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\"annotations\"").into_owned());
+
+/// Whether the earlier stage `text` might know something that the last stage, with `later`
+/// fields, does not: a member the later stage lacks is named in the line, or the line has
+/// annotations (which a later stage may lack some of). A name found inside a request body only
+/// costs a decode; a real member is never missed.
+pub fn may_add_to(text: &str, later: Presence) -> bool {
+    let bytes = text.as_bytes();
+    FINDERS.iter().enumerate().any(|(bit, finder)| !later.has(bit) && finder.find(bytes).is_some())
+        || ANNOTATIONS.find(bytes).is_some()
+}
+
+impl RawStage {
+    pub fn new(audit_id: &str, stage: Stage, origin: Origin, text: &str) -> RawStage {
+        RawStage { audit_id: audit_id.into(), stage, origin, text: text.into() }
+    }
+
+    /// [`may_add_to`] of this stage's line.
+    pub fn may_add_to(&self, later: Presence) -> bool {
+        may_add_to(&self.text, later)
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<str>> {
+        self.origin.cluster.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_earlier_stage_is_known_by_its_first_members() {
+        let line = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a-1","stage":"RequestReceived","requestURI":"/api","verb":"get","user":{"username":"x"}}"#;
+        assert_eq!(early_stage(line), Some(("a-1", Stage::RequestReceived)));
+        let started = line.replace("RequestReceived", "ResponseStarted");
+        assert_eq!(early_stage(&started), Some(("a-1", Stage::ResponseStarted)));
+    }
+
+    #[test]
+    fn anything_else_goes_to_the_decoder() {
+        let base = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a-1","stage":"RequestReceived","verb":"get"}"#;
+        for (why, line) in [
+            ("the last stage", base.replace("RequestReceived", "ResponseComplete")),
+            ("a panic", base.replace("RequestReceived", "Panic")),
+            ("an unknown stage", base.replace("RequestReceived", "Later")),
+            ("not an event", base.replace("\"Event\"", "\"EventList\"")),
+            ("truncated", base[..base.len() - 1].to_string()),
+            ("an escape in the id", base.replace("a-1", "a\\u002d1")),
+            ("an empty id", base.replace("a-1", "")),
+            ("a log prefix", format!("2024-01-01T00:00:00Z {base}")),
+            ("no stage", base.replace(",\"stage\":\"RequestReceived\"", "")),
+            ("not JSON", "RequestReceived}".to_string()),
+            ("empty", String::new()),
+        ] {
+            assert_eq!(early_stage(&line), None, "{why}: {line}");
+        }
+    }
+
+    #[test]
+    fn numbers_and_literals_among_the_first_members_are_passed_over() {
+        let line =
+            r#"{ "kind" : "Event", "n": -1.5e3, "ok": true, "auditID": "b", "stage": "RequestReceived" , "x": null }"#;
+        assert_eq!(early_stage(line), Some(("b", Stage::RequestReceived)));
+    }
+
+    #[test]
+    fn objects_and_arrays_before_the_stage_are_passed_over() {
+        // `jq -S` or `json.dumps(sort_keys=True)`: annotations, objectRef and the request body
+        // come before `stage`.
+        let line = r#"{"annotations":{"a":"}\"{"},"apiVersion":"audit.k8s.io/v1","auditID":"c","kind":"Event","objectRef":{"resource":"pods"},"requestObject":{"spec":{"containers":[{"args":["]","\\"]}]}},"sourceIPs":["10.0.0.1"],"stage":"RequestReceived","verb":"create"}"#;
+        assert_eq!(early_stage(line), Some(("c", Stage::RequestReceived)));
+        assert_eq!(
+            early_stage(r#"{"a":{"stage":"RequestReceived"},"kind":"Event","auditID":"d","stage":"ResponseComplete"}"#),
+            None
+        );
+        assert_eq!(early_stage(r#"{"a":{]}}"#), None);
+    }
+
+    #[test]
+    fn whatever_the_bytes_it_answers() {
+        for text in
+            ["{", "{\"", "{\"kind\"", "{\"kind\":", "{\"kind\":\"", "{\"kind\":1", "{\"a\":tru}", "{\"a\":\"é\"}"]
+        {
+            let _ = early_stage(text);
+        }
+    }
+
+    #[test]
+    fn a_member_the_later_stage_lacks_is_looked_for_by_name() {
+        let raw = RawStage::new(
+            "a",
+            Stage::RequestReceived,
+            Origin::default(),
+            r#"{"kind":"Event","auditID":"a","stage":"RequestReceived","requestObject":{"kind":"Pod"}}"#,
+        );
+        let everything = Presence::from_bits(0x7ff);
+        assert!(!raw.may_add_to(everything));
+        let no_body = Presence::from_bits(0x7ff & !1);
+        assert!(raw.may_add_to(no_body), "the earlier stage has the request body the later lacks");
+        let no_agent = Presence::from_bits(0x7ff & !(1 << 3));
+        assert!(!raw.may_add_to(no_agent), "neither has a user agent");
+    }
+}
