@@ -427,25 +427,31 @@ fn user_any<'a>(user: &'a UserInfo, field: &UserField, f: &mut dyn FnMut(Scalar<
 }
 
 /// The pod spec carried by the request body of a Pod or of a workload that templates pods.
+/// The member at `keys` below `value`: what `Value::pointer` does, without the text of a pointer
+/// to unescape (and allocate) on every call; this runs for every rule that reads a pod spec.
+fn path<'v>(value: &'v Value, keys: &[&str]) -> Option<&'v Value> {
+    keys.iter().try_fold(value, |v, k| v.get(k))
+}
+
 pub fn pod_spec(event: &AuditEvent) -> Option<&Value> {
     let body = event.request_object.as_ref()?.value();
     let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
     let spec = body.get("spec")?;
     let found = match kind {
         "Pod" => Some(spec),
-        "CronJob" => spec.pointer("/jobTemplate/spec/template/spec"),
-        "PodTemplate" => body.pointer("/template/spec"),
+        "CronJob" => path(spec, &["jobTemplate", "spec", "template", "spec"]),
+        "PodTemplate" => path(body, &["template", "spec"]),
         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicationController" => {
-            spec.pointer("/template/spec")
+            path(spec, &["template", "spec"])
         }
         // Bodies without `kind` (some patches, some recorders): find the spec by its shape.
         _ => {
             if ["containers", "initContainers", "ephemeralContainers"].iter().any(|k| spec.get(k).is_some()) {
                 Some(spec)
-            } else if let Some(t) = spec.pointer("/template/spec") {
+            } else if let Some(t) = path(spec, &["template", "spec"]) {
                 Some(t)
             } else {
-                spec.pointer("/jobTemplate/spec/template/spec")
+                path(spec, &["jobTemplate", "spec", "template", "spec"])
             }
         }
     };
@@ -481,7 +487,7 @@ pub fn containers(event: &AuditEvent) -> impl Iterator<Item = &Value> {
 pub fn csr_strings(event: &AuditEvent) -> Vec<String> {
     use base64::Engine as _;
     let Some(body) = event.request_object.as_ref() else { return Vec::new() };
-    let Some(request) = body.value().pointer("/spec/request").and_then(Value::as_str) else { return Vec::new() };
+    let Some(request) = path(body.value(), &["spec", "request"]).and_then(Value::as_str) else { return Vec::new() };
     let engine = base64::engine::general_purpose::STANDARD;
     let Ok(pem) = engine.decode(request.trim()) else { return Vec::new() };
     let pem = String::from_utf8_lossy(&pem);
