@@ -177,7 +177,10 @@ fn decode_nested(text: &str, origin: &Origin, out: &mut Vec<Record>, skipped: &m
         skipped.push(Skipped::new(SkipKind::NotAuditEvent, origin.clone(), "wrappers nested too deeply".into()));
         return;
     }
-    if let (Some(rule), Some(priority), Some(output)) = (&wire.rule, &wire.priority, &wire.output) {
+    // A line that says it is an audit event, with its auditID, is one whatever else it carries
+    // (the hunt's quick look at earlier stages, `crate::early`, reads it the same way).
+    let plain_event = wire.kind.as_deref() == Some("Event") && wire.audit_id.is_some();
+    if !plain_event && let (Some(rule), Some(priority), Some(output)) = (&wire.rule, &wire.priority, &wire.output) {
         out.push(Record::Falco(FalcoAlert {
             rule: rule.clone(),
             priority: priority.clone(),
@@ -197,18 +200,19 @@ fn decode_nested(text: &str, origin: &Origin, out: &mut Vec<Record>, skipped: &m
         for_each_element(items, origin, out, skipped, depth);
         return;
     }
-    if let Some(payload) = wire.proto_payload {
+    if !plain_event && let Some(payload) = wire.proto_payload {
         match gke_event(&wire, payload, origin) {
             Ok(event) => out.push(Record::Audit(event)),
             Err(detail) => skipped.push(Skipped::new(SkipKind::NotAuditEvent, origin.clone(), detail)),
         }
         return;
     }
-    if let Some(records) = wire.records {
+    if !plain_event && let Some(records) = wire.records {
         for_each_element(records, origin, out, skipped, depth);
         return;
     }
-    if let Some(properties) = wire.properties
+    if !plain_event
+        && let Some(properties) = wire.properties
         && wire
             .category
             .as_deref()
@@ -224,7 +228,7 @@ fn decode_nested(text: &str, origin: &Origin, out: &mut Vec<Record>, skipped: &m
             return;
         }
     }
-    if let Some(events) = wire.log_events {
+    if !plain_event && let Some(events) = wire.log_events {
         #[derive(Deserialize)]
         struct LogEvent<'a> {
             #[serde(borrow)]
@@ -482,6 +486,21 @@ mod tests {
         match out.as_slice() {
             [Record::Audit(e)] => e.clone(),
             other => panic!("expected one event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_event_with_its_audit_id_is_an_event_whatever_wrapper_members_it_carries() {
+        for wrapper in [
+            r#""records":[{"kind":"Event","auditID":"b","stage":"ResponseComplete","verb":"delete"}]"#,
+            r#""protoPayload":{"methodName":"io.k8s.core.v1.pods.delete"}"#,
+            r#""rule":"r","priority":"Warning","output":"o""#,
+            r#""logEvents":[{"message":"{}"}]"#,
+        ] {
+            let e = only_event(&format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","stage":"RequestReceived","verb":"get",{wrapper}}}"#
+            ));
+            assert_eq!((e.audit_id.as_str(), e.verb.as_str()), ("a", "get"), "{wrapper}");
         }
     }
 

@@ -26,12 +26,14 @@ pub struct RawStage {
 const MEMBERS_LOOKED_AT: usize = 20;
 
 /// The `auditID` and stage of `text`, when it is a plain `audit.k8s.io` event at a stage that is
-/// not its request's last and its first members say so without doubt: `kind` is `Event`, no
-/// escape in those members, and the line ends its object. Anything else (`None`) goes through
-/// the full decoder, which also says what is wrong with a line.
+/// not its request's last and its first members say so without doubt: `kind` is `Event`,
+/// `apiVersion` is `audit.k8s.io/…`, no escape in those members, and the line ends its object.
+/// Anything else (`None`) goes through the full decoder, which also says what is wrong with a
+/// line. (The decoder reads a line with `kind` `Event` and an `auditID` as an event, whatever
+/// wrapper members it also has, so the two agree on what such a line is.)
 pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
     let bytes = text.as_bytes();
-    if bytes.iter().rev().find(|b| !b.is_ascii_whitespace()) != Some(&b'}') {
+    if bytes.iter().rev().find(|b| !is_space(**b)) != Some(&b'}') {
         return None;
     }
     let mut at = skip_space(bytes, 0);
@@ -39,7 +41,7 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
         return None;
     }
     at += 1;
-    let (mut kind, mut audit_id, mut stage) = (None, None, None);
+    let (mut kind, mut api_version, mut audit_id, mut stage) = (None, None, None, None);
     for _ in 0..MEMBERS_LOOKED_AT {
         at = skip_space(bytes, at);
         let (key, next) = plain_string(text, at)?;
@@ -53,6 +55,7 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
                 let (value, next) = plain_string(text, at)?;
                 match key {
                     "kind" => kind = Some(value),
+                    "apiVersion" => api_version = Some(value),
                     "auditID" => audit_id = Some(value),
                     "stage" => stage = Some(value),
                     _ => {}
@@ -67,9 +70,10 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
             b'{' | b'[' => at = skip_nested(bytes, at)?,
             _ => return None,
         }
-        if let (Some(kind), Some(audit_id), Some(stage)) = (kind, audit_id, stage) {
+        if let (Some(kind), Some(api_version), Some(audit_id), Some(stage)) = (kind, api_version, audit_id, stage) {
             let stage = Stage::parse(stage)?;
-            return (kind == "Event" && !audit_id.is_empty() && !stage.is_final()).then_some((audit_id, stage));
+            let event = kind == "Event" && api_version.starts_with("audit.k8s.io/");
+            return (event && !audit_id.is_empty() && !stage.is_final()).then_some((audit_id, stage));
         }
         at = skip_space(bytes, at);
         match bytes.get(at)? {
@@ -82,7 +86,8 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
 
 /// The position after the object or array that starts at `at`. Brackets are only counted, not
 /// checked: on text that is not JSON the answer may be wrong, which costs nothing but the full
-/// decode the line gets when its request needs it (see the module's comment).
+/// decode the line gets when its request needs it (see the module's comment). A byte loop: in
+/// dense JSON, `memchr` calls that stop every few bytes measured slower.
 fn skip_nested(bytes: &[u8], at: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = at;
@@ -115,8 +120,13 @@ fn skip_nested(bytes: &[u8], at: usize) -> Option<usize> {
     None
 }
 
+/// JSON's whitespace (not a form feed, which `is_ascii_whitespace` also takes).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 fn skip_space(bytes: &[u8], mut at: usize) -> usize {
-    while bytes.get(at).is_some_and(|b| b.is_ascii_whitespace()) {
+    while bytes.get(at).is_some_and(|b| is_space(*b)) {
         at += 1;
     }
     at
@@ -159,14 +169,21 @@ static FINDERS: LazyLock<Vec<memchr::memmem::Finder<'static>>> =
 static ANNOTATIONS: LazyLock<memchr::memmem::Finder<'static>> =
     LazyLock::new(|| memchr::memmem::Finder::new(b"\"annotations\"").into_owned());
 
+/// An escaped character of the first 256: a member name could be written with one
+/// (`"request\u004fbject"`), which the searches by name would not see.
+static ESCAPED: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\\u00").into_owned());
+
 /// Whether the earlier stage `text` might know something that the last stage, with `later`
 /// fields, does not: a member the later stage lacks is named in the line, or the line has
-/// annotations (which a later stage may lack some of). A name found inside a request body only
-/// costs a decode; a real member is never missed.
+/// annotations (which a later stage may lack some of), or it escapes a character that a member
+/// name could hide behind. A name found inside a request body only costs a decode; a real member
+/// is never missed.
 pub fn may_add_to(text: &str, later: Presence) -> bool {
     let bytes = text.as_bytes();
     FINDERS.iter().enumerate().any(|(bit, finder)| !later.has(bit) && finder.find(bytes).is_some())
         || ANNOTATIONS.find(bytes).is_some()
+        || ESCAPED.find(bytes).is_some()
 }
 
 impl RawStage {
@@ -209,6 +226,9 @@ mod tests {
             ("an empty id", base.replace("a-1", "")),
             ("a log prefix", format!("2024-01-01T00:00:00Z {base}")),
             ("no stage", base.replace(",\"stage\":\"RequestReceived\"", "")),
+            ("another apiVersion", base.replace("audit.k8s.io/v1", "v1")),
+            ("no apiVersion", base.replace("\"apiVersion\":\"audit.k8s.io/v1\",", "")),
+            ("a form feed", base.replace(",\"level\"", ",\u{c}\"level\"")),
             ("not JSON", "RequestReceived}".to_string()),
             ("empty", String::new()),
         ] {
@@ -218,8 +238,7 @@ mod tests {
 
     #[test]
     fn numbers_and_literals_among_the_first_members_are_passed_over() {
-        let line =
-            r#"{ "kind" : "Event", "n": -1.5e3, "ok": true, "auditID": "b", "stage": "RequestReceived" , "x": null }"#;
+        let line = r#"{ "kind" : "Event", "n": -1.5e3, "ok": true, "apiVersion": "audit.k8s.io/v1", "auditID": "b", "stage": "RequestReceived" , "x": null }"#;
         assert_eq!(early_stage(line), Some(("b", Stage::RequestReceived)));
     }
 
@@ -230,7 +249,9 @@ mod tests {
         let line = r#"{"annotations":{"a":"}\"{"},"apiVersion":"audit.k8s.io/v1","auditID":"c","kind":"Event","objectRef":{"resource":"pods"},"requestObject":{"spec":{"containers":[{"args":["]","\\"]}]}},"sourceIPs":["10.0.0.1"],"stage":"RequestReceived","verb":"create"}"#;
         assert_eq!(early_stage(line), Some(("c", Stage::RequestReceived)));
         assert_eq!(
-            early_stage(r#"{"a":{"stage":"RequestReceived"},"kind":"Event","auditID":"d","stage":"ResponseComplete"}"#),
+            early_stage(
+                r#"{"a":{"stage":"RequestReceived"},"apiVersion":"audit.k8s.io/v1","kind":"Event","auditID":"d","stage":"ResponseComplete"}"#
+            ),
             None
         );
         assert_eq!(early_stage(r#"{"a":{]}}"#), None);

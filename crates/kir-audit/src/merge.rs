@@ -36,6 +36,9 @@ pub enum Earlier {
     Nothing(Origin),
     /// The earlier stages, decoded: they know something the last stage does not.
     Adds(Box<AuditEvent>),
+    /// The earlier stage was needed but its line is broken further on (said in the merger's or
+    /// the caller's skipped lines): the last stage stands alone, at its own line.
+    Broken,
 }
 
 /// The keys are already hashes: hashing them again would only cost time.
@@ -80,9 +83,10 @@ pub fn earlier_from_text(text: &str, origin: Origin, later: Presence, skipped: &
     }
     let mut records = Vec::with_capacity(1);
     crate::decode(text, &origin, &mut records, skipped);
-    match records.into_iter().next() {
-        Some(Record::Audit(e)) if e.presence().adds_to(later) => Earlier::Adds(Box::new(e)),
-        _ => Earlier::Nothing(origin),
+    match records.pop() {
+        Some(Record::Audit(e)) if records.is_empty() && e.presence().adds_to(later) => Earlier::Adds(Box::new(e)),
+        Some(Record::Audit(_)) if records.is_empty() => Earlier::Nothing(origin),
+        _ => Earlier::Broken,
     }
 }
 
@@ -111,9 +115,6 @@ pub struct StageMerger {
     completed_alone: std::collections::HashSet<u64, BuildHasherDefault<IdentityHasher>>,
     completed_order: VecDeque<u64>,
     late_stages: u64,
-    /// Whether any earlier stage came at all: a log whose policy omits them (the common
-    /// `omitStages: [RequestReceived]`) costs nothing to track.
-    early_stages_seen: bool,
     /// Earlier stages kept as text that the decoder refused when they were needed.
     skipped: Vec<Skipped>,
 }
@@ -139,7 +140,6 @@ impl StageMerger {
             completed_alone: Default::default(),
             completed_order: VecDeque::new(),
             late_stages: 0,
-            early_stages_seen: false,
             skipped: Vec::new(),
         }
     }
@@ -147,7 +147,9 @@ impl StageMerger {
     /// The last stage of request `k` came with nothing held for it (and was reported alone):
     /// its earlier stages, if they still come, are dropped.
     pub fn completed_alone(&mut self, k: u64) {
-        if self.early_stages_seen && self.completed_alone.insert(k) {
+        // Tracked even before any earlier stage came: a log may open with a last stage whose
+        // earlier stage follows it (a few milliseconds of hashing per million requests).
+        if self.completed_alone.insert(k) {
             self.completed_order.push_back(k);
             while self.completed_order.len() > self.capacity {
                 if let Some(old) = self.completed_order.pop_front() {
@@ -155,12 +157,6 @@ impl StageMerger {
                 }
             }
         }
-    }
-
-    /// An earlier stage was joined to its last stage before it reached the merger: from now on
-    /// a last stage that comes alone is tracked (its earlier stages may still come, late).
-    pub fn saw_early_stages(&mut self) {
-        self.early_stages_seen = true;
     }
 
     /// Earlier stages dropped because their request was already reported.
@@ -182,7 +178,6 @@ impl StageMerger {
 
     /// Whether an earlier stage of `k` is to be dropped: its request was already reported.
     fn late(&mut self, k: u64) -> bool {
-        self.early_stages_seen = true;
         if self.completed_alone.contains(&k) {
             self.late_stages += 1;
             return true;
@@ -281,6 +276,7 @@ impl StageMerger {
                 event.origin = origin;
                 out.push(event);
             }
+            Some(Earlier::Broken) => out.push(event),
             None => {
                 self.completed_alone(k);
                 out.push(event);

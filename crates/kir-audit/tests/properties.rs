@@ -107,21 +107,25 @@ proptest! {
     }
 
     /// A line the quick look takes for an earlier stage is one to the full decoder too, with the
-    /// same auditID and stage, whatever the order of its members and whatever else they hold.
+    /// same auditID and stage, whatever the order of its members and whatever else they hold
+    /// (wrapper members such as `records` included), unless the decoder refuses the line.
     #[test]
     fn the_quick_look_at_a_stage_agrees_with_the_decoder(
-        members in prop::collection::btree_map(
-            prop::sample::select(vec!["kind", "apiVersion", "auditID", "stage", "level", "verb", "user", "annotations", "requestObject", "x"]),
-            prop_oneof![
-                prop::sample::select(vec!["Event", "EventList", "RequestReceived", "ResponseStarted", "ResponseComplete", "Panic", "a-1", "", "a\"b", "é"]).prop_map(|s| json!(s)),
-                jsonish(),
-            ],
-            0..10,
+        kind in prop::sample::select(vec!["Event", "Event", "EventList", "Pod"]),
+        api_version in prop::sample::select(vec!["audit.k8s.io/v1", "audit.k8s.io/v1beta1", "v1"]),
+        audit_id in prop::sample::select(vec!["a-1", "", "a\"b", "é"]),
+        stage in prop::sample::select(vec!["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic", "Later"]),
+        others in prop::collection::btree_map(
+            prop::sample::select(vec!["level", "verb", "user", "annotations", "requestObject", "records", "protoPayload", "items", "rule", "priority", "output", "x"]),
+            jsonish(),
+            0..8,
         ),
-        order in Just((0..10usize).collect::<Vec<_>>()).prop_shuffle(),
+        order in Just((0..12usize).collect::<Vec<_>>()).prop_shuffle(),
         spaced in any::<bool>(),
     ) {
-        let members: Vec<(&str, Value)> = members.into_iter().collect();
+        let mut members: Vec<(&str, Value)> =
+            vec![("kind", json!(kind)), ("apiVersion", json!(api_version)), ("auditID", json!(audit_id)), ("stage", json!(stage))];
+        members.extend(others);
         let sep = if spaced { " , " } else { "," };
         let body: Vec<String> = order
             .iter()
@@ -132,7 +136,12 @@ proptest! {
         if let Some((id, stage)) = early_stage(&text) {
             let (mut out, mut skipped) = (Vec::new(), Vec::new());
             decode(&text, &origin(), &mut out, &mut skipped);
-            prop_assert!(skipped.is_empty(), "{text}: {skipped:?}");
+            // A member further on may be refused (the hunt then counts the line as skipped when
+            // its request needs it); what the decoder reads is never anything else.
+            if !skipped.is_empty() {
+                prop_assert!(out.is_empty(), "{text}: {out:?}");
+                return Ok(());
+            }
             prop_assert_eq!(out.len(), 1);
             match &out[0] {
                 Record::Audit(e) => {

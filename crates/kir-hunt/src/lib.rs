@@ -353,6 +353,10 @@ fn last_stage(rules: &RuleSet, e: Box<AuditEvent>, local: &mut [Local], skipped:
             let findings = match_event(rules, &e);
             Piece::Last(e, k, presence, findings, true)
         }
+        Earlier::Broken => {
+            let findings = match_event(rules, &e);
+            Piece::Last(e, k, presence, findings, true)
+        }
         Earlier::Adds(mut earlier) => {
             earlier.absorb(*e);
             let presence = earlier.presence();
@@ -526,9 +530,9 @@ impl<'a> Detector<'a> {
     ) -> (Box<AuditEvent>, Vec<(usize, Finding)>) {
         let origin = match self.merger.take(k, &event, presence) {
             None => {
-                if joined {
-                    self.merger.saw_early_stages();
-                } else {
+                // A last stage joined to its earlier stage in its chunk has nothing left to come;
+                // a record without stages is a whole request.
+                if !joined && event.stage.is_some() {
                     self.merger.completed_alone(k);
                 }
                 return (event, findings);
@@ -540,6 +544,7 @@ impl<'a> Detector<'a> {
                 return (earlier, findings);
             }
             Some(Earlier::Nothing(origin)) => origin,
+            Some(Earlier::Broken) => return (event, findings),
         };
         // The usual case: the last stage has it all. Findings point at the request's first line.
         let mut event = event;

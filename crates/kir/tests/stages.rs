@@ -127,3 +127,21 @@ fn a_broken_earlier_stage_that_is_needed_is_a_skipped_line() {
         }
     }
 }
+
+/// Stages out of order at the very start of a log (the last stage first, the earlier one after
+/// it, in the same chunk or the next): still one request.
+#[test]
+fn a_last_stage_that_opens_the_log_before_its_earlier_stage_is_one_request() {
+    let dir = tempfile::tempdir().unwrap();
+    for gap in [0, 100] {
+        let mut lines = vec![pod_stage("p-5", "ResponseComplete", true, Some(201))];
+        lines.extend(filler(gap));
+        lines.push(pod_stage("p-5", "RequestReceived", true, None));
+        for threads in ["1", "2"] {
+            let doc = hunt_json(dir.path(), &lines, threads);
+            let why = format!("gap {gap}, threads {threads}: {}", doc["stats"]);
+            assert_eq!(doc["stats"]["events"], gap + 1, "{why}");
+            assert_eq!(doc["findings"].as_array().unwrap().len(), 1, "{why}");
+        }
+    }
+}
