@@ -7,7 +7,7 @@
 //! alone and kept as text; it is decoded only when its request needs it: its last stage lacks a
 //! field it has, or its last stage never comes (it is then reported on its own, as before).
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use crate::event::{Origin, Presence, Stage};
 
@@ -15,7 +15,6 @@ use crate::event::{Origin, Presence, Stage};
 #[derive(Debug, Clone)]
 pub struct RawStage {
     pub audit_id: Box<str>,
-    pub stage: Stage,
     pub origin: Origin,
     pub text: Box<str>,
 }
@@ -187,17 +186,8 @@ pub fn may_add_to(text: &str, later: Presence) -> bool {
 }
 
 impl RawStage {
-    pub fn new(audit_id: &str, stage: Stage, origin: Origin, text: &str) -> RawStage {
-        RawStage { audit_id: audit_id.into(), stage, origin, text: text.into() }
-    }
-
-    /// [`may_add_to`] of this stage's line.
-    pub fn may_add_to(&self, later: Presence) -> bool {
-        may_add_to(&self.text, later)
-    }
-
-    pub fn cluster(&self) -> Option<&Arc<str>> {
-        self.origin.cluster.as_ref()
+    pub fn new(audit_id: &str, origin: Origin, text: &str) -> RawStage {
+        RawStage { audit_id: audit_id.into(), origin, text: text.into() }
     }
 }
 
@@ -268,17 +258,12 @@ mod tests {
 
     #[test]
     fn a_member_the_later_stage_lacks_is_looked_for_by_name() {
-        let raw = RawStage::new(
-            "a",
-            Stage::RequestReceived,
-            Origin::default(),
-            r#"{"kind":"Event","auditID":"a","stage":"RequestReceived","requestObject":{"kind":"Pod"}}"#,
-        );
+        let line = r#"{"kind":"Event","auditID":"a","stage":"RequestReceived","requestObject":{"kind":"Pod"}}"#;
         let everything = Presence::from_bits(0x7ff);
-        assert!(!raw.may_add_to(everything));
+        assert!(!may_add_to(line, everything));
         let no_body = Presence::from_bits(0x7ff & !1);
-        assert!(raw.may_add_to(no_body), "the earlier stage has the request body the later lacks");
+        assert!(may_add_to(line, no_body), "the earlier stage has the request body the later lacks");
         let no_agent = Presence::from_bits(0x7ff & !(1 << 3));
-        assert!(!raw.may_add_to(no_agent), "neither has a user agent");
+        assert!(!may_add_to(line, no_agent), "neither has a user agent");
     }
 }

@@ -81,23 +81,22 @@ pub fn earlier_from_text(text: &str, origin: Origin, later: Presence, skipped: &
     if !crate::early::may_add_to(text, later) {
         return Earlier::Nothing(origin);
     }
-    let mut records = Vec::with_capacity(1);
-    crate::decode(text, &origin, &mut records, skipped);
-    match records.pop() {
-        Some(Record::Audit(e)) if records.is_empty() && e.presence().adds_to(later) => Earlier::Adds(Box::new(e)),
-        Some(Record::Audit(_)) if records.is_empty() => Earlier::Nothing(origin),
-        _ => Earlier::Broken,
+    match decode_stage(text, &origin, skipped) {
+        Some(e) if e.presence().adds_to(later) => Earlier::Adds(Box::new(e)),
+        Some(_) => Earlier::Nothing(origin),
+        None => Earlier::Broken,
     }
 }
 
-/// An earlier stage kept as text, decoded now; a line the decoder refuses is said in `skipped`.
-fn decode_raw(raw: RawStage, skipped: &mut Vec<Skipped>) -> Option<AuditEvent> {
+/// An earlier stage kept as text, decoded now: its one audit event, or `None` with what the
+/// decoder refused said in `skipped`.
+fn decode_stage(text: &str, origin: &Origin, skipped: &mut Vec<Skipped>) -> Option<AuditEvent> {
     let mut records = Vec::with_capacity(1);
-    crate::decode(&raw.text, &raw.origin, &mut records, skipped);
-    records.into_iter().find_map(|r| match r {
-        Record::Audit(e) => Some(e),
-        Record::Falco(_) => None,
-    })
+    crate::decode(text, origin, &mut records, skipped);
+    match records.pop() {
+        Some(Record::Audit(e)) if records.is_empty() => Some(e),
+        _ => None,
+    }
 }
 
 /// Joins the stages of each request by `auditID`, with bounded memory: a request whose final
@@ -172,7 +171,7 @@ impl StageMerger {
     fn decoded(&mut self, held: Held) -> Option<AuditEvent> {
         match held {
             Held::Decoded(e, _) => Some(*e),
-            Held::Raw(raw) => decode_raw(raw, &mut self.skipped),
+            Held::Raw(raw) => decode_stage(&raw.text, &raw.origin, &mut self.skipped),
         }
     }
 
@@ -224,7 +223,7 @@ impl StageMerger {
         match self.pending.get(&k) {
             // A second earlier stage (a watch's `ResponseStarted`): rare, decoded and joined.
             Some(held) if held.is_request(&raw.audit_id, &raw.origin.cluster) => {
-                if let Some(event) = decode_raw(raw, &mut self.skipped) {
+                if let Some(event) = decode_stage(&raw.text, &raw.origin, &mut self.skipped) {
                     let presence = event.presence();
                     self.hold(k, event, presence, out);
                 }
@@ -248,7 +247,7 @@ impl StageMerger {
         }
         Some(match self.pending.remove(&k)? {
             Held::Decoded(e, p) if p.adds_to(presence) => Earlier::Adds(e),
-            Held::Decoded(e, _) => Earlier::Nothing(e.origin.clone()),
+            Held::Decoded(e, _) => Earlier::Nothing(e.origin),
             Held::Raw(raw) => earlier_from_text(&raw.text, raw.origin, presence, &mut self.skipped),
         })
     }

@@ -322,7 +322,7 @@ enum Piece {
 /// ends, in case its last stage comes in the same chunk (it usually does).
 enum Local<'b> {
     Piece(Piece),
-    Early { k: u64, audit_id: &'b str, stage: kir_audit::Stage, origin: kir_audit::Origin, text: &'b str },
+    Early { k: u64, audit_id: &'b str, origin: kir_audit::Origin, text: &'b str },
 }
 
 /// A request's last stage, decoded: joined at once with its earlier stage when that is in the
@@ -390,9 +390,9 @@ fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::Buffer
                         continue;
                     }
                 };
-                if let Some((audit_id, stage)) = early_stage(text) {
+                if let Some((audit_id, _)) = early_stage(text) {
                     let k = merge_key_of(audit_id, &batch.cluster);
-                    local.push(Local::Early { k, audit_id, stage, origin, text });
+                    local.push(Local::Early { k, audit_id, origin, text });
                     continue;
                 }
                 kir_audit::decode(text, &origin, &mut records, &mut skipped);
@@ -412,9 +412,7 @@ fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::Buffer
                 .into_iter()
                 .map(|l| match l {
                     Local::Piece(p) => p,
-                    Local::Early { k, audit_id, stage, origin, text } => {
-                        Piece::Raw(RawStage::new(audit_id, stage, origin, text), k)
-                    }
+                    Local::Early { k, audit_id, origin, text } => Piece::Raw(RawStage::new(audit_id, origin, text), k),
                 })
                 .collect();
             (pieces, skipped)
@@ -613,20 +611,15 @@ impl<'a> Pipeline<'a> {
     }
 
     fn process(&mut self, decoded: Decoded) {
-        let tally = self.tallies.entry(decoded.path.clone()).or_default();
         for s in decoded.read_problems {
-            tally.skipped += 1;
-            tally.first_problem.get_or_insert_with(|| s.clone());
-            self.report.stats.skipped.add(s);
+            self.count_skipped(s);
         }
         let mut released = Vec::new();
         for (pieces, skipped) in decoded.chunks {
-            let tally = self.tallies.entry(decoded.path.clone()).or_default();
             for s in skipped {
-                tally.skipped += 1;
-                tally.first_problem.get_or_insert_with(|| s.clone());
-                self.report.stats.skipped.add(s);
+                self.count_skipped(s);
             }
+            let tally = self.tallies.entry(decoded.path.clone()).or_default();
             let records = pieces.iter().filter(|p| !matches!(p, Piece::Unreadable)).count() as u64;
             tally.records += records;
             self.report.stats.records += records;
@@ -661,10 +654,16 @@ impl<'a> Pipeline<'a> {
             self.report.stats.records = self.report.stats.records.saturating_sub(1);
             let tally = self.tallies.entry(s.origin.path.clone()).or_default();
             tally.records = tally.records.saturating_sub(1);
-            tally.skipped += 1;
-            tally.first_problem.get_or_insert_with(|| s.clone());
-            self.report.stats.skipped.add(s);
+            self.count_skipped(s);
         }
+    }
+
+    /// A line that is no record, counted for its file and in the report.
+    fn count_skipped(&mut self, s: Skipped) {
+        let tally = self.tallies.entry(s.origin.path.clone()).or_default();
+        tally.skipped += 1;
+        tally.first_problem.get_or_insert_with(|| s.clone());
+        self.report.stats.skipped.add(s);
     }
 
     /// Matches requests whose stages were joined (or released) here, in parallel.
