@@ -190,19 +190,28 @@ pub async fn send_for(store: &Store, plan: &Plan, fired: &[Fired], now: i64, not
             note(store.delivery_done(f, Delivery::NotSent, now).await);
             continue;
         }
-        let (mut delivered, mut failed) = (0, 0);
-        for d in notifier.notify_roles(plan, &notice).await {
+        let deliveries = notifier.notify_roles(plan, &notice).await;
+        let delivered = deliveries.iter().filter(|d| d.skipped.is_none() && d.delivered).count();
+        let failed = deliveries.iter().filter(|d| d.skipped.is_none() && !d.delivered).count();
+        let release = delivered == 0 && failed > 0 && !f.manual;
+        if !release {
+            // Done in the outbox before anything else is written: a process killed between
+            // sending and this write leaves the level pending, and the replica that takes it over
+            // sends it again. The timeline rows can wait; this one write cannot.
+            let how = match (delivered, failed) {
+                (0, 0) => Delivery::Skipped,
+                (0, _) => Delivery::Failed,
+                _ => Delivery::Delivered,
+            };
+            note(store.delivery_done(f, how, now).await);
+        }
+        for d in deliveries {
             if let Some(why) = &d.skipped {
                 sent.skipped += 1;
                 let message = format!("{} ({}): skipped: {why}", d.channel, d.kind);
                 let data = serde_json::json!({"channel": d.channel, "kind": d.kind, "skipped": why, "roles": f.notify});
                 note(store.record(inc.id, who, "notification", &message, Some(data), now).await);
                 continue;
-            }
-            if d.delivered {
-                delivered += 1;
-            } else {
-                failed += 1;
             }
             for a in &d.attempts {
                 let outcome = match (&a.error, a.status) {
@@ -220,17 +229,10 @@ pub async fn send_for(store: &Store, plan: &Plan, fired: &[Fired], now: i64, not
         }
         sent.delivered += delivered;
         sent.failed += failed;
-        if delivered == 0 && failed > 0 && !f.manual {
+        if release {
             let message =
                 format!("no channel delivered escalation level {}: it fires again at the next tick", f.level + 1);
             note(store.release(f, who, &message, now).await);
-        } else {
-            let how = match (delivered, failed) {
-                (0, 0) => Delivery::Skipped,
-                (0, _) => Delivery::Failed,
-                _ => Delivery::Delivered,
-            };
-            note(store.delivery_done(f, how, now).await);
         }
     }
     sent.problems = problems;
