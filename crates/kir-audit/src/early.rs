@@ -66,7 +66,7 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
                 at += bytes[at..].iter().position(|b| matches!(b, b',' | b'}' | b' ' | b'\t' | b'\r' | b'\n'))?;
             }
             // An object or an array before the members that matter (keys sorted): passed over.
-            b'{' | b'[' => at = skip_nested(bytes, at)?,
+            b'{' | b'[' => at = crate::envelope::skip_nested(bytes, at)?,
             _ => return None,
         }
         if let (Some(kind), Some(api_version), Some(audit_id), Some(stage)) = (kind, api_version, audit_id, stage) {
@@ -79,42 +79,6 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
             b',' => at += 1,
             _ => return None,
         }
-    }
-    None
-}
-
-/// The position after the object or array that starts at `at`. Brackets are only counted, not
-/// checked: on text that is not JSON the answer may be wrong, which costs nothing but the full
-/// decode the line gets when its request needs it (see the module's comment). A byte loop: in
-/// dense JSON, `memchr` calls that stop every few bytes measured slower.
-fn skip_nested(bytes: &[u8], at: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut i = at;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'"' => {
-                i += 1;
-                loop {
-                    let j = memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
-                    if bytes[i + j] == b'\\' {
-                        i += j + 2;
-                    } else {
-                        i += j + 1;
-                        break;
-                    }
-                }
-                continue;
-            }
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-        i += 1;
     }
     None
 }
@@ -138,11 +102,11 @@ fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
     if bytes.get(at) != Some(&b'"') {
         return None;
     }
-    let len = memchr::memchr2(b'"', b'\\', &bytes[at + 1..])?;
-    if bytes[at + 1 + len] != b'"' {
+    let end = crate::envelope::string_stop(bytes, at + 1)?;
+    if bytes[end] != b'"' {
         return None;
     }
-    Some((text.get(at + 1..at + 1 + len)?, at + len + 2))
+    Some((text.get(at + 1..end)?, end + 1))
 }
 
 /// The members whose presence [`Presence`] records, as they are written in a line, in its bit

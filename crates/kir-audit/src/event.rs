@@ -329,7 +329,6 @@ impl Presence {
         bit < 24 && self.0 & (1 << bit) != 0
     }
 
-    #[cfg(test)]
     pub(crate) fn from_bits(bits: u32) -> Presence {
         Presence(bits)
     }

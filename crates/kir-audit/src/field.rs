@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use crate::envelope::{Envelope, EnvelopeUser};
 use crate::event::{AuditEvent, UserInfo};
 
 /// One value found at a field: what rules compare against.
@@ -392,6 +393,102 @@ impl Field {
     pub fn exists(&self, event: &AuditEvent) -> bool {
         self.any(event, &mut |v| !matches!(v, Scalar::Null))
     }
+}
+
+/// Where rules read field values: a decoded event knows every field; a last stage read for its
+/// envelope only ([`crate::envelope`]) knows some, and says `None` ("cannot tell") for the rest.
+pub trait Fields<'a> {
+    /// Calls `f` for every value of `field`; `Some(true)` as soon as `f` says so, `Some(false)`
+    /// when no value did, `None` when this source does not hold the field.
+    fn any(&self, field: &Field, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> Option<bool>;
+}
+
+impl<'a> Fields<'a> for &'a AuditEvent {
+    #[inline]
+    fn any(&self, field: &Field, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> Option<bool> {
+        Some(field.any(self, f))
+    }
+}
+
+impl<'e, 'a: 'e> Fields<'e> for &'e Envelope<'a> {
+    fn any(&self, field: &Field, f: &mut dyn FnMut(Scalar<'e>) -> bool) -> Option<bool> {
+        let e: &'e Envelope<'a> = self;
+        let text = |f: &mut dyn FnMut(Scalar<'e>) -> bool, s: Option<&'e str>| {
+            Some(match s {
+                Some(s) => f(Scalar::Str(Cow::Borrowed(s))),
+                None => false,
+            })
+        };
+        let annotation = |f: &mut dyn FnMut(Scalar<'e>) -> bool, key: &str| match e.annotation(key) {
+            None => Some(false),
+            Some(Some(value)) => Some(f(Scalar::Str(Cow::Borrowed(value)))),
+            // Not a string: the decoder keeps its JSON text, which the envelope does not.
+            Some(None) => None,
+        };
+        let service_account = || e.user.username.strip_prefix("system:serviceaccount:").and_then(|r| r.split_once(':'));
+        match field {
+            Field::ApiVersion => text(f, Some(&e.api_version)),
+            Field::AuditId => text(f, Some(&e.audit_id)),
+            Field::Stage => text(f, e.stage.map(|s| s.as_str())),
+            Field::Level => text(f, e.level.as_deref()),
+            Field::Verb => text(f, Some(&e.verb)),
+            Field::RequestUri => text(f, Some(&e.request_uri)),
+            Field::UserAgent => text(f, e.user_agent.as_deref()),
+            Field::SourceIps => Some(e.source_ips.iter().any(|ip| f(Scalar::Str(Cow::Borrowed(ip))))),
+            Field::User(uf) => envelope_user(&e.user, uf, f),
+            Field::ImpersonatedUser(uf) => match &e.impersonated_user {
+                Some(u) => envelope_user(u, uf, f),
+                None => Some(false),
+            },
+            Field::ObjectRef(of) => match &e.object_ref {
+                Some(o) => text(f, o[*of as usize].as_deref()),
+                None => Some(false),
+            },
+            Field::ResponseCode => Some(match e.response_code {
+                Some(c) => f(Scalar::Int(c)),
+                None => false,
+            }),
+            Field::ResponseStatus(_) => (!e.has_response_status).then_some(false),
+            Field::Annotation(key) => annotation(f, key),
+            Field::Decision => annotation(f, "authorization.k8s.io/decision"),
+            Field::RequestReceivedTimestamp => Some(match e.request_received {
+                Some(t) => f(Scalar::Str(Cow::Owned(t.to_string()))),
+                None => false,
+            }),
+            Field::StageTimestamp => Some(match e.stage_time {
+                Some(t) => f(Scalar::Str(Cow::Owned(t.to_string()))),
+                None => false,
+            }),
+            // All read from the request body.
+            Field::RequestObject(_)
+            | Field::PodSpec(_)
+            | Field::Containers(_)
+            | Field::Images
+            | Field::ImageRepositories
+            | Field::CsrSubject => (!e.has_request_object).then_some(false),
+            Field::ResponseObject(_) => (!e.has_response_object).then_some(false),
+            Field::RoleRefPower => None,
+            Field::ServiceAccountNamespace => text(f, service_account().map(|(ns, _)| ns)),
+            Field::ServiceAccountName => text(f, service_account().map(|(_, name)| name)),
+            Field::Unknown(_) => Some(false),
+        }
+    }
+}
+
+fn envelope_user<'e>(
+    user: &'e EnvelopeUser<'_>,
+    field: &UserField,
+    f: &mut dyn FnMut(Scalar<'e>) -> bool,
+) -> Option<bool> {
+    Some(match field {
+        UserField::Username => f(Scalar::Str(Cow::Borrowed(&user.username))),
+        UserField::Uid => match &user.uid {
+            Some(uid) => f(Scalar::Str(Cow::Borrowed(uid))),
+            None => false,
+        },
+        UserField::Groups => user.groups.iter().any(|g| f(Scalar::Str(Cow::Borrowed(g)))),
+        UserField::Extra(_) => return (!user.has_extra).then_some(false),
+    })
 }
 
 fn path_rest(rest: &str) -> Option<&str> {

@@ -11,6 +11,7 @@
 
 pub mod decode;
 pub mod early;
+pub mod envelope;
 pub mod event;
 pub mod field;
 pub mod merge;
@@ -19,10 +20,11 @@ pub mod source;
 
 pub use decode::{decode, parse_time};
 pub use early::{RawStage, early_stage};
+pub use envelope::Envelope;
 pub use event::{
     AuditEvent, Context, FalcoAlert, LazyJson, ObjectRef, Origin, Presence, Record, ResponseStatus, Stage, UserInfo,
 };
-pub use field::{Field, FieldKind, JsonPath, Scalar};
+pub use field::{Field, FieldKind, Fields, JsonPath, Scalar};
 pub use merge::StageMerger;
 pub use skip::{SkipKind, SkipReport, Skipped};
 pub use source::{Input, LineBatch, ReadOptions, discover, read_input, read_stream};

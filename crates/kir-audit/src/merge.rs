@@ -242,7 +242,24 @@ impl StageMerger {
     /// Takes what is held for the request of `last` (whose key is `k` and fields `presence`),
     /// when its last stage arrives: `None` when nothing is held.
     pub fn take(&mut self, k: u64, last: &AuditEvent, presence: Presence) -> Option<Earlier> {
-        if !self.pending.get(&k)?.is_request(&last.audit_id, &last.origin.cluster) {
+        self.take_for(k, &last.audit_id, &last.origin.cluster, presence)
+    }
+
+    /// Whether anything is held under key `k`: when not, a last stage with that key needs no
+    /// [`Self::take_for`] (and no look at its auditID).
+    pub fn holds(&mut self, k: u64) -> bool {
+        self.pending.contains_key(&k)
+    }
+
+    /// [`Self::take`] for a last stage known by its auditID and cluster, not decoded.
+    pub fn take_for(
+        &mut self,
+        k: u64,
+        audit_id: &str,
+        cluster: &Option<Arc<str>>,
+        presence: Presence,
+    ) -> Option<Earlier> {
+        if !self.pending.get(&k)?.is_request(audit_id, cluster) {
             return None;
         }
         Some(match self.pending.remove(&k)? {

@@ -35,6 +35,62 @@ impl Condition {
     }
 }
 
+/// Three-valued `and` (Kleene): a known `false` decides; else an unknown leaves it unknown.
+pub fn all3(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
+    let mut unknown = false;
+    for v in values {
+        match v {
+            Some(false) => return Some(false),
+            None => unknown = true,
+            Some(true) => {}
+        }
+    }
+    if unknown { None } else { Some(true) }
+}
+
+/// Three-valued `or` (Kleene): a known `true` decides; else an unknown leaves it unknown.
+pub fn any3(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
+    let mut unknown = false;
+    for v in values {
+        match v {
+            Some(true) => return Some(true),
+            None => unknown = true,
+            Some(false) => {}
+        }
+    }
+    if unknown { None } else { Some(false) }
+}
+
+impl Condition {
+    /// [`Condition::eval`] when a search may be unknown (`None`): the answer is `None` unless
+    /// the known searches decide it whatever the unknown ones are.
+    pub fn eval_partial(&self, search: &mut dyn FnMut(usize) -> Option<bool>) -> Option<bool> {
+        match self {
+            Condition::Search(i) => search(*i),
+            Condition::Not(c) => c.eval_partial(search).map(|v| !v),
+            Condition::And(cs) => all3(cs.iter().map(|c| c.eval_partial(search))),
+            Condition::Or(cs) => any3(cs.iter().map(|c| c.eval_partial(search))),
+            Condition::AtLeast(n, ids) => {
+                let (mut hits, mut unknown) = (0, 0);
+                for i in ids {
+                    match search(*i) {
+                        Some(true) => hits += 1,
+                        None => unknown += 1,
+                        Some(false) => {}
+                    }
+                }
+                if hits >= *n {
+                    Some(true)
+                } else if hits + unknown < *n {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
 impl Condition {
     /// Reorders `and`/`or` operands so that cheap searches run first: the result is the same
     /// (searches have no side effects), but most events are then decided on typed fields before

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 use ipnet::IpNet;
-use kir_audit::{AuditEvent, Field, FieldKind, Scalar};
+use kir_audit::{AuditEvent, Field, FieldKind, Fields, Scalar};
 use regex::Regex;
 use serde_json::Value;
 
@@ -102,6 +102,12 @@ impl Detection {
     pub fn matches(&self, event: &AuditEvent) -> bool {
         self.condition.eval(&mut |i| self.searches[i].matches(event))
     }
+
+    /// Whether the rule could match a request of which `source` holds only some fields: `false`
+    /// only when the fields it holds already rule a match out, whatever the others say.
+    pub fn may_match<'a>(&self, source: &impl Fields<'a>) -> bool {
+        self.condition.eval_partial(&mut |i| self.searches[i].eval(source)) != Some(false)
+    }
 }
 
 impl Search {
@@ -118,6 +124,18 @@ impl Search {
         match self {
             Search::Maps(maps) => maps.iter().any(|items| items.iter().all(|item| item.matches(event))),
             Search::Keywords(matchers) => keyword_match(matchers, event),
+        }
+    }
+
+    /// [`Search::matches`] on a source that may not hold every field: `None` when the fields
+    /// it lacks decide (three-valued: a known `false` item decides its map alone).
+    pub fn eval<'a>(&self, source: &impl Fields<'a>) -> Option<bool> {
+        match self {
+            Search::Maps(maps) => {
+                condition::any3(maps.iter().map(|items| condition::all3(items.iter().map(|item| item.eval(source)))))
+            }
+            // Keywords read the request body as text.
+            Search::Keywords(_) => None,
         }
     }
 }
@@ -141,27 +159,49 @@ fn keyword_match(matchers: &[Matcher], event: &AuditEvent) -> bool {
 
 impl Item {
     pub fn matches(&self, event: &AuditEvent) -> bool {
+        self.eval(&event).unwrap_or(false)
+    }
+
+    /// Whether the item holds on `source`: `None` when the source does not hold a field the
+    /// item reads (an envelope without the request body).
+    pub fn eval<'a>(&self, source: &impl Fields<'a>) -> Option<bool> {
         match &self.op {
-            ItemOp::Unconfigured => false,
-            ItemOp::Exists(want) => self.field.exists(event) == *want,
+            ItemOp::Unconfigured => Some(false),
+            ItemOp::Exists(want) => Some(source.any(&self.field, &mut |v| !matches!(v, Scalar::Null))? == *want),
             ItemOp::FieldRef(refs) => {
                 // Compared in place: no copy of either side.
-                let equals_a_ref = |v: &Scalar| {
+                let mut unknown = false;
+                let mut equals_a_ref = |v: &Scalar| {
                     let text = v.text();
-                    refs.iter().any(|r| r.any(event, &mut |o| o.text() == text))
+                    refs.iter().any(|r| match source.any(r, &mut |o| o.text() == text) {
+                        Some(hit) => hit,
+                        None => {
+                            unknown = true;
+                            false
+                        }
+                    })
                 };
-                if self.negate {
-                    self.field.any(event, &mut |v| !equals_a_ref(&v))
+                let hit = if self.negate {
+                    source.any(&self.field, &mut |v| !equals_a_ref(&v))?
                 } else {
-                    self.field.any(event, &mut |v| equals_a_ref(&v))
-                }
+                    source.any(&self.field, &mut |v| equals_a_ref(&v))?
+                };
+                // Under `|not`, a reference that could not be read may have been the equal one.
+                if unknown && (self.negate || !hit) { None } else { Some(hit) }
             }
             ItemOp::Values(matchers) => {
                 if self.all && !self.negate {
-                    return matchers.iter().all(|m| self.field.any(event, &mut |v| m.matches(&Prepared::new(&v))));
+                    let mut all = true;
+                    for m in matchers {
+                        if !source.any(&self.field, &mut |v| m.matches(&Prepared::new(&v)))? {
+                            all = false;
+                            break;
+                        }
+                    }
+                    return Some(all);
                 }
                 let mut seen = false;
-                let hit = self.field.any(event, &mut |v| {
+                let hit = source.any(&self.field, &mut |v| {
                     seen = true;
                     let v = Prepared::new(&v);
                     // An element that cannot be compared (not an address for `cidr`, not a number
@@ -175,9 +215,9 @@ impl Item {
                         matchers.iter().any(|m| m.matches(&v))
                     };
                     any != self.negate
-                });
+                })?;
                 // `field: null` also means "the field is not there".
-                hit || (!seen && !self.negate && matchers.iter().any(|m| matches!(m, Matcher::Null)))
+                Some(hit || (!seen && !self.negate && matchers.iter().any(|m| matches!(m, Matcher::Null))))
             }
         }
     }

@@ -79,9 +79,9 @@ impl RuleIndex {
     }
 
     /// Calls `f` with every rule worth evaluating on `event`.
-    fn for_each_candidate(&self, event: &AuditEvent, mut f: impl FnMut(usize)) {
-        let verb = lowercase(&event.verb);
-        let resource = event.resource().map(lowercase);
+    fn for_each_candidate(&self, verb: &str, resource: Option<&str>, mut f: impl FnMut(usize) -> bool) {
+        let verb = lowercase(verb);
+        let resource = resource.map(lowercase);
         let by_verb = self
             .by_verb
             .iter()
@@ -94,8 +94,8 @@ impl RuleIndex {
                 (Some(needed), Some(r)) => needed.iter().any(|n| n == r),
                 (Some(_), None) => false,
             };
-            if resource_ok {
-                f(i);
+            if resource_ok && f(i) {
+                return;
             }
         }
     }
@@ -204,11 +204,25 @@ impl RuleSet {
 
     /// Indices of the detection rules that match `event`.
     pub fn matching(&self, event: &AuditEvent, out: &mut Vec<usize>) {
-        self.index.for_each_candidate(event, |i| {
+        self.index.for_each_candidate(&event.verb, event.resource(), |i| {
             if self.detections[i].detection.matches(event) {
                 out.push(i);
             }
+            false
         });
+    }
+
+    /// Whether any rule could match the request whose last stage has `envelope`: `false` when
+    /// the envelope alone rules every rule out, so the hunt need not decode the request
+    /// ([`kir_audit::envelope`]). Contextual rules are not asked: the caller decodes every
+    /// request that could feed or need the roles it learns.
+    pub fn may_match(&self, envelope: &kir_audit::Envelope) -> bool {
+        let mut may = false;
+        self.index.for_each_candidate(&envelope.verb, envelope.resource(), |i| {
+            may = self.detections[i].detection.may_match(&envelope);
+            may
+        });
+        may
     }
 
     /// Whether any rule needs the context (`kir.roleRef.power`) the hunt learns as it reads.

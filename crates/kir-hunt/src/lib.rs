@@ -16,8 +16,8 @@ use std::sync::mpsc;
 use jiff::Timestamp;
 use kir_audit::merge::{Earlier, key as merge_key, key_of as merge_key_of};
 use kir_audit::{
-    AuditEvent, Input, LineBatch, Presence, RawStage, ReadOptions, Record, SkipKind, SkipReport, Skipped, StageMerger,
-    early_stage,
+    AuditEvent, Envelope, Input, LineBatch, Presence, RawStage, ReadOptions, Record, SkipKind, SkipReport, Skipped,
+    StageMerger, early_stage,
 };
 use kir_detect::{Finding, Level, RuleSet, finding_from_falco};
 use rayon::prelude::*;
@@ -259,6 +259,7 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
         }
     });
     let mut state = Pipeline::new(rules, options);
+    let skim = state.skims();
     let mut pending: Option<Decoded> = None;
     for message in rx {
         match message {
@@ -272,7 +273,7 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
                             state.process(d);
                         }
                     },
-                    || decode(batch, rules, &options.read.buffers),
+                    || decode(batch, rules, skim),
                 );
                 pending = Some(next);
             }
@@ -296,8 +297,26 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
 /// A batch, decoded: records and problems in line order.
 struct Decoded {
     path: Arc<str>,
+    cluster: Option<Arc<str>>,
     read_problems: Vec<Skipped>,
     chunks: Vec<(Vec<Piece>, Vec<Skipped>)>,
+    /// The batch's text, for the rare [`Plain`] request that must be decoded after all; given
+    /// back to the reader's pool once processed.
+    data: Vec<u8>,
+}
+
+/// A request's last stage that no rule can match, read for its envelope only
+/// ([`kir_audit::envelope`]): counted, joined with its earlier stage, never decoded unless that
+/// earlier stage knows something the last does not.
+struct Plain {
+    k: u64,
+    presence: Presence,
+    time: Option<Timestamp>,
+    /// Its earlier stage was joined to it in its chunk.
+    joined: bool,
+    line: u64,
+    start: usize,
+    end: usize,
 }
 
 /// One record of a batch. The last stage of a request is matched where it was decoded, while its
@@ -316,6 +335,7 @@ enum Piece {
     /// the chunk's skipped lines, and it is no record.
     Unreadable,
     Falco(kir_audit::FalcoAlert),
+    Plain(Plain),
 }
 
 /// A record of a chunk being decoded: an earlier stage stays a view of its line until the chunk
@@ -372,7 +392,17 @@ fn match_event(rules: &RuleSet, event: &AuditEvent) -> Vec<(usize, Finding)> {
     hits.into_iter().map(|r| (r, rules.finding(r, event))).collect()
 }
 
-fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::BufferPool) -> Decoded {
+/// Whether the envelope of a last stage leaves the request undecoded: no rule could match it,
+/// and it is no role or binding (which the hunt learns from, and contextual rules read).
+fn skims(rules: &RuleSet, envelope: &Envelope) -> bool {
+    let learned =
+        matches!(envelope.resource(), Some("roles" | "clusterroles" | "rolebindings" | "clusterrolebindings"));
+    !learned && !rules.may_match(envelope)
+}
+
+/// `skim`: last stages that no rule can match may be left undecoded ([`Plain`]); off when every
+/// request must be seen (a timeline of the requests of some actors or namespaces).
+fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
     const CHUNK: usize = 64;
     let chunks = batch
         .lines
@@ -382,19 +412,27 @@ fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::Buffer
             let mut records = Vec::new();
             let mut skipped = Vec::new();
             for span in spans {
-                let origin = batch.origin(span);
                 let text = match std::str::from_utf8(batch.text(span)) {
                     Ok(text) => text,
                     Err(e) => {
-                        skipped.push(Skipped::new(SkipKind::InvalidUtf8, origin, e.to_string()));
+                        skipped.push(Skipped::new(SkipKind::InvalidUtf8, batch.origin(span), e.to_string()));
                         continue;
                     }
                 };
                 if let Some((audit_id, _)) = early_stage(text) {
                     let k = merge_key_of(audit_id, &batch.cluster);
-                    local.push(Local::Early { k, audit_id, origin, text });
+                    local.push(Local::Early { k, audit_id, origin: batch.origin(span), text });
                     continue;
                 }
+                if skim
+                    && let Some(envelope) = Envelope::scan(text)
+                    && skims(rules, &envelope)
+                    && let Some(plain) = plain(&envelope, span, &batch.cluster, &mut local)
+                {
+                    local.push(Local::Piece(Piece::Plain(plain)));
+                    continue;
+                }
+                let origin = batch.origin(span);
                 kir_audit::decode(text, &origin, &mut records, &mut skipped);
                 for record in records.drain(..) {
                     let piece = match record {
@@ -418,8 +456,43 @@ fn decode(batch: LineBatch, rules: &RuleSet, buffers: &kir_audit::source::Buffer
             (pieces, skipped)
         })
         .collect();
-    buffers.give(batch.data);
-    Decoded { path: batch.path, read_problems: batch.skipped, chunks }
+    Decoded { path: batch.path, cluster: batch.cluster, read_problems: batch.skipped, chunks, data: batch.data }
+}
+
+/// A skimmed last stage, joined with its earlier stage when that is in the chunk and adds
+/// nothing; `None` when the earlier stage may add a field (the request is then decoded whole).
+fn plain(
+    envelope: &Envelope,
+    span: &kir_audit::source::LineSpan,
+    cluster: &Option<Arc<str>>,
+    local: &mut [Local],
+) -> Option<Plain> {
+    let k = merge_key_of(&envelope.audit_id, cluster);
+    let presence = envelope.presence();
+    let earlier = local
+        .iter_mut()
+        .rev()
+        .find(|l| matches!(l, Local::Early { k: ek, audit_id, .. } if *ek == k && *audit_id == envelope.audit_id));
+    let joined = match earlier {
+        Some(slot) => {
+            let Local::Early { text, .. } = slot else { return None };
+            if kir_audit::early::may_add_to(text, presence) {
+                return None;
+            }
+            *slot = Local::Piece(Piece::Joined);
+            true
+        }
+        None => false,
+    };
+    Some(Plain {
+        k,
+        presence,
+        time: envelope.stage_time.or(envelope.request_received),
+        joined,
+        line: span.line,
+        start: span.start,
+        end: span.end,
+    })
 }
 
 struct Pipeline<'a> {
@@ -602,7 +675,7 @@ impl<'a> Pipeline<'a> {
     fn message(&mut self, message: Message) {
         match message {
             Message::Batch(batch) => {
-                let decoded = decode(batch, self.rules, &self.options.read.buffers);
+                let decoded = decode(batch, self.rules, self.skims());
                 self.process(decoded);
             }
             Message::Failed(problem) => self.report.file_problems.push(problem),
@@ -632,6 +705,7 @@ impl<'a> Pipeline<'a> {
                         let (event, findings) = self.detector.complete(event, k, presence, findings, joined);
                         self.record(&event, findings);
                     }
+                    Piece::Plain(plain) => self.plain(plain, &decoded.path, &decoded.cluster, &decoded.data),
                     Piece::Falco(alert) => {
                         self.report.stats.falco_alerts += 1;
                         let f = finding_from_falco(&alert);
@@ -644,6 +718,43 @@ impl<'a> Pipeline<'a> {
         }
         self.late_problems();
         self.detect(released);
+        self.options.read.buffers.give(decoded.data);
+    }
+
+    /// Whether last stages may be skimmed ([`decode`]): not when the timeline is to show every
+    /// request of some actors or namespaces.
+    fn skims(&self) -> bool {
+        !(self.options.timeline && self.options.filter.selects_events_by_itself())
+    }
+
+    /// A skimmed request: completes its earlier stage in the merger, as
+    /// [`Detector::complete`] does for a decoded one, and is counted. Decoded after all, from
+    /// the batch's text, when a held earlier stage knows something its last stage does not.
+    fn plain(&mut self, plain: Plain, path: &Arc<str>, cluster: &Option<Arc<str>>, data: &[u8]) {
+        let merger = &mut self.detector.merger;
+        let earlier = if merger.holds(plain.k) {
+            let text = std::str::from_utf8(&data[plain.start..plain.end]).unwrap_or_default();
+            let audit_id = Envelope::scan(text).map(|e| e.audit_id.into_owned()).unwrap_or_default();
+            let earlier = merger.take_for(plain.k, &audit_id, cluster, plain.presence);
+            if let Some(Earlier::Adds(mut earlier)) = earlier {
+                let origin = kir_audit::Origin { path: path.clone(), line: plain.line, cluster: cluster.clone() };
+                let (mut records, mut skipped) = (Vec::with_capacity(1), Vec::new());
+                kir_audit::decode(text, &origin, &mut records, &mut skipped);
+                if let Some(Record::Audit(last)) = records.pop() {
+                    earlier.absorb(last);
+                }
+                let findings = match_event(self.rules, &earlier);
+                self.record(&earlier, findings);
+                return;
+            }
+            earlier
+        } else {
+            None
+        };
+        if earlier.is_none() && !plain.joined {
+            self.detector.merger.completed_alone(plain.k);
+        }
+        self.count_event(plain.time);
     }
 
     /// Earlier stages kept as text that did not decode when their request needed them: counted
@@ -687,12 +798,7 @@ impl<'a> Pipeline<'a> {
 
     /// Counts a request, feeds correlations, keeps findings and the timeline.
     fn record(&mut self, event: &AuditEvent, findings: Vec<(usize, Finding)>) {
-        self.report.stats.events += 1;
-        if let Some(t) = event.stage_time.or(event.request_received) {
-            let stats = &mut self.report.stats;
-            stats.first_event = Some(stats.first_event.map_or(t, |f| f.min(t)));
-            stats.last_event = Some(stats.last_event.map_or(t, |l| l.max(t)));
-        }
+        self.count_event(event.stage_time.or(event.request_received));
         let filter = &self.options.filter;
         let mut on_event: Vec<(String, Level)> = Vec::new();
         for found in self.detector.found(event, findings) {
@@ -712,6 +818,16 @@ impl<'a> Pipeline<'a> {
         }
         if self.options.timeline && self.keep_on_timeline(event, &on_event) {
             self.report.timeline.push(timeline_entry(event, on_event));
+        }
+    }
+
+    /// One more request, logged at `time`.
+    fn count_event(&mut self, time: Option<Timestamp>) {
+        let stats = &mut self.report.stats;
+        stats.events += 1;
+        if let Some(t) = time {
+            stats.first_event = Some(stats.first_event.map_or(t, |f| f.min(t)));
+            stats.last_event = Some(stats.last_event.map_or(t, |l| l.max(t)));
         }
     }
 

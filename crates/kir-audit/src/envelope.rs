@@ -1,0 +1,481 @@
+//! A request's last stage read for its envelope only: what the rules look at first.
+//!
+//! Most requests of a busy cluster (leases, node status, controllers' watches, discovery) match
+//! no rule, and the rules can tell that from the envelope: the verb, the resource, the user, the
+//! address, the response code, the authorization decision. The hunt reads such a line with this
+//! scanner, which copies nothing (strings are borrowed from the line unless they have escapes)
+//! and passes over request and response bodies by their brackets, and asks the rules whether the
+//! request could match ([`crate::field::Fields`] answers "unknown" for what the envelope does not
+//! hold). Only a request that could match is decoded into an [`crate::AuditEvent`].
+//!
+//! The scanner gives up (`None`) on anything but the plain shape the API server writes: a member
+//! it does not know, a `null`, a duplicate member, a number that is not an integer where one is
+//! expected, an escape in a member name. The full decoder then reads the line as before and says
+//! what is wrong with it, so the two always agree on every field the scanner reads. Bodies it
+//! passes over are only checked for balanced brackets: a request no rule can match is not
+//! checked for a fault deep inside its body (docs/inputs.md).
+
+use std::borrow::Cow;
+
+use jiff::Timestamp;
+
+use crate::event::{Presence, Stage};
+
+/// serde_json refuses deeper nesting (128); the scanner leaves such lines to it.
+const MAX_DEPTH: usize = 100;
+
+/// The user of a request, as the envelope holds it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EnvelopeUser<'a> {
+    pub username: Cow<'a, str>,
+    pub uid: Option<Cow<'a, str>>,
+    pub groups: Vec<Cow<'a, str>>,
+    /// `extra` is checked, not kept: a rule on it gets "unknown".
+    pub has_extra: bool,
+}
+
+/// The `objectRef` members, in [`crate::field::ObjectRefField`]'s order of declaration.
+pub type EnvelopeObjectRef<'a> = [Option<Cow<'a, str>>; 8];
+
+/// A last stage's envelope: every member but the request and response bodies.
+#[derive(Debug, Default, Clone)]
+pub struct Envelope<'a> {
+    pub api_version: Cow<'a, str>,
+    pub audit_id: Cow<'a, str>,
+    pub stage: Option<Stage>,
+    pub level: Option<Cow<'a, str>>,
+    pub verb: Cow<'a, str>,
+    pub request_uri: Cow<'a, str>,
+    pub user: EnvelopeUser<'a>,
+    pub impersonated_user: Option<EnvelopeUser<'a>>,
+    pub source_ips: Vec<Cow<'a, str>>,
+    pub user_agent: Option<Cow<'a, str>>,
+    pub object_ref: Option<EnvelopeObjectRef<'a>>,
+    pub has_response_status: bool,
+    pub response_code: Option<i64>,
+    pub has_request_object: bool,
+    pub has_response_object: bool,
+    pub request_received: Option<Timestamp>,
+    pub stage_time: Option<Timestamp>,
+    /// Annotations in line order; a value that is not a string is `None` (its text is not kept).
+    pub annotations: Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>,
+}
+
+impl<'a> Envelope<'a> {
+    /// Reads `text` when it is a plain `audit.k8s.io` event at its last stage (`ResponseComplete`
+    /// or `Panic`) in the shape the API server writes; `None` for anything else.
+    pub fn scan(text: &'a str) -> Option<Envelope<'a>> {
+        let mut s = Scanner { text, bytes: text.as_bytes(), at: 0 };
+        let mut e = Envelope::default();
+        let mut seen = 0u32;
+        let mut kind_ok = false;
+        s.object(|s, key| {
+            let bit = TOP_LEVEL.iter().position(|k| *k == key)?;
+            if seen & (1 << bit) != 0 {
+                return None;
+            }
+            seen |= 1 << bit;
+            match key {
+                "kind" => kind_ok = s.string()? == "Event",
+                "apiVersion" => e.api_version = s.string()?,
+                "auditID" => e.audit_id = s.string()?,
+                "stage" => e.stage = Some(Stage::parse(&s.string()?)?),
+                // `null` reads as the member's absence, as the decoder reads it.
+                _ if s.null() => {}
+                "level" => e.level = Some(s.string()?),
+                "verb" => e.verb = s.string()?,
+                "requestURI" => e.request_uri = s.string()?,
+                "user" => e.user = s.user()?,
+                "impersonatedUser" => e.impersonated_user = Some(s.user()?),
+                "sourceIPs" => e.source_ips = s.strings()?,
+                "userAgent" => e.user_agent = Some(s.string()?),
+                "objectRef" => {
+                    let mut object = EnvelopeObjectRef::default();
+                    let mut seen = 0u8;
+                    s.object(|s, key| {
+                        let i = OBJECT_REF.iter().position(|k| *k == key)?;
+                        if seen & (1 << i) != 0 {
+                            return None;
+                        }
+                        seen |= 1 << i;
+                        if !s.null() {
+                            object[i] = Some(s.string()?);
+                        }
+                        Some(())
+                    })?;
+                    e.object_ref = Some(object);
+                }
+                "responseStatus" => {
+                    let mut seen = 0u8;
+                    s.object(|s, key| {
+                        let i = ["code", "status", "reason", "message"].iter().position(|k| *k == key);
+                        if let Some(i) = i {
+                            if seen & (1 << i) != 0 {
+                                return None;
+                            }
+                            seen |= 1 << i;
+                        }
+                        match i {
+                            _ if s.null() => {}
+                            Some(0) => e.response_code = Some(s.integer()?),
+                            Some(_) => drop(s.string()?),
+                            // `metadata`, `details`: the decoder ignores them too.
+                            None => s.skip_value()?,
+                        }
+                        Some(())
+                    })?;
+                    e.has_response_status = true;
+                }
+                "requestObject" => {
+                    s.skip_value()?;
+                    e.has_request_object = true;
+                }
+                "responseObject" => {
+                    s.skip_value()?;
+                    e.has_response_object = true;
+                }
+                "requestReceivedTimestamp" => e.request_received = crate::parse_time(&s.string()?),
+                "stageTimestamp" => e.stage_time = crate::parse_time(&s.string()?),
+                "annotations" => s.object(|s, key| {
+                    let key = Cow::Borrowed(key);
+                    let value = if s.peek()? == b'"' {
+                        Some(s.string()?)
+                    } else {
+                        s.skip_value()?;
+                        None
+                    };
+                    // As in a map: the last of a repeated key wins.
+                    e.annotations.retain(|(k, _)| *k != key);
+                    e.annotations.push((key, value));
+                    Some(())
+                })?,
+                _ => return None,
+            }
+            Some(())
+        })?;
+        s.ws();
+        if s.at != s.bytes.len() {
+            return None;
+        }
+        let required = ["kind", "apiVersion", "auditID", "stage"]
+            .iter()
+            .all(|k| TOP_LEVEL.iter().position(|t| t == k).is_some_and(|bit| seen & (1 << bit) != 0));
+        let last = e.stage.is_some_and(Stage::is_final);
+        let ours = kind_ok && e.api_version.starts_with("audit.k8s.io/") && !e.audit_id.is_empty();
+        (required && last && ours).then_some(e)
+    }
+
+    /// [`crate::AuditEvent::presence`] of the event this line decodes to.
+    pub fn presence(&self) -> Presence {
+        let bits = [
+            self.has_request_object,
+            self.object_ref.is_some(),
+            self.impersonated_user.is_some(),
+            self.user_agent.is_some(),
+            self.has_response_status,
+            !self.user.username.is_empty(),
+            !self.verb.is_empty(),
+            !self.request_uri.is_empty(),
+            !self.source_ips.is_empty(),
+            true,
+            self.level.is_some(),
+        ]
+        .iter()
+        .enumerate()
+        .fold(0u32, |acc, (i, present)| acc | (u32::from(*present) << i));
+        Presence::from_bits(bits | (self.annotations.len().min(255) as u32) << 24)
+    }
+
+    pub fn resource(&self) -> Option<&str> {
+        self.object_ref.as_ref().and_then(|o| o[0].as_deref())
+    }
+
+    pub fn subresource(&self) -> Option<&str> {
+        self.object_ref.as_ref().and_then(|o| o[1].as_deref())
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&Option<Cow<'a, str>>> {
+        self.annotations.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+const TOP_LEVEL: [&str; 18] = [
+    "kind",
+    "apiVersion",
+    "auditID",
+    "stage",
+    "level",
+    "verb",
+    "requestURI",
+    "user",
+    "impersonatedUser",
+    "sourceIPs",
+    "userAgent",
+    "objectRef",
+    "responseStatus",
+    "requestObject",
+    "responseObject",
+    "requestReceivedTimestamp",
+    "stageTimestamp",
+    "annotations",
+];
+
+/// In [`crate::field::ObjectRefField`]'s order.
+pub(crate) const OBJECT_REF: [&str; 8] =
+    ["resource", "subresource", "namespace", "name", "uid", "apiGroup", "apiVersion", "resourceVersion"];
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn ws(&mut self) {
+        while self.bytes.get(self.at).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.bytes.get(self.at).copied()
+    }
+
+    fn expect(&mut self, b: u8) -> Option<()> {
+        (self.peek()? == b).then(|| self.at += 1)
+    }
+
+    /// An object's members, each value read by `member` (which must consume it).
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.expect(b'{')?;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.key()?;
+            self.expect(b':')?;
+            self.ws();
+            member(self, key)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A member name without escapes.
+    fn key(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let end = string_stop(self.bytes, start)?;
+        if self.bytes[end] != b'"' {
+            return None;
+        }
+        self.at = end + 1;
+        self.text.get(start..end)
+    }
+
+    /// A string value: borrowed when it has no escape, else decoded by serde_json (which also
+    /// checks the escapes). Control characters are refused, as JSON does.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let mut i = start;
+        let mut escaped = false;
+        loop {
+            i = string_stop(self.bytes, i)?;
+            match self.bytes[i] {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                    if i > self.bytes.len() {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+        self.at = i + 1;
+        if escaped {
+            serde_json::from_str::<String>(self.text.get(start - 1..i + 1)?).ok().map(Cow::Owned)
+        } else {
+            self.text.get(start..i).map(Cow::Borrowed)
+        }
+    }
+
+    fn strings(&mut self) -> Option<Vec<Cow<'a, str>>> {
+        self.expect(b'[')?;
+        let mut out = Vec::new();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(out);
+        }
+        loop {
+            out.push(self.string()?);
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(out);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// An integer as serde_json reads an `i64`: no fraction, no exponent, no leading zero.
+    fn integer(&mut self) -> Option<i64> {
+        self.ws();
+        let start = self.at;
+        let mut i = start;
+        if self.bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        let digits = self.bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || (digits > 1 && self.bytes[i] == b'0') {
+            return None;
+        }
+        i += digits;
+        if matches!(self.bytes.get(i), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        self.at = i;
+        self.text.get(start..i)?.parse().ok()
+    }
+
+    fn user(&mut self) -> Option<EnvelopeUser<'a>> {
+        let mut user = EnvelopeUser::default();
+        let mut seen = 0u8;
+        self.object(|s, key| {
+            let i = ["username", "uid", "groups", "extra"].iter().position(|k| *k == key)?;
+            if seen & (1 << i) != 0 {
+                return None;
+            }
+            seen |= 1 << i;
+            match i {
+                // `groups` and `extra` read `null` as empty, `uid` as absent; `username` is text.
+                1..=3 if s.null() => {}
+                0 => user.username = s.string()?,
+                1 => user.uid = Some(s.string()?),
+                2 => user.groups = s.strings()?,
+                _ => {
+                    s.object(|s, _| s.strings().map(drop))?;
+                    user.has_extra = true;
+                }
+            }
+            Some(())
+        })?;
+        Some(user)
+    }
+
+    /// Consumes a `null` if one comes next.
+    fn null(&mut self) -> bool {
+        let found = self.peek() == Some(b'n') && self.bytes[self.at..].starts_with(b"null");
+        if found {
+            self.at += 4;
+        }
+        found
+    }
+
+    /// Passes over any value: strings to their closing quote, objects and arrays by counting
+    /// brackets (not checked further), literals and numbers to the next delimiter.
+    fn skip_value(&mut self) -> Option<()> {
+        if self.null() {
+            return Some(());
+        }
+        match self.peek()? {
+            b'"' => {
+                self.string()?;
+            }
+            b'{' | b'[' => self.at = skip_nested(self.bytes, self.at)?,
+            b'-' | b'0'..=b'9' | b't' | b'f' => {
+                let len = self.bytes[self.at..]
+                    .iter()
+                    .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n'))?;
+                let token = &self.bytes[self.at..self.at + len];
+                let literal = token == b"true" || token == b"false";
+                let number = token.iter().all(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'));
+                if !(literal || number) || len == 0 {
+                    return None;
+                }
+                self.at += len;
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+/// The position after the object or array at `at`, by counting brackets outside strings. The
+/// brackets are only counted, not checked: on text that is not JSON the answer may be wrong,
+/// which costs the full decode of the line when its request needs it.
+pub(crate) fn skip_nested(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = at;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
+                i += 1;
+                loop {
+                    i = string_stop(bytes, i)?;
+                    match bytes[i] {
+                        b'"' => break,
+                        b'\\' => i += 2,
+                        // A control character: not JSON, but only brackets are checked here.
+                        _ => i += 1,
+                    }
+                    if i > bytes.len() {
+                        return None;
+                    }
+                }
+                i += 1;
+                continue;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return None;
+                }
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The first byte at or after `from` that ends a plain run of a JSON string: a quote, a
+/// backslash or a control character. Eight bytes at a time: the strings of an audit event are
+/// mostly short, where a `memchr` call costs more than it saves.
+#[inline]
+pub(crate) fn string_stop(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let word = u64::from_le_bytes(bytes[i..i + 8].try_into().ok()?);
+        let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        let found = zero_byte(word ^ (ONES * u64::from(b'"')))
+            | zero_byte(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
+        if found != 0 {
+            // The lowest flagged byte is always a true one (a borrow only flags bytes above it).
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes[i..].iter().position(|b| *b == b'"' || *b == b'\\' || *b < 0x20).map(|p| i + p)
+}

@@ -1,0 +1,299 @@
+//! The hunt skips decoding a request when its envelope alone rules out every rule
+//! (`kir_audit::envelope`, `RuleSet::may_match`). Both halves are checked here on generated
+//! last stages shaped like the API server's, with the values rules look at and wrong types:
+//! the envelope reads every field as the decoder does, and a request the envelope rules out
+//! matches no rule once decoded.
+
+use kir_audit::{Envelope, Field, Fields, Origin, Record, decode};
+use kir_detect::{Placeholders, RuleSet};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn one_of(values: &[Value]) -> impl Strategy<Value = Value> + use<> {
+    prop::sample::select(values.to_vec())
+}
+
+fn text() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => one_of(&[json!("get"), json!("list"), json!("create"), json!("patch"), json!("delete"), json!("watch")]),
+        2 => "[a-z:/._ -]{0,10}".prop_map(Value::String),
+        1 => one_of(&[json!(null), json!(7), json!("a\"b\\u0041"), json!("tab\there"), json!(["x"])]),
+    ]
+}
+
+fn user() -> impl Strategy<Value = Value> {
+    let name = one_of(&[
+        json!("system:anonymous"),
+        json!("system:serviceaccount:shop:web"),
+        json!("system:serviceaccount:kube-system:replicaset-controller"),
+        json!("system:node:n1"),
+        json!("alice@example.com"),
+        json!("system:kube-scheduler"),
+        json!(null),
+        json!(3),
+    ]);
+    let groups = one_of(&[
+        json!(["system:authenticated"]),
+        json!(["system:unauthenticated"]),
+        json!(["system:masters", "system:authenticated"]),
+        json!([]),
+        json!(null),
+        json!("system:masters"),
+    ]);
+    let extra = one_of(&[json!(null), json!({"k": ["v"]}), json!({"k": "v"}), json!({})]);
+    (name, groups, extra, any::<bool>(), any::<bool>()).prop_map(|(name, groups, extra, with_uid, with_extra)| {
+        let mut user = json!({"username": name, "groups": groups});
+        if with_uid {
+            user["uid"] = json!("u-1");
+        }
+        if with_extra {
+            user["extra"] = extra;
+        }
+        user
+    })
+}
+
+fn object_ref() -> impl Strategy<Value = Value> {
+    let resource = one_of(&[
+        json!("pods"),
+        json!("secrets"),
+        json!("nodes"),
+        json!("configmaps"),
+        json!("leases"),
+        json!("clusterrolebindings"),
+        json!("certificatesigningrequests"),
+        json!(null),
+    ]);
+    let subresource = one_of(&[json!(null), json!("exec"), json!("proxy"), json!("status"), json!(5)]);
+    let namespace = one_of(&[json!("shop"), json!("kube-system"), json!(""), json!(null)]);
+    (resource, subresource, namespace)
+        .prop_map(|(r, s, n)| json!({"resource": r, "subresource": s, "namespace": n, "name": "x", "apiVersion": "v1"}))
+}
+
+fn status() -> impl Strategy<Value = Value> {
+    let code = one_of(&[
+        json!(200),
+        json!(201),
+        json!(401),
+        json!(403),
+        json!(404),
+        json!(500),
+        json!(200.5),
+        json!(null),
+        json!("200"),
+    ]);
+    let message = one_of(&[json!(null), json!("pods \"x\" is forbidden"), json!(4)]);
+    (code, message).prop_map(|(code, message)| json!({"metadata": {}, "code": code, "message": message}))
+}
+
+fn annotations() -> impl Strategy<Value = Value> {
+    let decision = one_of(&[json!("allow"), json!("forbid"), json!(null), json!(true)]);
+    (decision, any::<bool>()).prop_map(|(d, reason)| {
+        let mut a = json!({"authorization.k8s.io/decision": d});
+        if reason {
+            a["authorization.k8s.io/reason"] = json!("RBAC: allowed by ClusterRoleBinding \"x\"");
+        }
+        a
+    })
+}
+
+fn body() -> impl Strategy<Value = Value> {
+    one_of(&[
+        json!(null),
+        json!({"kind": "Pod", "spec": {"hostPID": true, "containers": [{"image": "docker.io/x:1"}]}}),
+        json!({"kind": "RoleBinding", "roleRef": {"name": "cluster-admin"}, "subjects": [{"name": "system:masters"}]}),
+        json!({"kind": "Status", "items": [[{"a": "]}"}]]}),
+    ])
+}
+
+/// A last stage: the members the envelope reads, each present or not, in any order.
+fn line() -> impl Strategy<Value = String> {
+    let members = (
+        text(),
+        user(),
+        prop::option::of(user()),
+        one_of(&[json!(["10.0.0.1"]), json!(["203.0.113.9", "10.0.0.1"]), json!([]), json!(null), json!(["x"])]),
+        one_of(&[json!("kubectl/v1.30"), json!("Mozilla/5.0"), json!(null), json!("curl\u{1}")]),
+        object_ref(),
+        status(),
+        annotations(),
+        body(),
+        body(),
+    );
+    let flags = prop::collection::vec(any::<bool>(), 12);
+    let stage = one_of(&[json!("ResponseComplete"), json!("Panic"), json!("RequestReceived")]);
+    (members, flags, stage, Just((0..16usize).collect::<Vec<_>>()).prop_shuffle()).prop_map(
+        |(
+            (verb, user, impersonated, ips, agent, object, status, annotations, request, response),
+            flags,
+            stage,
+            order,
+        )| {
+            let mut all: Vec<(&str, Value)> = vec![
+                ("kind", json!("Event")),
+                ("apiVersion", json!("audit.k8s.io/v1")),
+                ("auditID", json!("id-1")),
+                ("stage", stage),
+            ];
+            let optional = [
+                ("verb", verb),
+                ("user", user),
+                ("impersonatedUser", impersonated.unwrap_or(Value::Null)),
+                ("sourceIPs", ips),
+                ("userAgent", agent),
+                ("objectRef", object),
+                ("responseStatus", status),
+                ("annotations", annotations),
+                ("requestObject", request),
+                ("responseObject", response),
+                ("stageTimestamp", json!("2026-11-28T00:00:00.024000Z")),
+                ("requestURI", json!("/api/v1/pods?a=1&b=2")),
+            ];
+            all.extend(optional.into_iter().zip(flags).filter(|(_, keep)| *keep).map(|(m, _)| m));
+            let members: Vec<String> = order
+                .iter()
+                .filter_map(|&i| all.get(i))
+                .map(|(k, v)| {
+                    // Go's encoder escapes `&`: the envelope decodes such strings.
+                    let v = v.to_string().replace('&', "\\u0026");
+                    format!("{}:{v}", json!(k))
+                })
+                .collect();
+            format!("{{{}}}", members.join(","))
+        },
+    )
+}
+
+fn builtin() -> &'static RuleSet {
+    static RULES: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
+    RULES.get_or_init(|| RuleSet::builtin(&Placeholders::new()))
+}
+
+const FIELDS: &[&str] = &[
+    "verb",
+    "requestURI",
+    "userAgent",
+    "sourceIPs",
+    "user.username",
+    "user.groups",
+    "user.uid",
+    "impersonatedUser.username",
+    "impersonatedUser.groups",
+    "objectRef.resource",
+    "objectRef.subresource",
+    "objectRef.namespace",
+    "objectRef.name",
+    "responseStatus.code",
+    "annotations.authorization.k8s.io/decision",
+    "kir.decision",
+    "kir.serviceAccount.namespace",
+    "kir.serviceAccount.name",
+    "stageTimestamp",
+    "stage",
+    "auditID",
+];
+
+fn values<'a>(source: &impl Fields<'a>, field: &Field) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    source.any(field, &mut |v| {
+        out.push(v.text().into_owned());
+        false
+    })?;
+    Some(out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn the_envelope_reads_every_field_as_the_decoder_does(line in line()) {
+        let Some(envelope) = Envelope::scan(&line) else { return Ok(()) };
+        let (mut out, mut skipped) = (Vec::new(), Vec::new());
+        decode(&line, &Origin::new("p", 1), &mut out, &mut skipped);
+        prop_assert!(skipped.is_empty(), "{line}: {skipped:?}");
+        let [Record::Audit(event)] = out.as_slice() else { panic!("{line}: {out:?}") };
+        prop_assert_eq!(envelope.presence(), event.presence(), "{}", line);
+        prop_assert_eq!((envelope.stage_time, envelope.request_received), (event.stage_time, event.request_received));
+        for name in FIELDS {
+            let field = Field::parse(name);
+            if let Some(seen) = values(&&envelope, &field) {
+                prop_assert_eq!(Some(seen), values(&event, &field), "{} on {}", name, line);
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_the_envelope_rules_out_matches_no_rule(line in line()) {
+        let rules = builtin();
+        let Some(envelope) = Envelope::scan(&line) else { return Ok(()) };
+        if rules.may_match(&envelope) {
+            return Ok(());
+        }
+        let (mut out, mut skipped) = (Vec::new(), Vec::new());
+        decode(&line, &Origin::new("p", 1), &mut out, &mut skipped);
+        let [Record::Audit(event)] = out.as_slice() else { panic!("{line}: {out:?}") };
+        let mut hits = Vec::new();
+        rules.matching(event, &mut hits);
+        let ids: Vec<&str> = hits.iter().map(|&i| rules.detections[i].meta.id.as_str()).collect();
+        prop_assert!(hits.is_empty(), "{line} matches {ids:?}");
+    }
+}
+
+#[test]
+fn the_envelope_leaves_unusual_lines_to_the_decoder() {
+    let base = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","stage":"ResponseComplete","verb":"get","responseStatus":{"code":200}}"#;
+    assert!(Envelope::scan(base).is_some());
+    for (why, line) in [
+        ("an earlier stage", base.replace("ResponseComplete", "RequestReceived")),
+        ("an unknown member", base.replace("\"verb\"", "\"timestamp\":\"x\",\"verb\"")),
+        ("a repeated member", base.replace("\"verb\":\"get\"", "\"verb\":\"get\",\"verb\":\"list\"")),
+        ("an escaped name", base.replace("\"verb\"", "\"v\\u0065rb\"")),
+        ("a fractional code", base.replace("200", "200.0")),
+        ("truncated", base[..base.len() - 1].to_string()),
+        ("trailing text", format!("{base} x")),
+        ("another kind", base.replace("\"Event\"", "\"EventList\"")),
+        ("no auditID", base.replace("\"auditID\":\"a\",", "")),
+        ("a control character", base.replace("get", "g\u{1}t")),
+        ("a null username", base.replace("\"verb\"", "\"user\":{\"username\":null},\"verb\"")),
+    ] {
+        assert!(Envelope::scan(&line).is_none(), "{why}: {line}");
+    }
+    let escaped = base.replace("\"get\"", "\"g\\u0065t\"");
+    assert_eq!(Envelope::scan(&escaped).map(|e| e.verb.into_owned()), Some("get".to_string()));
+    let nulls = base.replace("\"verb\"", "\"objectRef\":null,\"userAgent\":null,\"verb\"");
+    let envelope = Envelope::scan(&nulls).expect("null members read as absent");
+    assert!(envelope.object_ref.is_none() && envelope.user_agent.is_none());
+}
+
+#[test]
+fn everyday_requests_are_ruled_out_and_attacks_are_not() {
+    let rules = builtin();
+    let lease = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"l","stage":"ResponseComplete","requestURI":"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1","verb":"update","user":{"username":"system:node:n1","groups":["system:nodes","system:authenticated"]},"sourceIPs":["10.0.0.5"],"userAgent":"kubelet/v1.30.4","objectRef":{"resource":"leases","namespace":"kube-node-lease","name":"n1","apiGroup":"coordination.k8s.io","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"stageTimestamp":"2026-11-28T00:00:00.024000Z","annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":""}}"#;
+    assert!(!rules.may_match(&Envelope::scan(lease).expect("a plain last stage")));
+    let anonymous = lease.replace("system:node:n1", "system:anonymous").replace(r#""system:nodes","#, "");
+    assert!(rules.may_match(&Envelope::scan(&anonymous).expect("a plain last stage")));
+    let exec = lease
+        .replace(r#""verb":"update""#, r#""verb":"create""#)
+        .replace(r#""resource":"leases""#, r#""resource":"pods","subresource":"exec""#)
+        .replace("system:node:n1", "alice");
+    assert!(rules.may_match(&Envelope::scan(&exec).expect("a plain last stage")));
+}
+
+/// The generated lines are not all refused by the envelope nor all let through by the rules:
+/// the two properties above are about something.
+#[test]
+fn the_generated_lines_exercise_both_paths() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = line();
+    let (mut scanned, mut ruled_out) = (0, 0);
+    for _ in 0..500 {
+        let line = strategy.new_tree(&mut runner).expect("a line").current();
+        if let Some(envelope) = Envelope::scan(&line) {
+            scanned += 1;
+            ruled_out += usize::from(!builtin().may_match(&envelope));
+        }
+    }
+    assert!(scanned > 50 && ruled_out > 10, "{scanned} scanned, {ruled_out} ruled out");
+}
