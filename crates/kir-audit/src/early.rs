@@ -144,9 +144,17 @@ static ESCAPED: LazyLock<memchr::memmem::Finder<'static>> =
 /// is never missed.
 pub fn may_add_to(text: &str, later: Presence) -> bool {
     let bytes = text.as_bytes();
-    FINDERS.iter().enumerate().any(|(bit, finder)| !later.has(bit) && finder.find(bytes).is_some())
-        || ANNOTATIONS.find(bytes).is_some()
+    FINDERS.iter().enumerate().any(|(bit, finder)| {
+        !later.has(bit) && finder.find_iter(bytes).any(|at| !null_after(bytes, at + PRESENCE_KEYS[bit].len()))
+    }) || ANNOTATIONS.find(bytes).is_some()
         || ESCAPED.find(bytes).is_some()
+}
+
+/// Whether the text at `at` is `: null` (JSON whitespace allowed): a member written as `null` is
+/// absent to the decoder, so it adds nothing (discovery requests log `"objectRef":null`).
+fn null_after(bytes: &[u8], at: usize) -> bool {
+    let at = skip_space(bytes, at);
+    bytes.get(at) == Some(&b':') && bytes.get(skip_space(bytes, at + 1)..).is_some_and(|rest| rest.starts_with(b"null"))
 }
 
 impl RawStage {
@@ -229,5 +237,10 @@ mod tests {
         assert!(may_add_to(line, no_body), "the earlier stage has the request body the later lacks");
         let no_agent = Presence::from_bits(0x7ff & !(1 << 3));
         assert!(!may_add_to(line, no_agent), "neither has a user agent");
+        let no_object = Presence::from_bits(0x7ff & !(1 << 1));
+        let discovery = r#"{"kind":"Event","auditID":"a","stage":"RequestReceived","objectRef" : null}"#;
+        assert!(!may_add_to(discovery, no_object), "a member written as null is absent");
+        let both = r#"{"kind":"Event","auditID":"a","stage":"RequestReceived","x":{"objectRef":null},"objectRef":{"resource":"pods"}}"#;
+        assert!(may_add_to(both, no_object), "every place the name is written counts");
     }
 }

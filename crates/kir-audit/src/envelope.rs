@@ -21,7 +21,8 @@ use jiff::Timestamp;
 
 use crate::event::{Presence, Stage};
 
-/// serde_json refuses deeper nesting (128); the scanner leaves such lines to it.
+/// serde_json refuses deeper nesting (128); the scanner leaves such lines to it. Checked at the
+/// end of each 16-byte block, so nesting up to `MAX_DEPTH + 15` may pass unseen: still under 128.
 const MAX_DEPTH: usize = 100;
 
 /// The user of a request, as the envelope holds it.
@@ -417,44 +418,142 @@ impl<'a> Scanner<'a> {
 /// brackets are only counted, not checked: on text that is not JSON the answer may be wrong,
 /// which costs the full decode of the line when its request needs it.
 pub(crate) fn skip_nested(bytes: &[u8], at: usize) -> Option<usize> {
-    let mut depth = 0usize;
+    let mut state = Nesting { depth: 0, in_string: false };
     let mut i = at;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'"' => {
-                i += 1;
-                loop {
-                    i = string_stop(bytes, i)?;
-                    match bytes[i] {
-                        b'"' => break,
-                        b'\\' => i += 2,
-                        // A control character: not JSON, but only brackets are checked here.
-                        _ => i += 1,
-                    }
-                    if i > bytes.len() {
-                        return None;
+    #[cfg(target_arch = "x86_64")]
+    while i + 16 <= bytes.len() {
+        match state.block(bytes, i) {
+            Block::Done(end) => return Some(end),
+            Block::Next => i += 16,
+            Block::Refused => return None,
+            // A backslash in the block: byte by byte to the block's end (an escape may carry
+            // past it).
+            Block::Escapes => {
+                let end = i + 16;
+                while i < end {
+                    match state.byte(bytes, i)? {
+                        Step::Done(end) => return Some(end),
+                        Step::Next(next) => i = next,
                     }
                 }
-                i += 1;
-                continue;
             }
+        }
+    }
+    while i < bytes.len() {
+        match state.byte(bytes, i)? {
+            Step::Done(end) => return Some(end),
+            Step::Next(next) => i = next,
+        }
+    }
+    None
+}
+
+/// Bit masks of the backslashes, quotes, opening and closing brackets among 16 bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn masks(chunk: &[u8; 16]) -> (u32, u32, u32, u32) {
+    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    // SAFETY: `chunk` is 16 readable bytes; the load has no alignment requirement.
+    let v = unsafe { _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>()) };
+    let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+    let bits = |m| _mm_movemask_epi8(m) as u32;
+    (bits(eq(b'\\')), bits(eq(b'"')), bits(_mm_or_si128(eq(b'{'), eq(b'['))), bits(_mm_or_si128(eq(b'}'), eq(b']'))))
+}
+
+struct Nesting {
+    depth: usize,
+    in_string: bool,
+}
+
+enum Step {
+    Done(usize),
+    Next(usize),
+}
+
+#[cfg(target_arch = "x86_64")]
+enum Block {
+    Done(usize),
+    Next,
+    Escapes,
+    Refused,
+}
+
+impl Nesting {
+    /// One byte at `i`; `None` when the brackets do not balance or nest too deep.
+    #[inline]
+    fn byte(&mut self, bytes: &[u8], i: usize) -> Option<Step> {
+        let b = bytes[i];
+        if self.in_string {
+            match b {
+                b'\\' => return Some(Step::Next(i + 2)),
+                b'"' => self.in_string = false,
+                _ => {}
+            }
+            return Some(Step::Next(i + 1));
+        }
+        match b {
+            b'"' => self.in_string = true,
             b'{' | b'[' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
                     return None;
                 }
             }
             b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i + 1);
+                self.depth = self.depth.checked_sub(1)?;
+                if self.depth == 0 {
+                    return Some(Step::Done(i + 1));
                 }
             }
             _ => {}
         }
-        i += 1;
+        Some(Step::Next(i + 1))
     }
-    None
+
+    /// The 16 bytes at `i` at once (SSE2, which every x86-64 has): quotes and brackets as bit
+    /// masks, the inside of strings as the running parity of the quotes.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn block(&mut self, bytes: &[u8], i: usize) -> Block {
+        let chunk: &[u8; 16] = bytes[i..i + 16].try_into().expect("16 bytes");
+        // SAFETY: SSE2 is part of x86-64: every CPU this code runs on has it.
+        let (escapes, quotes, open, close) = unsafe { masks(chunk) };
+        if escapes != 0 {
+            return Block::Escapes;
+        }
+        // Bit k: an odd number of quotes at or before k (k is inside a string or its opening quote).
+        let mut inside = quotes;
+        inside ^= inside << 1;
+        inside ^= inside << 2;
+        inside ^= inside << 4;
+        inside ^= inside << 8;
+        if self.in_string {
+            inside = !inside;
+        }
+        inside &= 0xffff;
+        self.in_string = inside & 0x8000 != 0;
+        let (open, close) = (open & !inside, close & !inside);
+        let closes = close.count_ones() as usize;
+        if self.depth > closes {
+            self.depth = self.depth + open.count_ones() as usize - closes;
+            return if self.depth > MAX_DEPTH { Block::Refused } else { Block::Next };
+        }
+        let mut brackets = open | close;
+        while brackets != 0 {
+            let bit = brackets.trailing_zeros();
+            brackets &= brackets - 1;
+            if open & (1 << bit) != 0 {
+                self.depth += 1;
+            } else {
+                let Some(depth) = self.depth.checked_sub(1) else { return Block::Refused };
+                self.depth = depth;
+                if depth == 0 {
+                    return Block::Done(i + bit as usize + 1);
+                }
+            }
+        }
+        if self.depth > MAX_DEPTH { Block::Refused } else { Block::Next }
+    }
 }
 
 /// The first byte at or after `from` that ends a plain run of a JSON string: a quote, a
@@ -478,4 +577,61 @@ pub(crate) fn string_stop(bytes: &[u8], from: usize) -> Option<usize> {
         i += 8;
     }
     bytes[i..].iter().position(|b| *b == b'"' || *b == b'\\' || *b < 0x20).map(|p| i + p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The byte loop alone: what the 16-byte blocks must agree with.
+    fn byte_by_byte(bytes: &[u8], at: usize) -> Option<usize> {
+        let mut state = Nesting { depth: 0, in_string: false };
+        let mut i = at;
+        while i < bytes.len() {
+            match state.byte(bytes, i)? {
+                Step::Done(end) => return Some(end),
+                Step::Next(next) => i = next,
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn blocks_and_bytes_skip_alike(text in r#"[\[{][\[\]{}"\\a: ,]{0,120}"#) {
+            prop_assert_eq!(skip_nested(text.as_bytes(), 0), byte_by_byte(text.as_bytes(), 0), "{}", text);
+        }
+
+        #[test]
+        fn a_json_value_is_skipped_to_its_end(value in any::<Vec<(String, Vec<u8>)>>(), tail in "[ ,}a]{0,20}") {
+            let json = serde_json::to_string(&value).expect("serializable");
+            let text = format!("{json}{tail}");
+            prop_assert_eq!(skip_nested(text.as_bytes(), 0), Some(json.len()), "{}", text);
+        }
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_decoder_takes_is_refused() {
+        // serde_json stops at 128; a block of 16 may pass `MAX_DEPTH` and come back unseen.
+        let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        assert_eq!(skip_nested(deep.as_bytes(), 0), None);
+        let fine = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(skip_nested(fine.as_bytes(), 0), Some(fine.len()));
+    }
+
+    #[test]
+    fn string_stop_finds_quotes_backslashes_and_control_characters() {
+        for (text, want) in [
+            ("abcdefghij\"", Some(10)),
+            ("ab\\c", Some(2)),
+            ("abcdefgh\u{1}", Some(8)),
+            ("abcdefghijklmnop", None),
+            ("é\"", Some(2)),
+        ] {
+            assert_eq!(string_stop(text.as_bytes(), 0), want, "{text}");
+        }
+    }
 }
