@@ -145,10 +145,15 @@ static ESCAPED: LazyLock<memchr::memmem::Finder<'static>> =
 pub fn may_add_to(text: &str, later: Presence) -> bool {
     let bytes = text.as_bytes();
     FINDERS.iter().enumerate().any(|(bit, finder)| {
-        !later.has(bit) && finder.find_iter(bytes).any(|at| !null_after(bytes, at + PRESENCE_KEYS[bit].len()))
+        !later.has(bit)
+            && finder.find_iter(bytes).any(|at| bit == USERNAME || !null_after(bytes, at + PRESENCE_KEYS[bit].len()))
     }) || ANNOTATIONS.find(bytes).is_some()
         || ESCAPED.find(bytes).is_some()
 }
+
+/// [`PRESENCE_KEYS`]' `username`: text to the decoder, which refuses `null` for it (the line is
+/// then broken, not lacking the member).
+const USERNAME: usize = 5;
 
 /// Whether the text at `at` is `: null` (JSON whitespace allowed): a member written as `null` is
 /// absent to the decoder, so it adds nothing (discovery requests log `"objectRef":null`).
@@ -242,5 +247,8 @@ mod tests {
         assert!(!may_add_to(discovery, no_object), "a member written as null is absent");
         let both = r#"{"kind":"Event","auditID":"a","stage":"RequestReceived","x":{"objectRef":null},"objectRef":{"resource":"pods"}}"#;
         assert!(may_add_to(both, no_object), "every place the name is written counts");
+        let no_user = Presence::from_bits(0x7ff & !(1 << USERNAME));
+        let broken = r#"{"kind":"Event","auditID":"a","stage":"RequestReceived","user":{"username":null}}"#;
+        assert!(may_add_to(broken, no_user), "a null username breaks the line: it must be decoded");
     }
 }

@@ -340,7 +340,9 @@ impl<'a> Scanner<'a> {
             i += 1;
         }
         let digits = self.bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 || (digits > 1 && self.bytes[i] == b'0') {
+        // serde_json reads `-0` as a float, which an `i64` refuses.
+        let negative = i > start;
+        if digits == 0 || (digits > 1 && self.bytes[i] == b'0') || (negative && self.bytes[i] == b'0') {
             return None;
         }
         i += digits;

@@ -249,6 +249,7 @@ fn the_envelope_leaves_unusual_lines_to_the_decoder() {
         ("a repeated member", base.replace("\"verb\":\"get\"", "\"verb\":\"get\",\"verb\":\"list\"")),
         ("an escaped name", base.replace("\"verb\"", "\"v\\u0065rb\"")),
         ("a fractional code", base.replace("200", "200.0")),
+        ("a negative zero code, a float to serde_json", base.replace("200", "-0")),
         ("truncated", base[..base.len() - 1].to_string()),
         ("trailing text", format!("{base} x")),
         ("another kind", base.replace("\"Event\"", "\"EventList\"")),

@@ -145,3 +145,27 @@ fn a_last_stage_that_opens_the_log_before_its_earlier_stage_is_one_request() {
         }
     }
 }
+
+/// A last stage that no rule can match is read for its envelope only, its body passed over by its
+/// brackets. When its held earlier stage knows more, it is decoded after all; a fault in its body
+/// then makes it a skipped line, and the earlier stage stands for the request, as when every line
+/// is decoded.
+#[test]
+fn a_skimmed_last_stage_with_a_broken_body_is_a_skipped_line_when_it_must_be_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = |stage: &str, agent: &str, body: &str| {
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"held","stage":"{stage}","requestURI":"/api/v1/namespaces/shop/configmaps/c","verb":"get","user":{{"username":"system:serviceaccount:shop:app"}},"sourceIPs":["10.0.0.9"]{agent},"objectRef":{{"resource":"configmaps","namespace":"shop","name":"c","apiVersion":"v1"}},"responseStatus":{{"metadata":{{}},"code":200}}{body},"requestReceivedTimestamp":"2026-11-27T10:00:00.000000Z","stageTimestamp":"2026-11-27T10:00:00.001000Z"}}"#
+        )
+    };
+    let mut lines = vec![stage("RequestReceived", r#","userAgent":"app/1.0""#, "")];
+    lines.extend(filler(150));
+    lines.push(stage("ResponseComplete", "", r#","requestObject":{"a":1.2.3}"#));
+    for threads in ["1", "2"] {
+        let report = hunt_json(dir.path(), &lines, threads);
+        let stats = &report["stats"];
+        assert_eq!(stats["records"], 151, "{stats}");
+        assert_eq!(stats["events"], 151, "the earlier stage is the request: {stats}");
+        assert_eq!(stats["skipped"]["malformed JSON"], 1, "{stats}");
+    }
+}
