@@ -180,11 +180,8 @@ impl<'a> Envelope<'a> {
             !self.source_ips.is_empty(),
             true,
             self.level.is_some(),
-        ]
-        .iter()
-        .enumerate()
-        .fold(0u32, |acc, (i, present)| acc | (u32::from(*present) << i));
-        Presence::from_bits(bits | (self.annotations.len().min(255) as u32) << 24)
+        ];
+        Presence::of(bits, self.annotations.len())
     }
 
     pub fn resource(&self) -> Option<&str> {
@@ -430,24 +427,16 @@ pub(crate) fn skip_nested(bytes: &[u8], at: usize) -> Option<usize> {
             Block::Refused => return None,
             // A backslash in the block: byte by byte to the block's end (an escape may carry
             // past it).
-            Block::Escapes => {
-                let end = i + 16;
-                while i < end {
-                    match state.byte(bytes, i)? {
-                        Step::Done(end) => return Some(end),
-                        Step::Next(next) => i = next,
-                    }
-                }
-            }
+            Block::Escapes => match state.bytes(bytes, i, i + 16)? {
+                Step::Done(end) => return Some(end),
+                Step::Next(next) => i = next,
+            },
         }
     }
-    while i < bytes.len() {
-        match state.byte(bytes, i)? {
-            Step::Done(end) => return Some(end),
-            Step::Next(next) => i = next,
-        }
+    match state.bytes(bytes, i, bytes.len())? {
+        Step::Done(end) => Some(end),
+        Step::Next(_) => None,
     }
-    None
 }
 
 /// Bit masks of the backslashes, quotes, opening and closing brackets among 16 bytes.
@@ -481,6 +470,17 @@ enum Block {
 }
 
 impl Nesting {
+    /// Byte by byte from `i` to `until` (or one past it, when an escape carries over).
+    fn bytes(&mut self, bytes: &[u8], mut i: usize, until: usize) -> Option<Step> {
+        while i < until {
+            match self.byte(bytes, i)? {
+                Step::Done(end) => return Some(Step::Done(end)),
+                Step::Next(next) => i = next,
+            }
+        }
+        Some(Step::Next(i))
+    }
+
     /// One byte at `i`; `None` when the brackets do not balance or nest too deep.
     #[inline]
     fn byte(&mut self, bytes: &[u8], i: usize) -> Option<Step> {
@@ -588,15 +588,10 @@ mod tests {
 
     /// The byte loop alone: what the 16-byte blocks must agree with.
     fn byte_by_byte(bytes: &[u8], at: usize) -> Option<usize> {
-        let mut state = Nesting { depth: 0, in_string: false };
-        let mut i = at;
-        while i < bytes.len() {
-            match state.byte(bytes, i)? {
-                Step::Done(end) => return Some(end),
-                Step::Next(next) => i = next,
-            }
+        match (Nesting { depth: 0, in_string: false }).bytes(bytes, at, bytes.len())? {
+            Step::Done(end) => Some(end),
+            Step::Next(_) => None,
         }
-        None
     }
 
     proptest! {

@@ -236,11 +236,8 @@ impl AuditEvent {
             !self.source_ips.is_empty(),
             self.api_version.is_some(),
             self.level.is_some(),
-        ]
-        .iter()
-        .enumerate()
-        .fold(0u32, |acc, (i, present)| acc | (u32::from(*present) << i));
-        Presence(bits | (self.annotations.len().min(255) as u32) << 24)
+        ];
+        Presence::of(bits, self.annotations.len())
     }
 
     /// Folds a later stage of the same request into this one: later stages know more
@@ -329,6 +326,14 @@ impl Presence {
         bit < 24 && self.0 & (1 << bit) != 0
     }
 
+    /// From the fields present, in [`AuditEvent::presence`]'s order, and the number of
+    /// annotations: the one place that lays the bits out (the envelope's presence uses it too).
+    pub(crate) fn of(fields: [bool; 11], annotations: usize) -> Presence {
+        let bits = fields.iter().enumerate().fold(0u32, |acc, (i, present)| acc | (u32::from(*present) << i));
+        Presence(bits | (annotations.min(255) as u32) << 24)
+    }
+
+    #[cfg(test)]
     pub(crate) fn from_bits(bits: u32) -> Presence {
         Presence(bits)
     }

@@ -37,28 +37,26 @@ impl Condition {
 
 /// Three-valued `and` (Kleene): a known `false` decides; else an unknown leaves it unknown.
 pub fn all3(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
-    let mut unknown = false;
-    for v in values {
-        match v {
-            Some(false) => return Some(false),
-            None => unknown = true,
-            Some(true) => {}
-        }
-    }
-    if unknown { None } else { Some(true) }
+    decided_by(values, false)
 }
 
 /// Three-valued `or` (Kleene): a known `true` decides; else an unknown leaves it unknown.
 pub fn any3(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
+    decided_by(values, true)
+}
+
+/// `decisive` as soon as one value is known to be it; else unknown if one is unknown; else the
+/// other value.
+fn decided_by(values: impl Iterator<Item = Option<bool>>, decisive: bool) -> Option<bool> {
     let mut unknown = false;
     for v in values {
         match v {
-            Some(true) => return Some(true),
+            Some(v) if v == decisive => return Some(decisive),
             None => unknown = true,
-            Some(false) => {}
+            Some(_) => {}
         }
     }
-    if unknown { None } else { Some(false) }
+    if unknown { None } else { Some(!decisive) }
 }
 
 impl Condition {

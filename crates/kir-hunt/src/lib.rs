@@ -259,7 +259,7 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
         }
     });
     let mut state = Pipeline::new(rules, options);
-    let skim = state.skims();
+    let skim = state.may_skim();
     let mut pending: Option<Decoded> = None;
     for message in rx {
         match message {
@@ -349,11 +349,7 @@ enum Local<'b> {
 /// same chunk (nothing to copy or hold), else left for the stage merger; then matched.
 fn last_stage(rules: &RuleSet, e: Box<AuditEvent>, local: &mut [Local], skipped: &mut Vec<Skipped>) -> Piece {
     let (k, presence) = (merge_key(&e), e.presence());
-    let earlier = local.iter_mut().rev().find_map(|l| match l {
-        Local::Early { k: ek, audit_id, .. } if *ek == k && *audit_id == e.audit_id => Some(l),
-        _ => None,
-    });
-    let Some(slot) = earlier else {
+    let Some(slot) = earlier_in_chunk(local, k, &e.audit_id) else {
         let findings = match_event(rules, &e);
         return Piece::Last(e, k, presence, findings, false);
     };
@@ -467,6 +463,14 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
     Decoded { path: batch.path, cluster: batch.cluster, read_problems: batch.skipped, chunks, data: batch.data }
 }
 
+/// The earlier stage of request `k` (`audit_id`) still kept as text in this chunk, if any.
+fn earlier_in_chunk<'l, 'b>(local: &'l mut [Local<'b>], k: u64, audit_id: &str) -> Option<&'l mut Local<'b>> {
+    local
+        .iter_mut()
+        .rev()
+        .find(|l| matches!(l, Local::Early { k: ek, audit_id: id, .. } if *ek == k && *id == audit_id))
+}
+
 /// A skimmed last stage, joined with its earlier stage when that is in the chunk and adds
 /// nothing; `None` when the earlier stage may add a field (the request is then decoded whole).
 fn plain(
@@ -477,11 +481,7 @@ fn plain(
 ) -> Option<Plain> {
     let k = merge_key_of(&envelope.audit_id, cluster);
     let presence = envelope.presence();
-    let earlier = local
-        .iter_mut()
-        .rev()
-        .find(|l| matches!(l, Local::Early { k: ek, audit_id, .. } if *ek == k && *audit_id == envelope.audit_id));
-    let joined = match earlier {
+    let joined = match earlier_in_chunk(local, k, &envelope.audit_id) {
         Some(slot) => {
             let Local::Early { text, .. } = slot else { return None };
             if kir_audit::early::may_add_to(text, presence) {
@@ -683,7 +683,7 @@ impl<'a> Pipeline<'a> {
     fn message(&mut self, message: Message) {
         match message {
             Message::Batch(batch) => {
-                let decoded = decode(batch, self.rules, self.skims());
+                let decoded = decode(batch, self.rules, self.may_skim());
                 self.process(decoded);
             }
             Message::Failed(problem) => self.report.file_problems.push(problem),
@@ -731,7 +731,7 @@ impl<'a> Pipeline<'a> {
 
     /// Whether last stages may be skimmed ([`decode`]): not when the timeline is to show every
     /// request of some actors or namespaces.
-    fn skims(&self) -> bool {
+    fn may_skim(&self) -> bool {
         !(self.options.timeline && self.options.filter.selects_events_by_itself())
     }
 
@@ -757,11 +757,8 @@ impl<'a> Pipeline<'a> {
                 // The decoder refuses the line after all (a fault inside a body the envelope
                 // passed over): it is a skipped line, not a record, and the earlier stage waits
                 // on, as when every line is decoded.
-                self.report.stats.records = self.report.stats.records.saturating_sub(1);
-                let tally = self.tallies.entry(path.clone()).or_default();
-                tally.records = tally.records.saturating_sub(1);
                 for s in skipped {
-                    self.count_skipped(s);
+                    self.not_a_record(s);
                 }
                 let (presence, mut released) = (earlier.presence(), Vec::new());
                 self.detector.merger.hold(plain.k, *earlier, presence, &mut released);
@@ -783,11 +780,17 @@ impl<'a> Pipeline<'a> {
     /// at once.
     fn late_problems(&mut self) {
         for s in self.detector.merger.take_skipped() {
-            self.report.stats.records = self.report.stats.records.saturating_sub(1);
-            let tally = self.tallies.entry(s.origin.path.clone()).or_default();
-            tally.records = tally.records.saturating_sub(1);
-            self.count_skipped(s);
+            self.not_a_record(s);
         }
+    }
+
+    /// A line counted as a record when its batch was processed, found not to decode since: a
+    /// skipped line of its file instead.
+    fn not_a_record(&mut self, s: Skipped) {
+        self.report.stats.records = self.report.stats.records.saturating_sub(1);
+        let tally = self.tallies.entry(s.origin.path.clone()).or_default();
+        tally.records = tally.records.saturating_sub(1);
+        self.count_skipped(s);
     }
 
     /// A line that is no record, counted for its file and in the report.
