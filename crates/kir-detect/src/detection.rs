@@ -106,7 +106,13 @@ impl Detection {
     /// Whether the rule could match a request of which `source` holds only some fields: `false`
     /// only when the fields it holds already rule a match out, whatever the others say.
     pub fn may_match<'a>(&self, source: &impl Fields<'a>) -> bool {
-        self.condition.eval_partial(&mut |i| self.searches[i].eval(source)) != Some(false)
+        self.eval_partial(source) != Some(false)
+    }
+
+    /// Whether the rule matches a request of which `source` holds only some fields: `None`
+    /// when the fields it lacks decide.
+    pub fn eval_partial<'a>(&self, source: &impl Fields<'a>) -> Option<bool> {
+        self.condition.eval_partial(&mut |i| self.searches[i].eval(source))
     }
 }
 

@@ -17,6 +17,7 @@ pub mod detection;
 pub mod finding;
 pub mod level;
 pub mod lint;
+mod memo;
 pub mod rbac;
 pub mod rule;
 pub mod ruleset;

@@ -8,6 +8,7 @@ use kir_audit::AuditEvent;
 use crate::correlation::{CorrelationRule, Correlator};
 use crate::detection::{Item, ItemOp, Placeholders, Search};
 use crate::finding::{Finding, SourceRef, actor_of, object_of};
+use crate::memo::Verdict;
 use crate::rule::{DetectionRule, ProblemSeverity, RuleProblem, parse_file};
 
 /// The built-in rules, embedded at build time: (path under `rules/`, text).
@@ -51,11 +52,16 @@ struct RuleIndex {
     any_verb: Vec<usize>,
     /// For each rule, the resources it needs (`None`: any).
     resources: Vec<Option<Vec<String>>>,
+    /// Tells this index's rules from those of any other ([`crate::memo`] keeps verdicts per
+    /// rule set).
+    generation: u64,
 }
 
 impl RuleIndex {
     fn build(rules: &[DetectionRule], active: &[bool]) -> RuleIndex {
-        let mut index = RuleIndex::default();
+        static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let generation = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut index = RuleIndex { generation, ..RuleIndex::default() };
         let resource = kir_audit::Field::parse("objectRef.resource");
         let verb = kir_audit::Field::parse("verb");
         for (i, rule) in rules.iter().enumerate() {
@@ -240,6 +246,31 @@ impl RuleSet {
     /// ([`kir_audit::envelope`]). Contextual rules are not asked: the caller decodes every
     /// request that could feed or need the roles it learns.
     pub fn may_match(&self, envelope: &kir_audit::Envelope) -> bool {
+        let decide = |revealed: &crate::memo::Revealed| {
+            let mut open = Vec::new();
+            let mut decided = None;
+            self.index.for_each_candidate(&envelope.verb, envelope.resource(), |i| {
+                match self.detections[i].detection.eval_partial(&revealed) {
+                    Some(true) => decided = Some(true),
+                    Some(false) => {}
+                    None => open.push(i),
+                }
+                decided.is_some()
+            });
+            match decided {
+                Some(may) => Verdict::Decided(may),
+                None if open.is_empty() => Verdict::Decided(false),
+                None => Verdict::Open(open.into()),
+            }
+        };
+        crate::memo::may_match(self.index.generation, envelope, decide, |i| {
+            self.detections[i].detection.may_match(&envelope)
+        })
+    }
+
+    /// [`RuleSet::may_match`] without its memo: every candidate rule asked on the whole
+    /// envelope. The two always agree; this one is the reference the tests hold the memo to.
+    pub fn may_match_rule_by_rule(&self, envelope: &kir_audit::Envelope) -> bool {
         let mut may = false;
         self.index.for_each_candidate(&envelope.verb, envelope.resource(), |i| {
             may = self.detections[i].detection.may_match(&envelope);

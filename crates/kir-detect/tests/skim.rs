@@ -65,7 +65,7 @@ fn object_ref() -> impl Strategy<Value = Value> {
         json!(null),
     ]);
     let subresource = one_of(&[json!(null), json!("exec"), json!("proxy"), json!("status"), json!(5)]);
-    let namespace = one_of(&[json!("shop"), json!("kube-system"), json!(""), json!(null)]);
+    let namespace = one_of(&[json!("shop"), json!("kube-system"), json!("kube-public"), json!(""), json!(null)]);
     (resource, subresource, namespace)
         .prop_map(|(r, s, n)| json!({"resource": r, "subresource": s, "namespace": n, "name": "x", "apiVersion": "v1"}))
 }
@@ -106,62 +106,91 @@ fn body() -> impl Strategy<Value = Value> {
     ])
 }
 
-/// A last stage: the members the envelope reads, each present or not, in any order.
-fn line() -> impl Strategy<Value = String> {
-    let members = (
-        text(),
-        user(),
-        prop::option::of(user()),
+/// The optional members of a last stage, with values the rules look at and wrong types.
+fn members() -> impl Strategy<Value = Vec<(&'static str, Value)>> {
+    let uri = one_of(&[
+        json!("/api/v1/pods?a=1&b=2"),
+        json!("/healthz"),
+        json!("/metrics"),
+        json!("/api/v1/namespaces/shop/pods/x/exec?command=sh"),
+    ]);
+    (
+        (text(), user(), prop::option::of(user())),
         one_of(&[json!(["10.0.0.1"]), json!(["203.0.113.9", "10.0.0.1"]), json!([]), json!(null), json!(["x"])]),
         one_of(&[json!("kubectl/v1.30"), json!("Mozilla/5.0"), json!(null), json!("curl\u{1}")]),
-        object_ref(),
-        status(),
-        annotations(),
-        body(),
-        body(),
-    );
-    let flags = prop::collection::vec(any::<bool>(), 12);
-    let stage = one_of(&[json!("ResponseComplete"), json!("Panic"), json!("RequestReceived")]);
-    (members, flags, stage, Just((0..16usize).collect::<Vec<_>>()).prop_shuffle()).prop_map(
-        |(
-            (verb, user, impersonated, ips, agent, object, status, annotations, request, response),
-            flags,
-            stage,
-            order,
-        )| {
-            let mut all: Vec<(&str, Value)> = vec![
-                ("kind", json!("Event")),
-                ("apiVersion", json!("audit.k8s.io/v1")),
-                ("auditID", json!("id-1")),
-                ("stage", stage),
-            ];
-            let optional = [
-                ("verb", verb),
-                ("user", user),
-                ("impersonatedUser", impersonated.unwrap_or(Value::Null)),
-                ("sourceIPs", ips),
-                ("userAgent", agent),
-                ("objectRef", object),
-                ("responseStatus", status),
-                ("annotations", annotations),
-                ("requestObject", request),
-                ("responseObject", response),
-                ("stageTimestamp", json!("2026-11-28T00:00:00.024000Z")),
-                ("requestURI", json!("/api/v1/pods?a=1&b=2")),
-            ];
-            all.extend(optional.into_iter().zip(flags).filter(|(_, keep)| *keep).map(|(m, _)| m));
-            let members: Vec<String> = order
-                .iter()
-                .filter_map(|&i| all.get(i))
-                .map(|(k, v)| {
-                    // Go's encoder escapes `&`: the envelope decodes such strings.
-                    let v = v.to_string().replace('&', "\\u0026");
-                    format!("{}:{v}", json!(k))
-                })
-                .collect();
-            format!("{{{}}}", members.join(","))
-        },
+        (object_ref(), status(), annotations()),
+        (body(), body(), uri),
     )
+        .prop_map(
+            |((verb, user, impersonated), ips, agent, (object, status, annotations), (request, response, uri))| {
+                vec![
+                    ("verb", verb),
+                    ("user", user),
+                    ("impersonatedUser", impersonated.unwrap_or(Value::Null)),
+                    ("sourceIPs", ips),
+                    ("userAgent", agent),
+                    ("objectRef", object),
+                    ("responseStatus", status),
+                    ("annotations", annotations),
+                    ("requestObject", request),
+                    ("responseObject", response),
+                    ("stageTimestamp", json!("2026-11-28T00:00:00.024000Z")),
+                    ("requestURI", uri),
+                ]
+            },
+        )
+}
+
+/// Which optional members a line has, and the order of all its members.
+fn shape() -> impl Strategy<Value = (Vec<bool>, Value, Vec<usize>)> {
+    let stage = one_of(&[json!("ResponseComplete"), json!("Panic"), json!("RequestReceived")]);
+    (prop::collection::vec(any::<bool>(), 12), stage, Just((0..16usize).collect::<Vec<_>>()).prop_shuffle())
+}
+
+fn render(optional: Vec<(&str, Value)>, (flags, stage, order): &(Vec<bool>, Value, Vec<usize>)) -> String {
+    let mut all: Vec<(&str, Value)> = vec![
+        ("kind", json!("Event")),
+        ("apiVersion", json!("audit.k8s.io/v1")),
+        ("auditID", json!("id-1")),
+        ("stage", stage.clone()),
+    ];
+    all.extend(optional.into_iter().zip(flags).filter(|(_, keep)| **keep).map(|(m, _)| m));
+    let members: Vec<String> = order
+        .iter()
+        .filter_map(|&i| all.get(i))
+        .map(|(k, v)| {
+            // Go's encoder escapes `&`: the envelope decodes such strings.
+            let v = v.to_string().replace('&', "\\u0026");
+            format!("{}:{v}", json!(k))
+        })
+        .collect();
+    format!("{{{}}}", members.join(","))
+}
+
+/// A last stage: the members the envelope reads, each present or not, in any order.
+fn line() -> impl Strategy<Value = String> {
+    (members(), shape()).prop_map(|(members, shape)| render(members, &shape))
+}
+
+/// A line, then the same line with each of its members in turn taken from another.
+fn line_and_neighbours() -> impl Strategy<Value = Vec<String>> {
+    (members(), members(), shape()).prop_map(|(base, other, shape)| {
+        let mut lines = vec![render(base.clone(), &shape)];
+        for i in 0..base.len() {
+            let mut neighbour = base.clone();
+            neighbour[i] = other[i].clone();
+            lines.push(render(neighbour, &shape));
+            // And the users' members one by one.
+            for member in ["username", "groups", "uid"] {
+                let (mut neighbour, theirs) = (base.clone(), other[i].1.get(member).cloned());
+                if let (Some(user), Some(theirs)) = (neighbour[i].1.as_object_mut(), theirs) {
+                    user.insert(member.to_string(), theirs);
+                    lines.push(render(neighbour, &shape));
+                }
+            }
+        }
+        lines
+    })
 }
 
 fn builtin() -> &'static RuleSet {
@@ -219,6 +248,17 @@ proptest! {
             if let Some(seen) = values(&&envelope, &field) {
                 prop_assert_eq!(Some(seen), values(&event, &field), "{} on {}", name, line);
             }
+        }
+    }
+
+    /// Each line is asked first, then its neighbours, some of which share its key (they differ
+    /// in a member the key leaves out) and are answered from its verdict.
+    #[test]
+    fn the_memo_answers_as_every_rule_asked_would(lines in line_and_neighbours()) {
+        let rules = builtin();
+        for line in lines {
+            let Some(envelope) = Envelope::scan(&line) else { continue };
+            prop_assert_eq!(rules.may_match(&envelope), rules.may_match_rule_by_rule(&envelope), "{}", line);
         }
     }
 
@@ -297,4 +337,42 @@ fn the_generated_lines_exercise_both_paths() {
         }
     }
     assert!(scanned > 50 && ruled_out > 10, "{scanned} scanned, {ruled_out} ruled out");
+}
+
+/// Requests that differ only in what the memo's key leaves out (URI, name), where that decides:
+/// anonymous probes of `/healthz` against other paths, kubeadm's `cluster-info` against other
+/// config maps. Asked in both orders, so that either side's verdict is the one memoized first.
+#[test]
+fn the_memo_keeps_apart_what_its_key_leaves_out() {
+    let rules = builtin();
+    let mut lines = Vec::new();
+    for user in ["system:anonymous", "alice", "system:node:n1"] {
+        for uri in ["/healthz", "/metrics", "/version?timeout=32s", "/api/v1/namespaces/kube-public/configmaps/x"] {
+            for object in [None, Some("cluster-info"), Some("other")] {
+                for (code, decision) in [(200, "allow"), (403, "forbid"), (404, "allow")] {
+                    let object = object.map_or(String::new(), |name| {
+                        format!(r#","objectRef":{{"resource":"configmaps","namespace":"kube-public","name":"{name}","apiVersion":"v1"}}"#)
+                    });
+                    lines.push(format!(
+                        r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a","stage":"ResponseComplete","requestURI":"{uri}","verb":"get","user":{{"username":"{user}","groups":["system:authenticated"]}},"sourceIPs":["10.0.0.7"]{object},"responseStatus":{{"metadata":{{}},"code":{code}}},"annotations":{{"authorization.k8s.io/decision":"{decision}"}}}}"#
+                    ));
+                }
+            }
+        }
+    }
+    let mut answers = std::collections::HashSet::new();
+    for pass in 0..2 {
+        let order: Vec<&String> = if pass == 0 { lines.iter().collect() } else { lines.iter().rev().collect() };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for line in order {
+                    let envelope = Envelope::scan(line).expect("a plain last stage");
+                    let expected = rules.may_match_rule_by_rule(&envelope);
+                    answers.insert(expected);
+                    assert_eq!(rules.may_match(&envelope), expected, "{line}");
+                }
+            });
+        });
+    }
+    assert_eq!(answers.len(), 2, "some of these requests may match and some may not");
 }
