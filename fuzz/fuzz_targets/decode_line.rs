@@ -1,6 +1,7 @@
 //! One line of outside input, whatever it holds, through the decoder and every field reader.
 #![no_main]
 
+use kir_audit::envelope::Line;
 use kir_audit::{Envelope, Field, Fields, Origin, Record, decode, early_stage};
 use libfuzzer_sys::fuzz_target;
 
@@ -16,6 +17,12 @@ fuzz_target!(|data: &[u8]| {
         && let [Record::Audit(event)] = out.as_slice()
     {
         assert_eq!((event.audit_id.as_str(), event.stage), (id, Some(stage)));
+    }
+    // The envelope reader tells an earlier stage only where the quick look takes it too.
+    match Envelope::read(text) {
+        Line::Earlier(id) => assert_eq!(early_stage(text).map(|(id, _)| id), Some(id)),
+        Line::Last(_) => assert!(early_stage(text).is_none()),
+        Line::Other => {}
     }
     // A last stage the envelope reads is one the decoder reads alike: the hunt leaves it
     // undecoded when no rule can match it. (Bodies the envelope passes over are only checked for

@@ -62,39 +62,78 @@ pub struct Envelope<'a> {
     pub annotations: Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>,
 }
 
+/// What a line is, as far as [`Envelope::read`] can tell.
+// Made and taken apart once per line: a box would cost an allocation per line.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Line<'a> {
+    /// A plain last stage, read.
+    Last(Envelope<'a>),
+    /// A stage that is not its request's last, with its `auditID`: what
+    /// [`crate::early::early_stage`] says of the line, found on the way.
+    Earlier(&'a str),
+    /// Anything else: ask `early_stage`, then the decoder.
+    Other,
+}
+
 impl<'a> Envelope<'a> {
     /// Reads `text` when it is a plain `audit.k8s.io` event at its last stage (`ResponseComplete`
     /// or `Panic`) in the shape the API server writes; `None` for anything else.
     pub fn scan(text: &'a str) -> Option<Envelope<'a>> {
+        match Envelope::read(text) {
+            Line::Last(envelope) => Some(envelope),
+            Line::Earlier(_) | Line::Other => None,
+        }
+    }
+
+    /// [`Envelope::scan`], which also tells an earlier stage when its members say so in the way
+    /// [`crate::early::early_stage`] requires: a hunt reads each line once to know which it is.
+    pub fn read(text: &'a str) -> Line<'a> {
+        let mut earlier = None;
+        match Envelope::read_last(text, &mut earlier) {
+            Some(envelope) => Line::Last(envelope),
+            None => earlier.map_or(Line::Other, Line::Earlier),
+        }
+    }
+
+    /// `earlier` is set when the line turns out to be an earlier stage that `early_stage` takes.
+    /// It is decided where `early_stage` decides, after the member that completes `kind`,
+    /// `apiVersion`, `auditID` and `stage`; every member before it was read here, so it was
+    /// one `early_stage` passes over too (it only refuses escapes in strings, which are tracked).
+    fn read_last(text: &'a str, earlier: &mut Option<&'a str>) -> Option<Envelope<'a>> {
         let mut s = Scanner { text, bytes: text.as_bytes(), at: 0 };
         let mut e = Envelope::default();
         let mut seen = 0u32;
         let mut kind_ok = false;
+        // No escape in any top-level string so far: `early_stage` refuses them.
+        let mut plain = true;
+        const FIRST_FOUR: u32 = 0b1111;
         s.object(|s, key| {
-            let bit = TOP_LEVEL.iter().position(|k| *k == key)?;
+            let bit = top_level(key)?;
             if seen & (1 << bit) != 0 {
                 return None;
             }
             seen |= 1 << bit;
+            let mut string = |s: &mut Scanner<'a>| {
+                let value = s.string()?;
+                plain &= matches!(value, Cow::Borrowed(_));
+                Some(value)
+            };
             match key {
-                "kind" => kind_ok = s.string()? == "Event",
-                "apiVersion" => e.api_version = s.string()?,
-                "auditID" => e.audit_id = s.string()?,
-                "stage" => e.stage = Some(Stage::parse(&s.string()?)?),
+                "kind" => kind_ok = string(s)? == "Event",
+                "apiVersion" => e.api_version = string(s)?,
+                "auditID" => e.audit_id = string(s)?,
+                "stage" => e.stage = Some(Stage::parse(&string(s)?)?),
                 // `null` reads as the member's absence, as the decoder reads it.
                 _ if s.null() => {}
-                "level" => e.level = Some(s.string()?),
-                "verb" => e.verb = s.string()?,
-                "requestURI" => e.request_uri = s.string()?,
                 "user" => e.user = s.user()?,
                 "impersonatedUser" => e.impersonated_user = Some(s.user()?),
                 "sourceIPs" => e.source_ips = s.strings()?,
-                "userAgent" => e.user_agent = Some(s.string()?),
                 "objectRef" => {
                     let mut object = EnvelopeObjectRef::default();
                     let mut seen = 0u8;
                     s.object(|s, key| {
-                        let i = OBJECT_REF.iter().position(|k| *k == key)?;
+                        let i = object_ref_member(key)?;
                         if seen & (1 << i) != 0 {
                             return None;
                         }
@@ -109,7 +148,13 @@ impl<'a> Envelope<'a> {
                 "responseStatus" => {
                     let mut seen = 0u8;
                     s.object(|s, key| {
-                        let i = ["code", "status", "reason", "message"].iter().position(|k| *k == key);
+                        let i = match key {
+                            "code" => Some(0),
+                            "status" => Some(1),
+                            "reason" => Some(2),
+                            "message" => Some(3),
+                            _ => None,
+                        };
                         if let Some(i) = i {
                             if seen & (1 << i) != 0 {
                                 return None;
@@ -135,8 +180,12 @@ impl<'a> Envelope<'a> {
                     s.skip_value()?;
                     e.has_response_object = true;
                 }
-                "requestReceivedTimestamp" => e.request_received = crate::parse_time(&s.string()?),
-                "stageTimestamp" => e.stage_time = crate::parse_time(&s.string()?),
+                "level" => e.level = Some(string(s)?),
+                "verb" => e.verb = string(s)?,
+                "requestURI" => e.request_uri = string(s)?,
+                "userAgent" => e.user_agent = Some(string(s)?),
+                "requestReceivedTimestamp" => e.request_received = crate::parse_time(&string(s)?),
+                "stageTimestamp" => e.stage_time = crate::parse_time(&string(s)?),
                 "annotations" => s.object(|s, key| {
                     let key = Cow::Borrowed(key);
                     let value = if s.peek()? == b'"' {
@@ -152,15 +201,26 @@ impl<'a> Envelope<'a> {
                 })?,
                 _ => return None,
             }
+            if seen & FIRST_FOUR == FIRST_FOUR && key_is_first_four(bit) && e.stage.is_some_and(|st| !st.is_final()) {
+                // Decided here, as `early_stage` decides; the line is no last stage either way.
+                let ends_its_object = text.trim_end_matches([' ', '\t', '\n', '\r']).ends_with('}');
+                let event = kind_ok && e.api_version.starts_with("audit.k8s.io/") && !e.audit_id.is_empty();
+                if plain
+                    && ends_its_object
+                    && event
+                    && let Cow::Borrowed(id) = e.audit_id
+                {
+                    *earlier = Some(id);
+                }
+                return None;
+            }
             Some(())
         })?;
         s.ws();
         if s.at != s.bytes.len() {
             return None;
         }
-        let required = ["kind", "apiVersion", "auditID", "stage"]
-            .iter()
-            .all(|k| TOP_LEVEL.iter().position(|t| t == k).is_some_and(|bit| seen & (1 << bit) != 0));
+        let required = seen & FIRST_FOUR == FIRST_FOUR;
         let last = e.stage.is_some_and(Stage::is_final);
         let ours = kind_ok && e.api_version.starts_with("audit.k8s.io/") && !e.audit_id.is_empty();
         (required && last && ours).then_some(e)
@@ -197,6 +257,54 @@ impl<'a> Envelope<'a> {
     }
 }
 
+/// The bit of a top-level member in a line's set of members seen: one `match`, which compiles to a few comparisons
+/// (by length first), where a scan of the list compared every name of the same length.
+fn top_level(key: &str) -> Option<usize> {
+    Some(match key {
+        "kind" => 0,
+        "apiVersion" => 1,
+        "auditID" => 2,
+        "stage" => 3,
+        "level" => 4,
+        "verb" => 5,
+        "requestURI" => 6,
+        "user" => 7,
+        "impersonatedUser" => 8,
+        "sourceIPs" => 9,
+        "userAgent" => 10,
+        "objectRef" => 11,
+        "responseStatus" => 12,
+        "requestObject" => 13,
+        "responseObject" => 14,
+        "requestReceivedTimestamp" => 15,
+        "stageTimestamp" => 16,
+        "annotations" => 17,
+        _ => return None,
+    })
+}
+
+/// The index of an `objectRef` member in [`EnvelopeObjectRef`], which is
+/// [`crate::field::ObjectRefField`]'s order (a test holds the two together).
+fn object_ref_member(key: &str) -> Option<usize> {
+    Some(match key {
+        "resource" => 0,
+        "subresource" => 1,
+        "namespace" => 2,
+        "name" => 3,
+        "uid" => 4,
+        "apiGroup" => 5,
+        "apiVersion" => 6,
+        "resourceVersion" => 7,
+        _ => return None,
+    })
+}
+
+/// `kind`, `apiVersion`, `auditID` and `stage` are the first four of [`top_level`].
+fn key_is_first_four(bit: usize) -> bool {
+    bit < 4
+}
+
+#[cfg(test)]
 const TOP_LEVEL: [&str; 18] = [
     "kind",
     "apiVersion",
@@ -217,10 +325,6 @@ const TOP_LEVEL: [&str; 18] = [
     "stageTimestamp",
     "annotations",
 ];
-
-/// In [`crate::field::ObjectRefField`]'s order.
-pub(crate) const OBJECT_REF: [&str; 8] =
-    ["resource", "subresource", "namespace", "name", "uid", "apiGroup", "apiVersion", "resourceVersion"];
 
 struct Scanner<'a> {
     text: &'a str,
@@ -354,7 +458,13 @@ impl<'a> Scanner<'a> {
         let mut user = EnvelopeUser::default();
         let mut seen = 0u8;
         self.object(|s, key| {
-            let i = ["username", "uid", "groups", "extra"].iter().position(|k| *k == key)?;
+            let i = match key {
+                "username" => 0,
+                "uid" => 1,
+                "groups" => 2,
+                "extra" => 3,
+                _ => return None,
+            };
             if seen & (1 << i) != 0 {
                 return None;
             }
@@ -617,6 +727,28 @@ mod tests {
         assert_eq!(skip_nested(deep.as_bytes(), 0), None);
         let fine = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert_eq!(skip_nested(fine.as_bytes(), 0), Some(fine.len()));
+    }
+
+    #[test]
+    fn member_names_are_found_where_the_lists_have_them() {
+        for (i, key) in TOP_LEVEL.iter().enumerate() {
+            assert_eq!(top_level(key), Some(i), "{key}");
+        }
+        use crate::field::ObjectRefField as F;
+        for (key, field) in [
+            ("resource", F::Resource),
+            ("subresource", F::Subresource),
+            ("namespace", F::Namespace),
+            ("name", F::Name),
+            ("uid", F::Uid),
+            ("apiGroup", F::ApiGroup),
+            ("apiVersion", F::ApiVersion),
+            ("resourceVersion", F::ResourceVersion),
+        ] {
+            assert_eq!(object_ref_member(key), Some(field as usize), "{key}");
+        }
+        assert_eq!(top_level("Kind"), None);
+        assert_eq!(object_ref_member("kind"), None);
     }
 
     #[test]

@@ -187,8 +187,8 @@ impl BufferPool {
                 buffer.clear();
                 buffer
             }
-            // Room for a batch and the line that crosses its end.
-            None => Vec::with_capacity(capacity + (capacity >> 2)),
+            // Room for a batch, the read that crosses its end and the line that crosses that.
+            None => Vec::with_capacity(capacity + (capacity >> 2) + READ_AT_LEAST),
         }
     }
 
@@ -247,82 +247,149 @@ pub fn read_stream(
     read_lines(&mut *reader, name, options, sink)
 }
 
+/// What a read asks for at least: std's `BufReader` (256 KiB) passes a read this large straight
+/// to the file, so the bytes land in the batch with one copy, from the kernel.
+const READ_AT_LEAST: usize = 256 << 10;
+
 fn read_lines(
     reader: &mut dyn BufRead,
     path: Arc<str>,
     options: &ReadOptions,
     sink: &mut dyn FnMut(LineBatch),
 ) -> Result<ReadSummary, SourceError> {
-    let mut summary = ReadSummary::default();
-    let mut batch = LineBatch::new(path.clone(), options);
-    let mut line_no = 0u64;
-    let mut first_content = true;
+    let mut cutter = Cutter {
+        summary: ReadSummary::default(),
+        batch: LineBatch::new(path.clone(), options),
+        line_no: 0,
+        line_start: 0,
+        dropped: 0,
+        first_content: true,
+        options,
+    };
     loop {
-        // Lines are read straight into the batch: one copy from the reader's buffer.
-        let start = batch.data.len();
-        let read = read_line_bounded(reader, &mut batch.data, options.max_line);
-        match read {
-            Ok(LineRead::Eof) => break,
-            Ok(LineRead::Line(n)) => {
-                line_no += 1;
-                summary.lines += 1;
-                summary.bytes += n as u64;
-                let whole = &batch.data[start..];
-                let text = trim_line(whole);
-                if text.is_empty() {
-                    batch.data.truncate(start);
-                    continue;
-                }
-                if first_content {
-                    first_content = false;
-                    if is_cut_json(text) {
-                        // One JSON document over many lines: read it whole.
-                        let mut doc = batch.data.split_off(start);
-                        let limit = MAX_DOCUMENT.saturating_sub(doc.len() as u64);
-                        let outcome = reader.take(limit + 1).read_to_end(&mut doc);
-                        if let Err(e) = outcome {
-                            batch.skipped.push(Skipped::new(
-                                SkipKind::TruncatedInput,
-                                Origin::new(path.clone(), line_no),
-                                format!("reading stopped: {e}"),
-                            ));
-                        }
-                        summary.bytes = doc.len() as u64;
-                        split_document(doc, line_no, &mut batch);
-                        sink(batch);
-                        return Ok(summary);
-                    }
-                }
-                let text_start = start + (text.as_ptr() as usize - whole.as_ptr() as usize);
-                let text_end = text_start + text.len();
-                batch.lines.push(LineSpan { line: line_no, start: text_start, end: text_end });
-                if batch.data.len() >= options.batch_bytes {
-                    sink(std::mem::replace(&mut batch, LineBatch::new(path.clone(), options)));
-                }
+        // Bytes are read straight into the batch after the line that is not finished yet, and
+        // cut into lines there: no copy but the kernel's (and the unfinished line's, when a
+        // batch is handed on).
+        let filled = cutter.batch.data.len();
+        let want = options.batch_bytes.saturating_sub(filled).max(READ_AT_LEAST.min(options.batch_bytes)).max(1);
+        cutter.batch.data.resize(filled + want, 0);
+        let read = loop {
+            match reader.read(&mut cutter.batch.data[filled..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
             }
-            Ok(LineRead::Oversized(n)) => {
-                line_no += 1;
-                summary.lines += 1;
-                summary.bytes += n as u64;
-                first_content = false;
-                batch.skipped.push(Skipped::new(
-                    SkipKind::OversizedLine,
-                    Origin::new(path.clone(), line_no),
-                    format!("line of {n} bytes is over the limit of {} bytes", options.max_line),
-                ));
-            }
+        };
+        let n = match read {
+            Ok(n) => n,
             Err(e) => {
-                batch.skipped.push(Skipped::new(
+                cutter.batch.data.truncate(cutter.line_start);
+                cutter.batch.skipped.push(Skipped::new(
                     SkipKind::TruncatedInput,
-                    Origin::new(path.clone(), line_no + 1),
+                    Origin::new(path.clone(), cutter.line_no + 1),
                     format!("reading stopped: {e}; the lines before were kept"),
                 ));
                 break;
             }
+        };
+        cutter.batch.data.truncate(filled + n);
+        if n == 0 {
+            // The last line, without its newline.
+            let end = cutter.batch.data.len();
+            if (end > cutter.line_start || cutter.dropped > 0)
+                && let Some(summary) = cutter.line(end, reader)?
+            {
+                sink(cutter.batch);
+                return Ok(summary);
+            }
+            break;
+        }
+        let mut at = filled;
+        while let Some(i) = memchr::memchr(b'\n', &cutter.batch.data[at..filled + n]) {
+            at += i + 1;
+            if let Some(summary) = cutter.line(at, reader)? {
+                sink(cutter.batch);
+                return Ok(summary);
+            }
+        }
+        // An unfinished line over the limit is dropped as it comes (a log of one endless line
+        // does not fill memory); its bytes are still counted.
+        let unfinished = cutter.batch.data.len() - cutter.line_start;
+        if unfinished > 0 && unfinished + cutter.dropped > options.max_line {
+            cutter.dropped += unfinished;
+            cutter.batch.data.truncate(cutter.line_start);
+        }
+        if cutter.line_start >= options.batch_bytes {
+            let mut next = LineBatch::new(path.clone(), options);
+            next.data.extend_from_slice(&cutter.batch.data[cutter.line_start..]);
+            cutter.batch.data.truncate(cutter.line_start);
+            cutter.line_start = 0;
+            sink(std::mem::replace(&mut cutter.batch, next));
         }
     }
-    sink(batch);
-    Ok(summary)
+    sink(cutter.batch);
+    Ok(cutter.summary)
+}
+
+/// Cuts the bytes of a batch into lines, as they are read.
+struct Cutter<'o> {
+    summary: ReadSummary,
+    batch: LineBatch,
+    line_no: u64,
+    /// Where the line being read starts in the batch's data.
+    line_start: usize,
+    /// Bytes of the line being read that were dropped, over the limit.
+    dropped: usize,
+    first_content: bool,
+    options: &'o ReadOptions,
+}
+
+impl Cutter<'_> {
+    /// The line from `line_start` to `end` (past its newline, if any) is complete. `Some` when
+    /// the input turned out to be one JSON document, now read whole into the batch.
+    fn line(&mut self, end: usize, reader: &mut dyn BufRead) -> Result<Option<ReadSummary>, SourceError> {
+        let (start, length) = (self.line_start, end - self.line_start + self.dropped);
+        self.line_start = end;
+        self.line_no += 1;
+        self.summary.lines += 1;
+        self.summary.bytes += length as u64;
+        if self.dropped > 0 || length > self.options.max_line {
+            self.dropped = 0;
+            self.first_content = false;
+            self.batch.skipped.push(Skipped::new(
+                SkipKind::OversizedLine,
+                Origin::new(self.batch.path.clone(), self.line_no),
+                format!("line of {length} bytes is over the limit of {} bytes", self.options.max_line),
+            ));
+            return Ok(None);
+        }
+        let whole = &self.batch.data[start..end];
+        let text = trim_line(whole);
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if self.first_content {
+            self.first_content = false;
+            if is_cut_json(text) {
+                // One JSON document over many lines: read it whole, from this line on.
+                let mut doc = self.batch.data.split_off(start);
+                let limit = MAX_DOCUMENT.saturating_sub(doc.len() as u64);
+                let outcome = reader.take(limit + 1).read_to_end(&mut doc);
+                if let Err(e) = outcome {
+                    self.batch.skipped.push(Skipped::new(
+                        SkipKind::TruncatedInput,
+                        Origin::new(self.batch.path.clone(), self.line_no),
+                        format!("reading stopped: {e}"),
+                    ));
+                }
+                self.summary.bytes = doc.len() as u64;
+                split_document(doc, self.line_no, &mut self.batch);
+                return Ok(Some(std::mem::take(&mut self.summary)));
+            }
+        }
+        let text_start = start + (text.as_ptr() as usize - whole.as_ptr() as usize);
+        self.batch.lines.push(LineSpan { line: self.line_no, start: text_start, end: text_start + text.len() });
+        Ok(None)
+    }
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {
@@ -418,58 +485,6 @@ fn split_document(doc: Vec<u8>, first_line: u64, batch: &mut LineBatch) {
     batch.data.extend_from_slice(&doc);
 }
 
-enum LineRead {
-    Line(usize),
-    Oversized(usize),
-    Eof,
-}
-
-/// Reads up to and including the next `\n`, keeping at most `limit` bytes of it.
-/// Appends the next line (up to and including `\n`) to `out`, keeping at most `limit` bytes of
-/// it: an oversized line leaves `out` as it was.
-fn read_line_bounded(reader: &mut dyn BufRead, out: &mut Vec<u8>, limit: usize) -> io::Result<LineRead> {
-    let start = out.len();
-    let mut total = 0usize;
-    let mut oversized = false;
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                out.truncate(start);
-                return Err(e);
-            }
-        };
-        if available.is_empty() {
-            return Ok(if total == 0 {
-                LineRead::Eof
-            } else if oversized {
-                LineRead::Oversized(total)
-            } else {
-                LineRead::Line(total)
-            });
-        }
-        let (chunk, done) = match memchr::memchr(b'\n', available) {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
-        };
-        let n = chunk.len();
-        if !oversized {
-            if total + n > limit {
-                oversized = true;
-                out.truncate(start);
-            } else {
-                out.extend_from_slice(chunk);
-            }
-        }
-        total += n;
-        reader.consume(n);
-        if done {
-            return Ok(if oversized { LineRead::Oversized(total) } else { LineRead::Line(total) });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +502,76 @@ mod tests {
         let lines: Vec<_> =
             b[0].lines.iter().map(|s| (s.line, String::from_utf8_lossy(b[0].text(s)).into_owned())).collect();
         assert_eq!(lines, [(1, "{\"a\":1}".into()), (3, "{\"b\":2}".into()), (4, "{\"c\":3}".into())]);
+    }
+
+    /// Hands out at most `step` bytes per read, as a pipe or a decompressor does.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    proptest::proptest! {
+        /// However the bytes arrive and however small the batches, every line is where a plain
+        /// split on newlines puts it: its number, its trimmed text or its being over the limit,
+        /// and the counts of lines and bytes.
+        #[test]
+        fn lines_are_cut_as_a_split_on_newlines_cuts_them(
+            lines in proptest::collection::vec("[a-z \\t\\r\"{}:1]{0,40}", 0..60),
+            last_newline: bool,
+            step in 1usize..300,
+            buffer in 1usize..64,
+            batch_bytes in 1usize..400,
+            max_line in 1usize..50,
+        ) {
+            let mut data = lines.join("\n").into_bytes();
+            if last_newline && !data.is_empty() {
+                data.push(b'\n');
+            }
+            // Never one document over many lines (a first line that opens JSON it does not close).
+            proptest::prop_assume!(!lines.iter().find(|l| !l.trim().is_empty()).is_some_and(|l| is_cut_json(trim_line(l.as_bytes()))));
+            let options = ReadOptions { batch_bytes, max_line, ..Default::default() };
+            let mut reader = io::BufReader::with_capacity(buffer, Trickle { data: &data, step });
+            let mut got = Vec::new();
+            let summary = read_lines(&mut reader, Arc::from("t"), &options, &mut |b| {
+                for s in &b.lines {
+                    got.push((s.line, Some(String::from_utf8_lossy(b.text(s)).into_owned())));
+                }
+                for k in &b.skipped {
+                    got.push((k.origin.line, None));
+                }
+            })
+            .unwrap();
+            got.sort_by_key(|(line, _)| *line);
+            let mut want = Vec::new();
+            let pieces: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+            let mut bytes = 0;
+            for (i, piece) in pieces.iter().enumerate() {
+                let newline = usize::from(i + 1 < pieces.len());
+                if newline == 0 && piece.is_empty() {
+                    break;
+                }
+                let length = piece.len() + newline;
+                bytes += length;
+                if length > max_line {
+                    want.push((i as u64 + 1, None));
+                } else if !trim_line(piece).is_empty() {
+                    want.push((i as u64 + 1, Some(String::from_utf8_lossy(trim_line(piece)).into_owned())));
+                }
+            }
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(summary.bytes, bytes as u64);
+            let line_count = pieces.len() - usize::from(pieces.last().is_some_and(|p| p.is_empty()));
+            proptest::prop_assert_eq!(summary.lines, line_count as u64);
+        }
     }
 
     #[test]

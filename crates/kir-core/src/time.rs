@@ -140,6 +140,9 @@ impl Serialize for Duration {
 /// The one timestamp parser of kir, for times in records and on the command line alike: RFC
 /// 3339; a space for the `T`; no offset (read as UTC); a plain date (midnight UTC).
 pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
+    if let Some(t) = canonical_utc(text.as_bytes()) {
+        return Some(t);
+    }
     let text = text.trim();
     if let Ok(t) = text.parse::<Timestamp>() {
         return Some(t);
@@ -154,6 +157,56 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     }
     let date: jiff::civil::Date = civil.parse().ok()?;
     date.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the form of every timestamp the API server writes (a
+/// hunt reads two per request), read directly; `None` for anything else, which jiff then reads
+/// (it gives the same instant for this form: see the tests).
+fn canonical_utc(b: &[u8]) -> Option<Timestamp> {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let digits = |range: std::ops::Range<usize>| {
+        b[range].iter().try_fold(0i64, |n, d| d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0')))
+    };
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let (mut nanos, mut at) = (0i32, 19);
+    if b[at] == b'.' {
+        let fraction = &b[at + 1..b.len() - 1];
+        if fraction.is_empty() || fraction.len() > 9 {
+            return None;
+        }
+        nanos = fraction.iter().try_fold(0i32, |n, d| d.is_ascii_digit().then(|| n * 10 + i32::from(d - b'0')))?;
+        nanos *= 10i32.pow(9 - fraction.len() as u32);
+        at = b.len() - 1;
+    }
+    // A leap second (`:60`) and year 0 are left to jiff.
+    let month_ok = (1..=12).contains(&month) && (1..=days_in_month(year, month)).contains(&day);
+    if at + 1 != b.len() || b[at] != b'Z' || year == 0 || !month_ok || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    Timestamp::new(seconds, nanos).ok()
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// `now - age`, or an error saying the age reaches out of range.
@@ -198,6 +251,46 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    proptest::proptest! {
+        /// The direct reading of the API server's form gives what jiff gives, on any date and
+        /// time of the form, valid or not.
+        #[test]
+        fn the_canonical_form_reads_as_jiff_reads_it(
+            year in 0u32..10000, month in 0u32..14, day in 0u32..33, hour in 0u32..26, minute in 0u32..62,
+            second in 0u32..62, fraction in proptest::option::of("[0-9]{1,10}"),
+        ) {
+            let fraction = fraction.map_or(String::new(), |f| format!(".{f}"));
+            let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z");
+            let fast = canonical_utc(text.as_bytes());
+            if fast.is_some() {
+                proptest::prop_assert_eq!(fast, text.parse::<Timestamp>().ok(), "{}", text);
+            }
+            proptest::prop_assert_eq!(parse_timestamp(&text), text.parse::<Timestamp>().ok(), "{}", text);
+        }
+    }
+
+    #[test]
+    fn the_canonical_form_is_read_directly() {
+        for text in [
+            "2026-11-28T00:00:00.024000Z",
+            "1970-01-01T00:00:00Z",
+            "2024-02-29T23:59:59.999999999Z",
+            "0001-01-01T00:00:00Z",
+        ] {
+            assert_eq!(canonical_utc(text.as_bytes()), text.parse().ok(), "{text}");
+            assert!(canonical_utc(text.as_bytes()).is_some(), "{text}");
+        }
+        for text in [
+            "2023-02-29T00:00:00Z",
+            "2026-11-28T00:00:00.Z",
+            "2026-11-28T00:00:00+00:00",
+            "2026-11-28 00:00:00Z",
+            "2026-11-28T00:00:60Z",
+        ] {
+            assert_eq!(canonical_utc(text.as_bytes()), None, "{text}");
+        }
     }
 
     #[test]

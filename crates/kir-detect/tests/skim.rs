@@ -4,7 +4,8 @@
 //! the envelope reads every field as the decoder does, and a request the envelope rules out
 //! matches no rule once decoded.
 
-use kir_audit::{Envelope, Field, Fields, Origin, Record, decode};
+use kir_audit::envelope::Line;
+use kir_audit::{Envelope, Field, Fields, Origin, Record, decode, early_stage};
 use kir_detect::{Placeholders, RuleSet};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -251,6 +252,18 @@ proptest! {
         }
     }
 
+    /// The hunt reads each line once with the envelope reader, which also tells an earlier
+    /// stage: exactly when `early_stage` takes the line for one, and with the same id, unless it
+    /// leaves the line to `early_stage` (`Other`). Escapes, nulls and any member order included.
+    #[test]
+    fn the_envelope_tells_earlier_stages_as_early_stage_does(line in line()) {
+        match Envelope::read(&line) {
+            Line::Earlier(id) => prop_assert_eq!(early_stage(&line).map(|(id, _)| id), Some(id), "{}", line),
+            Line::Last(_) => prop_assert!(early_stage(&line).is_none(), "{}", line),
+            Line::Other => {}
+        }
+    }
+
     /// Each line is asked first, then its neighbours, some of which share its key (they differ
     /// in a member the key leaves out) and are answered from its verdict.
     #[test]
@@ -375,4 +388,19 @@ fn the_memo_keeps_apart_what_its_key_leaves_out() {
         });
     }
     assert_eq!(answers.len(), 2, "some of these requests may match and some may not");
+}
+
+/// The API server's earlier stages, in its member order and with sorted keys (`jq -S`), are told
+/// by the envelope reader itself; an escape in a top-level string leaves the line to
+/// `early_stage`, which refuses it as well.
+#[test]
+fn earlier_stages_are_told_on_the_way() {
+    let server = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a-1","stage":"RequestReceived","requestURI":"/api","verb":"get","user":{"username":"x"}}"#;
+    let sorted = r#"{"apiVersion":"audit.k8s.io/v1","auditID":"a-2","kind":"Event","level":"Metadata","objectRef":{"resource":"pods"},"requestReceivedTimestamp":"2026-11-28T00:00:00.000000Z","requestURI":"/api","sourceIPs":["10.0.0.1"],"stage":"ResponseStarted","verb":"watch"}"#;
+    for (line, id) in [(server, "a-1"), (sorted, "a-2")] {
+        assert!(matches!(Envelope::read(line), Line::Earlier(found) if found == id), "{line}");
+    }
+    let escaped = sorted.replace("/api", "/a\\u0070i");
+    assert!(matches!(Envelope::read(&escaped), Line::Other));
+    assert_eq!(early_stage(&escaped), None);
 }

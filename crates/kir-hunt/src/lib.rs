@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 
 use jiff::Timestamp;
+use kir_audit::envelope::Line;
 use kir_audit::merge::{Earlier, key as merge_key, key_of as merge_key_of};
 use kir_audit::{
     AuditEvent, Envelope, Input, LineBatch, Presence, RawStage, ReadOptions, Record, SkipKind, SkipReport, Skipped,
@@ -423,13 +424,21 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
                         continue;
                     }
                 };
-                if let Some((audit_id, _)) = early_stage(text) {
+                // One read tells a last stage from an earlier one (the envelope reader also
+                // answers as `early_stage` does); without skimming, only earlier stages are
+                // looked for.
+                let line = if skim { Envelope::read(text) } else { Line::Other };
+                let earlier = match line {
+                    Line::Earlier(audit_id) => Some(audit_id),
+                    Line::Other => early_stage(text).map(|(audit_id, _)| audit_id),
+                    Line::Last(_) => None,
+                };
+                if let Some(audit_id) = earlier {
                     let k = merge_key_of(audit_id, &batch.cluster);
                     local.push(Local::Early { k, audit_id, origin: batch.origin(span), text });
                     continue;
                 }
-                if skim
-                    && let Some(envelope) = Envelope::scan(text)
+                if let Line::Last(envelope) = line
                     && skims(rules, &envelope)
                     && let Some(plain) = plain(&envelope, span, &batch.cluster, &mut local)
                 {
