@@ -21,7 +21,6 @@ use kir_audit::{
     StageMerger, early_stage,
 };
 use kir_detect::{Finding, Level, RuleSet, finding_from_falco};
-use rayon::prelude::*;
 use serde::Serialize;
 
 /// What to keep of the findings and events.
@@ -210,16 +209,10 @@ struct FileTally {
 /// Runs the hunt over `inputs` with `rules`.
 ///
 /// With one thread everything runs on the caller's thread. With more, a reader thread feeds
-/// batches, and the decoding of the next batch overlaps the merging and matching of the
-/// current one.
+/// batches to as many decoders, and the caller's thread merges and correlates them in order
+/// ([`hunt_pipelined`]).
 pub fn hunt(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
-    let threads = options.threads.max(1);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-    match pool {
-        Ok(pool) if threads > 1 => pool.install(|| hunt_pipelined(inputs, rules, options)),
-        Ok(pool) => pool.install(|| hunt_inline(inputs, rules, options)),
-        Err(_) => hunt_inline(inputs, rules, options),
-    }
+    if options.threads > 1 { hunt_pipelined(inputs, rules, options) } else { hunt_inline(inputs, rules, options) }
 }
 
 fn read_one(input: &Input, options: &HuntOptions, sink: &mut dyn FnMut(Message)) {
@@ -248,51 +241,90 @@ fn hunt_inline(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> Hunt
     state.finish()
 }
 
+/// Batches read but not yet processed, at most: what bounds the memory of a pipelined hunt
+/// (a batch is about a megabyte) however unevenly its batches decode.
+const IN_FLIGHT: u64 = 8;
+
+/// One thread reads and numbers the batches, `threads` decoders each decode whole batches as
+/// they come (no decoder waits for another: a barrier per batch had left a core idle at the end
+/// of every batch), and the caller's thread processes the decoded batches in their order
+/// (stage merging, correlation, the report), which is a small part of the work.
 fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
-    let (tx, rx) = mpsc::sync_channel::<Message>(2);
-    let reader_inputs = inputs.to_vec();
-    let reader_options = options.clone();
-    let reader = std::thread::Builder::new().name("kir-reader".into()).spawn(move || {
-        for input in &reader_inputs {
-            read_one(input, &reader_options, &mut |message| {
-                let _ = tx.send(message);
-            });
-        }
-    });
     let mut state = Pipeline::new(rules, options);
     let skim = state.may_skim();
-    let mut pending: Option<Decoded> = None;
-    for message in rx {
-        match message {
-            Message::Batch(batch) => {
-                let current = pending.take();
-                // The serial part runs here; the other worker starts on the next batch at once,
-                // and this one joins it when done.
-                let ((), next) = rayon::join(
-                    || {
-                        if let Some(d) = current {
-                            state.process(d);
-                        }
-                    },
-                    || decode(batch, rules, skim),
-                );
-                pending = Some(next);
-            }
-            other => {
-                if let Some(d) = pending.take() {
-                    state.process(d);
+    // How many batches the processing has taken, for the reader to stay within IN_FLIGHT.
+    let processed = (std::sync::Mutex::new(0u64), std::sync::Condvar::new());
+    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Message)>(options.threads);
+    let work_rx = std::sync::Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Handed)>(options.threads);
+    let complete = std::thread::scope(|scope| {
+        let mut decoders = 0;
+        for i in 0..options.threads {
+            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
+            let spawned = std::thread::Builder::new().name(format!("kir-decode-{i}")).spawn_scoped(scope, move || {
+                loop {
+                    let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((seq, message)) = next else { break };
+                    let handed = match message {
+                        Message::Batch(batch) => Handed::Decoded(decode(batch, rules, skim)),
+                        other => Handed::Other(other),
+                    };
+                    if done_tx.send((seq, handed)).is_err() {
+                        break;
+                    }
                 }
-                state.message(other);
+            });
+            decoders += usize::from(spawned.is_ok());
+        }
+        drop(done_tx);
+        let processed = &processed;
+        let reader = (decoders > 0).then(|| {
+            std::thread::Builder::new().name("kir-reader".into()).spawn_scoped(scope, move || {
+                let mut seq = 0u64;
+                for input in inputs {
+                    read_one(input, options, &mut |message| {
+                        let (lock, wake) = processed;
+                        let mut taken = lock.lock().unwrap_or_else(|e| e.into_inner());
+                        while seq >= *taken + IN_FLIGHT {
+                            taken = wake.wait(taken).unwrap_or_else(|e| e.into_inner());
+                        }
+                        drop(taken);
+                        let _ = work_tx.send((seq, message));
+                        seq += 1;
+                    });
+                }
+            })
+        });
+        if !matches!(reader, Some(Ok(_))) {
+            // No thread to read or decode with (the decoders stop when the reader's channel
+            // closes): the caller reads it all alone.
+            return false;
+        }
+        // Decoded batches arrive in any order; they are processed in the order they were read.
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut next = 0u64;
+        for (seq, handed) in done_rx {
+            waiting.insert(seq, handed);
+            while let Some(handed) = waiting.remove(&next) {
+                match handed {
+                    Handed::Decoded(decoded) => state.process(decoded),
+                    Handed::Other(message) => state.message(message),
+                }
+                next += 1;
+                let (lock, wake) = processed;
+                *lock.lock().unwrap_or_else(|e| e.into_inner()) = next;
+                wake.notify_all();
             }
         }
-    }
-    if let Some(d) = pending.take() {
-        state.process(d);
-    }
-    if let Ok(handle) = reader {
-        let _ = handle.join();
-    }
-    state.finish()
+        true
+    });
+    if complete { state.finish() } else { hunt_inline(inputs, rules, options) }
+}
+
+/// A message of the reader, as a decoder hands it on.
+enum Handed {
+    Decoded(Decoded),
+    Other(Message),
 }
 
 /// A batch, decoded: records and problems in line order.
@@ -405,7 +437,7 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
     let whole = simdutf8::basic::from_utf8(&batch.data).ok();
     let chunks = batch
         .lines
-        .par_chunks(CHUNK)
+        .chunks(CHUNK)
         .map(|spans| {
             let mut local: Vec<Local> = Vec::with_capacity(spans.len());
             let mut records = Vec::new();
@@ -810,21 +842,14 @@ impl<'a> Pipeline<'a> {
         self.report.stats.skipped.add(s);
     }
 
-    /// Matches requests whose stages were joined (or released) here, in parallel.
+    /// Matches requests whose stages were joined (or released) here.
     fn detect(&mut self, events: Vec<AuditEvent>) {
         if events.is_empty() {
             return;
         }
         let rules = self.rules;
-        let matched: Vec<(AuditEvent, Vec<(usize, Finding)>)> = events
-            .into_par_iter()
-            .with_min_len(64)
-            .map(|e| {
-                let findings = match_event(rules, &e);
-                (e, findings)
-            })
-            .collect();
-        for (event, findings) in matched {
+        for event in events {
+            let findings = match_event(rules, &event);
             self.record(&event, findings);
         }
     }
