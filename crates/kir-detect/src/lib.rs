@@ -14,6 +14,7 @@ pub mod condition;
 pub mod context;
 pub mod correlation;
 pub mod detection;
+mod documents;
 pub mod finding;
 pub mod level;
 pub mod lint;

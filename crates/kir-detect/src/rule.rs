@@ -1,6 +1,7 @@
 //! Sigma rule files: YAML documents in, rules (detection and correlation) out, with every
 //! problem named by file, line and field.
 
+use crate::documents::documents;
 use std::fmt;
 
 use serde_json::Value;
@@ -149,28 +150,6 @@ pub struct ParsedFile {
     pub problems: Vec<RuleProblem>,
 }
 
-/// Splits YAML on `---` lines, keeping each document's first line number.
-fn documents(text: &str) -> Vec<(usize, String)> {
-    let mut docs = Vec::new();
-    let mut current = String::new();
-    let mut start = 1;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim_end() == "---" {
-            docs.push((start, std::mem::take(&mut current)));
-            start = i + 2;
-        } else if line.trim_end() == "..." {
-            continue;
-        } else {
-            current.push_str(line);
-            current.push('\n');
-        }
-    }
-    docs.push((start, current));
-    docs.into_iter()
-        .filter(|(_, d)| d.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')))
-        .collect()
-}
-
 /// The first line of `doc` that mentions `needle`, as a file line number.
 fn line_of(doc: &str, first_line: usize, needle: &str) -> Option<usize> {
     doc.lines().position(|l| l.contains(needle)).map(|i| first_line + i)
@@ -179,7 +158,9 @@ fn line_of(doc: &str, first_line: usize, needle: &str) -> Option<usize> {
 /// Parses one rule file's text.
 pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> ParsedFile {
     let mut out = ParsedFile::default();
-    for (first_line, doc) in documents(text) {
+    let docs = documents(text);
+    let ahead = crate::ruleset::parsed_ahead(text).filter(|values| values.len() == docs.len());
+    for (i, (first_line, doc)) in docs.into_iter().enumerate() {
         let problem = |line: Option<usize>, rule: Option<String>, message: String| RuleProblem {
             severity: ProblemSeverity::Error,
             path: path.to_string(),
@@ -188,7 +169,12 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
             message,
             rule_loaded: false,
         };
-        let value: Value = match serde_saphyr::from_str(&doc) {
+        // The same value either way (a test holds the two together).
+        let parsed = match ahead.and_then(|values| serde_json::from_str::<Value>(values[i]).ok()) {
+            Some(value) => Ok(value),
+            None => serde_saphyr::from_str(&doc),
+        };
+        let value: Value = match parsed {
             Ok(v) => v,
             Err(e) => {
                 let (line, message) = yaml_error(&e, first_line);

@@ -14,6 +14,19 @@ use crate::rule::{DetectionRule, ProblemSeverity, RuleProblem, parse_file};
 /// The built-in rules, embedded at build time: (path under `rules/`, text).
 pub const BUILTIN_RULES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 
+/// For each of [`BUILTIN_RULES`], its documents ([`crate::documents::documents`]) parsed at build
+/// time, as JSON; empty when one of them is not valid YAML.
+const BUILTIN_VALUES: &[&[&str]] = include!(concat!(env!("OUT_DIR"), "/builtin_values.rs"));
+
+/// The documents of `text` parsed ahead of time, when it is the text of a built-in rule file.
+pub(crate) fn parsed_ahead(text: &str) -> Option<&'static [&'static str]> {
+    static BY_TEXT: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static [&'static str]>> =
+        std::sync::OnceLock::new();
+    let by_text = BY_TEXT
+        .get_or_init(|| BUILTIN_RULES.iter().zip(BUILTIN_VALUES).map(|((_, text), values)| (*text, *values)).collect());
+    by_text.get(text).copied().filter(|values| !values.is_empty())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{path}: {source}")]
@@ -425,4 +438,26 @@ pub fn parse_placeholders(text: &str) -> Result<Placeholders, String> {
             (k, list)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod parsed_ahead_tests {
+    use super::*;
+
+    /// The values build.rs parsed are those the YAML parser gives at run time, document for
+    /// document: the hunt's start-up reads the first, `kir rules lint` on a copy the second.
+    #[test]
+    fn the_built_in_pack_parsed_ahead_is_the_pack_parsed_now() {
+        for ((path, text), values) in BUILTIN_RULES.iter().zip(BUILTIN_VALUES) {
+            let docs = crate::documents::documents(text);
+            assert_eq!(values.len(), docs.len(), "{path}: every document of the pack parses");
+            for ((_, doc), json) in docs.iter().zip(values.iter()) {
+                let now: serde_json::Value = serde_saphyr::from_str(doc).expect("the pack is valid YAML");
+                let ahead: serde_json::Value = serde_json::from_str(json).expect("build.rs wrote JSON");
+                assert_eq!(now, ahead, "{path}");
+            }
+            assert_eq!(parsed_ahead(text), Some(*values), "{path}");
+        }
+        assert_eq!(parsed_ahead("title: not a built-in rule\n"), None);
+    }
 }
