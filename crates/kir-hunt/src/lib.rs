@@ -254,10 +254,16 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
     let skim = state.may_skim();
     // How many batches the processing has taken, for the reader to stay within IN_FLIGHT.
     let processed = (std::sync::Mutex::new(0u64), std::sync::Condvar::new());
+    // Set when a decoder panicked: the reader stops handing batches on, the decoders drain what
+    // is left, and the panic is raised again once every thread has stopped (a hunt must crash
+    // with its message, never hang waiting for a batch that will not come).
+    let abort = std::sync::atomic::AtomicBool::new(false);
     let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Message)>(options.threads);
     let work_rx = std::sync::Mutex::new(work_rx);
     let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Handed)>(options.threads);
+    let mut panicked = None;
     let complete = std::thread::scope(|scope| {
+        let (processed, abort) = (&processed, &abort);
         let mut decoders = 0;
         for i in 0..options.threads {
             let (work_rx, done_tx) = (&work_rx, done_tx.clone());
@@ -265,19 +271,31 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
                 loop {
                     let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((seq, message)) = next else { break };
+                    if abort.load(std::sync::atomic::Ordering::Relaxed) {
+                        continue;
+                    }
                     let handed = match message {
-                        Message::Batch(batch) => Handed::Decoded(decode(batch, rules, skim)),
+                        Message::Batch(batch) => {
+                            let decoded =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(batch, rules, skim)));
+                            decoded.map_or_else(
+                                |payload| {
+                                    abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                                    processed.1.notify_all();
+                                    Handed::Panicked(payload)
+                                },
+                                Handed::Decoded,
+                            )
+                        }
                         other => Handed::Other(other),
                     };
-                    if done_tx.send((seq, handed)).is_err() {
-                        break;
-                    }
+                    // Once the processing has stopped, what is left is only drained.
+                    let _ = done_tx.send((seq, handed));
                 }
             });
             decoders += usize::from(spawned.is_ok());
         }
         drop(done_tx);
-        let processed = &processed;
         let reader = (decoders > 0).then(|| {
             std::thread::Builder::new().name("kir-reader".into()).spawn_scoped(scope, move || {
                 let mut seq = 0u64;
@@ -285,11 +303,13 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
                     read_one(input, options, &mut |message| {
                         let (lock, wake) = processed;
                         let mut taken = lock.lock().unwrap_or_else(|e| e.into_inner());
-                        while seq >= *taken + IN_FLIGHT {
+                        while seq >= *taken + IN_FLIGHT && !abort.load(std::sync::atomic::Ordering::Relaxed) {
                             taken = wake.wait(taken).unwrap_or_else(|e| e.into_inner());
                         }
                         drop(taken);
-                        let _ = work_tx.send((seq, message));
+                        if !abort.load(std::sync::atomic::Ordering::Relaxed) {
+                            let _ = work_tx.send((seq, message));
+                        }
                         seq += 1;
                     });
                 }
@@ -303,12 +323,16 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
         // Decoded batches arrive in any order; they are processed in the order they were read.
         let mut waiting = std::collections::BTreeMap::new();
         let mut next = 0u64;
-        for (seq, handed) in done_rx {
+        'receive: for (seq, handed) in done_rx {
             waiting.insert(seq, handed);
             while let Some(handed) = waiting.remove(&next) {
                 match handed {
                     Handed::Decoded(decoded) => state.process(decoded),
                     Handed::Other(message) => state.message(message),
+                    Handed::Panicked(payload) => {
+                        panicked = Some(payload);
+                        break 'receive;
+                    }
                 }
                 next += 1;
                 let (lock, wake) = processed;
@@ -316,8 +340,18 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
                 wake.notify_all();
             }
         }
+        // The batches after a panic are dropped, not decoded: the panic may wait here unreached.
+        if panicked.is_none() {
+            panicked = waiting.into_values().find_map(|handed| match handed {
+                Handed::Panicked(payload) => Some(payload),
+                _ => None,
+            });
+        }
         true
     });
+    if let Some(payload) = panicked {
+        std::panic::resume_unwind(payload);
+    }
     if complete { state.finish() } else { hunt_inline(inputs, rules, options) }
 }
 
@@ -325,6 +359,8 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
 enum Handed {
     Decoded(Decoded),
     Other(Message),
+    /// Decoding the batch panicked (a bug): raised again on the caller's thread.
+    Panicked(Box<dyn std::any::Any + Send>),
 }
 
 /// A batch, decoded: records and problems in line order.
@@ -432,6 +468,10 @@ fn skims(rules: &RuleSet, envelope: &Envelope) -> bool {
 /// `skim`: last stages that no rule can match may be left undecoded ([`Plain`]); off when every
 /// request must be seen (a timeline of the requests of some actors or namespaces).
 fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
+    #[cfg(test)]
+    if tests::PANIC_IN_DECODE.load(std::sync::atomic::Ordering::Relaxed) {
+        panic!("a bug in decoding, injected by a test");
+    }
     const CHUNK: usize = 64;
     // One SIMD pass over the whole batch: per line, the check's set-up cost more than the check.
     let whole = simdutf8::basic::from_utf8(&batch.data).ok();
@@ -1002,4 +1042,34 @@ pub fn summary_by_rule(findings: &[Finding]) -> Vec<(String, String, Level, usiz
     let mut out: Vec<_> = by_rule.into_iter().map(|(id, (t, l, n, e))| (id.to_string(), t, l, n, e)).collect();
     out.sort_by(|a, b| b.2.cmp(&a.2).then(b.3.cmp(&a.3)).then(a.1.cmp(&b.1)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) static PANIC_IN_DECODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// A bug that panics in a decoder crashes the hunt with its message, on the caller's
+    /// thread, instead of leaving it waiting for a batch that never comes.
+    #[test]
+    fn a_panic_in_a_decoder_reaches_the_caller() {
+        let path = std::env::temp_dir().join(format!("kir-hunt-panic-{}.jsonl", std::process::id()));
+        let line = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a","stage":"ResponseComplete","verb":"get","requestURI":"/api","user":{"username":"u"}}"#;
+        std::fs::write(&path, format!("{line}\n").repeat(2000)).expect("temp dir is writable");
+        let inputs = kir_audit::discover(std::slice::from_ref(&path)).expect("the file exists");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let rules = RuleSet::builtin(&kir_detect::Placeholders::new());
+            let mut options = HuntOptions { threads: 2, ..Default::default() };
+            options.read.batch_bytes = 4 << 10;
+            PANIC_IN_DECODE.store(true, std::sync::atomic::Ordering::Relaxed);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hunt(&inputs, &rules, &options)));
+            PANIC_IN_DECODE.store(false, std::sync::atomic::Ordering::Relaxed);
+            let _ = tx.send(outcome.err().and_then(|p| p.downcast_ref::<&str>().map(|s| s.to_string())));
+        });
+        let message = rx.recv_timeout(std::time::Duration::from_secs(120)).expect("the hunt ends, it does not hang");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(message.as_deref(), Some("a bug in decoding, injected by a test"));
+    }
 }
