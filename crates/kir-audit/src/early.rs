@@ -32,7 +32,7 @@ const MEMBERS_LOOKED_AT: usize = 20;
 /// wrapper members it also has, so the two agree on what such a line is.)
 pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
     let bytes = text.as_bytes();
-    if bytes.iter().rev().find(|b| !is_space(**b)) != Some(&b'}') {
+    if !ends_its_object(text) {
         return None;
     }
     let mut at = skip_space(bytes, 0);
@@ -71,8 +71,8 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
         }
         if let (Some(kind), Some(api_version), Some(audit_id), Some(stage)) = (kind, api_version, audit_id, stage) {
             let stage = Stage::parse(stage)?;
-            let event = kind == "Event" && api_version.starts_with("audit.k8s.io/");
-            return (event && !audit_id.is_empty() && !stage.is_final()).then_some((audit_id, stage));
+            return (is_audit_event(kind == "Event", api_version, audit_id) && !stage.is_final())
+                .then_some((audit_id, stage));
         }
         at = skip_space(bytes, at);
         match bytes.get(at)? {
@@ -81,6 +81,17 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
         }
     }
     None
+}
+
+/// Whether a line's last character but JSON whitespace closes an object.
+pub(crate) fn ends_its_object(text: &str) -> bool {
+    text.as_bytes().iter().rev().find(|b| !is_space(**b)) == Some(&b'}')
+}
+
+/// Whether members say a line is an event of ours: `kind` `Event`, an `audit.k8s.io/…`
+/// apiVersion and an auditID (the envelope reader and `early_stage` ask the same).
+pub(crate) fn is_audit_event(kind_is_event: bool, api_version: &str, audit_id: &str) -> bool {
+    kind_is_event && api_version.starts_with("audit.k8s.io/") && !audit_id.is_empty()
 }
 
 /// JSON's whitespace (not a form feed, which `is_ascii_whitespace` also takes).

@@ -19,6 +19,7 @@ use std::borrow::Cow;
 
 use jiff::Timestamp;
 
+use crate::early::{ends_its_object, is_audit_event};
 use crate::event::{Presence, Stage};
 
 /// serde_json refuses deeper nesting (128); the scanner leaves such lines to it. Checked at the
@@ -107,6 +108,7 @@ impl<'a> Envelope<'a> {
         let mut kind_ok = false;
         // No escape in any top-level string so far: `early_stage` refuses them.
         let mut plain = true;
+        // `kind`, `apiVersion`, `auditID` and `stage`: the first four bits of [`top_level`].
         const FIRST_FOUR: u32 = 0b1111;
         s.object(|s, key| {
             let bit = top_level(key)?;
@@ -201,13 +203,14 @@ impl<'a> Envelope<'a> {
                 })?,
                 _ => return None,
             }
-            if seen & FIRST_FOUR == FIRST_FOUR && key_is_first_four(bit) && e.stage.is_some_and(|st| !st.is_final()) {
+            if seen & FIRST_FOUR == FIRST_FOUR
+                && FIRST_FOUR & (1 << bit) != 0
+                && e.stage.is_some_and(|st| !st.is_final())
+            {
                 // Decided here, as `early_stage` decides; the line is no last stage either way.
-                let ends_its_object = text.trim_end_matches([' ', '\t', '\n', '\r']).ends_with('}');
-                let event = kind_ok && e.api_version.starts_with("audit.k8s.io/") && !e.audit_id.is_empty();
                 if plain
-                    && ends_its_object
-                    && event
+                    && ends_its_object(text)
+                    && is_audit_event(kind_ok, &e.api_version, &e.audit_id)
                     && let Cow::Borrowed(id) = e.audit_id
                 {
                     *earlier = Some(id);
@@ -222,8 +225,7 @@ impl<'a> Envelope<'a> {
         }
         let required = seen & FIRST_FOUR == FIRST_FOUR;
         let last = e.stage.is_some_and(Stage::is_final);
-        let ours = kind_ok && e.api_version.starts_with("audit.k8s.io/") && !e.audit_id.is_empty();
-        (required && last && ours).then_some(e)
+        (required && last && is_audit_event(kind_ok, &e.api_version, &e.audit_id)).then_some(e)
     }
 
     /// [`crate::AuditEvent::presence`] of the event this line decodes to.
@@ -297,11 +299,6 @@ fn object_ref_member(key: &str) -> Option<usize> {
         "resourceVersion" => 7,
         _ => return None,
     })
-}
-
-/// `kind`, `apiVersion`, `auditID` and `stage` are the first four of [`top_level`].
-fn key_is_first_four(bit: usize) -> bool {
-    bit < 4
 }
 
 #[cfg(test)]

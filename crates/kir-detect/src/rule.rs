@@ -1,13 +1,13 @@
 //! Sigma rule files: YAML documents in, rules (detection and correlation) out, with every
 //! problem named by file, line and field.
 
-use crate::documents::documents;
 use std::fmt;
 
 use serde_json::Value;
 
 use crate::correlation::{CorrelationKind, CorrelationRule, Threshold};
 use crate::detection::{self, Detection, Placeholders};
+use crate::documents::documents;
 use crate::level::Level;
 
 /// Where a rule came from.

@@ -18,13 +18,14 @@ pub const BUILTIN_RULES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/b
 /// time, as JSON; empty when one of them is not valid YAML.
 const BUILTIN_VALUES: &[&[&str]] = include!(concat!(env!("OUT_DIR"), "/builtin_values.rs"));
 
-/// The documents of `text` parsed ahead of time, when it is the text of a built-in rule file.
+/// The documents of `text` parsed ahead of time, when it is the text of a built-in rule file
+/// (none when one of them was not valid YAML: the caller then parses them all itself).
 pub(crate) fn parsed_ahead(text: &str) -> Option<&'static [&'static str]> {
     static BY_TEXT: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static [&'static str]>> =
         std::sync::OnceLock::new();
     let by_text = BY_TEXT
         .get_or_init(|| BUILTIN_RULES.iter().zip(BUILTIN_VALUES).map(|((_, text), values)| (*text, *values)).collect());
-    by_text.get(text).copied().filter(|values| !values.is_empty())
+    by_text.get(text).copied()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +130,9 @@ fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Parses rule files on the cores there are, in their order: parsing the YAML of the built-in
-/// pack was most of every command's start-up (50 ms of a hunt that takes a few hundred).
+/// Parses rule files on the cores there are, in their order: parsing and compiling the rules is
+/// most of every command's start-up (the built-in pack's YAML is parsed at build time, a user's
+/// rules' here).
 fn parse_all(texts: &[RuleText], placeholders: &Placeholders) -> Vec<crate::rule::ParsedFile> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if threads < 2 || texts.len() < 8 {
@@ -260,21 +262,16 @@ impl RuleSet {
     /// request that could feed or need the roles it learns.
     pub fn may_match(&self, envelope: &kir_audit::Envelope) -> bool {
         let decide = |revealed: &crate::memo::Revealed| {
-            let mut open = Vec::new();
-            let mut decided = None;
+            let (mut open, mut matches) = (Vec::new(), false);
             self.index.for_each_candidate(&envelope.verb, envelope.resource(), |i| {
                 match self.detections[i].detection.eval_partial(&revealed) {
-                    Some(true) => decided = Some(true),
+                    Some(true) => matches = true,
                     Some(false) => {}
                     None => open.push(i),
                 }
-                decided.is_some()
+                matches
             });
-            match decided {
-                Some(may) => Verdict::Decided(may),
-                None if open.is_empty() => Verdict::Decided(false),
-                None => Verdict::Open(open.into()),
-            }
+            if matches || open.is_empty() { Verdict::Decided(matches) } else { Verdict::Open(open.into()) }
         };
         crate::memo::may_match(self.index.generation, envelope, decide, |i| {
             self.detections[i].detection.may_match(&envelope)

@@ -884,9 +884,6 @@ impl<'a> Pipeline<'a> {
 
     /// Matches requests whose stages were joined (or released) here.
     fn detect(&mut self, events: Vec<AuditEvent>) {
-        if events.is_empty() {
-            return;
-        }
         let rules = self.rules;
         for event in events {
             let findings = match_event(rules, &event);
