@@ -152,7 +152,13 @@ pub struct ParsedFile {
 
 /// The first line of `doc` that mentions `needle`, as a file line number.
 fn line_of(doc: &str, first_line: usize, needle: &str) -> Option<usize> {
-    doc.lines().position(|l| l.contains(needle)).map(|i| first_line + i)
+    if needle.is_empty() || needle.contains(['\n', '\r']) {
+        return doc.lines().position(|l| l.contains(needle)).map(|i| first_line + i);
+    }
+    // One search of the whole text, not one per line: every example of every rule is placed
+    // when the pack loads, at each start.
+    let at = doc.find(needle)?;
+    Some(first_line + doc.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count())
 }
 
 /// Parses one rule file's text.
@@ -432,4 +438,22 @@ fn correlation(value: &Value) -> Result<ParsedCorrelation, String> {
         }
     };
     Ok((kind, rules, group_by, timespan, threshold, generate))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// One search of the whole text finds the line a search of each line finds.
+        #[test]
+        fn line_of_is_the_first_line_that_mentions_the_needle(
+            doc in "[ab:\n\r]{0,60}",
+            needle in "[ab:\n]{0,4}",
+            first_line in 1usize..50,
+        ) {
+            let by_lines = doc.lines().position(|l| l.contains(needle.as_str())).map(|i| first_line + i);
+            prop_assert_eq!(super::line_of(&doc, first_line, &needle), by_lines);
+        }
+    }
 }
