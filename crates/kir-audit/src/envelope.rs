@@ -16,6 +16,7 @@
 //! checked for a fault deep inside its body (docs/inputs.md).
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use jiff::Timestamp;
 
@@ -90,6 +91,15 @@ impl<'a> Envelope<'a> {
     /// [`Envelope::scan`], which also tells an earlier stage when its members say so in the way
     /// [`crate::early::early_stage`] requires: a hunt reads each line once to know which it is.
     pub fn read(text: &'a str) -> Line<'a> {
+        // Half the lines of a log are earlier stages. When the line names one, `early_stage`
+        // reads only the members that decide it and passes over the rest, where reading the
+        // envelope would decode every member before `stage` (most of them, with keys sorted)
+        // for nothing. It is the judge either way: when it declines, the line is read here.
+        if names_an_earlier_stage(text)
+            && let Some((audit_id, _)) = crate::early::early_stage(text)
+        {
+            return Line::Earlier(audit_id);
+        }
         let mut earlier = None;
         match Envelope::read_last(text, &mut earlier) {
             Some(envelope) => Line::Last(envelope),
@@ -259,6 +269,18 @@ impl<'a> Envelope<'a> {
     }
 }
 
+/// Whether `text` has a `stage` member (at any depth, written without spaces) whose value is an
+/// earlier stage: a hint, one search of the line, that [`crate::early::early_stage`] will take it.
+fn names_an_earlier_stage(text: &str) -> bool {
+    static STAGE: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\"stage\":\"").into_owned());
+    let bytes = text.as_bytes();
+    STAGE.find(bytes).is_some_and(|at| {
+        let value = &bytes[at + STAGE.needle().len()..];
+        value.starts_with(b"RequestReceived\"") || value.starts_with(b"ResponseStarted\"")
+    })
+}
+
 /// The top-level members of an event; each is its bit in a line's set of members seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Member {
@@ -426,7 +448,10 @@ impl<'a> Scanner<'a> {
         }
         self.at = i + 1;
         if escaped {
-            serde_json::from_str::<String>(self.text.get(start - 1..i + 1)?).ok().map(Cow::Owned)
+            let text = self.text.get(start..i)?;
+            unescape(text)
+                .or_else(|| serde_json::from_str::<String>(self.text.get(start - 1..i + 1)?).ok())
+                .map(Cow::Owned)
         } else {
             self.text.get(start..i).map(Cow::Borrowed)
         }
@@ -550,6 +575,31 @@ pub(crate) fn skip_nested(bytes: &[u8], at: usize) -> Option<usize> {
     let mut state = Nesting { depth: 0, in_string: false };
     let mut i = at;
     #[cfg(target_arch = "x86_64")]
+    {
+        // Whether the byte at `i` is escaped by a run of backslashes the last block ended with.
+        let mut escaped_first = false;
+        while i + 64 <= bytes.len() {
+            match state.wide_block(bytes, i, &mut escaped_first) {
+                Block::Done(end) => return Some(end),
+                Block::Next => i += 64,
+                Block::Refused => return None,
+                // Byte by byte: from the byte after an escaped first one, which a backslash
+                // inside a string escaped (the block before checked it was inside one).
+                Block::Escapes => {
+                    let from = if std::mem::take(&mut escaped_first) { i + 1 } else { i };
+                    match state.bytes(bytes, from, i + 64)? {
+                        Step::Done(end) => return Some(end),
+                        Step::Next(next) => i = next,
+                    }
+                }
+            }
+        }
+        if escaped_first {
+            // Only a backslash inside a string carries over: the escaped byte is passed over.
+            i += 1;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
     while i + 16 <= bytes.len() {
         match state.block(bytes, i) {
             Block::Done(end) => return Some(end),
@@ -579,6 +629,44 @@ fn masks(chunk: &[u8; 16]) -> (u32, u32, u32, u32) {
     let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
     let bits = |m| _mm_movemask_epi8(m) as u32;
     (bits(eq(b'\\')), bits(eq(b'"')), bits(_mm_or_si128(eq(b'{'), eq(b'['))), bits(_mm_or_si128(eq(b'}'), eq(b']'))))
+}
+
+/// [`masks`] of 64 bytes, as 64-bit masks.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn wide_masks(chunk: &[u8; 64]) -> (u64, u64, u64, u64) {
+    let mut out = (0u64, 0u64, 0u64, 0u64);
+    for (k, part) in chunk.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of x86-64: every CPU this code runs on has it.
+        let (escapes, quotes, open, close) = unsafe { masks(part.try_into().expect("16 bytes")) };
+        let shift = 16 * k;
+        out.0 |= u64::from(escapes) << shift;
+        out.1 |= u64::from(quotes) << shift;
+        out.2 |= u64::from(open) << shift;
+        out.3 |= u64::from(close) << shift;
+    }
+    out
+}
+
+/// The bytes escaped by the backslashes of a 64-byte block (`backslashes`), given whether its
+/// first byte is escaped by a run of backslashes the block before ended with (`carry`, updated
+/// for the next block). A run escapes the byte after it when its length is odd; subtracting the
+/// runs from the odd bits tells odd runs from even ones without a loop (simdjson's method).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn escaped_bytes(backslashes: u64, carry: &mut bool) -> u64 {
+    const ODD: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+    let first_escaped = u64::from(*carry);
+    if backslashes == 0 {
+        *carry = false;
+        return first_escaped;
+    }
+    // A backslash escaped by the block before starts no run.
+    let starts = backslashes & !first_escaped;
+    let codes = ((starts << 1) | ODD).wrapping_sub(starts) ^ ODD;
+    let escaped = codes ^ (backslashes | first_escaped);
+    *carry = (codes & backslashes) >> 63 == 1;
+    escaped
 }
 
 struct Nesting {
@@ -642,6 +730,52 @@ impl Nesting {
         Some(Step::Next(i + 1))
     }
 
+    /// The 64 bytes at `i` at once, escapes included: `Escapes` when a backslash lies outside
+    /// the strings (not JSON) or the block may nest too deep, which the byte loop decides.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn wide_block(&mut self, bytes: &[u8], i: usize, escaped_first: &mut bool) -> Block {
+        let chunk: &[u8; 64] = bytes[i..i + 64].try_into().expect("64 bytes");
+        let (backslashes, quotes, open, close) = wide_masks(chunk);
+        let carry_in = *escaped_first;
+        let escaped = escaped_bytes(backslashes, escaped_first);
+        // Bit k: an odd number of unescaped quotes at or before k (inside a string, or its
+        // opening quote).
+        let mut inside = quotes & !escaped;
+        for shift in [1, 2, 4, 8, 16, 32] {
+            inside ^= inside << shift;
+        }
+        if self.in_string {
+            inside = !inside;
+        }
+        if backslashes & !inside != 0 || self.depth + open.count_ones() as usize > MAX_DEPTH {
+            *escaped_first = carry_in;
+            return Block::Escapes;
+        }
+        self.in_string = inside >> 63 == 1;
+        let (open, close) = (open & !inside, close & !inside);
+        let closes = close.count_ones() as usize;
+        if self.depth > closes {
+            self.depth = self.depth + open.count_ones() as usize - closes;
+            return Block::Next;
+        }
+        let mut brackets = open | close;
+        while brackets != 0 {
+            let bit = brackets.trailing_zeros();
+            brackets &= brackets - 1;
+            if open & (1 << bit) != 0 {
+                self.depth += 1;
+            } else {
+                let Some(depth) = self.depth.checked_sub(1) else { return Block::Refused };
+                self.depth = depth;
+                if depth == 0 {
+                    return Block::Done(i + bit as usize + 1);
+                }
+            }
+        }
+        Block::Next
+    }
+
     /// The 16 bytes at `i` at once (SSE2, which every x86-64 has): quotes and brackets as bit
     /// masks, the inside of strings as the running parity of the quotes.
     #[cfg(target_arch = "x86_64")]
@@ -686,6 +820,33 @@ impl Nesting {
         }
         if self.depth > MAX_DEPTH { Block::Refused } else { Block::Next }
     }
+}
+
+/// The inside of a JSON string whose escapes are all of one character (`\"`, `\n`, …), decoded
+/// as serde_json decodes it; `None` when it has a `\u` escape (or is not JSON), which is left to
+/// serde_json. The API server writes `\"` in most authorization reasons: this spares a call of
+/// the full decoder on most last stages.
+fn unescape(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
+        out.push_str(&rest[..at]);
+        let c = match rest.as_bytes().get(at + 1)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            _ => return None,
+        };
+        out.push(c);
+        rest = &rest[at + 2..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// The first byte at or after `from` that ends a plain run of a JSON string: a quote, a
@@ -766,8 +927,31 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(2048))]
 
         #[test]
-        fn blocks_and_bytes_skip_alike(text in r#"[\[{][\[\]{}"\\a: ,]{0,120}"#) {
+        fn blocks_and_bytes_skip_alike(text in r#"[\[{][\[\]{}"\\a: ,]{0,300}"#) {
             prop_assert_eq!(skip_nested(text.as_bytes(), 0), byte_by_byte(text.as_bytes(), 0), "{}", text);
+        }
+
+        /// Mostly strings with runs of backslashes, across 64-byte blocks.
+        #[test]
+        fn escapes_across_blocks_skip_as_bytes_do(text in r#"\{"a":"([\\]{0,5}[a"{}]){0,80}"\}"#) {
+            prop_assert_eq!(skip_nested(text.as_bytes(), 0), byte_by_byte(text.as_bytes(), 0), "{}", text);
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn escaped_bytes_are_those_a_byte_loop_finds(backslashes in prop_oneof![any::<u64>(), any::<u64>().prop_map(|x| x | x << 1 | x << 2)], carry in any::<bool>()) {
+            let (mut want, mut escaping) = (0u64, carry);
+            for k in 0..64 {
+                if escaping {
+                    want |= 1 << k;
+                    escaping = false;
+                } else if backslashes & (1 << k) != 0 {
+                    escaping = true;
+                }
+            }
+            let mut got_carry = carry;
+            prop_assert_eq!(escaped_bytes(backslashes, &mut got_carry), want);
+            prop_assert_eq!(got_carry, escaping);
         }
 
         #[test]
@@ -826,6 +1010,18 @@ mod tests {
             let want = bytes[from..].iter().position(|b| *b == b'"' || *b == b'\\' || *b < 0x20).map(|p| from + p);
             prop_assert_eq!(string_stop(&bytes, from), want);
             prop_assert_eq!(string_stop_by_words(&bytes, from), want);
+        }
+    }
+
+    proptest! {
+        /// Whatever the escapes, the string reads as serde_json reads it, or not at all when
+        /// serde_json refuses it.
+        #[test]
+        fn strings_read_as_serde_json_reads_them(inside in r#"([a-z/ ]|\\[\\"/bfnrtux0-9A-F]|\\u[0-9a-fA-F]{4}|é){0,12}"#) {
+            let json = format!("\"{inside}\"");
+            let mut s = Scanner { text: &json, bytes: json.as_bytes(), at: 0 };
+            let want = serde_json::from_str::<String>(&json).ok();
+            prop_assert_eq!(s.string().map(Cow::into_owned), want, "{}", json);
         }
     }
 
