@@ -64,6 +64,17 @@ pub struct Envelope<'a> {
     pub annotations: Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>,
 }
 
+/// What a line is, as far as [`Envelope::read_into`] can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind<'a> {
+    /// A plain last stage, read into the envelope.
+    Last,
+    /// [`Line::Earlier`].
+    Earlier(&'a str),
+    /// [`Line::Other`].
+    Other,
+}
+
 /// What a line is, as far as [`Envelope::read`] can tell.
 // Made and taken apart once per line: a box would cost an allocation per line.
 #[allow(clippy::large_enum_variant)]
@@ -91,6 +102,18 @@ impl<'a> Envelope<'a> {
     /// [`Envelope::scan`], which also tells an earlier stage when its members say so in the way
     /// [`crate::early::early_stage`] requires: a hunt reads each line once to know which it is.
     pub fn read(text: &'a str) -> Line<'a> {
+        let mut envelope = Envelope::default();
+        match Envelope::read_into(text, &mut envelope) {
+            Kind::Last => Line::Last(envelope),
+            Kind::Earlier(audit_id) => Line::Earlier(audit_id),
+            Kind::Other => Line::Other,
+        }
+    }
+
+    /// [`Envelope::read`] into `envelope`, which is left holding the line's envelope when it is
+    /// a last stage (and anything otherwise). A hunt reads every line of a batch into one
+    /// envelope: its lists keep their room from line to line, and nothing large is moved.
+    pub fn read_into(text: &'a str, envelope: &mut Envelope<'a>) -> Kind<'a> {
         // Half the lines of a log are earlier stages. When the line names one, `early_stage`
         // reads only the members that decide it and passes over the rest, where reading the
         // envelope would decode every member before `stage` (most of them, with keys sorted)
@@ -98,22 +121,38 @@ impl<'a> Envelope<'a> {
         if names_an_earlier_stage(text)
             && let Some((audit_id, _)) = crate::early::early_stage(text)
         {
-            return Line::Earlier(audit_id);
+            return Kind::Earlier(audit_id);
         }
+        envelope.clear();
         let mut earlier = None;
-        match Envelope::read_last(text, &mut earlier) {
-            Some(envelope) => Line::Last(envelope),
-            None => earlier.map_or(Line::Other, Line::Earlier),
+        match Envelope::read_last(text, envelope, &mut earlier) {
+            Some(()) => Kind::Last,
+            None => earlier.map_or(Kind::Other, Kind::Earlier),
         }
+    }
+
+    /// Back to [`Envelope::default`], keeping the room of its lists.
+    fn clear(&mut self) {
+        let mut source_ips = std::mem::take(&mut self.source_ips);
+        let mut groups = std::mem::take(&mut self.user.groups);
+        let mut annotations = std::mem::take(&mut self.annotations);
+        source_ips.clear();
+        groups.clear();
+        annotations.clear();
+        *self = Envelope {
+            source_ips,
+            annotations,
+            user: EnvelopeUser { groups, ..EnvelopeUser::default() },
+            ..Envelope::default()
+        };
     }
 
     /// `earlier` is set when the line turns out to be an earlier stage that `early_stage` takes.
     /// It is decided where `early_stage` decides, after the member that completes `kind`,
     /// `apiVersion`, `auditID` and `stage`; every member before it was read here, so it was
     /// one `early_stage` passes over too (it only refuses escapes in strings, which are tracked).
-    fn read_last(text: &'a str, earlier: &mut Option<&'a str>) -> Option<Envelope<'a>> {
+    fn read_last(text: &'a str, e: &mut Envelope<'a>, earlier: &mut Option<&'a str>) -> Option<()> {
         let mut s = Scanner { text, bytes: text.as_bytes(), at: 0 };
-        let mut e = Envelope::default();
         let mut seen = 0u32;
         let mut kind_ok = false;
         // No escape in any top-level string so far: `early_stage` refuses them.
@@ -139,9 +178,9 @@ impl<'a> Envelope<'a> {
                 Member::Stage => e.stage = Some(Stage::parse(&string(s)?)?),
                 // `null` reads as the member's absence, as the decoder reads it.
                 _ if s.null() => {}
-                Member::User => e.user = s.user()?,
-                Member::ImpersonatedUser => e.impersonated_user = Some(s.user()?),
-                Member::SourceIps => e.source_ips = s.strings()?,
+                Member::User => s.user(&mut e.user)?,
+                Member::ImpersonatedUser => s.user(e.impersonated_user.insert(EnvelopeUser::default()))?,
+                Member::SourceIps => s.strings(&mut e.source_ips)?,
                 Member::ObjectRef => {
                     let mut object = EnvelopeObjectRef::default();
                     let mut seen = 0u8;
@@ -235,7 +274,7 @@ impl<'a> Envelope<'a> {
         }
         let required = seen & FIRST_FOUR == FIRST_FOUR;
         let last = e.stage.is_some_and(Stage::is_final);
-        (required && last && is_audit_event(kind_ok, &e.api_version, &e.audit_id)).then_some(e)
+        (required && last && is_audit_event(kind_ok, &e.api_version, &e.audit_id)).then_some(())
     }
 
     /// [`crate::AuditEvent::presence`] of the event this line decodes to.
@@ -457,12 +496,12 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn strings(&mut self) -> Option<Vec<Cow<'a, str>>> {
+    /// An array of strings, added to `out`.
+    fn strings(&mut self, out: &mut Vec<Cow<'a, str>>) -> Option<()> {
         self.expect(b'[')?;
-        let mut out = Vec::new();
         if self.peek()? == b']' {
             self.at += 1;
-            return Some(out);
+            return Some(());
         }
         loop {
             out.push(self.string()?);
@@ -470,7 +509,7 @@ impl<'a> Scanner<'a> {
                 b',' => self.at += 1,
                 b']' => {
                     self.at += 1;
-                    return Some(out);
+                    return Some(());
                 }
                 _ => return None,
             }
@@ -499,8 +538,8 @@ impl<'a> Scanner<'a> {
         self.text.get(start..i)?.parse().ok()
     }
 
-    fn user(&mut self) -> Option<EnvelopeUser<'a>> {
-        let mut user = EnvelopeUser::default();
+    /// A user object, read into `user` (as [`EnvelopeUser::default`] has it).
+    fn user(&mut self, user: &mut EnvelopeUser<'a>) -> Option<()> {
         let mut seen = 0u8;
         self.object(|s, key| {
             let i = match key {
@@ -519,15 +558,15 @@ impl<'a> Scanner<'a> {
                 1..=3 if s.null() => {}
                 0 => user.username = s.string()?,
                 1 => user.uid = Some(s.string()?),
-                2 => user.groups = s.strings()?,
+                2 => s.strings(&mut user.groups)?,
                 _ => {
-                    s.object(|s, _| s.strings().map(drop))?;
+                    let mut values = Vec::new();
+                    s.object(|s, _| s.strings(&mut values))?;
                     user.has_extra = true;
                 }
             }
             Some(())
-        })?;
-        Some(user)
+        })
     }
 
     /// Consumes a `null` if one comes next.

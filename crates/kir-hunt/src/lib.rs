@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 
 use jiff::Timestamp;
-use kir_audit::envelope::Line;
+use kir_audit::envelope::Kind;
 use kir_audit::merge::{Earlier, key as merge_key, key_of as merge_key_of};
 use kir_audit::{
     AuditEvent, Envelope, Input, LineBatch, Presence, RawStage, ReadOptions, Record, SkipKind, SkipReport, Skipped,
@@ -482,6 +482,7 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
             let mut local: Vec<Local> = Vec::with_capacity(spans.len());
             let mut records = Vec::new();
             let mut skipped = Vec::new();
+            let mut envelope = Envelope::default();
             for span in spans {
                 // Lines end at `\n`, so a valid batch cuts into valid lines; std's check says
                 // where a broken line breaks.
@@ -499,18 +500,18 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
                 // One read tells a last stage from an earlier one (the envelope reader also
                 // answers as `early_stage` does); without skimming, only earlier stages are
                 // looked for.
-                let line = if skim { Envelope::read(text) } else { Line::Other };
+                let line = if skim { Envelope::read_into(text, &mut envelope) } else { Kind::Other };
                 let earlier = match line {
-                    Line::Earlier(audit_id) => Some(audit_id),
-                    Line::Other => early_stage(text).map(|(audit_id, _)| audit_id),
-                    Line::Last(_) => None,
+                    Kind::Earlier(audit_id) => Some(audit_id),
+                    Kind::Other => early_stage(text).map(|(audit_id, _)| audit_id),
+                    Kind::Last => None,
                 };
                 if let Some(audit_id) = earlier {
                     let k = merge_key_of(audit_id, &batch.cluster);
                     local.push(Local::Early { k, audit_id, origin: batch.origin(span), text });
                     continue;
                 }
-                if let Line::Last(envelope) = line
+                if line == Kind::Last
                     && skims(rules, &envelope)
                     && let Some(plain) = plain(&envelope, span, &batch.cluster, &mut local)
                 {
