@@ -572,11 +572,56 @@ pub fn images(event: &AuditEvent) -> Vec<String> {
 }
 
 pub fn containers(event: &AuditEvent) -> impl Iterator<Item = &Value> {
-    let spec = pod_spec(event);
+    containers_of(pod_spec(event))
+}
+
+fn containers_of(spec: Option<&Value>) -> impl Iterator<Item = &Value> {
     ["containers", "initContainers", "ephemeralContainers"]
         .into_iter()
         .filter_map(move |key| spec.and_then(|s| s.get(key)).and_then(Value::as_array))
         .flatten()
+}
+
+/// A decoded event as the rules of a pack read it, one rule after another: the pod spec that
+/// a dozen rules read (through `kir.podSpec`, `kir.containers`, `kir.images`) is found once,
+/// not once for every item that reads it.
+pub struct EventView<'e> {
+    pub event: &'e AuditEvent,
+    pod_spec: std::cell::OnceCell<Option<&'e Value>>,
+}
+
+impl<'e> EventView<'e> {
+    pub fn new(event: &'e AuditEvent) -> Self {
+        EventView { event, pod_spec: std::cell::OnceCell::new() }
+    }
+
+    fn pod_spec(&self) -> Option<&'e Value> {
+        *self.pod_spec.get_or_init(|| pod_spec(self.event))
+    }
+}
+
+impl<'e> Fields<'e> for &EventView<'e> {
+    fn any(&self, field: &Field, f: &mut dyn FnMut(Scalar<'e>) -> bool) -> Option<bool> {
+        // The same answers as the event's own (`Field::any`), from the spec found once.
+        Some(match field {
+            Field::PodSpec(path) => match self.pod_spec() {
+                Some(spec) => path_any(path, spec, f),
+                None => false,
+            },
+            Field::Containers(path) => containers_of(self.pod_spec()).any(|c| path_any(path, c, f)),
+            Field::Images => containers_of(self.pod_spec()).any(|c| match c.get("image").and_then(Value::as_str) {
+                Some(image) => f(Scalar::Str(normalize_image(image))),
+                None => false,
+            }),
+            Field::ImageRepositories => {
+                containers_of(self.pod_spec()).any(|c| match c.get("image").and_then(Value::as_str) {
+                    Some(image) => f(Scalar::Str(Cow::Borrowed(image_repository(image)))),
+                    None => false,
+                })
+            }
+            _ => field.any(self.event, f),
+        })
+    }
 }
 
 /// The printable strings (4 characters or more) inside the DER of a CSR's `spec.request`: the
@@ -720,6 +765,56 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(values("requestObject.metadata.labels.app.kubernetes.io/name", &event), ["web"]);
+    }
+
+    /// The view answers as the event does, for the fields it finds from the spec it keeps and
+    /// for the others, whatever shape the body has.
+    #[test]
+    fn the_view_answers_as_the_event_does() {
+        let spec = json!({"hostPID": true, "securityContext": {"runAsUser": 0},
+            "containers": [{"image": "busybox", "command": ["sh"]}, {"image": "ghcr.io/a/b:1@sha256:00"}],
+            "initContainers": [{"image": "quay.io/x/y:2", "securityContext": {"privileged": true}}]});
+        let bodies = [
+            json!({"kind": "Pod", "spec": spec}),
+            json!({"kind": "Deployment", "spec": {"template": {"spec": spec}}}),
+            json!({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}}),
+            json!({"kind": "PodTemplate", "template": {"spec": spec}}),
+            json!({"spec": spec}),
+            json!({"kind": "ConfigMap", "data": {"a": "b"}}),
+            json!("not an object"),
+        ];
+        let fields = [
+            "kir.podSpec.hostPID",
+            "kir.podSpec.securityContext.runAsUser",
+            "kir.containers.image",
+            "kir.containers.command",
+            "kir.containers.securityContext.privileged",
+            "kir.images",
+            "kir.imageRepositories",
+            "requestObject.kind",
+            "verb",
+        ];
+        for body in bodies {
+            let event = AuditEvent {
+                verb: "create".into(),
+                request_object: Some(LazyJson::from_value(body.clone())),
+                ..Default::default()
+            };
+            let view = EventView::new(&event);
+            for name in fields {
+                let field = Field::parse(name);
+                let (mut direct, mut viewed) = (Vec::new(), Vec::new());
+                field.any(&event, &mut |v| {
+                    direct.push(v.text().into_owned());
+                    false
+                });
+                (&view).any(&field, &mut |v| {
+                    viewed.push(v.text().into_owned());
+                    false
+                });
+                assert_eq!(viewed, direct, "{name} on {body}");
+            }
+        }
     }
 
     #[test]

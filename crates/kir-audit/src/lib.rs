@@ -24,7 +24,7 @@ pub use envelope::Envelope;
 pub use event::{
     AuditEvent, Context, FalcoAlert, LazyJson, ObjectRef, Origin, Presence, Record, ResponseStatus, Stage, UserInfo,
 };
-pub use field::{Field, FieldKind, Fields, JsonPath, Scalar};
+pub use field::{EventView, Field, FieldKind, Fields, JsonPath, Scalar};
 pub use merge::StageMerger;
 pub use skip::{SkipKind, SkipReport, Skipped};
 pub use source::{Input, LineBatch, ReadOptions, discover, read_input, read_stream};

@@ -169,7 +169,25 @@ fn canonical_utc(b: &[u8]) -> Option<Timestamp> {
     let digits = |range: std::ops::Range<usize>| {
         b[range].iter().try_fold(0i64, |n, d| d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0')))
     };
-    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    // A log's timestamps share their date, line after line: its days are worked out once.
+    thread_local! {
+        static LAST_DATE: std::cell::Cell<([u8; 10], i64)> = const { std::cell::Cell::new(([0; 10], 0)) };
+    }
+    let date: [u8; 10] = b[..10].try_into().ok()?;
+    let (last, last_days) = LAST_DATE.get();
+    let days = if date == last {
+        last_days
+    } else {
+        let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+        // Year 0 is left to jiff.
+        let month_ok = (1..=12).contains(&month) && (1..=days_in_month(year, month)).contains(&day);
+        if year == 0 || !month_ok {
+            return None;
+        }
+        let days = days_from_civil(year, month, day);
+        LAST_DATE.set((date, days));
+        days
+    };
     let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
     let (mut nanos, mut at) = (0i32, 19);
     if b[at] == b'.' {
@@ -181,12 +199,11 @@ fn canonical_utc(b: &[u8]) -> Option<Timestamp> {
         nanos *= 10i32.pow(9 - fraction.len() as u32);
         at = b.len() - 1;
     }
-    // A leap second (`:60`) and year 0 are left to jiff.
-    let month_ok = (1..=12).contains(&month) && (1..=days_in_month(year, month)).contains(&day);
-    if at + 1 != b.len() || b[at] != b'Z' || year == 0 || !month_ok || hour > 23 || minute > 59 || second > 59 {
+    // A leap second (`:60`) is left to jiff.
+    if at + 1 != b.len() || b[at] != b'Z' || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second;
     Timestamp::new(seconds, nanos).ok()
 }
 
@@ -268,6 +285,9 @@ mod tests {
                 proptest::prop_assert_eq!(fast, text.parse::<Timestamp>().ok(), "{}", text);
             }
             proptest::prop_assert_eq!(parse_timestamp(&text), text.parse::<Timestamp>().ok(), "{}", text);
+            // The same date again, as the next line of a log has it: read from the date's cache.
+            let next = format!("{year:04}-{month:02}-{day:02}T{minute:02}:{second:02}:{hour:02}Z");
+            proptest::prop_assert_eq!(parse_timestamp(&next), next.parse::<Timestamp>().ok(), "{}", next);
         }
     }
 

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 use ipnet::IpNet;
-use kir_audit::{AuditEvent, Field, FieldKind, Fields, Scalar};
+use kir_audit::{AuditEvent, EventView, Field, FieldKind, Fields, Scalar};
 use regex::Regex;
 use serde_json::Value;
 
@@ -100,7 +100,12 @@ pub enum TextKind {
 
 impl Detection {
     pub fn matches(&self, event: &AuditEvent) -> bool {
-        self.condition.eval(&mut |i| self.searches[i].matches(event))
+        self.matches_view(&EventView::new(event))
+    }
+
+    /// [`Detection::matches`] on a view the caller keeps across the rules it asks.
+    pub fn matches_view(&self, view: &EventView) -> bool {
+        self.condition.eval(&mut |i| self.searches[i].matches(view))
     }
 
     /// Whether the rule could match a request of which `source` holds only some fields: `false`
@@ -126,10 +131,10 @@ impl Search {
         }
     }
 
-    pub fn matches(&self, event: &AuditEvent) -> bool {
+    pub fn matches(&self, view: &EventView) -> bool {
         match self {
-            Search::Maps(maps) => maps.iter().any(|items| items.iter().all(|item| item.matches(event))),
-            Search::Keywords(matchers) => keyword_match(matchers, event),
+            Search::Maps(maps) => maps.iter().any(|items| items.iter().all(|item| item.eval(&view).unwrap_or(false))),
+            Search::Keywords(matchers) => keyword_match(matchers, view.event),
         }
     }
 

@@ -248,8 +248,9 @@ impl RuleSet {
 
     /// Indices of the detection rules that match `event`.
     pub fn matching(&self, event: &AuditEvent, out: &mut Vec<usize>) {
+        let view = kir_audit::EventView::new(event);
         self.index.for_each_candidate(&event.verb, event.resource(), |i| {
-            if self.detections[i].detection.matches(event) {
+            if self.detections[i].detection.matches_view(&view) {
                 out.push(i);
             }
             false
@@ -296,8 +297,9 @@ impl RuleSet {
 
     /// Indices of the contextual rules that match `event`, whose `context` the caller filled.
     pub fn matching_contextual(&self, event: &AuditEvent, out: &mut Vec<usize>) {
+        let view = kir_audit::EventView::new(event);
         for &i in &self.contextual {
-            if self.detections[i].detection.matches(event) {
+            if self.detections[i].detection.matches_view(&view) {
                 out.push(i);
             }
         }
