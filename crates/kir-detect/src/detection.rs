@@ -42,6 +42,50 @@ pub struct Item {
     pub negate: bool,
     /// The modifiers as written, for the linter.
     pub modifiers: Vec<String>,
+    /// Its values when they are all `contains` of one case rule: one search for all of them.
+    pub contains_any: Option<ContainsAny>,
+}
+
+/// Several `contains` values of an item, searched for at once (Aho-Corasick): a rule that names
+/// thirty miners looks through each command line once, not thirty times. Built on first use:
+/// most rules of a pack never run on a given log, and building costs more than loading.
+#[derive(Debug, Clone)]
+pub struct ContainsAny {
+    patterns: Vec<String>,
+    cased: bool,
+    built: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>>,
+}
+
+impl ContainsAny {
+    /// Worth it from a few values on, when every one is a plain `contains` of the same case rule.
+    fn of(matchers: &[Matcher]) -> Option<ContainsAny> {
+        const AT_LEAST: usize = 4;
+        let mut cased = None;
+        let mut patterns = Vec::with_capacity(matchers.len());
+        for m in matchers {
+            let Matcher::Text(TextMatcher { kind: TextKind::Contains, pattern, cased: c, .. }) = m else { return None };
+            if *cased.get_or_insert(*c) != *c {
+                return None;
+            }
+            patterns.push(pattern.clone());
+        }
+        if patterns.len() < AT_LEAST {
+            return None;
+        }
+        Some(ContainsAny { patterns, cased: cased?, built: std::sync::OnceLock::new() })
+    }
+
+    /// What `matchers.iter().any(|m| m.matches(prepared))` says of the `matchers` it was built
+    /// of (which it asks one by one if the patterns cannot be built into one search).
+    fn matches(&self, matchers: &[Matcher], prepared: &Prepared) -> bool {
+        if matches!(prepared.value, Scalar::Null) {
+            return false;
+        }
+        match self.built.get_or_init(|| aho_corasick::AhoCorasick::new(&self.patterns).ok()) {
+            Some(search) => search.is_match(if self.cased { prepared.text() } else { prepared.folded() }),
+            None => matchers.iter().any(|m| m.matches(prepared)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +266,8 @@ impl Item {
                     }
                     let any = if self.all {
                         matchers.iter().all(|m| m.matches(&v))
+                    } else if let Some(set) = &self.contains_any {
+                        set.matches(matchers, &v)
                     } else {
                         matchers.iter().any(|m| m.matches(&v))
                     };
@@ -526,6 +572,7 @@ fn compile_map(map: &serde_json::Map<String, Value>, placeholders: &Placeholders
                         all: mods.all,
                         negate: mods.negate,
                         modifiers,
+                        contains_any: None,
                     });
                     continue;
                 }
@@ -536,7 +583,11 @@ fn compile_map(map: &serde_json::Map<String, Value>, placeholders: &Placeholders
             }
             ItemOp::Values(matchers)
         };
-        items.push(Item { field_name, field, op, all: mods.all, negate: mods.negate, modifiers });
+        let contains_any = match &op {
+            ItemOp::Values(matchers) if !mods.all => ContainsAny::of(matchers),
+            _ => None,
+        };
+        items.push(Item { field_name, field, op, all: mods.all, negate: mods.negate, modifiers, contains_any });
     }
     // Typed fields are cheap; request bodies are parsed on first use: look at the cheap ones first.
     items.sort_by_key(|i| cost(&i.field));
@@ -1002,5 +1053,58 @@ mod tests {
         assert!(compile(&value, &Placeholders::new()).unwrap_err().contains("bogus"));
         let value: Value = serde_saphyr::from_str("sel: {verb|re: '('}\ncondition: sel").unwrap();
         assert!(compile(&value, &Placeholders::new()).unwrap_err().contains("regular expression"));
+    }
+}
+
+#[cfg(test)]
+mod contains_any_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// One search for all the values answers as asking each value does, on any text, with
+        /// upper-case letters, values inside values and the empty value.
+        #[test]
+        fn one_search_answers_as_each_value_does(
+            patterns in proptest::collection::vec("[abcAB]{0,3}", 4..9),
+            cased in any::<bool>(),
+            texts in proptest::collection::vec("[abcABé ]{0,12}", 1..6),
+        ) {
+            let matchers: Vec<Matcher> = patterns
+                .iter()
+                .map(|p| {
+                    let pattern = if cased { p.clone() } else { p.to_lowercase() };
+                    Matcher::Text(TextMatcher { kind: TextKind::Contains, pattern, cased, original: p.clone() })
+                })
+                .collect();
+            let set = ContainsAny::of(&matchers).expect("four or more plain contains");
+            for text in &texts {
+                let value = Scalar::Str(Cow::Borrowed(text.as_str()));
+                let prepared = Prepared::new(&value);
+                prop_assert_eq!(set.matches(&[], &prepared), matchers.iter().any(|m| m.matches(&prepared)), "{}", text);
+            }
+            prop_assert!(!set.matches(&[], &Prepared::new(&Scalar::Null)));
+        }
+    }
+
+    #[test]
+    fn only_plain_contains_of_one_case_rule_are_searched_at_once() {
+        let contains = |pattern: &str, cased| {
+            Matcher::Text(TextMatcher {
+                kind: TextKind::Contains,
+                pattern: pattern.into(),
+                cased,
+                original: pattern.into(),
+            })
+        };
+        let four: Vec<Matcher> = ["a", "b", "c", "d"].iter().map(|p| contains(p, false)).collect();
+        assert!(ContainsAny::of(&four).is_some());
+        assert!(ContainsAny::of(&four[..3]).is_none(), "too few to be worth it");
+        let mut mixed = four.clone();
+        mixed.push(contains("e", true));
+        assert!(ContainsAny::of(&mixed).is_none(), "two case rules");
+        let mut regex = four.clone();
+        regex.push(Matcher::Regex(Regex::new("x").unwrap()));
+        assert!(ContainsAny::of(&regex).is_none(), "not a contains");
     }
 }
