@@ -792,7 +792,15 @@ impl Nesting {
             return Block::Escapes;
         }
         self.in_string = inside >> 63 == 1;
-        let (open, close) = (open & !inside, close & !inside);
+        self.brackets(open & !inside, close & !inside, i)
+    }
+
+    /// The brackets outside strings of the block at `i` (bit k for the byte at `i + k`): `Done`
+    /// after the one that closes the value, `Refused` at a closing one with nothing open, else
+    /// `Next` with the depth counted.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn brackets(&mut self, open: u64, close: u64, i: usize) -> Block {
         let closes = close.count_ones() as usize;
         if self.depth > closes {
             self.depth = self.depth + open.count_ones() as usize - closes;
@@ -837,27 +845,10 @@ impl Nesting {
         }
         inside &= 0xffff;
         self.in_string = inside & 0x8000 != 0;
-        let (open, close) = (open & !inside, close & !inside);
-        let closes = close.count_ones() as usize;
-        if self.depth > closes {
-            self.depth = self.depth + open.count_ones() as usize - closes;
-            return if self.depth > MAX_DEPTH { Block::Refused } else { Block::Next };
+        match self.brackets(u64::from(open & !inside), u64::from(close & !inside), i) {
+            Block::Next if self.depth > MAX_DEPTH => Block::Refused,
+            decided => decided,
         }
-        let mut brackets = open | close;
-        while brackets != 0 {
-            let bit = brackets.trailing_zeros();
-            brackets &= brackets - 1;
-            if open & (1 << bit) != 0 {
-                self.depth += 1;
-            } else {
-                let Some(depth) = self.depth.checked_sub(1) else { return Block::Refused };
-                self.depth = depth;
-                if depth == 0 {
-                    return Block::Done(i + bit as usize + 1);
-                }
-            }
-        }
-        if self.depth > MAX_DEPTH { Block::Refused } else { Block::Next }
     }
 }
 
