@@ -367,25 +367,30 @@ impl Field {
                 Some(obj) => path_any(path, obj.value(), f),
                 None => false,
             },
-            Field::PodSpec(path) => match pod_spec(event) {
-                Some(spec) => path_any(path, spec, f),
-                None => false,
-            },
-            Field::Containers(path) => containers(event).any(|c| path_any(path, c, f)),
-            Field::Images => containers(event).any(|c| match c.get("image").and_then(Value::as_str) {
-                Some(image) => f(Scalar::Str(normalize_image(image))),
-                None => false,
-            }),
+            Field::PodSpec(_) | Field::Containers(_) | Field::Images | Field::ImageRepositories => {
+                self.any_in_pod_spec(pod_spec(event), f)
+            }
             Field::RoleRefPower => event.context.role_power.iter().any(|p| f(Scalar::Str(Cow::Borrowed(p)))),
-            Field::ImageRepositories => containers(event).any(|c| match c.get("image").and_then(Value::as_str) {
-                Some(image) => f(Scalar::Str(Cow::Borrowed(image_repository(image)))),
-                None => false,
-            }),
             Field::ServiceAccountNamespace => text(f, event.service_account().map(|(ns, _)| ns)),
             Field::ServiceAccountName => text(f, event.service_account().map(|(_, name)| name)),
             Field::Decision => text(f, event.decision()),
             Field::CsrSubject => csr_strings(event).into_iter().any(|s| f(Scalar::Str(Cow::Owned(s)))),
             Field::Unknown(_) => false,
+        }
+    }
+
+    /// The answer of a field read from the pod spec (`kir.podSpec`, `kir.containers`,
+    /// `kir.images`, `kir.imageRepositories`), given the spec: `false` for any other field.
+    fn any_in_pod_spec<'a>(&self, spec: Option<&'a Value>, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
+        let image = |c: &'a Value| c.get("image").and_then(Value::as_str);
+        match self {
+            Field::PodSpec(path) => spec.is_some_and(|spec| path_any(path, spec, f)),
+            Field::Containers(path) => containers_of(spec).any(|c| path_any(path, c, f)),
+            Field::Images => containers_of(spec).filter_map(image).any(|i| f(Scalar::Str(normalize_image(i)))),
+            Field::ImageRepositories => {
+                containers_of(spec).filter_map(image).any(|i| f(Scalar::Str(Cow::Borrowed(image_repository(i)))))
+            }
+            _ => false,
         }
     }
 
@@ -602,22 +607,10 @@ impl<'e> EventView<'e> {
 
 impl<'e> Fields<'e> for &EventView<'e> {
     fn any(&self, field: &Field, f: &mut dyn FnMut(Scalar<'e>) -> bool) -> Option<bool> {
-        // The same answers as the event's own (`Field::any`), from the spec found once.
+        // The event's own answers (`Field::any`), from the spec found once.
         Some(match field {
-            Field::PodSpec(path) => match self.pod_spec() {
-                Some(spec) => path_any(path, spec, f),
-                None => false,
-            },
-            Field::Containers(path) => containers_of(self.pod_spec()).any(|c| path_any(path, c, f)),
-            Field::Images => containers_of(self.pod_spec()).any(|c| match c.get("image").and_then(Value::as_str) {
-                Some(image) => f(Scalar::Str(normalize_image(image))),
-                None => false,
-            }),
-            Field::ImageRepositories => {
-                containers_of(self.pod_spec()).any(|c| match c.get("image").and_then(Value::as_str) {
-                    Some(image) => f(Scalar::Str(Cow::Borrowed(image_repository(image)))),
-                    None => false,
-                })
+            Field::PodSpec(_) | Field::Containers(_) | Field::Images | Field::ImageRepositories => {
+                field.any_in_pod_spec(self.pod_spec(), f)
             }
             _ => field.any(self.event, f),
         })
