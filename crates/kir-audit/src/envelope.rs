@@ -687,6 +687,19 @@ fn wide_masks(chunk: &[u8; 64]) -> (u64, u64, u64, u64) {
     out
 }
 
+/// The bytes of a block inside strings, from its unescaped `quotes` and whether it starts inside
+/// one: bit k is set when an odd number of quotes lie at or before k (with the opening quote, not
+/// the closing one), flipped when the block starts inside a string.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn inside_strings(quotes: u64, starts_inside: bool) -> u64 {
+    let mut inside = quotes;
+    for shift in [1, 2, 4, 8, 16, 32] {
+        inside ^= inside << shift;
+    }
+    if starts_inside { !inside } else { inside }
+}
+
 /// The bytes escaped by the backslashes of a 64-byte block (`backslashes`), given whether its
 /// first byte is escaped by a run of backslashes the block before ended with (`carry`, updated
 /// for the next block). A run escapes the byte after it when its length is odd; subtracting the
@@ -778,15 +791,7 @@ impl Nesting {
         let (backslashes, quotes, open, close) = wide_masks(chunk);
         let carry_in = *escaped_first;
         let escaped = escaped_bytes(backslashes, escaped_first);
-        // Bit k: an odd number of unescaped quotes at or before k (inside a string, or its
-        // opening quote).
-        let mut inside = quotes & !escaped;
-        for shift in [1, 2, 4, 8, 16, 32] {
-            inside ^= inside << shift;
-        }
-        if self.in_string {
-            inside = !inside;
-        }
+        let inside = inside_strings(quotes & !escaped, self.in_string);
         if backslashes & !inside != 0 || self.depth + open.count_ones() as usize > MAX_DEPTH {
             *escaped_first = carry_in;
             return Block::Escapes;
@@ -834,18 +839,9 @@ impl Nesting {
         if escapes != 0 {
             return Block::Escapes;
         }
-        // Bit k: an odd number of quotes at or before k (k is inside a string or its opening quote).
-        let mut inside = quotes;
-        inside ^= inside << 1;
-        inside ^= inside << 2;
-        inside ^= inside << 4;
-        inside ^= inside << 8;
-        if self.in_string {
-            inside = !inside;
-        }
-        inside &= 0xffff;
+        let inside = inside_strings(u64::from(quotes), self.in_string) & 0xffff;
         self.in_string = inside & 0x8000 != 0;
-        match self.brackets(u64::from(open & !inside), u64::from(close & !inside), i) {
+        match self.brackets(u64::from(open) & !inside, u64::from(close) & !inside, i) {
             Block::Next if self.depth > MAX_DEPTH => Block::Refused,
             decided => decided,
         }
