@@ -51,7 +51,6 @@ pub struct Item {
 /// most rules of a pack never run on a given log, and building costs more than loading.
 #[derive(Debug, Clone)]
 pub struct ContainsAny {
-    patterns: Vec<String>,
     cased: bool,
     built: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>>,
 }
@@ -61,27 +60,32 @@ impl ContainsAny {
     fn of(matchers: &[Matcher]) -> Option<ContainsAny> {
         const AT_LEAST: usize = 4;
         let mut cased = None;
-        let mut patterns = Vec::with_capacity(matchers.len());
         for m in matchers {
-            let Matcher::Text(TextMatcher { kind: TextKind::Contains, pattern, cased: c, .. }) = m else { return None };
+            let Matcher::Text(TextMatcher { kind: TextKind::Contains, cased: c, .. }) = m else { return None };
             if *cased.get_or_insert(*c) != *c {
                 return None;
             }
-            patterns.push(pattern.clone());
         }
-        if patterns.len() < AT_LEAST {
+        if matchers.len() < AT_LEAST {
             return None;
         }
-        Some(ContainsAny { patterns, cased: cased?, built: std::sync::OnceLock::new() })
+        Some(ContainsAny { cased: cased?, built: std::sync::OnceLock::new() })
     }
 
-    /// What `matchers.iter().any(|m| m.matches(prepared))` says of the `matchers` it was built
-    /// of (which it asks one by one if the patterns cannot be built into one search).
+    /// What `matchers.iter().any(|m| m.matches(prepared))` says, for the `matchers` it was made
+    /// of (asked one by one if their patterns cannot be built into one search).
     fn matches(&self, matchers: &[Matcher], prepared: &Prepared) -> bool {
         if matches!(prepared.value, Scalar::Null) {
             return false;
         }
-        match self.built.get_or_init(|| aho_corasick::AhoCorasick::new(&self.patterns).ok()) {
+        let build = || {
+            let patterns = matchers.iter().filter_map(|m| match m {
+                Matcher::Text(t) => Some(t.pattern.as_str()),
+                _ => None,
+            });
+            aho_corasick::AhoCorasick::new(patterns).ok()
+        };
+        match self.built.get_or_init(build) {
             Some(search) => search.is_match(if self.cased { prepared.text() } else { prepared.folded() }),
             None => matchers.iter().any(|m| m.matches(prepared)),
         }
@@ -213,10 +217,6 @@ fn keyword_match(matchers: &[Matcher], event: &AuditEvent) -> bool {
 }
 
 impl Item {
-    pub fn matches(&self, event: &AuditEvent) -> bool {
-        self.eval(&event).unwrap_or(false)
-    }
-
     /// Whether the item holds on `source`: `None` when the source does not hold a field the
     /// item reads (an envelope without the request body).
     pub fn eval<'a>(&self, source: &impl Fields<'a>) -> Option<bool> {
@@ -1081,9 +1081,9 @@ mod contains_any_tests {
             for text in &texts {
                 let value = Scalar::Str(Cow::Borrowed(text.as_str()));
                 let prepared = Prepared::new(&value);
-                prop_assert_eq!(set.matches(&[], &prepared), matchers.iter().any(|m| m.matches(&prepared)), "{}", text);
+                prop_assert_eq!(set.matches(&matchers, &prepared), matchers.iter().any(|m| m.matches(&prepared)), "{}", text);
             }
-            prop_assert!(!set.matches(&[], &Prepared::new(&Scalar::Null)));
+            prop_assert!(!set.matches(&matchers, &Prepared::new(&Scalar::Null)));
         }
     }
 
