@@ -27,7 +27,7 @@ pub use event::{
 pub use field::{EventView, Field, FieldKind, Fields, JsonPath, Scalar};
 pub use merge::StageMerger;
 pub use skip::{SkipKind, SkipReport, Skipped};
-pub use source::{Input, LineBatch, ReadOptions, discover, read_input, read_stream};
+pub use source::{Batches, Input, LineBatch, ReadOptions, discover, open_input, open_stream, read_input, read_stream};
 
 /// Decodes every line of a batch: records in line order, problems beside them.
 pub fn decode_batch(batch: &LineBatch, out: &mut Vec<Record>, skipped: &mut Vec<Skipped>) {

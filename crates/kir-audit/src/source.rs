@@ -214,132 +214,197 @@ pub fn read_input(
     progress: Arc<AtomicU64>,
     sink: &mut dyn FnMut(LineBatch),
 ) -> Result<ReadSummary, SourceError> {
-    let err = |source| SourceError::Io { path: input.display.to_string(), source };
-    let raw: Box<dyn Read> = match &input.path {
-        Some(path) => Box::new(File::open(path).map_err(err)?),
-        None => Box::new(io::stdin()),
-    };
-    read_stream(raw, input.display.clone(), options, progress, sink)
+    open_input(input, options, progress)?.each(sink)
 }
 
 /// Reads any byte stream (plain, gzip or zstd, recognized by its first bytes) as
 /// [`read_input`] does; `name` is how messages and findings call it.
 pub fn read_stream(
-    raw: Box<dyn Read + '_>,
+    raw: Box<dyn Read + Send + '_>,
     name: Arc<str>,
     options: &ReadOptions,
     progress: Arc<AtomicU64>,
     sink: &mut dyn FnMut(LineBatch),
 ) -> Result<ReadSummary, SourceError> {
+    open_stream(raw, name, options, progress)?.each(sink)
+}
+
+/// One input's batches, read when asked for: [`read_input`] as a pull. A pipeline's decoders
+/// each read their next batch themselves (in turn), so its bytes are copied into the cache of
+/// the core that decodes them, and no thread is kept only to read.
+pub fn open_input<'r>(
+    input: &Input,
+    options: &'r ReadOptions,
+    progress: Arc<AtomicU64>,
+) -> Result<Batches<'r>, SourceError> {
+    let err = |source| SourceError::Io { path: input.display.to_string(), source };
+    let raw: Box<dyn Read + Send> = match &input.path {
+        Some(path) => Box::new(File::open(path).map_err(err)?),
+        None => Box::new(io::stdin()),
+    };
+    open_stream(raw, input.display.clone(), options, progress)
+}
+
+/// [`read_stream`] as a pull ([`open_input`]).
+pub fn open_stream<'r>(
+    raw: Box<dyn Read + Send + 'r>,
+    name: Arc<str>,
+    options: &'r ReadOptions,
+    progress: Arc<AtomicU64>,
+) -> Result<Batches<'r>, SourceError> {
     let err = |source| SourceError::Io { path: name.to_string(), source };
     let mut buffered = BufReader::with_capacity(256 << 10, Counted { inner: raw, counter: progress });
     let magic = buffered.fill_buf().map_err(err)?.get(..4).map(|m| m.to_vec()).unwrap_or_default();
-    let mut reader: Box<dyn BufRead + '_> = if magic.starts_with(&[0x1f, 0x8b]) {
+    let reader: Box<dyn BufRead + Send + 'r> = if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(BufReader::with_capacity(256 << 10, flate2::read::MultiGzDecoder::new(buffered)))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(BufReader::with_capacity(256 << 10, zstd::stream::read::Decoder::with_buffer(buffered).map_err(err)?))
     } else {
         Box::new(buffered)
     };
-    read_lines(&mut *reader, name, options, sink)
+    Ok(Batches::new(reader, name, options))
 }
 
 /// What a read asks for at least: std's `BufReader` (256 KiB) passes a read this large straight
 /// to the file, so the bytes land in the batch with one copy, from the kernel.
 const READ_AT_LEAST: usize = 256 << 10;
 
-fn read_lines(
-    reader: &mut dyn BufRead,
-    path: Arc<str>,
-    options: &ReadOptions,
-    sink: &mut dyn FnMut(LineBatch),
-) -> Result<ReadSummary, SourceError> {
-    let mut cutter = Cutter {
-        summary: ReadSummary::default(),
-        batch: LineBatch::stale(path.clone(), options),
-        filled: 0,
-        line_no: 0,
-        line_start: 0,
-        dropped: 0,
-        first_content: true,
-        options,
-    };
-    loop {
-        // Bytes are read straight into the batch after the line that is not finished yet, and
-        // cut into lines there: no copy but the kernel's (and the unfinished line's, when a
-        // batch is handed on). The batch's bytes past `filled` are stale, not zeroed.
-        let filled = cutter.filled;
-        let want = options.batch_bytes.saturating_sub(filled).max(READ_AT_LEAST.min(options.batch_bytes)).max(1);
-        if cutter.batch.data.len() < filled + want {
-            cutter.batch.data.resize(filled + want, 0);
-        }
-        let read = loop {
-            match reader.read(&mut cutter.batch.data[filled..filled + want]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
+/// The batches of one input, in order ([`open_input`]).
+pub struct Batches<'r> {
+    reader: Box<dyn BufRead + Send + 'r>,
+    cutter: Cutter<'r>,
+    /// Set once the last batch was handed out: how reading went.
+    finished: Option<ReadSummary>,
+    done: bool,
+}
+
+impl<'r> Batches<'r> {
+    fn new(reader: Box<dyn BufRead + Send + 'r>, path: Arc<str>, options: &'r ReadOptions) -> Self {
+        let cutter = Cutter {
+            summary: ReadSummary::default(),
+            batch: LineBatch::stale(path.clone(), options),
+            path,
+            filled: 0,
+            line_no: 0,
+            line_start: 0,
+            dropped: 0,
+            first_content: true,
+            options,
         };
-        let n = match read {
-            Ok(n) => n,
-            Err(e) => {
+        Batches { reader, cutter, finished: None, done: false }
+    }
+
+    /// Hands every batch to `sink`, then says how reading went.
+    fn each(mut self, sink: &mut dyn FnMut(LineBatch)) -> Result<ReadSummary, SourceError> {
+        while let Some(batch) = self.next_batch()? {
+            sink(batch);
+        }
+        Ok(self.summary())
+    }
+
+    /// How reading went, once [`Batches::next_batch`] said there is no more.
+    pub fn summary(&mut self) -> ReadSummary {
+        self.finished.take().unwrap_or_default()
+    }
+
+    /// The next batch; `None` after the last. Every input gives at least one batch (an empty
+    /// one, for an empty input). Errors that stop the input midway arrive as a `TruncatedInput`
+    /// skip in its last batch; an `Err` ends it.
+    pub fn next_batch(&mut self) -> Result<Option<LineBatch>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let (cutter, reader) = (&mut self.cutter, &mut *self.reader);
+        let options = cutter.options;
+        loop {
+            // Bytes are read straight into the batch after the line that is not finished yet,
+            // and cut into lines there: no copy but the kernel's (and the unfinished line's,
+            // when a batch is handed on). The batch's bytes past `filled` are stale, not zeroed.
+            let filled = cutter.filled;
+            let want = options.batch_bytes.saturating_sub(filled).max(READ_AT_LEAST.min(options.batch_bytes)).max(1);
+            if cutter.batch.data.len() < filled + want {
+                cutter.batch.data.resize(filled + want, 0);
+            }
+            let read = loop {
+                match reader.read(&mut cutter.batch.data[filled..filled + want]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    cutter.filled = cutter.line_start;
+                    cutter.batch.skipped.push(Skipped::new(
+                        SkipKind::TruncatedInput,
+                        Origin::new(cutter.path.clone(), cutter.line_no + 1),
+                        format!("reading stopped: {e}; the lines before were kept"),
+                    ));
+                    return Ok(Some(self.last()));
+                }
+            };
+            cutter.filled = filled + n;
+            if n == 0 {
+                // The last line, without its newline.
+                let end = cutter.filled;
+                if (end > cutter.line_start || cutter.dropped > 0)
+                    && let Some(summary) = cutter.line(end, reader)?
+                {
+                    return Ok(Some(self.document(summary)));
+                }
+                return Ok(Some(self.last()));
+            }
+            let mut at = filled;
+            while let Some(i) = memchr::memchr(b'\n', &cutter.batch.data[at..cutter.filled]) {
+                at += i + 1;
+                if let Some(summary) = cutter.line(at, reader)? {
+                    return Ok(Some(self.document(summary)));
+                }
+            }
+            // An unfinished line over the limit is dropped as it comes (a log of one endless line
+            // does not fill memory); its bytes are still counted.
+            let unfinished = cutter.filled - cutter.line_start;
+            if unfinished > 0 && unfinished + cutter.dropped > options.max_line {
+                cutter.dropped += unfinished;
                 cutter.filled = cutter.line_start;
-                cutter.batch.skipped.push(Skipped::new(
-                    SkipKind::TruncatedInput,
-                    Origin::new(path.clone(), cutter.line_no + 1),
-                    format!("reading stopped: {e}; the lines before were kept"),
-                ));
-                break;
             }
-        };
-        cutter.filled = filled + n;
-        if n == 0 {
-            // The last line, without its newline.
-            let end = cutter.filled;
-            if (end > cutter.line_start || cutter.dropped > 0)
-                && let Some(summary) = cutter.line(end, reader)?
-            {
-                sink(cutter.batch);
-                return Ok(summary);
+            if cutter.line_start >= options.batch_bytes {
+                let mut next = LineBatch::stale(cutter.path.clone(), options);
+                let unfinished = &cutter.batch.data[cutter.line_start..cutter.filled];
+                if next.data.len() < unfinished.len() {
+                    next.data.resize(unfinished.len(), 0);
+                }
+                next.data[..unfinished.len()].copy_from_slice(unfinished);
+                cutter.filled = unfinished.len();
+                cutter.batch.data.truncate(cutter.line_start);
+                cutter.line_start = 0;
+                return Ok(Some(std::mem::replace(&mut cutter.batch, next)));
             }
-            break;
-        }
-        let mut at = filled;
-        while let Some(i) = memchr::memchr(b'\n', &cutter.batch.data[at..cutter.filled]) {
-            at += i + 1;
-            if let Some(summary) = cutter.line(at, reader)? {
-                sink(cutter.batch);
-                return Ok(summary);
-            }
-        }
-        // An unfinished line over the limit is dropped as it comes (a log of one endless line
-        // does not fill memory); its bytes are still counted.
-        let unfinished = cutter.filled - cutter.line_start;
-        if unfinished > 0 && unfinished + cutter.dropped > options.max_line {
-            cutter.dropped += unfinished;
-            cutter.filled = cutter.line_start;
-        }
-        if cutter.line_start >= options.batch_bytes {
-            let mut next = LineBatch::stale(path.clone(), options);
-            let unfinished = &cutter.batch.data[cutter.line_start..cutter.filled];
-            if next.data.len() < unfinished.len() {
-                next.data.resize(unfinished.len(), 0);
-            }
-            next.data[..unfinished.len()].copy_from_slice(unfinished);
-            cutter.filled = unfinished.len();
-            cutter.batch.data.truncate(cutter.line_start);
-            cutter.line_start = 0;
-            sink(std::mem::replace(&mut cutter.batch, next));
         }
     }
-    cutter.batch.data.truncate(cutter.filled);
-    sink(cutter.batch);
-    Ok(cutter.summary)
+
+    /// The input's last batch, cut to what was read.
+    fn last(&mut self) -> LineBatch {
+        let cutter = &mut self.cutter;
+        cutter.batch.data.truncate(cutter.filled);
+        self.finished = Some(std::mem::take(&mut cutter.summary));
+        self.done = true;
+        std::mem::take(&mut cutter.batch)
+    }
+
+    /// The input turned out to be one JSON document, now read whole into the batch.
+    fn document(&mut self, summary: ReadSummary) -> LineBatch {
+        self.finished = Some(summary);
+        self.done = true;
+        std::mem::take(&mut self.cutter.batch)
+    }
 }
 
 /// Cuts the bytes of a batch into lines, as they are read.
 struct Cutter<'o> {
     summary: ReadSummary,
     batch: LineBatch,
+    path: Arc<str>,
     /// How much of the batch's data was read; the rest is stale.
     filled: usize,
     line_no: u64,
@@ -500,9 +565,33 @@ mod tests {
 
     fn batches(data: &[u8], options: &ReadOptions) -> Vec<LineBatch> {
         let mut out = Vec::new();
-        let mut reader = io::Cursor::new(data.to_vec());
-        read_lines(&mut reader, Arc::from("t"), options, &mut |b| out.push(b)).unwrap();
+        let reader = io::Cursor::new(data.to_vec());
+        Batches::new(Box::new(reader), Arc::from("t"), options).each(&mut |b| out.push(b)).unwrap();
         out
+    }
+
+    #[test]
+    fn batches_pulled_are_the_batches_pushed() {
+        let data: Vec<u8> = (0..5000).flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes()).collect();
+        let options = ReadOptions { batch_bytes: 4096, ..ReadOptions::default() };
+        let pushed = batches(&data, &options);
+        let mut pull = Batches::new(Box::new(io::Cursor::new(data.clone())), Arc::from("t"), &options);
+        let mut pulled = Vec::new();
+        while let Some(batch) = pull.next_batch().unwrap() {
+            pulled.push(batch);
+        }
+        assert!(pushed.len() > 3, "several batches");
+        assert_eq!(pulled.len(), pushed.len());
+        for (a, b) in pulled.iter().zip(&pushed) {
+            assert_eq!(a.data, b.data);
+            assert_eq!(
+                a.lines.iter().map(|s| (s.line, s.start, s.end)).collect::<Vec<_>>(),
+                b.lines.iter().map(|s| (s.line, s.start, s.end)).collect::<Vec<_>>()
+            );
+        }
+        let summary = pull.summary();
+        assert!(pull.next_batch().unwrap().is_none(), "nothing after the last batch");
+        assert_eq!((summary.lines, summary.bytes), (5000, data.len() as u64));
     }
 
     #[test]
@@ -548,10 +637,10 @@ mod tests {
             // Never one document over many lines (a first line that opens JSON it does not close).
             proptest::prop_assume!(!lines.iter().find(|l| !l.trim().is_empty()).is_some_and(|l| is_cut_json(trim_line(l.as_bytes()))));
             let options = ReadOptions { batch_bytes, max_line, ..Default::default() };
-            let mut reader = io::BufReader::with_capacity(buffer, Trickle { data: &data, step });
+            let reader = io::BufReader::with_capacity(buffer, Trickle { data: &data, step });
             let mut got = Vec::new();
             let mut bytes_in_batches = Vec::new();
-            let summary = read_lines(&mut reader, Arc::from("t"), &options, &mut |b| {
+            let summary = Batches::new(Box::new(reader), Arc::from("t"), &options).each(&mut |b| {
                 bytes_in_batches.extend_from_slice(&b.data);
                 for s in &b.lines {
                     got.push((s.line, Some(String::from_utf8_lossy(b.text(s)).into_owned())));
