@@ -414,17 +414,27 @@ struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
+    #[inline]
     fn ws(&mut self) {
         while self.bytes.get(self.at).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
             self.at += 1;
         }
     }
 
+    /// The next byte that is not whitespace. The API server writes none between tokens: one
+    /// comparison says so (every JSON whitespace byte is at most a space).
+    #[inline]
     fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.bytes.get(self.at).copied()
+        match self.bytes.get(self.at) {
+            Some(&b) if b > b' ' => Some(b),
+            _ => {
+                self.ws();
+                self.bytes.get(self.at).copied()
+            }
+        }
     }
 
+    #[inline]
     fn expect(&mut self, b: u8) -> Option<()> {
         (self.peek()? == b).then(|| self.at += 1)
     }
@@ -878,7 +888,9 @@ fn unescape(text: &str) -> Option<String> {
 /// The first byte at or after `from` that ends a plain run of a JSON string: a quote, a
 /// backslash or a control character. Sixteen bytes at a time (SSE2), then eight: the strings of
 /// an audit event are mostly short, where a `memchr` call costs more than it saves.
-#[inline]
+// Always inlined: called for every string of every line, where the call cost more than the
+// search of a short string.
+#[inline(always)]
 pub(crate) fn string_stop(bytes: &[u8], from: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {

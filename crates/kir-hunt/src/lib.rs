@@ -431,6 +431,8 @@ struct Plain {
     line: u64,
     start: usize,
     end: usize,
+    /// Where its `auditID` is in the batch's text, when written without escapes.
+    audit_id: Option<std::ops::Range<usize>>,
 }
 
 /// One record of a batch. The last stage of a request is matched where it was decoded, while its
@@ -558,7 +560,7 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
                 }
                 if line == Kind::Last
                     && skims(rules, &envelope)
-                    && let Some(plain) = plain(&envelope, span, &batch.cluster, &mut local)
+                    && let Some(plain) = plain(&envelope, text, span, &batch.cluster, &mut local)
                 {
                     local.push(Local::Piece(Piece::Plain(plain)));
                     continue;
@@ -602,6 +604,7 @@ fn earlier_in_chunk<'l, 'b>(local: &'l mut [Local<'b>], k: u64, audit_id: &str) 
 /// nothing; `None` when the earlier stage may add a field (the request is then decoded whole).
 fn plain(
     envelope: &Envelope,
+    text: &str,
     span: &kir_audit::source::LineSpan,
     cluster: &Option<Arc<str>>,
     local: &mut [Local],
@@ -627,6 +630,13 @@ fn plain(
         line: span.line,
         start: span.start,
         end: span.end,
+        audit_id: match &envelope.audit_id {
+            std::borrow::Cow::Borrowed(id) => {
+                let at = span.start + (id.as_ptr() as usize - text.as_ptr() as usize);
+                Some(at..at + id.len())
+            }
+            std::borrow::Cow::Owned(_) => None,
+        },
     })
 }
 
@@ -869,7 +879,11 @@ impl<'a> Pipeline<'a> {
         let merger = &mut self.detector.merger;
         let earlier = if merger.holds(plain.k) {
             let text = std::str::from_utf8(&data[plain.start..plain.end]).unwrap_or_default();
-            let audit_id = Envelope::scan(text).map(|e| e.audit_id.into_owned()).unwrap_or_default();
+            // Read again only when the id was escaped (the decoder saw it while skimming).
+            let audit_id = match &plain.audit_id {
+                Some(at) => std::borrow::Cow::Borrowed(std::str::from_utf8(&data[at.clone()]).unwrap_or_default()),
+                None => Envelope::scan(text).map(|e| e.audit_id).unwrap_or_default(),
+            };
             let earlier = merger.take_for(plain.k, &audit_id, cluster, plain.presence);
             if let Some(Earlier::Adds(mut earlier)) = earlier {
                 let origin = kir_audit::Origin { path: path.clone(), line: plain.line, cluster: cluster.clone() };
