@@ -31,6 +31,24 @@ const MEMBERS_LOOKED_AT: usize = 20;
 /// line. (The decoder reads a line with `kind` `Event` and an `auditID` as an event, whatever
 /// wrapper members it also has, so the two agree on what such a line is.)
 pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
+    early_stage_walked(text).map(|(audit_id, stage, _)| (audit_id, stage))
+}
+
+/// The members [`early_stage`] met on its way, for [`may_add_after`]: with keys sorted (`jq -S`)
+/// they are most of the line, and the members a last stage may lack among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Walked {
+    /// The [`PRESENCE_KEYS`] bits of the top-level members met, written with a value other than
+    /// `null` (`username`, inside `user`, is never among them).
+    present: u16,
+    /// `annotations` was met.
+    annotations: bool,
+    /// Where the walk stopped: nothing from here on was looked at.
+    end: usize,
+}
+
+/// [`early_stage`], with the members it met on the way.
+pub fn early_stage_walked(text: &str) -> Option<(&str, Stage, Walked)> {
     let bytes = text.as_bytes();
     if !ends_its_object(text) {
         return None;
@@ -41,6 +59,7 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
     }
     at += 1;
     let (mut kind, mut api_version, mut audit_id, mut stage) = (None, None, None, None);
+    let mut walked = Walked::default();
     for _ in 0..MEMBERS_LOOKED_AT {
         at = skip_space(bytes, at);
         let (key, next) = plain_string(text, at)?;
@@ -49,7 +68,14 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
             return None;
         }
         at = skip_space(bytes, at + 1);
-        match bytes.get(at)? {
+        let value = *bytes.get(at)?;
+        if value != b'n' {
+            match presence_bit(key) {
+                Some(bit) => walked.present |= 1 << bit,
+                None => walked.annotations |= key == "annotations",
+            }
+        }
+        match value {
             b'"' => {
                 let (value, next) = plain_string(text, at)?;
                 match key {
@@ -71,8 +97,9 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
         }
         if let (Some(kind), Some(api_version), Some(audit_id), Some(stage)) = (kind, api_version, audit_id, stage) {
             let stage = Stage::parse(stage)?;
+            walked.end = at;
             return (is_audit_event(kind == "Event", api_version, audit_id) && !stage.is_final())
-                .then_some((audit_id, stage));
+                .then_some((audit_id, stage, walked));
         }
         at = skip_space(bytes, at);
         match bytes.get(at)? {
@@ -81,6 +108,23 @@ pub fn early_stage(text: &str) -> Option<(&str, Stage)> {
         }
     }
     None
+}
+
+/// The [`PRESENCE_KEYS`] bit of a top-level member.
+fn presence_bit(key: &str) -> Option<usize> {
+    Some(match key {
+        "requestObject" => 0,
+        "objectRef" => 1,
+        "impersonatedUser" => 2,
+        "userAgent" => 3,
+        "responseStatus" => 4,
+        "verb" => 6,
+        "requestURI" => 7,
+        "sourceIPs" => 8,
+        "apiVersion" => 9,
+        "level" => 10,
+        _ => return None,
+    })
 }
 
 /// Whether a line's last character but JSON whitespace closes an object.
@@ -154,12 +198,27 @@ static ESCAPED: LazyLock<memchr::memmem::Finder<'static>> =
 /// name could hide behind. A name found inside a request body only costs a decode; a real member
 /// is never missed.
 pub fn may_add_to(text: &str, later: Presence) -> bool {
+    may_add_after(text, &Walked::default(), later)
+}
+
+/// [`may_add_to`], knowing the members [`early_stage_walked`] met: those are answered from the
+/// walk, and only the rest of the line is searched. (The walk refused escapes in the names it
+/// met, so only the rest can hide one.)
+pub fn may_add_after(text: &str, walked: &Walked, later: Presence) -> bool {
     let bytes = text.as_bytes();
+    let rest = bytes.get(walked.end..).unwrap_or_default();
     FINDERS.iter().enumerate().any(|(bit, finder)| {
         !later.has(bit)
-            && finder.find_iter(bytes).any(|at| bit == USERNAME || !null_after(bytes, at + PRESENCE_KEYS[bit].len()))
-    }) || ANNOTATIONS.find(bytes).is_some()
-        || ESCAPED.find(bytes).is_some()
+            && if bit == USERNAME {
+                // Inside `user`, which the walk passed over: anywhere in the line.
+                finder.find(bytes).is_some()
+            } else {
+                walked.present & (1 << bit) != 0
+                    || finder.find_iter(rest).any(|at| !null_after(rest, at + PRESENCE_KEYS[bit].len()))
+            }
+    }) || walked.annotations
+        || ANNOTATIONS.find(rest).is_some()
+        || (memchr::memchr(b'\\', rest).is_some() && ESCAPED.find(rest).is_some())
 }
 
 /// [`PRESENCE_KEYS`]' `username`: text to the decoder, which refuses `null` for it (the line is
@@ -182,6 +241,75 @@ impl RawStage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// An earlier stage with some of the members a last stage may lack, in any order or sorted,
+    /// with `null`s and member names inside a body.
+    fn earlier_line() -> impl Strategy<Value = String> {
+        let optional: Vec<(&str, &[&str])> = vec![
+            ("requestObject", &[r#"{"kind":"Pod","spec":{"objectRef":{"a":1},"annotations":{}}}"#, "null"]),
+            ("objectRef", &[r#"{"resource":"pods"}"#, "null"]),
+            ("impersonatedUser", &[r#"{"username":"x"}"#, "null"]),
+            ("userAgent", &[r#""kubectl/v1.30""#, "null", r#""a\"b\u0041""#]),
+            // The name of `requestObject` with an escape: a name search must still find it.
+            (r"request\u004fbject", &[r#"{"kind":"Pod"}"#]),
+            ("responseStatus", &[r#"{"code":200}"#, "null"]),
+            ("user", &[r#"{"username":"u","groups":["g"]}"#, r#"{"groups":["g"]}"#]),
+            ("verb", &[r#""get""#]),
+            ("requestURI", &[r#""/api/v1/pods""#]),
+            ("sourceIPs", &[r#"["10.0.0.1"]"#, "[]"]),
+            ("level", &[r#""Metadata""#, "7"]),
+            ("annotations", &[r#"{"a":"b"}"#, "{}"]),
+            ("requestReceivedTimestamp", &[r#""2026-01-01T00:00:00Z""#]),
+        ];
+        let picks = optional
+            .into_iter()
+            .map(|(key, values)| (Just(key), prop::sample::select(values.to_vec()), any::<bool>()))
+            .collect::<Vec<_>>();
+        (picks, any::<bool>(), Just((0..17usize).collect::<Vec<_>>()).prop_shuffle()).prop_map(
+            |(picks, sorted, order)| {
+                let mut members = vec![
+                    ("kind", r#""Event""#),
+                    ("apiVersion", r#""audit.k8s.io/v1""#),
+                    ("auditID", r#""a-1""#),
+                    ("stage", r#""RequestReceived""#),
+                ];
+                members.extend(picks.into_iter().filter(|(_, _, keep)| *keep).map(|(k, v, _)| (k, v)));
+                let mut ordered: Vec<_> = order.iter().filter_map(|&i| members.get(i).copied()).collect();
+                if sorted {
+                    ordered.sort();
+                }
+                let body: Vec<String> = ordered.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", body.join(","))
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// What the walk answers never misses a member the earlier stage adds to a last stage
+        /// (as the decoder reads both), and only drops what a name search found inside a body.
+        #[test]
+        fn the_walk_never_misses_what_an_earlier_stage_adds(
+            line in earlier_line(),
+            bits in 0u32..0x800,
+            annotations in 0u32..2,
+        ) {
+            let Some((_, _, walked)) = early_stage_walked(&line) else { return Ok(()) };
+            let (mut records, mut skipped) = (Vec::new(), Vec::new());
+            crate::decode(&line, &Origin::new("p", 1), &mut records, &mut skipped);
+            let Some(crate::Record::Audit(earlier)) = records.pop() else { return Ok(()) };
+            let later = Presence::from_bits(bits | annotations << 24);
+            let answer = may_add_after(&line, &walked, later);
+            if earlier.presence().adds_to(later) {
+                prop_assert!(answer, "{} adds to {:?}", line, later);
+            }
+            if answer {
+                prop_assert!(may_add_to(&line, later), "{}", line);
+            }
+        }
+    }
 
     #[test]
     fn an_earlier_stage_is_known_by_its_first_members() {

@@ -69,8 +69,9 @@ pub struct Envelope<'a> {
 pub enum Kind<'a> {
     /// A plain last stage, read into the envelope.
     Last,
-    /// [`Line::Earlier`].
-    Earlier(&'a str),
+    /// [`Line::Earlier`], with the members [`crate::early::early_stage_walked`] met (none, when
+    /// the envelope reader told it on its own).
+    Earlier(&'a str, crate::early::Walked),
     /// [`Line::Other`].
     Other,
 }
@@ -105,7 +106,7 @@ impl<'a> Envelope<'a> {
         let mut envelope = Envelope::default();
         match Envelope::read_into(text, &mut envelope) {
             Kind::Last => Line::Last(envelope),
-            Kind::Earlier(audit_id) => Line::Earlier(audit_id),
+            Kind::Earlier(audit_id, _) => Line::Earlier(audit_id),
             Kind::Other => Line::Other,
         }
     }
@@ -119,15 +120,15 @@ impl<'a> Envelope<'a> {
         // envelope would decode every member before `stage` (most of them, with keys sorted)
         // for nothing. It is the judge either way: when it declines, the line is read here.
         if names_an_earlier_stage(text)
-            && let Some((audit_id, _)) = crate::early::early_stage(text)
+            && let Some((audit_id, _, walked)) = crate::early::early_stage_walked(text)
         {
-            return Kind::Earlier(audit_id);
+            return Kind::Earlier(audit_id, walked);
         }
         envelope.clear();
         let mut earlier = None;
         match Envelope::read_last(text, envelope, &mut earlier) {
             Some(()) => Kind::Last,
-            None => earlier.map_or(Kind::Other, Kind::Earlier),
+            None => earlier.map_or(Kind::Other, |audit_id| Kind::Earlier(audit_id, Default::default())),
         }
     }
 

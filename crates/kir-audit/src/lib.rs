@@ -19,7 +19,7 @@ pub mod skip;
 pub mod source;
 
 pub use decode::{decode, parse_time};
-pub use early::{RawStage, early_stage};
+pub use early::{RawStage, Walked, early_stage, early_stage_walked};
 pub use envelope::Envelope;
 pub use event::{
     AuditEvent, Context, FalcoAlert, LazyJson, ObjectRef, Origin, Presence, Record, ResponseStatus, Stage, UserInfo,

@@ -76,10 +76,16 @@ pub fn key_of(audit_id: &str, cluster: &Option<Arc<str>>) -> u64 {
 }
 
 /// What the earlier stage `text` (logged at `origin`) adds to a last stage with `later` fields:
-/// decoded only when it may add something ([`crate::early::may_add_to`]). A line the decoder
-/// refuses is said in `skipped` and adds nothing.
-pub fn earlier_from_text(text: &str, origin: Origin, later: Presence, skipped: &mut Vec<Skipped>) -> Earlier {
-    if !crate::early::may_add_to(text, later) {
+/// decoded only when it may add something ([`crate::early::may_add_after`] the members `walked`).
+/// A line the decoder refuses is said in `skipped` and adds nothing.
+pub fn earlier_from_text(
+    text: &str,
+    walked: &crate::early::Walked,
+    origin: Origin,
+    later: Presence,
+    skipped: &mut Vec<Skipped>,
+) -> Earlier {
+    if !crate::early::may_add_after(text, walked, later) {
         return Earlier::Nothing(origin);
     }
     match decode_stage(text, &origin, skipped) {
@@ -266,7 +272,9 @@ impl StageMerger {
         Some(match self.pending.remove(&k)? {
             Held::Decoded(e, p) if p.adds_to(presence) => Earlier::Adds(e),
             Held::Decoded(e, _) => Earlier::Nothing(e.origin),
-            Held::Raw(raw) => earlier_from_text(&raw.text, raw.origin, presence, &mut self.skipped),
+            Held::Raw(raw) => {
+                earlier_from_text(&raw.text, &Default::default(), raw.origin, presence, &mut self.skipped)
+            }
         })
     }
 

@@ -18,7 +18,7 @@ use kir_audit::envelope::Kind;
 use kir_audit::merge::{Earlier, key as merge_key, key_of as merge_key_of};
 use kir_audit::{
     AuditEvent, Envelope, Input, LineBatch, Presence, RawStage, ReadOptions, Record, SkipKind, SkipReport, Skipped,
-    StageMerger, early_stage,
+    StageMerger, early_stage_walked,
 };
 use kir_detect::{Finding, Level, RuleSet, finding_from_falco};
 use serde::Serialize;
@@ -458,7 +458,7 @@ enum Piece {
 /// ends, in case its last stage comes in the same chunk (it usually does).
 enum Local<'b> {
     Piece(Piece),
-    Early { k: u64, audit_id: &'b str, origin: kir_audit::Origin, text: &'b str },
+    Early { k: u64, audit_id: &'b str, origin: kir_audit::Origin, text: &'b str, walked: kir_audit::Walked },
 }
 
 /// A request's last stage, decoded: joined at once with its earlier stage when that is in the
@@ -469,11 +469,11 @@ fn last_stage(rules: &RuleSet, e: Box<AuditEvent>, local: &mut [Local], skipped:
         let findings = match_event(rules, &e);
         return Piece::Last(e, k, presence, findings, false);
     };
-    let Local::Early { origin, text, .. } = std::mem::replace(slot, Local::Piece(Piece::Joined)) else {
+    let Local::Early { origin, text, walked, .. } = std::mem::replace(slot, Local::Piece(Piece::Joined)) else {
         unreachable!("the slot was found as an earlier stage");
     };
     let problems = skipped.len();
-    let earlier = kir_audit::merge::earlier_from_text(text, origin, presence, skipped);
+    let earlier = kir_audit::merge::earlier_from_text(text, &walked, origin, presence, skipped);
     if skipped.len() > problems {
         // The earlier line broke further on than its first members: a skipped line, not a record.
         *slot = Local::Piece(Piece::Unreadable);
@@ -549,13 +549,13 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
                 // looked for.
                 let line = if skim { Envelope::read_into(text, &mut envelope) } else { Kind::Other };
                 let earlier = match line {
-                    Kind::Earlier(audit_id) => Some(audit_id),
-                    Kind::Other => early_stage(text).map(|(audit_id, _)| audit_id),
+                    Kind::Earlier(audit_id, walked) => Some((audit_id, walked)),
+                    Kind::Other => early_stage_walked(text).map(|(audit_id, _, walked)| (audit_id, walked)),
                     Kind::Last => None,
                 };
-                if let Some(audit_id) = earlier {
+                if let Some((audit_id, walked)) = earlier {
                     let k = merge_key_of(audit_id, &batch.cluster);
-                    local.push(Local::Early { k, audit_id, origin: batch.origin(span), text });
+                    local.push(Local::Early { k, audit_id, origin: batch.origin(span), text, walked });
                     continue;
                 }
                 if line == Kind::Last
@@ -583,7 +583,9 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
                 .into_iter()
                 .map(|l| match l {
                     Local::Piece(p) => p,
-                    Local::Early { k, audit_id, origin, text } => Piece::Raw(RawStage::new(audit_id, origin, text), k),
+                    Local::Early { k, audit_id, origin, text, .. } => {
+                        Piece::Raw(RawStage::new(audit_id, origin, text), k)
+                    }
                 })
                 .collect();
             (pieces, skipped)
@@ -613,8 +615,8 @@ fn plain(
     let presence = envelope.presence();
     let joined = match earlier_in_chunk(local, k, &envelope.audit_id) {
         Some(slot) => {
-            let Local::Early { text, .. } = slot else { return None };
-            if kir_audit::early::may_add_to(text, presence) {
+            let Local::Early { text, walked, .. } = slot else { return None };
+            if kir_audit::early::may_add_after(text, walked, presence) {
                 return None;
             }
             *slot = Local::Piece(Piece::Joined);
