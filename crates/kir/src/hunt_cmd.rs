@@ -11,7 +11,7 @@ use kir_hunt::{Filter, HuntOptions, HuntReport, TimelineEntry};
 use serde_json::json;
 
 use crate::cli::{Format, Global, HuntArgs, RuleSource};
-use crate::output::{csv_line, ellipsize, severity_cell, table, use_color};
+use crate::output::{csv_line, ellipsize, severity_table, table, use_color};
 use crate::{UserError, exit};
 
 /// Progress bars appear for inputs larger than this, on a terminal.
@@ -331,34 +331,33 @@ fn print_findings(out: &mut dyn Write, global: &Global, report: &HuntReport, col
             if findings.is_empty() {
                 writeln!(out, "No findings.")?;
             } else {
-                let mut t = table(color, &["SEVERITY", "TIME (UTC)", "RULE", "ACTOR", "REQUEST", "CODE"]);
-                for f in findings {
-                    t.add_row(vec![
-                        severity_cell(f.severity, color),
-                        comfy_table::Cell::new(finding_row_time(f)),
-                        comfy_table::Cell::new(if f.event_count > 1 {
+                let rows = findings
+                    .iter()
+                    .map(|f| {
+                        let rule = if f.event_count > 1 {
                             format!("{} ({} events)", f.title, f.event_count)
                         } else {
                             f.title.clone()
-                        }),
-                        comfy_table::Cell::new(ellipsize(&f.actor.user, 48)),
-                        comfy_table::Cell::new(ellipsize(&describe_finding(f), 72)),
-                        comfy_table::Cell::new(f.response_code.map(|c| c.to_string()).unwrap_or_default()),
-                    ]);
-                }
-                writeln!(out, "{t}")?;
+                        };
+                        let cells = vec![
+                            finding_row_time(f),
+                            rule,
+                            ellipsize(&f.actor.user, 48),
+                            ellipsize(&describe_finding(f), 72),
+                            f.response_code.map(|c| c.to_string()).unwrap_or_default(),
+                        ];
+                        (f.severity, cells)
+                    })
+                    .collect();
+                let header = ["SEVERITY", "TIME (UTC)", "RULE", "ACTOR", "REQUEST", "CODE"];
+                writeln!(out, "{}", severity_table(color, &header, rows))?;
                 if !global.quiet {
                     writeln!(out)?;
-                    let mut s = table(color, &["SEVERITY", "RULE", "FINDINGS", "EVENTS"]);
-                    for (_, title, level, n, events) in kir_hunt::summary_by_rule(findings) {
-                        s.add_row(vec![
-                            severity_cell(level, color),
-                            comfy_table::Cell::new(title),
-                            comfy_table::Cell::new(n),
-                            comfy_table::Cell::new(events),
-                        ]);
-                    }
-                    writeln!(out, "{s}")?;
+                    let rows = kir_hunt::summary_by_rule(findings)
+                        .into_iter()
+                        .map(|(_, title, level, n, events)| (level, vec![title, n.to_string(), events.to_string()]))
+                        .collect();
+                    writeln!(out, "{}", severity_table(color, &["SEVERITY", "RULE", "FINDINGS", "EVENTS"], rows))?;
                 }
             }
             if !global.quiet {

@@ -7,13 +7,18 @@ use kir_detect::Level;
 
 use crate::cli::{ColorChoice, Global};
 
+/// Whether stdout is a terminal, asked of the system once: a table of thousands of findings asked
+/// it for every cell (a system call each), which was a tenth of a large hunt's serial end.
+pub fn stdout_is_terminal() -> bool {
+    static TERMINAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TERMINAL.get_or_init(|| std::io::stdout().is_terminal())
+}
+
 pub fn use_color(global: &Global) -> bool {
     match global.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
+        ColorChoice::Auto => stdout_is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     }
 }
 
@@ -27,12 +32,72 @@ pub fn table(color: bool, header: &[&str]) -> Table {
     } else {
         t.force_no_tty();
     }
-    if !std::io::stdout().is_terminal() {
+    if !stdout_is_terminal() {
         // Piped tables keep their full width: lines are for grep, not for a screen.
         t.set_content_arrangement(ContentArrangement::Disabled);
     }
     t.set_header(header.iter().map(Cell::new));
     t
+}
+
+/// A table whose first column is each row's severity (coloured when `color`), as [`table`] lays
+/// it out. Piped without colours (a hunt's thousands of findings into a file or `grep`) it is
+/// laid out here, as comfy_table lays it out, without its general machinery: that was most of a
+/// large hunt's serial end.
+pub fn severity_table(color: bool, header: &[&str], rows: Vec<(Level, Vec<String>)>) -> String {
+    if !color && !stdout_is_terminal() {
+        let rows: Vec<Vec<String>> = rows
+            .into_iter()
+            .map(|(level, cells)| std::iter::once(level.as_str().to_uppercase()).chain(cells).collect())
+            .collect();
+        if let Some(text) = plain_table(header, &rows) {
+            return text;
+        }
+        let mut t = table(color, header);
+        t.add_rows(rows);
+        return t.to_string();
+    }
+    let mut t = table(color, header);
+    for (level, cells) in rows {
+        t.add_row(std::iter::once(severity_cell(level, color)).chain(cells.into_iter().map(Cell::new)));
+    }
+    t.to_string()
+}
+
+/// [`table`]'s layout when piped without colours: each cell padded to its column's display width,
+/// a space on either side. `None` when a cell holds a control character (comfy_table splits
+/// lines at a line break, and the width of the others is its own call).
+fn plain_table(header: &[&str], rows: &[Vec<String>]) -> Option<String> {
+    use unicode_width::UnicodeWidthStr;
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
+    for row in rows {
+        if row.len() != header.len() {
+            return None;
+        }
+        for (width, cell) in widths.iter_mut().zip(row) {
+            if cell.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                return None;
+            }
+            *width = (*width).max(cell.width());
+        }
+    }
+    let line_width: usize = widths.iter().map(|w| w + 2).sum::<usize>() + 1;
+    let mut out = String::with_capacity(line_width * (rows.len() + 1));
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        for (cell, width) in cells.zip(&widths) {
+            out.push(' ');
+            out.push_str(cell);
+            out.extend(std::iter::repeat_n(' ', width - cell.width() + 1));
+        }
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    Some(out)
 }
 
 pub fn severity_cell(level: Level, color: bool) -> Cell {
@@ -73,7 +138,7 @@ pub fn csv_line(fields: &[String]) -> String {
 
 /// Cuts long text for a table cell on a screen; piped tables keep every character, for grep.
 pub fn ellipsize(text: &str, max: usize) -> String {
-    if !std::io::stdout().is_terminal() || text.chars().count() <= max {
+    if !stdout_is_terminal() || text.chars().count() <= max {
         return text.to_string();
     }
     let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
@@ -107,6 +172,35 @@ pub(crate) use {out, outln};
 #[cfg(test)]
 mod tests {
     use super::csv_field;
+    use proptest::prelude::*;
+
+    /// comfy_table as [`super::table`] sets it up when piped without colours.
+    fn comfy(header: &[&str], rows: &[Vec<String>]) -> String {
+        let mut t = comfy_table::Table::new();
+        t.load_style(comfy_table::presets::NOTHING);
+        t.force_no_tty();
+        t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        t.set_header(header.iter().map(comfy_table::Cell::new));
+        t.add_rows(rows.iter().cloned());
+        t.to_string()
+    }
+
+    proptest! {
+        #[test]
+        fn plain_tables_are_laid_out_as_comfy_table_lays_them_out(
+            rows in prop::collection::vec(prop::collection::vec("[a-z0-9 :/é漢字😀\u{301}…-]{0,12}", 3), 0..6),
+        ) {
+            let header = ["SEVERITY", "A", "LONGER HEADER"];
+            prop_assert_eq!(super::plain_table(&header, &rows), Some(comfy(&header, &rows)));
+        }
+    }
+
+    #[test]
+    fn cells_with_control_characters_are_left_to_comfy_table() {
+        let rows = vec![vec!["a\nb".to_string()], vec!["c".to_string()]];
+        assert_eq!(super::plain_table(&["H"], &rows), None);
+        assert_eq!(super::plain_table(&["H"], &[vec!["\t".to_string()]]), None);
+    }
 
     #[test]
     fn formulas_become_text_and_numbers_stay() {
