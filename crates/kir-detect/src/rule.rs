@@ -94,6 +94,13 @@ impl RuleMeta {
         line_of(&self.text, self.origin.line, needle).unwrap_or(self.origin.line)
     }
 
+    /// The file line of `example` (the first that mentions its name): worked out when asked,
+    /// as it is only shown when the example fails, and placing every example of the pack was
+    /// a sixth of every start-up.
+    pub fn example_line(&self, example: &Example) -> Option<usize> {
+        line_of(&self.text, self.origin.line, &example.name)
+    }
+
     /// The file line where `key` is written as a map key (`key:` or `key|modifier:`).
     pub fn line_of_key(&self, key: &str) -> usize {
         self.text
@@ -129,7 +136,6 @@ pub struct Example {
     pub name: String,
     pub should_match: bool,
     pub events: Vec<Value>,
-    pub line: Option<usize>,
     /// Placeholder lists this example sets (for rules that are off until configured).
     pub placeholders: Option<Placeholders>,
 }
@@ -188,12 +194,16 @@ pub fn parse_file(path: &str, text: &str, placeholders: &Placeholders) -> Parsed
                 continue;
             }
         };
-        let Some(map) = value.as_object() else {
+        let mut value = value;
+        let Some(map) = value.as_object_mut() else {
             out.problems.push(problem(Some(first_line), None, "a rule must be a YAML map".into()));
             continue;
         };
+        // Moved out, not copied: the examples' events are half the pack's text.
+        let examples = map.remove("examples");
+        let map = &*map;
         let origin = RuleOrigin { path: path.to_string(), line: first_line };
-        let meta = match meta(map, origin, &doc) {
+        let meta = match meta(map, examples, origin, &doc) {
             Ok(m) => m,
             Err((needle, message)) => {
                 let line = needle.and_then(|n| line_of(&doc, first_line, n)).or(Some(first_line));
@@ -270,7 +280,12 @@ fn string_list(map: &serde_json::Map<String, Value>, key: &'static str) -> Resul
     }
 }
 
-fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> Result<RuleMeta, MetaError> {
+fn meta(
+    map: &serde_json::Map<String, Value>,
+    examples: Option<Value>,
+    origin: RuleOrigin,
+    doc: &str,
+) -> Result<RuleMeta, MetaError> {
     let text = |key: &'static str| -> Result<Option<String>, MetaError> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -296,23 +311,23 @@ fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> 
     let tactics = crate::finding::tactics_of(&tags);
     let threat_matrix =
         tags.iter().filter_map(|t| t.strip_prefix("threat-matrix.")).map(|t| t.to_ascii_uppercase()).collect();
-    let examples = match map.get("examples") {
+    let examples = match examples {
         None => Vec::new(),
         Some(Value::Array(list)) => list
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, ex)| {
+            .map(|(i, mut ex)| {
                 let name = ex.get("name").and_then(Value::as_str).unwrap_or("example").to_string();
                 let should_match = ex.get("match").and_then(Value::as_bool).ok_or((
                     Some("examples"),
                     format!("example {} ({name:?}) needs `match: true` or `match: false`", i + 1),
                 ))?;
-                let events = match ex.get("events").or_else(|| ex.get("event")) {
-                    Some(Value::Array(events)) => events.clone(),
-                    Some(single @ Value::Object(_)) => vec![single.clone()],
+                let key = if ex.get("events").is_some() { "events" } else { "event" };
+                let events = match ex.get_mut(key).map(Value::take) {
+                    Some(Value::Array(events)) => events,
+                    Some(single @ Value::Object(_)) => vec![single],
                     _ => return Err((Some("examples"), format!("example {} ({name:?}) needs `events`", i + 1))),
                 };
-                let line = line_of(doc, origin.line, &name);
                 let placeholders = match ex.get("placeholders") {
                     None => None,
                     Some(p) => Some(
@@ -329,7 +344,7 @@ fn meta(map: &serde_json::Map<String, Value>, origin: RuleOrigin, doc: &str) -> 
                         )?,
                     ),
                 };
-                Ok(Example { name, should_match, events, line, placeholders })
+                Ok(Example { name, should_match, events, placeholders })
             })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err((Some("examples"), "`examples` must be a list".into())),

@@ -78,7 +78,7 @@ fn result(
         rule_id: meta.id.clone(),
         rule_title: meta.title.clone(),
         path: meta.origin.path.clone(),
-        line: ex.line,
+        line: meta.example_line(ex),
         example: ex.name.clone(),
         expected: ex.should_match,
         matched,

@@ -68,17 +68,18 @@ pub fn severity_table(color: bool, header: &[&str], rows: Vec<(Level, Vec<String
 /// a space on either side. `None` when a cell holds a control character (comfy_table splits
 /// lines at a line break, and the width of the others is its own call).
 fn plain_table(header: &[&str], rows: &[Vec<String>]) -> Option<String> {
-    use unicode_width::UnicodeWidthStr;
-    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
+    // Printable ASCII (control characters are refused below) is one column a byte.
+    let width = |s: &str| if s.is_ascii() { s.len() } else { unicode_width::UnicodeWidthStr::width(s) };
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for row in rows {
         if row.len() != header.len() {
             return None;
         }
-        for (width, cell) in widths.iter_mut().zip(row) {
+        for (column, cell) in widths.iter_mut().zip(row) {
             if cell.bytes().any(|b| b < 0x20 || b == 0x7f) {
                 return None;
             }
-            *width = (*width).max(cell.width());
+            *column = (*column).max(width(cell));
         }
     }
     let line_width: usize = widths.iter().map(|w| w + 2).sum::<usize>() + 1;
@@ -87,10 +88,10 @@ fn plain_table(header: &[&str], rows: &[Vec<String>]) -> Option<String> {
         if !out.is_empty() {
             out.push('\n');
         }
-        for (cell, width) in cells.zip(&widths) {
+        for (cell, column) in cells.zip(&widths) {
             out.push(' ');
             out.push_str(cell);
-            out.extend(std::iter::repeat_n(' ', width - cell.width() + 1));
+            out.extend(std::iter::repeat_n(' ', column - width(cell) + 1));
         }
     };
     line(&mut header.iter().copied());
