@@ -264,6 +264,24 @@ proptest! {
         }
     }
 
+    /// The line after an earlier stage is read without the search for an earlier stage's name:
+    /// the hunt still tells it as it would otherwise (an earlier stage the reader leaves is
+    /// `early_stage`'s), and reads a last stage the same.
+    #[test]
+    fn the_line_after_an_earlier_stage_is_told_the_same(line in line()) {
+        use kir_audit::envelope::Kind;
+        let told = |kind: Kind, envelope: &Envelope| match kind {
+            Kind::Last => Some(Ok(format!("{:?} {:?} {}", envelope.presence(), envelope.stage_time, envelope.audit_id))),
+            Kind::Earlier(id, _) => Some(Err(id.to_string())),
+            Kind::Other => early_stage(&line).map(|(id, _)| Err(id.to_string())),
+        };
+        let (mut first, mut after) = (Envelope::default(), Envelope::default());
+        let searched = Envelope::read_into(&line, &mut first);
+        let searched = told(searched, &first);
+        let read = Envelope::read_after_earlier(&line, &mut after);
+        prop_assert_eq!(searched, told(read, &after), "{}", line);
+    }
+
     /// Each line is asked first, then its neighbours, some of which share its key (they differ
     /// in a member the key leaves out) and are answered from its verdict.
     #[test]

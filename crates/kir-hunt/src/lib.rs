@@ -530,6 +530,8 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
             let mut records = Vec::new();
             let mut skipped = Vec::new();
             let mut envelope = Envelope::default();
+            // The line before was an earlier stage: this one is most likely its last.
+            let mut after_earlier = false;
             for span in spans {
                 // Lines end at `\n`, so a valid batch cuts into valid lines; std's check says
                 // where a broken line breaks.
@@ -547,12 +549,17 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
                 // One read tells a last stage from an earlier one (the envelope reader also
                 // answers as `early_stage` does); without skimming, only earlier stages are
                 // looked for.
-                let line = if skim { Envelope::read_into(text, &mut envelope) } else { Kind::Other };
+                let line = match (skim, after_earlier) {
+                    (false, _) => Kind::Other,
+                    (true, false) => Envelope::read_into(text, &mut envelope),
+                    (true, true) => Envelope::read_after_earlier(text, &mut envelope),
+                };
                 let earlier = match line {
                     Kind::Earlier(audit_id, walked) => Some((audit_id, walked)),
                     Kind::Other => early_stage_walked(text).map(|(audit_id, _, walked)| (audit_id, walked)),
                     Kind::Last => None,
                 };
+                after_earlier = earlier.is_some();
                 if let Some((audit_id, walked)) = earlier {
                     let k = merge_key_of(audit_id, &batch.cluster);
                     local.push(Local::Early { k, audit_id, origin: batch.origin(span), text, walked });
