@@ -192,3 +192,146 @@ pub fn tactics_of(tags: &[String]) -> Vec<String> {
     }
     out
 }
+
+/// A finding serialized with every object's members in name order: what a JSON map (and so
+/// `kir hunt --format json`, which once built one) shows, written straight from the finding.
+/// A test holds it to the map's output, so a field added to [`Finding`] must be added here.
+pub struct SortedKeys<'a>(pub &'a Finding);
+
+impl Serialize for SortedKeys<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Time<'a>(&'a Option<Timestamp>);
+        impl Serialize for Time<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                time_rfc3339(self.0, s)
+            }
+        }
+        struct SortedActor<'a>(&'a Actor);
+        impl Serialize for SortedActor<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let a = self.0;
+                let mut m = s.serialize_map(Some(5))?;
+                m.serialize_entry("groups", &a.groups)?;
+                m.serialize_entry("impersonated_user", &a.impersonated_user)?;
+                m.serialize_entry("source_ips", &a.source_ips)?;
+                m.serialize_entry("user", &a.user)?;
+                m.serialize_entry("user_agent", &a.user_agent)?;
+                m.end()
+            }
+        }
+        struct SortedObject<'a>(&'a ObjectInfo);
+        impl Serialize for SortedObject<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let o = self.0;
+                let mut m = s.serialize_map(Some(5))?;
+                m.serialize_entry("api_group", &o.api_group)?;
+                m.serialize_entry("name", &o.name)?;
+                m.serialize_entry("namespace", &o.namespace)?;
+                m.serialize_entry("resource", &o.resource)?;
+                m.serialize_entry("subresource", &o.subresource)?;
+                m.end()
+            }
+        }
+        struct SortedSource<'a>(&'a SourceRef);
+        impl Serialize for SortedSource<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("line", &self.0.line)?;
+                m.serialize_entry("path", &self.0.path)?;
+                m.end()
+            }
+        }
+        let f = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("actor", &SortedActor(&f.actor))?;
+        m.serialize_entry("audit_ids", &f.audit_ids)?;
+        if let Some(cluster) = &f.cluster {
+            m.serialize_entry("cluster", cluster)?;
+        }
+        m.serialize_entry("event_count", &f.event_count)?;
+        if !f.images.is_empty() {
+            m.serialize_entry("images", &f.images)?;
+        }
+        m.serialize_entry("kind", f.kind)?;
+        m.serialize_entry("object", &SortedObject(&f.object))?;
+        if !f.request_uri.is_empty() {
+            m.serialize_entry("request_uri", &f.request_uri)?;
+        }
+        m.serialize_entry("response_code", &f.response_code)?;
+        m.serialize_entry("rule_id", &f.rule_id)?;
+        if let Some(name) = &f.rule_name {
+            m.serialize_entry("rule_name", name)?;
+        }
+        m.serialize_entry("severity", &f.severity)?;
+        m.serialize_entry("source", &SortedSource(&f.source))?;
+        m.serialize_entry("tactics", &f.tactics)?;
+        m.serialize_entry("techniques", &f.techniques)?;
+        m.serialize_entry("threat_matrix", &f.threat_matrix)?;
+        m.serialize_entry("time", &Time(&f.time))?;
+        m.serialize_entry("title", &f.title)?;
+        m.serialize_entry("verb", &f.verb)?;
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod sorted_keys_tests {
+    use super::*;
+
+    fn full() -> Finding {
+        Finding {
+            rule_id: "r-1".into(),
+            title: "A \"quoted\" title".into(),
+            severity: Level::High,
+            time: Some("2026-01-02T03:04:05.5Z".parse().unwrap()),
+            audit_ids: vec!["a".into(), "b".into()],
+            techniques: vec!["T1609".into()],
+            tactics: vec!["execution".into()],
+            threat_matrix: vec!["MS-TA9008".into()],
+            actor: Actor {
+                user: "u".into(),
+                groups: vec!["g".into()],
+                source_ips: vec!["10.0.0.1".into()],
+                user_agent: Some("kubectl".into()),
+                impersonated_user: Some("admin".into()),
+            },
+            object: ObjectInfo {
+                api_group: Some("apps".into()),
+                resource: Some("pods".into()),
+                subresource: Some("exec".into()),
+                namespace: Some("ns".into()),
+                name: Some("p".into()),
+            },
+            verb: "create".into(),
+            response_code: Some(201),
+            source: SourceRef { path: "f.jsonl".into(), line: 7 },
+            kind: "detection",
+            rule_name: Some("name".into()),
+            event_count: 3,
+            request_uri: "/api/v1".into(),
+            cluster: Some("prod".into()),
+            images: vec!["x:1".into()],
+        }
+    }
+
+    /// Every field set, and every optional one left out: the same text as the map would give.
+    #[test]
+    fn sorted_keys_write_what_a_json_map_writes() {
+        let empty = Finding {
+            time: None,
+            actor: Actor::default(),
+            object: ObjectInfo::default(),
+            response_code: None,
+            rule_name: None,
+            request_uri: String::new(),
+            cluster: None,
+            images: Vec::new(),
+            ..full()
+        };
+        for f in [full(), empty] {
+            let through_map = serde_json::to_string_pretty(&serde_json::to_value(&f).unwrap()).unwrap();
+            assert_eq!(serde_json::to_string_pretty(&SortedKeys(&f)).unwrap(), through_map);
+        }
+    }
+}
