@@ -215,28 +215,11 @@ pub fn hunt(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntRep
     if options.threads > 1 { hunt_pipelined(inputs, rules, options) } else { hunt_inline(inputs, rules, options) }
 }
 
-fn read_one(input: &Input, options: &HuntOptions, sink: &mut dyn FnMut(Message)) {
-    let mut batches = |batch: LineBatch| sink(Message::Batch(batch));
-    let outcome = kir_audit::read_input(input, &options.read, options.progress.clone(), &mut batches);
-    sink(match outcome {
-        Ok(summary) => Message::Done {
-            path: input.display.clone(),
-            explicit: input.explicit,
-            lines: summary.lines,
-            bytes: summary.bytes,
-        },
-        Err(e) => Message::Failed(FileProblem {
-            path: input.display.to_string(),
-            explicit: input.explicit,
-            message: e.to_string(),
-        }),
-    });
-}
-
 fn hunt_inline(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
     let mut state = Pipeline::new(rules, options);
-    for input in inputs {
-        read_one(input, options, &mut |message| state.message(message));
+    let mut feed = Feed::new(inputs);
+    while let Some(message) = feed.next(options) {
+        state.message(message);
     }
     state.finish()
 }
@@ -245,10 +228,10 @@ fn hunt_inline(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> Hunt
 /// (a batch is about a megabyte) however unevenly its batches decode.
 const IN_FLIGHT: u64 = 8;
 
-/// The inputs' messages in order, numbered: each decoder reads its next batch itself, in turn,
-/// so the kernel copies a batch's bytes into the cache of the core that decodes them. (A reader
-/// thread of its own had the bytes cross cores, and cost a fifth more CPU time than the same
-/// work on one thread.)
+/// The inputs' messages in order, numbered. With several threads each decoder reads its next
+/// batch itself, in turn, so the kernel copies a batch's bytes into the cache of the core that
+/// decodes them (a reader thread of its own had the bytes cross cores, and cost a fifth more
+/// CPU time than the same work on one thread); with one, the caller reads them.
 struct Feed<'i> {
     inputs: std::slice::Iter<'i, Input>,
     reading: Option<(&'i Input, kir_audit::Batches<'i>)>,
@@ -257,7 +240,12 @@ struct Feed<'i> {
 }
 
 impl<'i> Feed<'i> {
-    /// The next message, as [`read_one`] sends them; `None` after the last input.
+    fn new(inputs: &'i [Input]) -> Self {
+        Feed { inputs: inputs.iter(), reading: None, seq: 0 }
+    }
+
+    /// The next message: an input's batches in order, then whether it was read to its end or
+    /// failed; `None` after the last input.
     fn next(&mut self, options: &'i HuntOptions) -> Option<Message> {
         loop {
             if let Some((input, batches)) = &mut self.reading {
@@ -311,7 +299,7 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
     // again once every thread has stopped (a hunt must crash with its message, never hang
     // waiting for a batch that will not come).
     let abort = std::sync::atomic::AtomicBool::new(false);
-    let feed = std::sync::Mutex::new(Feed { inputs: inputs.iter(), reading: None, seq: 0 });
+    let feed = std::sync::Mutex::new(Feed::new(inputs));
     let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Handed)>(options.threads);
     let mut panicked = None;
     let complete = std::thread::scope(|scope| {
