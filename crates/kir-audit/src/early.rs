@@ -110,7 +110,7 @@ pub fn early_stage_walked(text: &str) -> Option<(&str, Stage, Walked)> {
     None
 }
 
-/// The [`PRESENCE_KEYS`] bit of a top-level member.
+/// The [`PRESENCE_KEYS`] bit of a top-level member (a test holds the two lists together).
 fn presence_bit(key: &str) -> Option<usize> {
     Some(match key {
         "requestObject" => 0,
@@ -309,6 +309,18 @@ mod tests {
                 prop_assert!(may_add_to(&line, later), "{}", line);
             }
         }
+    }
+
+    /// `presence_bit` is `PRESENCE_KEYS` as a `match` (it runs for every member an earlier stage's
+    /// walk meets): the two lists must agree, `username` (not a top-level member) aside.
+    #[test]
+    fn presence_bits_are_the_presence_keys() {
+        for (bit, quoted) in PRESENCE_KEYS.iter().enumerate() {
+            let name = quoted.trim_matches('"');
+            let expected = (bit != USERNAME).then_some(bit);
+            assert_eq!(presence_bit(name), expected, "{name}");
+        }
+        assert_eq!(presence_bit("annotations"), None);
     }
 
     #[test]

@@ -218,7 +218,7 @@ pub fn hunt(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntRep
 fn hunt_inline(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> HuntReport {
     let mut state = Pipeline::new(rules, options);
     let mut feed = Feed::new(inputs);
-    while let Some(message) = feed.next(options) {
+    while let Some((_, message)) = feed.next(options) {
         state.message(message);
     }
     state.finish()
@@ -244,9 +244,22 @@ impl<'i> Feed<'i> {
         Feed { inputs: inputs.iter(), reading: None, seq: 0 }
     }
 
-    /// The next message: an input's batches in order, then whether it was read to its end or
-    /// failed; `None` after the last input.
-    fn next(&mut self, options: &'i HuntOptions) -> Option<Message> {
+    /// The next message and its number: an input's batches in order, then whether it was read
+    /// to its end or failed; `None` after the last input.
+    fn next(&mut self, options: &'i HuntOptions) -> Option<(u64, Message)> {
+        let message = self.next_message(options)?;
+        self.seq += 1;
+        Some((self.seq - 1, message))
+    }
+
+    fn next_message(&mut self, options: &'i HuntOptions) -> Option<Message> {
+        let failed = |input: &Input, e: kir_audit::source::SourceError| {
+            Message::Failed(FileProblem {
+                path: input.display.to_string(),
+                explicit: input.explicit,
+                message: e.to_string(),
+            })
+        };
         loop {
             if let Some((input, batches)) = &mut self.reading {
                 let input = *input;
@@ -261,11 +274,7 @@ impl<'i> Feed<'i> {
                             bytes: summary.bytes,
                         }
                     }
-                    Err(e) => Message::Failed(FileProblem {
-                        path: input.display.to_string(),
-                        explicit: input.explicit,
-                        message: e.to_string(),
-                    }),
+                    Err(e) => failed(input, e),
                 };
                 self.reading = None;
                 return Some(message);
@@ -273,13 +282,7 @@ impl<'i> Feed<'i> {
             let input = self.inputs.next()?;
             match kir_audit::open_input(input, &options.read, options.progress.clone()) {
                 Ok(batches) => self.reading = Some((input, batches)),
-                Err(e) => {
-                    return Some(Message::Failed(FileProblem {
-                        path: input.display.to_string(),
-                        explicit: input.explicit,
-                        message: e.to_string(),
-                    }));
-                }
+                Err(e) => return Some(failed(input, e)),
             }
         }
     }
@@ -322,9 +325,8 @@ fn hunt_pipelined(inputs: &[Input], rules: &RuleSet, options: &HuntOptions) -> H
                         if abort.load(Relaxed) {
                             break;
                         }
-                        let Some(message) = feed.next(options) else { break };
-                        feed.seq += 1;
-                        (feed.seq - 1, message)
+                        let Some(next) = feed.next(options) else { break };
+                        next
                     };
                     let (seq, message) = next;
                     let handed = match message {
