@@ -11,6 +11,15 @@
 //! value when more fields become known), and only the rules it leaves open are evaluated on the
 //! whole envelope.
 //!
+//! A decoded request is matched the same way ([`RuleSet::matching`](crate::RuleSet::matching)):
+//! its key is written from the same fields ([`RevealedEvent`]), and only the rules its verdict
+//! leaves open are evaluated on the whole event; those it makes sure of match without more.
+//!
+//! Addresses are the exception to "low-cardinality": every pod has its own. When no rule
+//! compares another field with them, a key holds what each rule item on `sourceIPs` says of
+//! the addresses, not the addresses (worked out once per list of addresses): thousands of pods
+//! then share the keys of the few rules that tell private from public addresses.
+//!
 //! The memo is per thread (the hunt's workers never wait on each other for it), bounded, and
 //! belongs to one rule set at a time.
 
@@ -18,20 +27,26 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use kir_audit::field::{Field, ObjectRefField, UserField};
-use kir_audit::{Envelope, Fields, Scalar};
+use kir_audit::{AuditEvent, Envelope, Fields, Scalar};
+
+use crate::detection::Item;
 
 /// Keys kept per thread before the memo starts over: a log of ever new keys (every request from
 /// a new address) then costs one key's hashing per request, and memory stays bounded (a key is a
 /// few hundred bytes).
 const CAPACITY: usize = 4096;
 
-/// What the revealed fields say about the candidate rules of the envelopes with one key.
+/// What the revealed fields say about the candidate rules of the requests with one key: the
+/// rules they leave in, in the order the index gives them (the order findings are made in).
 #[derive(Debug)]
-pub(crate) enum Verdict {
-    /// Every candidate is decided: whether one of them matches.
-    Decided(bool),
-    /// None matches for sure; these depend on fields the key leaves out.
-    Open(Box<[usize]>),
+pub(crate) struct Verdict(pub(crate) Box<[Left]>);
+
+/// A candidate rule the revealed fields do not rule out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Left {
+    pub(crate) rule: usize,
+    /// The revealed fields alone make it match: the rest cannot change that.
+    pub(crate) sure: bool,
 }
 
 pub(crate) struct Memo {
@@ -39,6 +54,9 @@ pub(crate) struct Memo {
     generation: u64,
     verdicts: HashMap<Box<[u8]>, Verdict, foldhash::fast::FixedState>,
     key: Vec<u8>,
+    /// What the rules' address items say of each list of addresses ([`KeyWriter::addresses`]).
+    outcomes: HashMap<Box<[u8]>, Box<[u8]>, foldhash::fast::FixedState>,
+    addresses: Vec<u8>,
 }
 
 thread_local! {
@@ -46,41 +64,78 @@ thread_local! {
         generation: 0,
         verdicts: HashMap::with_hasher(foldhash::fast::FixedState::default()),
         key: Vec::new(),
+        outcomes: HashMap::with_hasher(foldhash::fast::FixedState::default()),
+        addresses: Vec::new(),
     });
 }
 
-/// `decide` works out the verdict of a key not seen yet (from [`Revealed`]); `open` evaluates
-/// one rule the verdict left open on the whole envelope.
-pub(crate) fn may_match(
+/// The verdict for the key `write_key` writes, worked out by `decide` when not seen yet, handed
+/// to `answer`.
+fn with_verdict<R>(
     generation: u64,
-    envelope: &Envelope,
-    decide: impl FnOnce(&Revealed) -> Verdict,
-    mut open: impl FnMut(usize) -> bool,
-) -> bool {
+    write_key: impl FnOnce(&mut KeyWriter),
+    decide: impl FnOnce() -> Verdict,
+    answer: impl FnOnce(&Verdict) -> R,
+) -> R {
     MEMO.with_borrow_mut(|memo| {
+        if memo.generation != generation {
+            memo.outcomes.clear();
+        }
         if memo.generation != generation || memo.verdicts.len() >= CAPACITY {
             memo.verdicts.clear();
             memo.generation = generation;
         }
-        let Memo { verdicts, key, .. } = memo;
-        key_of(envelope, key);
-        if let Some(verdict) = verdicts.get(key.as_slice()) {
-            return verdict.answer(&mut open);
+        if memo.outcomes.len() >= CAPACITY {
+            memo.outcomes.clear();
         }
-        let verdict = decide(&Revealed(envelope));
-        let answer = verdict.answer(&mut open);
+        let Memo { verdicts, key, outcomes, addresses, .. } = memo;
+        key.clear();
+        write_key(&mut KeyWriter { key, outcomes, addresses });
+        if let Some(verdict) = verdicts.get(key.as_slice()) {
+            return answer(verdict);
+        }
+        let verdict = decide();
+        let answered = answer(&verdict);
         verdicts.insert(key.as_slice().into(), verdict);
-        answer
+        answered
     })
 }
 
-impl Verdict {
-    fn answer(&self, open: &mut impl FnMut(usize) -> bool) -> bool {
-        match self {
-            Verdict::Decided(may) => *may,
-            Verdict::Open(rules) => rules.iter().any(|&i| open(i)),
-        }
-    }
+/// Whether a rule may match the request whose last stage has `envelope`. `decide` works out the
+/// verdict of a key not seen yet (from [`Revealed`]); `open` evaluates one rule the verdict left
+/// open on the whole envelope.
+pub(crate) fn may_match(
+    generation: u64,
+    envelope: &Envelope,
+    addresses: Option<&[Item]>,
+    decide: impl FnOnce(&Revealed) -> Verdict,
+    mut open: impl FnMut(usize) -> bool,
+) -> bool {
+    with_verdict(
+        generation,
+        |key| key_of(envelope, addresses, key),
+        || decide(&Revealed(envelope)),
+        |verdict| verdict.0.iter().any(|left| left.sure) || verdict.0.iter().any(|left| open(left.rule)),
+    )
+}
+
+/// The rules that match the decoded `event`, in the index's order, into `out`: the rules its
+/// revealed fields ([`RevealedEvent`]) rule out are not evaluated, nor those they make sure of.
+/// `decide` works out the verdict of a key not seen yet; `full` evaluates one rule on the event.
+pub(crate) fn matching(
+    generation: u64,
+    event: &AuditEvent,
+    addresses: Option<&[Item]>,
+    decide: impl FnOnce(&RevealedEvent) -> Verdict,
+    mut full: impl FnMut(usize) -> bool,
+    out: &mut Vec<usize>,
+) {
+    with_verdict(
+        generation,
+        |key| key_of_event(event, addresses, key),
+        || decide(&RevealedEvent(event)),
+        |verdict| out.extend(verdict.0.iter().filter(|left| left.sure || full(left.rule)).map(|left| left.rule)),
+    )
 }
 
 /// An envelope that answers only for the fields its key holds ([`key_of`]), and "unknown" for
@@ -134,74 +189,188 @@ fn reveals(field: &Field) -> bool {
     }
 }
 
-/// Writes the values of every field [`reveals`] answers for, each with its length or presence,
-/// so that two envelopes have the same key only when all those answers are the same.
-fn key_of(e: &Envelope, key: &mut Vec<u8>) {
-    key.clear();
-    let text = |key: &mut Vec<u8>, s: &str| {
-        key.extend_from_slice(&(s.len() as u32).to_le_bytes());
-        key.extend_from_slice(s.as_bytes());
-    };
-    let option = |key: &mut Vec<u8>, s: Option<&str>| match s {
-        Some(s) => {
-            key.push(1);
-            text(key, s);
+/// The [`Revealed`] of a decoded request: the event's own answers for the fields [`reveals`]
+/// names, "unknown" for the rest and inside bodies, as an envelope would answer. Its key
+/// ([`key_of_event`]) writes the same values as [`key_of`] does, so a verdict holds for both.
+pub(crate) struct RevealedEvent<'e>(pub &'e AuditEvent);
+
+impl<'e> Fields<'e> for &RevealedEvent<'e> {
+    fn any(&self, field: &Field, f: &mut dyn FnMut(Scalar<'e>) -> bool) -> Option<bool> {
+        let e: &'e AuditEvent = self.0;
+        // What is inside a body or the status's text depends on more than the key holds.
+        let unknown_when_there = |there: bool| (!there).then_some(false);
+        match field {
+            Field::RequestObject(_)
+            | Field::PodSpec(_)
+            | Field::Containers(_)
+            | Field::Images
+            | Field::ImageRepositories
+            | Field::CsrSubject => unknown_when_there(e.request_object.is_some()),
+            Field::ResponseObject(_) => unknown_when_there(e.response_object.is_some()),
+            Field::ResponseStatus(_) => unknown_when_there(e.response_status.is_some()),
+            // Filled in by the hunt, not written in the key.
+            Field::RoleRefPower => None,
+            Field::ImpersonatedUser(_) if e.impersonated_user.is_none() => Some(false),
+            Field::ObjectRef(_) if e.object_ref.is_none() => Some(false),
+            _ if reveals(field) => Some(field.any(e, f)),
+            _ => None,
         }
-        None => key.push(0),
-    };
-    let list = |key: &mut Vec<u8>, items: &[std::borrow::Cow<str>]| {
-        key.extend_from_slice(&(items.len() as u32).to_le_bytes());
-        for item in items {
-            text(key, item);
-        }
-    };
-    text(key, &e.api_version);
-    option(key, e.stage.map(|s| s.as_str()));
-    option(key, e.level.as_deref());
-    text(key, &e.verb);
-    option(key, e.user_agent.as_deref());
-    list(key, &e.source_ips);
-    text(key, &e.user.username);
-    list(key, &e.user.groups);
-    match &e.impersonated_user {
-        Some(user) => {
-            key.push(1);
-            text(key, &user.username);
-            list(key, &user.groups);
-        }
-        None => key.push(0),
     }
-    match &e.object_ref {
-        Some(object) => {
-            key.push(1);
-            for field in [
-                ObjectRefField::Resource,
-                ObjectRefField::Subresource,
-                ObjectRefField::Namespace,
-                ObjectRefField::ApiGroup,
-                ObjectRefField::ApiVersion,
-            ] {
-                option(key, object[field as usize].as_deref());
+}
+
+/// Writes a key's values, each with its length or presence, so that two keys are the same only
+/// when every value is.
+struct KeyWriter<'k> {
+    key: &'k mut Vec<u8>,
+    outcomes: &'k mut HashMap<Box<[u8]>, Box<[u8]>, foldhash::fast::FixedState>,
+    addresses: &'k mut Vec<u8>,
+}
+
+impl KeyWriter<'_> {
+    fn text(&mut self, s: &str) {
+        self.key.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.key.extend_from_slice(s.as_bytes());
+    }
+
+    fn option(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.key.push(1);
+                self.text(s);
+            }
+            None => self.key.push(0),
+        }
+    }
+
+    fn list<S: AsRef<str>>(&mut self, items: &[S]) {
+        self.key.extend_from_slice(&(items.len() as u32).to_le_bytes());
+        for item in items {
+            self.text(item.as_ref());
+        }
+    }
+
+    fn user(&mut self, user: Option<(&str, &[impl AsRef<str>])>) {
+        match user {
+            Some((username, groups)) => {
+                self.key.push(1);
+                self.text(username);
+                self.list(groups);
+            }
+            None => self.key.push(0),
+        }
+    }
+
+    fn object_ref(&mut self, object: Option<[Option<&str>; 5]>) {
+        match object {
+            Some(fields) => {
+                self.key.push(1);
+                for field in fields {
+                    self.option(field);
+                }
+            }
+            None => self.key.push(0),
+        }
+    }
+
+    fn code(&mut self, code: Option<i64>) {
+        match code {
+            Some(code) => {
+                self.key.push(1);
+                self.key.extend_from_slice(&code.to_le_bytes());
+            }
+            None => self.key.push(0),
+        }
+    }
+
+    fn decision(&mut self, decision: Option<Option<&str>>) {
+        match decision {
+            None => self.key.push(0),
+            Some(None) => self.key.push(1),
+            Some(Some(decision)) => {
+                self.key.push(2);
+                self.text(decision);
             }
         }
-        None => key.push(0),
     }
-    match e.response_code {
-        Some(code) => {
-            key.push(1);
-            key.extend_from_slice(&code.to_le_bytes());
+
+    /// The addresses `ips` of `source`: what each of `items` (which read only the addresses)
+    /// says of them, in place of the addresses, or the addresses themselves without `items`.
+    /// Worked out once per list of addresses: a pod or a node keeps its address.
+    fn addresses<'a, S: AsRef<str>>(&mut self, ips: &[S], items: Option<&[Item]>, source: &impl Fields<'a>) {
+        let Some(items) = items else { return self.list(ips) };
+        self.addresses.clear();
+        for ip in ips {
+            let ip = ip.as_ref();
+            self.addresses.extend_from_slice(&(ip.len() as u32).to_le_bytes());
+            self.addresses.extend_from_slice(ip.as_bytes());
         }
-        None => key.push(0),
-    }
-    match e.annotation("authorization.k8s.io/decision") {
-        None => key.push(0),
-        Some(None) => key.push(1),
-        Some(Some(decision)) => {
-            key.push(2);
-            text(key, decision);
+        match self.outcomes.get(self.addresses.as_slice()) {
+            Some(outcomes) => self.key.extend_from_slice(outcomes),
+            None => {
+                let start = self.key.len();
+                for item in items {
+                    self.key.push(match item.eval(source) {
+                        None => 0,
+                        Some(false) => 1,
+                        Some(true) => 2,
+                    });
+                }
+                self.outcomes.insert(self.addresses.as_slice().into(), self.key[start..].into());
+            }
         }
     }
-    key.push(
-        u8::from(e.has_response_status) | u8::from(e.has_request_object) << 1 | u8::from(e.has_response_object) << 2,
+
+    fn presence(&mut self, response_status: bool, request_object: bool, response_object: bool) {
+        self.key.push(u8::from(response_status) | u8::from(request_object) << 1 | u8::from(response_object) << 2);
+    }
+}
+
+/// Writes the values of every field [`reveals`] answers for, so that two envelopes have the same
+/// key only when all those answers are the same.
+fn key_of(e: &Envelope, addresses: Option<&[Item]>, key: &mut KeyWriter) {
+    // An envelope always has an `apiVersion` (the reader requires it): written as present.
+    key.option(Some(&e.api_version));
+    key.option(e.stage.map(|s| s.as_str()));
+    key.option(e.level.as_deref());
+    key.text(&e.verb);
+    key.option(e.user_agent.as_deref());
+    key.addresses(&e.source_ips, addresses, &e);
+    key.text(&e.user.username);
+    key.list(&e.user.groups);
+    key.user(e.impersonated_user.as_ref().map(|u| (&*u.username, u.groups.as_slice())));
+    key.object_ref(e.object_ref.as_ref().map(|o| {
+        [
+            ObjectRefField::Resource,
+            ObjectRefField::Subresource,
+            ObjectRefField::Namespace,
+            ObjectRefField::ApiGroup,
+            ObjectRefField::ApiVersion,
+        ]
+        .map(|field| o[field as usize].as_deref())
+    }));
+    key.code(e.response_code);
+    key.decision(e.annotation("authorization.k8s.io/decision").map(|d| d.as_deref()));
+    key.presence(e.has_response_status, e.has_request_object, e.has_response_object);
+}
+
+/// [`key_of`] for a decoded request ([`RevealedEvent`]): the same bytes for the same answers.
+fn key_of_event(e: &AuditEvent, addresses: Option<&[Item]>, key: &mut KeyWriter) {
+    key.option(e.api_version.as_deref());
+    key.option(e.stage.map(|s| s.as_str()));
+    key.option(e.level.as_deref());
+    key.text(&e.verb);
+    key.option(e.user_agent.as_deref());
+    key.addresses(&e.source_ips, addresses, &e);
+    key.text(&e.user.username);
+    key.list(&e.user.groups);
+    key.user(e.impersonated_user.as_ref().map(|u| (&*u.username, u.groups.as_slice())));
+    key.object_ref(
+        e.object_ref
+            .as_ref()
+            .map(|o| [&o.resource, &o.subresource, &o.namespace, &o.api_group, &o.api_version].map(|v| v.as_deref())),
     );
+    key.code(e.response_code());
+    // The decoder keeps every annotation as text: a decision is never "not a string" here.
+    key.decision(e.decision().map(Some));
+    key.presence(e.response_status.is_some(), e.request_object.is_some(), e.response_object.is_some());
 }

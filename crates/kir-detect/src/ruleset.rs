@@ -8,7 +8,7 @@ use kir_audit::AuditEvent;
 use crate::correlation::{CorrelationRule, Correlator};
 use crate::detection::{Item, ItemOp, Placeholders, Search};
 use crate::finding::{Finding, SourceRef, actor_of, object_of};
-use crate::memo::Verdict;
+use crate::memo::{Left, Verdict};
 use crate::rule::{DetectionRule, ProblemSeverity, RuleProblem, parse_file};
 
 /// The built-in rules, embedded at build time: (path under `rules/`, text).
@@ -55,6 +55,8 @@ pub struct RuleSet {
     /// Rules that read what the hunt learns as it goes (`kir.roleRef.power`): left out of
     /// `matching`, run by `matching_contextual` on the event with its `context` filled in.
     contextual: Vec<usize>,
+    /// Every item of the active rules that reads `sourceIPs` ([`address_items`]).
+    address_items: Option<Vec<Item>>,
 }
 
 /// Most rules name the verbs and resources they are about: an event is only checked against
@@ -239,6 +241,7 @@ impl RuleSet {
         self.contextual = (0..self.detections.len())
             .filter(|&i| self.active[i] && reads_context(&self.detections[i].detection))
             .collect();
+        self.address_items = address_items(&self.detections, &self.active);
         let in_index: Vec<bool> =
             self.active.iter().enumerate().map(|(i, a)| *a && !self.contextual.contains(&i)).collect();
         self.index = RuleIndex::build(&self.detections, &in_index);
@@ -249,6 +252,20 @@ impl RuleSet {
     /// Indices of the detection rules that match `event`.
     pub fn matching(&self, event: &AuditEvent, out: &mut Vec<usize>) {
         let view = kir_audit::EventView::new(event);
+        crate::memo::matching(
+            self.index.generation,
+            event,
+            self.address_items.as_deref(),
+            |revealed| self.verdict(&event.verb, event.resource(), &revealed),
+            |i| self.detections[i].detection.matches_view(&view),
+            out,
+        );
+    }
+
+    /// [`RuleSet::matching`] without its memo: every candidate rule evaluated on the whole event.
+    /// The two always agree; this one is the reference the tests hold the memo to.
+    pub fn matching_rule_by_rule(&self, event: &AuditEvent, out: &mut Vec<usize>) {
+        let view = kir_audit::EventView::new(event);
         self.index.for_each_candidate(&event.verb, event.resource(), |i| {
             if self.detections[i].detection.matches_view(&view) {
                 out.push(i);
@@ -257,26 +274,32 @@ impl RuleSet {
         });
     }
 
+    /// What the fields a memo key holds (`revealed`) say of each candidate rule.
+    fn verdict<'a>(&self, verb: &str, resource: Option<&str>, revealed: &impl kir_audit::Fields<'a>) -> Verdict {
+        let mut left = Vec::new();
+        self.index.for_each_candidate(verb, resource, |rule| {
+            match self.detections[rule].detection.eval_partial(revealed) {
+                Some(false) => {}
+                Some(true) => left.push(Left { rule, sure: true }),
+                None => left.push(Left { rule, sure: false }),
+            }
+            false
+        });
+        Verdict(left.into())
+    }
+
     /// Whether any rule could match the request whose last stage has `envelope`: `false` when
     /// the envelope alone rules every rule out, so the hunt need not decode the request
     /// ([`kir_audit::envelope`]). Contextual rules are not asked: the caller decodes every
     /// request that could feed or need the roles it learns.
     pub fn may_match(&self, envelope: &kir_audit::Envelope) -> bool {
-        let decide = |revealed: &crate::memo::Revealed| {
-            let (mut open, mut matches) = (Vec::new(), false);
-            self.index.for_each_candidate(&envelope.verb, envelope.resource(), |i| {
-                match self.detections[i].detection.eval_partial(&revealed) {
-                    Some(true) => matches = true,
-                    Some(false) => {}
-                    None => open.push(i),
-                }
-                matches
-            });
-            if matches || open.is_empty() { Verdict::Decided(matches) } else { Verdict::Open(open.into()) }
-        };
-        crate::memo::may_match(self.index.generation, envelope, decide, |i| {
-            self.detections[i].detection.may_match(&envelope)
-        })
+        crate::memo::may_match(
+            self.index.generation,
+            envelope,
+            self.address_items.as_deref(),
+            |revealed| self.verdict(&envelope.verb, envelope.resource(), &revealed),
+            |i| self.detections[i].detection.may_match(&envelope),
+        )
     }
 
     /// [`RuleSet::may_match`] without its memo: every candidate rule asked on the whole
@@ -373,6 +396,33 @@ impl RuleSet {
             Search::Keywords(_) => false,
         })
     }
+}
+
+/// Every item of the `active` rules that reads `sourceIPs`, or `None` when an item compares a
+/// field with the addresses (`|fieldref`). The memo then keys a request by what these items
+/// say of its addresses rather than by the addresses: a busy cluster's requests come from
+/// thousands of pod and node addresses that no rule tells apart, and a key per address made
+/// the memo work out a verdict for most requests again.
+fn address_items(rules: &[DetectionRule], active: &[bool]) -> Option<Vec<Item>> {
+    let mut items = Vec::new();
+    let searches = rules.iter().zip(active).filter(|(_, a)| **a).flat_map(|(r, _)| &r.detection.searches);
+    for item in searches
+        .filter_map(|s| match s {
+            Search::Maps(maps) => Some(maps.iter().flatten()),
+            Search::Keywords(_) => None,
+        })
+        .flatten()
+    {
+        if let ItemOp::FieldRef(refs) = &item.op
+            && (item.field == kir_audit::Field::SourceIps || refs.contains(&kir_audit::Field::SourceIps))
+        {
+            return None;
+        }
+        if item.field == kir_audit::Field::SourceIps {
+            items.push(item.clone());
+        }
+    }
+    Some(items)
 }
 
 /// Whether a detection reads a field only the hunt's context fills.

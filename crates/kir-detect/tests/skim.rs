@@ -117,7 +117,17 @@ fn members() -> impl Strategy<Value = Vec<(&'static str, Value)>> {
     ]);
     (
         (text(), user(), prop::option::of(user())),
-        one_of(&[json!(["10.0.0.1"]), json!(["203.0.113.9", "10.0.0.1"]), json!([]), json!(null), json!(["x"])]),
+        one_of(&[
+            json!(["10.0.0.1"]),
+            json!(["10.0.0.2"]),
+            json!(["203.0.113.9", "10.0.0.1"]),
+            json!(["198.51.100.7"]),
+            json!(["2001:db8::1"]),
+            json!(["127.0.0.1"]),
+            json!([]),
+            json!(null),
+            json!(["x"]),
+        ]),
         one_of(&[json!("kubectl/v1.30"), json!("Mozilla/5.0"), json!(null), json!("curl\u{1}")]),
         (object_ref(), status(), annotations()),
         (body(), body(), uri),
@@ -290,6 +300,25 @@ proptest! {
         for line in lines {
             let Some(envelope) = Envelope::scan(&line) else { continue };
             prop_assert_eq!(rules.may_match(&envelope), rules.may_match_rule_by_rule(&envelope), "{}", line);
+        }
+    }
+
+    /// Decoded requests are matched through the same memo: its answers, in the same order, are
+    /// those of every candidate rule evaluated on the whole event (neighbours sharing a key
+    /// included, and addresses that only the rules' address items tell apart).
+    #[test]
+    fn decoded_requests_match_as_every_rule_asked_would(lines in line_and_neighbours()) {
+        let rules = builtin();
+        for line in lines {
+            let (mut out, mut skipped) = (Vec::new(), Vec::new());
+            decode(&line, &Origin::new("p", 1), &mut out, &mut skipped);
+            for record in out {
+                let Record::Audit(event) = record else { continue };
+                let (mut memo, mut every) = (Vec::new(), Vec::new());
+                rules.matching(&event, &mut memo);
+                rules.matching_rule_by_rule(&event, &mut every);
+                prop_assert_eq!(memo, every, "{}", line);
+            }
         }
     }
 
