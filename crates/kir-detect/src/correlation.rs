@@ -62,6 +62,9 @@ struct Entry {
 #[derive(Default)]
 struct Group {
     window: VecDeque<Entry>,
+    /// How many entries of the window hold each value (`value_count`): the distinct values are
+    /// counted as they come and go, not sorted out of the window at every event.
+    values: HashMap<String, usize>,
     /// Index in `Correlator::bursts` of the burst still going on.
     open: Option<usize>,
     /// The burst's latest event: it goes on while events come within the timespan of it.
@@ -208,15 +211,22 @@ impl Correlator {
                 group.open = None;
                 group.last = None;
             }
-            let window = &mut group.window;
-            window.retain(|e| e.time >= horizon && e.time <= end);
+            let Group { window, values, .. } = group;
+            window.retain(|e| {
+                let keep = e.time >= horizon && e.time <= end;
+                if !keep && let Some(value) = &e.value {
+                    forget(values, value);
+                }
+                keep
+            });
+            if let Some(value) = &value {
+                *values.entry(value.clone()).or_default() += 1;
+            }
             window.push_back(Entry { time, rule, value, finding: finding.clone() });
             let count = match &corr.kind {
                 CorrelationKind::EventCount => window.len(),
                 CorrelationKind::ValueCount(_) => {
-                    let mut values: Vec<&str> = window.iter().filter_map(|e| e.value.as_deref()).collect();
-                    values.sort_unstable();
-                    values.dedup();
+                    debug_assert_eq!(values.len(), distinct_values(window), "the counts follow the window");
                     values.len()
                 }
                 CorrelationKind::Temporal { ordered } => {
@@ -238,6 +248,7 @@ impl Correlator {
             };
             if corr.threshold.met(count as f64) {
                 let entries: Vec<Entry> = window.drain(..).collect();
+                values.clear();
                 let last = entries.iter().map(|e| e.time).max();
                 let finding = correlation_finding(corr, entries);
                 group.open = Some(self.bursts.len());
@@ -247,6 +258,21 @@ impl Correlator {
             }
         }
         out
+    }
+}
+
+/// The distinct values of a window, counted from its entries: what `Group::values` holds.
+fn distinct_values(window: &VecDeque<Entry>) -> usize {
+    window.iter().filter_map(|e| e.value.as_deref()).collect::<HashSet<_>>().len()
+}
+
+/// One entry holding `value` left the window.
+fn forget(values: &mut HashMap<String, usize>, value: &str) {
+    if let Some(count) = values.get_mut(value) {
+        *count -= 1;
+        if *count == 0 {
+            values.remove(value);
+        }
     }
 }
 

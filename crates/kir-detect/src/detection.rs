@@ -167,6 +167,24 @@ impl Detection {
     pub fn eval_partial<'a>(&self, source: &impl Fields<'a>) -> Option<bool> {
         self.condition.eval_partial(&mut |i| self.searches[i].eval(source))
     }
+
+    /// What each search says on `source` (`None`: the fields it lacks decide), and what the
+    /// condition says of them: the searches a memo key decides need not be asked again.
+    pub(crate) fn searches_partial<'a>(&self, source: &impl Fields<'a>) -> (Box<[Option<bool>]>, Option<bool>) {
+        let known: Box<[Option<bool>]> = self.searches.iter().map(|s| s.eval(source)).collect();
+        let verdict = self.condition.eval_partial(&mut |i| known[i]);
+        (known, verdict)
+    }
+
+    /// [`Detection::matches_view`], with the searches `known` decides taken from it.
+    pub(crate) fn matches_view_knowing(&self, view: &EventView, known: &[Option<bool>]) -> bool {
+        self.condition.eval(&mut |i| known[i].unwrap_or_else(|| self.searches[i].matches(view)))
+    }
+
+    /// [`Detection::may_match`], with the searches `known` decides taken from it.
+    pub(crate) fn may_match_knowing<'a>(&self, source: &impl Fields<'a>, known: &[Option<bool>]) -> bool {
+        self.condition.eval_partial(&mut |i| known[i].or_else(|| self.searches[i].eval(source))) != Some(false)
+    }
 }
 
 impl Search {

@@ -42,11 +42,14 @@ const CAPACITY: usize = 4096;
 pub(crate) struct Verdict(pub(crate) Box<[Left]>);
 
 /// A candidate rule the revealed fields do not rule out.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct Left {
     pub(crate) rule: usize,
     /// The revealed fields alone make it match: the rest cannot change that.
     pub(crate) sure: bool,
+    /// For a rule left open: what each of its searches says on the revealed fields (those that
+    /// read only them are decided, and are not asked again).
+    pub(crate) known: Box<[Option<bool>]>,
 }
 
 pub(crate) struct Memo {
@@ -102,39 +105,40 @@ fn with_verdict<R>(
 }
 
 /// Whether a rule may match the request whose last stage has `envelope`. `decide` works out the
-/// verdict of a key not seen yet (from [`Revealed`]); `open` evaluates one rule the verdict left
+/// verdict of a key not seen yet (from [`Revealed`]); `open` evaluates a rule the verdict left
 /// open on the whole envelope.
 pub(crate) fn may_match(
     generation: u64,
     envelope: &Envelope,
     addresses: Option<&[Item]>,
     decide: impl FnOnce(&Revealed) -> Verdict,
-    mut open: impl FnMut(usize) -> bool,
+    mut open: impl FnMut(&Left) -> bool,
 ) -> bool {
     with_verdict(
         generation,
         |key| key_of(envelope, addresses, key),
         || decide(&Revealed(envelope)),
-        |verdict| verdict.0.iter().any(|left| left.sure) || verdict.0.iter().any(|left| open(left.rule)),
+        |verdict| verdict.0.iter().any(|left| left.sure) || verdict.0.iter().any(&mut open),
     )
 }
 
 /// The rules that match the decoded `event`, in the index's order, into `out`: the rules its
 /// revealed fields ([`RevealedEvent`]) rule out are not evaluated, nor those they make sure of.
-/// `decide` works out the verdict of a key not seen yet; `full` evaluates one rule on the event.
+/// `decide` works out the verdict of a key not seen yet; `full` evaluates a rule left open on the
+/// whole event.
 pub(crate) fn matching(
     generation: u64,
     event: &AuditEvent,
     addresses: Option<&[Item]>,
     decide: impl FnOnce(&RevealedEvent) -> Verdict,
-    mut full: impl FnMut(usize) -> bool,
+    mut full: impl FnMut(&Left) -> bool,
     out: &mut Vec<usize>,
 ) {
     with_verdict(
         generation,
         |key| key_of_event(event, addresses, key),
         || decide(&RevealedEvent(event)),
-        |verdict| out.extend(verdict.0.iter().filter(|left| left.sure || full(left.rule)).map(|left| left.rule)),
+        |verdict| out.extend(verdict.0.iter().filter(|left| left.sure || full(left)).map(|left| left.rule)),
     )
 }
 

@@ -257,7 +257,7 @@ impl RuleSet {
             event,
             self.address_items.as_deref(),
             |revealed| self.verdict(&event.verb, event.resource(), &revealed),
-            |i| self.detections[i].detection.matches_view(&view),
+            |left| self.detections[left.rule].detection.matches_view_knowing(&view, &left.known),
             out,
         );
     }
@@ -278,10 +278,10 @@ impl RuleSet {
     fn verdict<'a>(&self, verb: &str, resource: Option<&str>, revealed: &impl kir_audit::Fields<'a>) -> Verdict {
         let mut left = Vec::new();
         self.index.for_each_candidate(verb, resource, |rule| {
-            match self.detections[rule].detection.eval_partial(revealed) {
-                Some(false) => {}
-                Some(true) => left.push(Left { rule, sure: true }),
-                None => left.push(Left { rule, sure: false }),
+            match self.detections[rule].detection.searches_partial(revealed) {
+                (_, Some(false)) => {}
+                (_, Some(true)) => left.push(Left { rule, sure: true, known: Box::default() }),
+                (known, None) => left.push(Left { rule, sure: false, known }),
             }
             false
         });
@@ -298,7 +298,7 @@ impl RuleSet {
             envelope,
             self.address_items.as_deref(),
             |revealed| self.verdict(&envelope.verb, envelope.resource(), &revealed),
-            |i| self.detections[i].detection.may_match(&envelope),
+            |left| self.detections[left.rule].detection.may_match_knowing(&envelope, &left.known),
         )
     }
 

@@ -107,6 +107,36 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A `value_count` burst over events out of order, with repeated values and events leaving
+    /// the window: the correlator's running count of distinct values (checked against the window
+    /// itself in debug builds) says when the threshold is met, as a count from scratch would.
+    #[test]
+    fn distinct_values_are_counted_as_events_come_and_go(
+        events in prop::collection::vec((0i64..3_600, 0usize..4, 0usize..2), 1..40),
+    ) {
+        let text = "title: base\nname: base\nlogsource: {product: kubernetes, service: audit}\ndetection:\n  sel:\n    verb: get\n  condition: sel\nlevel: low\n---\ntitle: names\nname: names\ncorrelation:\n  type: value_count\n  rules: [base]\n  group-by: [user.username]\n  timespan: 10m\n  condition:\n    field: objectRef.name\n    gte: 3\nlevel: medium\n";
+        let set = load(text);
+        prop_assert_eq!(set.correlations.len(), 1);
+        let mut correlator = set.correlator();
+        let mut bursts = 0;
+        for (i, (second, name, user)) in events.into_iter().enumerate() {
+            let event = kir_audit::AuditEvent {
+                verb: "get".into(),
+                audit_id: format!("a{i}"),
+                user: kir_audit::UserInfo { username: format!("u{user}"), ..Default::default() },
+                object_ref: Some(kir_audit::ObjectRef { name: Some(format!("n{name}")), ..Default::default() }),
+                request_received: Some(jiff::Timestamp::from_second(1_800_000_000 + second).unwrap()),
+                ..Default::default()
+            };
+            bursts += set.detect(&mut correlator, &event).len();
+        }
+        prop_assert_eq!(bursts, correlator.burst_count());
+    }
+}
+
 #[test]
 fn detect_feeds_the_burst_and_reports_it_once_its_threshold_is_met() {
     let set = load(&correlation("10m"));
