@@ -144,20 +144,50 @@ impl<'a> Envelope<'a> {
         }
     }
 
-    /// Back to [`Envelope::default`], keeping the room of its lists.
+    /// Back to [`Envelope::default`], keeping the room of its lists. Field by field: building a
+    /// default envelope and moving it in copied the whole struct for every line. Every field is
+    /// named, so a new one cannot be forgotten here.
     fn clear(&mut self) {
-        let mut source_ips = std::mem::take(&mut self.source_ips);
-        let mut groups = std::mem::take(&mut self.user.groups);
-        let mut annotations = std::mem::take(&mut self.annotations);
-        source_ips.clear();
-        groups.clear();
-        annotations.clear();
-        *self = Envelope {
+        let Envelope {
+            api_version,
+            audit_id,
+            stage,
+            level,
+            verb,
+            request_uri,
+            user,
+            impersonated_user,
             source_ips,
+            user_agent,
+            object_ref,
+            has_response_status,
+            response_code,
+            has_request_object,
+            has_response_object,
+            request_received,
+            stage_time,
             annotations,
-            user: EnvelopeUser { groups, ..EnvelopeUser::default() },
-            ..Envelope::default()
-        };
+        } = self;
+        let EnvelopeUser { username, uid, groups, has_extra } = user;
+        for text in [api_version, audit_id, verb, request_uri, username] {
+            *text = Cow::Borrowed("");
+        }
+        for text in [level, user_agent, uid] {
+            *text = None;
+        }
+        groups.clear();
+        *has_extra = false;
+        *stage = None;
+        *impersonated_user = None;
+        source_ips.clear();
+        *object_ref = None;
+        *has_response_status = false;
+        *response_code = None;
+        *has_request_object = false;
+        *has_response_object = false;
+        *request_received = None;
+        *stage_time = None;
+        annotations.clear();
     }
 
     /// `earlier` is set when the line turns out to be an earlier stage that `early_stage` takes.
@@ -1011,6 +1041,16 @@ mod tests {
             let text = format!("{json}{tail}");
             prop_assert_eq!(skip_nested(text.as_bytes(), 0), Some(json.len()), "{}", text);
         }
+    }
+
+    #[test]
+    fn a_cleared_envelope_is_a_default_one() {
+        let line = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"a\u0041","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"u","uid":"1","groups":["g"],"extra":{"k":["v"]}},"impersonatedUser":{"username":"i"},"sourceIPs":["10.0.0.1"],"userAgent":"kubectl","objectRef":{"resource":"pods","namespace":"n"},"responseStatus":{"code":200},"requestObject":{},"responseObject":{},"requestReceivedTimestamp":"2026-11-28T00:00:00Z","stageTimestamp":"2026-11-28T00:00:01Z","annotations":{"a":"b","c":1}}"#;
+        let mut envelope = Envelope::default();
+        assert_eq!(Envelope::read_into(line, &mut envelope), Kind::Last);
+        assert!(envelope.has_response_object && envelope.user.has_extra && envelope.impersonated_user.is_some());
+        envelope.clear();
+        assert_eq!(format!("{envelope:?}"), format!("{:?}", Envelope::default()));
     }
 
     #[test]

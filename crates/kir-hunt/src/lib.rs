@@ -440,7 +440,8 @@ enum Piece {
     /// An earlier stage whose line turned out broken when it was joined: its problem is among
     /// the chunk's skipped lines, and it is no record.
     Unreadable,
-    Falco(kir_audit::FalcoAlert),
+    /// Boxed: an alert is rare and large, and every piece of a batch is moved twice.
+    Falco(Box<kir_audit::FalcoAlert>),
     Plain(Plain),
 }
 
@@ -571,7 +572,7 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
                             Piece::Held(Box::new(e), k, presence)
                         }
                         Record::Audit(e) => last_stage(rules, Box::new(e), &mut local, &mut skipped),
-                        Record::Falco(alert) => Piece::Falco(alert),
+                        Record::Falco(alert) => Piece::Falco(Box::new(alert)),
                     };
                     local.push(Local::Piece(piece));
                 }
