@@ -121,6 +121,15 @@ impl LazyJson {
         })
     }
 
+    /// Drops the parsed value when the text is kept to parse it again: a hunt matches a request
+    /// where it was decoded and hands it on to another thread, which then need not free the
+    /// parsed tree (freeing memory another thread allocated costs more).
+    pub fn forget_parsed(&mut self) {
+        if self.raw.is_some() {
+            self.parsed.take();
+        }
+    }
+
     /// The compact JSON text, as logged.
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         match &self.raw {

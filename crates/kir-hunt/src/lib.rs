@@ -457,7 +457,8 @@ enum Local<'b> {
 fn last_stage(rules: &RuleSet, e: Box<AuditEvent>, local: &mut [Local], skipped: &mut Vec<Skipped>) -> Piece {
     let (k, presence) = (merge_key(&e), e.presence());
     let Some(slot) = earlier_in_chunk(local, k, &e.audit_id) else {
-        let findings = match_event(rules, &e);
+        let mut e = e;
+        let findings = match_in_decoder(rules, &mut e);
         return Piece::Last(e, k, presence, findings, false);
     };
     let Local::Early { origin, text, walked, .. } = std::mem::replace(slot, Local::Piece(Piece::Joined)) else {
@@ -473,17 +474,18 @@ fn last_stage(rules: &RuleSet, e: Box<AuditEvent>, local: &mut [Local], skipped:
         Earlier::Nothing(origin) => {
             let mut e = e;
             e.origin = origin;
-            let findings = match_event(rules, &e);
+            let findings = match_in_decoder(rules, &mut e);
             Piece::Last(e, k, presence, findings, true)
         }
         Earlier::Broken => {
-            let findings = match_event(rules, &e);
+            let mut e = e;
+            let findings = match_in_decoder(rules, &mut e);
             Piece::Last(e, k, presence, findings, true)
         }
         Earlier::Adds(mut earlier) => {
             earlier.absorb(*e);
             let presence = earlier.presence();
-            let findings = match_event(rules, &earlier);
+            let findings = match_in_decoder(rules, &mut earlier);
             Piece::Last(earlier, k, presence, findings, true)
         }
     }
@@ -493,6 +495,18 @@ fn match_event(rules: &RuleSet, event: &AuditEvent) -> Vec<(usize, Finding)> {
     let mut hits = Vec::new();
     rules.matching(event, &mut hits);
     hits.into_iter().map(|r| (r, rules.finding(r, event))).collect()
+}
+
+/// [`match_event`] in a decoder, which hands the event on to the processing thread: the bodies
+/// the rules parsed are dropped here, on the thread that parsed them
+/// ([`kir_audit::LazyJson::forget_parsed`]; freeing what another thread allocated costs more),
+/// and the few later readers (the roles a binding refers to) parse them again.
+fn match_in_decoder(rules: &RuleSet, event: &mut AuditEvent) -> Vec<(usize, Finding)> {
+    let found = match_event(rules, event);
+    for body in [&mut event.request_object, &mut event.response_object].into_iter().flatten() {
+        body.forget_parsed();
+    }
+    found
 }
 
 /// Whether the envelope of a last stage leaves the request undecoded: no rule could match it,
