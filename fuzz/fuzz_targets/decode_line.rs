@@ -31,6 +31,10 @@ fuzz_target!(|data: &[u8]| {
         && let [Record::Audit(event)] = out.as_slice()
     {
         assert_eq!(envelope.presence(), event.presence());
+        // A request some rule may match is built from its envelope: it must be the decoded one.
+        if let Some(built) = envelope.to_event(text, &Origin::new("fuzz", 1)) {
+            assert_eq!(&built, event);
+        }
         for name in ["verb", "user.username", "user.groups", "sourceIPs", "objectRef.resource", "responseStatus.code", "kir.decision"] {
             let field = Field::parse(name);
             let mut seen = Vec::new();

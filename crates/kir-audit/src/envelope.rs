@@ -6,7 +6,8 @@
 //! scanner, which copies nothing (strings are borrowed from the line unless they have escapes)
 //! and passes over request and response bodies by their brackets, and asks the rules whether the
 //! request could match ([`crate::field::Fields`] answers "unknown" for what the envelope does not
-//! hold). Only a request that could match is decoded into an [`crate::AuditEvent`].
+//! hold). Only a request that could match becomes an [`crate::AuditEvent`], built from the
+//! envelope and the bodies' text ([`Envelope::to_event`]) rather than decoded again.
 //!
 //! The scanner gives up (`None`) on anything but the plain shape the API server writes: a member
 //! it does not know, a `null`, a duplicate member, a number that is not an integer where one is
@@ -56,8 +57,13 @@ pub struct Envelope<'a> {
     pub object_ref: Option<EnvelopeObjectRef<'a>>,
     pub has_response_status: bool,
     pub response_code: Option<i64>,
+    /// `responseStatus`'s `status`, `reason` and `message`.
+    pub response_status_text: [Option<Cow<'a, str>>; 3],
     pub has_request_object: bool,
     pub has_response_object: bool,
+    /// Where the request and response bodies are in the line.
+    pub request_object_span: Option<std::ops::Range<usize>>,
+    pub response_object_span: Option<std::ops::Range<usize>>,
     pub request_received: Option<Timestamp>,
     pub stage_time: Option<Timestamp>,
     /// Annotations in line order; a value that is not a string is `None` (its text is not kept).
@@ -162,8 +168,11 @@ impl<'a> Envelope<'a> {
             object_ref,
             has_response_status,
             response_code,
+            response_status_text,
             has_request_object,
             has_response_object,
+            request_object_span,
+            response_object_span,
             request_received,
             stage_time,
             annotations,
@@ -183,8 +192,11 @@ impl<'a> Envelope<'a> {
         *object_ref = None;
         *has_response_status = false;
         *response_code = None;
+        *response_status_text = Default::default();
         *has_request_object = false;
         *has_response_object = false;
+        *request_object_span = None;
+        *response_object_span = None;
         *request_received = None;
         *stage_time = None;
         annotations.clear();
@@ -259,7 +271,7 @@ impl<'a> Envelope<'a> {
                         match i {
                             _ if s.null() => {}
                             Some(0) => e.response_code = Some(s.integer()?),
-                            Some(_) => drop(s.string()?),
+                            Some(i) => e.response_status_text[i - 1] = Some(s.string()?),
                             // `metadata`, `details`: the decoder ignores them too.
                             None => s.skip_value()?,
                         }
@@ -268,12 +280,16 @@ impl<'a> Envelope<'a> {
                     e.has_response_status = true;
                 }
                 Member::RequestObject => {
+                    let start = s.at;
                     s.skip_value()?;
                     e.has_request_object = true;
+                    e.request_object_span = Some(start..s.at);
                 }
                 Member::ResponseObject => {
+                    let start = s.at;
                     s.skip_value()?;
                     e.has_response_object = true;
+                    e.response_object_span = Some(start..s.at);
                 }
                 Member::Level => e.level = Some(string(s)?),
                 Member::Verb => e.verb = string(s)?,
@@ -318,6 +334,73 @@ impl<'a> Envelope<'a> {
         let required = seen & FIRST_FOUR == FIRST_FOUR;
         let last = e.stage.is_some_and(Stage::is_final);
         (required && last && is_audit_event(kind_ok, &e.api_version, &e.audit_id)).then_some(())
+    }
+
+    /// The event [`crate::decode`] makes of `text`, the line this envelope was read from
+    /// (`origin` is where it was read), built from the envelope instead of decoding the line
+    /// again: a request some rule may match is decoded without a second pass over its members.
+    /// `None` when the envelope does not hold all of it (a user's `extra`, an annotation that is
+    /// not a string, a body that is not valid JSON): the decoder then reads the line.
+    pub fn to_event(&self, text: &str, origin: &crate::Origin) -> Option<crate::AuditEvent> {
+        use crate::event::{LazyJson, ObjectRef, ResponseStatus, UserInfo};
+        let user = |u: &EnvelopeUser| {
+            (!u.has_extra).then(|| UserInfo {
+                username: u.username.to_string(),
+                uid: u.uid.as_deref().map(str::to_string),
+                groups: u.groups.iter().map(|g| g.to_string()).collect(),
+                extra: Default::default(),
+            })
+        };
+        // A body is checked as the decoder checks it: it must be valid JSON.
+        let body = |span: &Option<std::ops::Range<usize>>| match span {
+            None => Some(None),
+            Some(span) => serde_json::value::RawValue::from_string(text.get(span.clone())?.to_string())
+                .ok()
+                .map(|raw| Some(LazyJson::from_raw(raw))),
+        };
+        let owned = |s: &Option<Cow<str>>| s.as_deref().map(str::to_string);
+        let mut annotations = std::collections::BTreeMap::new();
+        for (key, value) in &self.annotations {
+            annotations.insert(key.to_string(), value.as_deref()?.to_string());
+        }
+        Some(crate::AuditEvent {
+            api_version: Some(self.api_version.to_string()),
+            audit_id: self.audit_id.to_string(),
+            stage: self.stage,
+            level: owned(&self.level),
+            verb: self.verb.to_string(),
+            request_uri: self.request_uri.to_string(),
+            user: user(&self.user)?,
+            impersonated_user: match &self.impersonated_user {
+                Some(u) => Some(user(u)?),
+                None => None,
+            },
+            source_ips: self.source_ips.iter().map(|ip| ip.to_string()).collect(),
+            user_agent: owned(&self.user_agent),
+            object_ref: self.object_ref.as_ref().map(|o| ObjectRef {
+                resource: owned(&o[0]),
+                subresource: owned(&o[1]),
+                namespace: owned(&o[2]),
+                name: owned(&o[3]),
+                uid: owned(&o[4]),
+                api_group: owned(&o[5]),
+                api_version: owned(&o[6]),
+                resource_version: owned(&o[7]),
+            }),
+            response_status: self.has_response_status.then(|| ResponseStatus {
+                code: self.response_code,
+                status: owned(&self.response_status_text[0]),
+                reason: owned(&self.response_status_text[1]),
+                message: owned(&self.response_status_text[2]),
+            }),
+            request_object: body(&self.request_object_span)?,
+            response_object: body(&self.response_object_span)?,
+            request_received: self.request_received,
+            stage_time: self.stage_time,
+            annotations,
+            origin: origin.clone(),
+            context: Default::default(),
+        })
     }
 
     /// [`crate::AuditEvent::presence`] of the event this line decodes to.
@@ -1040,6 +1123,28 @@ mod tests {
             let json = serde_json::to_string(&value).expect("serializable");
             let text = format!("{json}{tail}");
             prop_assert_eq!(skip_nested(text.as_bytes(), 0), Some(json.len()), "{}", text);
+        }
+    }
+
+    /// The envelope passes over a body by its brackets; the event built from it checks the body
+    /// as the decoder does, and leaves a broken one to the decoder, which says what is wrong.
+    #[test]
+    fn a_broken_body_is_left_to_the_decoder() {
+        let line = |body: &str| {
+            format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","stage":"ResponseComplete","verb":"create","requestObject":{body}}}"#
+            )
+        };
+        let origin = crate::Origin::new("p", 1);
+        for (body, built) in [(r#"{"a":[1,"]"]}"#, true), (r#"{"a":tru}"#, false), (r#"{"a":1,}"#, false)] {
+            let line = line(body);
+            let mut envelope = Envelope::default();
+            assert_eq!(Envelope::read_into(&line, &mut envelope), Kind::Last, "{line}");
+            let event = envelope.to_event(&line, &origin);
+            assert_eq!(event.is_some(), built, "{line}");
+            if let Some(event) = event {
+                assert_eq!(event.request_object.expect("a body").text(), body);
+            }
         }
     }
 

@@ -578,7 +578,11 @@ fn decode(batch: LineBatch, rules: &RuleSet, skim: bool) -> Decoded {
                     continue;
                 }
                 let origin = batch.origin(span);
-                kir_audit::decode(text, &origin, &mut records, &mut skipped);
+                // A last stage read whole is built from its envelope; anything else is decoded.
+                match (line == Kind::Last).then(|| envelope.to_event(text, &origin)).flatten() {
+                    Some(event) => records.push(Record::Audit(event)),
+                    None => kir_audit::decode(text, &origin, &mut records, &mut skipped),
+                }
                 for record in records.drain(..) {
                     let piece = match record {
                         Record::Audit(e) if e.stage.is_some_and(|s| !s.is_final()) => {
