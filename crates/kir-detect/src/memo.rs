@@ -329,52 +329,98 @@ impl KeyWriter<'_> {
     }
 }
 
-/// Writes the values of every field [`reveals`] answers for, so that two envelopes have the same
-/// key only when all those answers are the same.
-fn key_of(e: &Envelope, addresses: Option<&[Item]>, key: &mut KeyWriter) {
-    // An envelope always has an `apiVersion` (the reader requires it): written as present.
-    key.option(Some(&e.api_version));
-    key.option(e.stage.map(|s| s.as_str()));
-    key.option(e.level.as_deref());
-    key.text(&e.verb);
-    key.option(e.user_agent.as_deref());
-    key.addresses(&e.source_ips, addresses, &e);
-    key.text(&e.user.username);
-    key.list(&e.user.groups);
-    key.user(e.impersonated_user.as_ref().map(|u| (&*u.username, u.groups.as_slice())));
-    key.object_ref(e.object_ref.as_ref().map(|o| {
-        [
-            ObjectRefField::Resource,
-            ObjectRefField::Subresource,
-            ObjectRefField::Namespace,
-            ObjectRefField::ApiGroup,
-            ObjectRefField::ApiVersion,
-        ]
-        .map(|field| o[field as usize].as_deref())
-    }));
-    key.code(e.response_code);
-    key.decision(e.annotation("authorization.k8s.io/decision").map(|d| d.as_deref()));
-    key.presence(e.has_response_status, e.has_request_object, e.has_response_object);
+/// The values a key is written from, taken from an envelope or a decoded request: one writer
+/// ([`KeyFields::write`]) makes the same bytes from both, so their verdicts are shared.
+struct KeyFields<'a, S> {
+    api_version: Option<&'a str>,
+    stage: Option<&'a str>,
+    level: Option<&'a str>,
+    verb: &'a str,
+    user_agent: Option<&'a str>,
+    source_ips: &'a [S],
+    username: &'a str,
+    groups: &'a [S],
+    impersonated: Option<(&'a str, &'a [S])>,
+    /// Resource, subresource, namespace, API group and version.
+    object: Option<[Option<&'a str>; 5]>,
+    code: Option<i64>,
+    /// `Some(None)`: an annotation that is not a string.
+    decision: Option<Option<&'a str>>,
+    /// Whether the response status, the request body and the response body are there.
+    presence: (bool, bool, bool),
 }
 
-/// [`key_of`] for a decoded request ([`RevealedEvent`]): the same bytes for the same answers.
+impl<S: AsRef<str>> KeyFields<'_, S> {
+    /// Writes the values of every field [`reveals`] answers for, so that two requests have the
+    /// same key only when all those answers are the same (`source` answers the address items).
+    fn write<'s>(&self, addresses: Option<&[Item]>, source: &impl Fields<'s>, key: &mut KeyWriter) {
+        key.option(self.api_version);
+        key.option(self.stage);
+        key.option(self.level);
+        key.text(self.verb);
+        key.option(self.user_agent);
+        key.addresses(self.source_ips, addresses, source);
+        key.text(self.username);
+        key.list(self.groups);
+        key.user(self.impersonated);
+        key.object_ref(self.object);
+        key.code(self.code);
+        key.decision(self.decision);
+        let (status, request, response) = self.presence;
+        key.presence(status, request, response);
+    }
+}
+
+/// The key of a last stage's envelope.
+fn key_of(e: &Envelope, addresses: Option<&[Item]>, key: &mut KeyWriter) {
+    KeyFields {
+        // An envelope always has an `apiVersion` (the reader requires it).
+        api_version: Some(&e.api_version),
+        stage: e.stage.map(|s| s.as_str()),
+        level: e.level.as_deref(),
+        verb: &e.verb,
+        user_agent: e.user_agent.as_deref(),
+        source_ips: &e.source_ips,
+        username: &e.user.username,
+        groups: &e.user.groups,
+        impersonated: e.impersonated_user.as_ref().map(|u| (&*u.username, u.groups.as_slice())),
+        object: e.object_ref.as_ref().map(|o| {
+            [
+                ObjectRefField::Resource,
+                ObjectRefField::Subresource,
+                ObjectRefField::Namespace,
+                ObjectRefField::ApiGroup,
+                ObjectRefField::ApiVersion,
+            ]
+            .map(|field| o[field as usize].as_deref())
+        }),
+        code: e.response_code,
+        decision: e.annotation("authorization.k8s.io/decision").map(|d| d.as_deref()),
+        presence: (e.has_response_status, e.has_request_object, e.has_response_object),
+    }
+    .write(addresses, &e, key);
+}
+
+/// The key of a decoded request ([`RevealedEvent`]).
 fn key_of_event(e: &AuditEvent, addresses: Option<&[Item]>, key: &mut KeyWriter) {
-    key.option(e.api_version.as_deref());
-    key.option(e.stage.map(|s| s.as_str()));
-    key.option(e.level.as_deref());
-    key.text(&e.verb);
-    key.option(e.user_agent.as_deref());
-    key.addresses(&e.source_ips, addresses, &e);
-    key.text(&e.user.username);
-    key.list(&e.user.groups);
-    key.user(e.impersonated_user.as_ref().map(|u| (&*u.username, u.groups.as_slice())));
-    key.object_ref(
-        e.object_ref
+    KeyFields {
+        api_version: e.api_version.as_deref(),
+        stage: e.stage.map(|s| s.as_str()),
+        level: e.level.as_deref(),
+        verb: &e.verb,
+        user_agent: e.user_agent.as_deref(),
+        source_ips: &e.source_ips,
+        username: &e.user.username,
+        groups: &e.user.groups,
+        impersonated: e.impersonated_user.as_ref().map(|u| (&*u.username, u.groups.as_slice())),
+        object: e
+            .object_ref
             .as_ref()
             .map(|o| [&o.resource, &o.subresource, &o.namespace, &o.api_group, &o.api_version].map(|v| v.as_deref())),
-    );
-    key.code(e.response_code());
-    // The decoder keeps every annotation as text: a decision is never "not a string" here.
-    key.decision(e.decision().map(Some));
-    key.presence(e.response_status.is_some(), e.request_object.is_some(), e.response_object.is_some());
+        code: e.response_code(),
+        // The decoder keeps every annotation as text: a decision is never "not a string" here.
+        decision: e.decision().map(Some),
+        presence: (e.response_status.is_some(), e.request_object.is_some(), e.response_object.is_some()),
+    }
+    .write(addresses, &e, key);
 }
